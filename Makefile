@@ -1,0 +1,47 @@
+# Two commands for a newcomer:  `make demo`  and  `make test`.
+# Both install into .venv first when needed (idempotent: skipped when nothing changed).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+export HF_HUB_OFFLINE ?= 1
+export GRADIO_ANALYTICS_ENABLED := False
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: setup demo test test-all lint format photos bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml scripts/install_system_deps.sh
+	bash scripts/install_system_deps.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: setup
+	$(PY) app.py
+
+test: setup
+	$(PY) -m pytest -q
+
+test-all: setup
+	$(PY) -m pytest -q -m "not gpu"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+photos: setup
+	$(PY) -m headshot_lab.testing.photos
+
+bench: setup
+	$(PY) benchmarks/cpu_check.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

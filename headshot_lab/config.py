@@ -1,0 +1,61 @@
+"""Settings, read from ``HEADSHOT_LAB_*`` environment variables.
+
+===============================  ===========================================  =====================
+variable                         meaning                                      default
+===============================  ===========================================  =====================
+``HEADSHOT_LAB_DATA_DIR``        where sessions, caches and outputs live      ``~/.cache/headshot-lab``
+``HEADSHOT_LAB_TTL_HOURS``       hours before a session is purged (0–720)     ``24``
+``HEADSHOT_LAB_MAX_PIXELS``      decompression-bomb cap, in pixels            ``40_000_000``
+``HEADSHOT_LAB_MIN_SIDE``        smallest accepted photo side, in pixels      ``256``
+``HEADSHOT_LAB_FACE_BACKEND``    default face backend                         ``dlib``
+``HEADSHOT_LAB_INSIGHTFACE_DIR`` folder with an insightface model pack        unset
+``HEADSHOT_LAB_BASE_MODEL``      diffusers base model (Hub id or local path)  unset
+``HEADSHOT_LAB_DEVICE``          ``cpu``, ``cuda``, ``mps`` or ``auto``        ``auto``
+===============================  ===========================================  =====================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ENV_PREFIX = "HEADSHOT_LAB_"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(ENV_PREFIX + name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All run-time settings. Build with :func:`get_settings`, override with ``replace``."""
+
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "headshot-lab")
+    ttl_hours: float = 24.0
+    max_pixels: int = 40_000_000
+    min_side: int = 256
+    face_backend: str = "dlib"
+    insightface_dir: Path | None = None
+    base_model: str | None = None
+    device: str = "auto"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (called fresh each time; cheap)."""
+    defaults = Settings()
+    insightface_dir = _env("INSIGHTFACE_DIR")
+    return Settings(
+        data_dir=Path(_env("DATA_DIR", str(defaults.data_dir))).expanduser(),
+        ttl_hours=float(_env("TTL_HOURS", str(defaults.ttl_hours))),
+        max_pixels=int(_env("MAX_PIXELS", str(defaults.max_pixels))),
+        min_side=int(_env("MIN_SIDE", str(defaults.min_side))),
+        face_backend=_env("FACE_BACKEND", defaults.face_backend),
+        insightface_dir=Path(insightface_dir).expanduser() if insightface_dir else None,
+        base_model=_env("BASE_MODEL"),
+        device=_env("DEVICE", defaults.device),
+    )

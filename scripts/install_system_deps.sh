@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Debian packages the project needs. Idempotent: installs only what is missing.
+#   libgl1, libglib2.0-0  - OpenCV (insightface pulls in the non-headless build) and mediapipe
+#   chromium, chromium-driver - the real-browser UI test (only with WITH_BROWSER=1)
+set -euo pipefail
+packages=(libgl1 libglib2.0-0)
+if [[ "${WITH_BROWSER:-0}" == "1" ]]; then
+  packages+=(chromium chromium-driver)
+fi
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+if ! command -v apt-get >/dev/null; then
+  echo "Missing system packages: ${missing[*]} (install them with your package manager)" >&2
+  exit 1
+fi
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "Installing system packages: ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,47 @@
+"""Shared fixtures. Real photos come from registry packages (see headshot_lab.testing.photos)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(scope="session")
+def real_photos() -> dict[str, Path]:
+    """``{name: path}`` of every real test photo; skips (saying why) if the registry is unreachable."""
+    from headshot_lab.testing.photos import PhotoSourceUnavailable, real_photos
+
+    try:
+        return real_photos()
+    except PhotoSourceUnavailable as exc:
+        pytest.skip(f"real test photos unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def load_real(real_photos):
+    """``load_real("obama") -> (H, W, 3) uint8`` RGB array (cached)."""
+    from headshot_lab.io import load_rgb
+
+    cache: dict[str, np.ndarray] = {}
+
+    def _load(name: str) -> np.ndarray:
+        if name not in cache:
+            cache[name] = load_rgb(real_photos[name], min_side=0)
+        return cache[name].copy()
+
+    return _load
+
+
+@pytest.fixture()
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """An isolated ``HEADSHOT_LAB_DATA_DIR`` for one test."""
+    path = tmp_path / "data"
+    monkeypatch.setenv("HEADSHOT_LAB_DATA_DIR", str(path))
+    return path
