@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from headshot_lab.errors import FaceNotFoundError
+from headshot_lab.faces.align import align_face, arcface_template, landmarks5_from_68
 from headshot_lab.faces.base import (
     LANDMARK5_NAMES,
     Face,
@@ -27,11 +28,14 @@ __all__ = [
     "LANDMARK5_NAMES",
     "Face",
     "FaceBackend",
+    "align_face",
+    "arcface_template",
     "available_backends",
     "detect_faces",
     "embed",
     "get_backend",
     "l2_normalize",
+    "landmarks5_from_68",
     "largest_face",
     "register_backend",
     "similarity",

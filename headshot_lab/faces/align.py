@@ -118,6 +118,17 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return pts @ m[:, :2].T + m[:, 2]
 
 
+def clip_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
+    """Round ``(left, top, right, bottom)`` to ints and clip it to ``[0, width] × [0, height]``."""
+    left, top, right, bottom = (round(float(v)) for v in box)
+    return (
+        min(max(left, 0), width),
+        min(max(top, 0), height),
+        min(max(right, 0), width),
+        min(max(bottom, 0), height),
+    )
+
+
 def landmarks5_from_68(points68: np.ndarray) -> np.ndarray:
     """Reduce iBUG/dlib 68 landmarks to the 5-point ArcFace order.
 

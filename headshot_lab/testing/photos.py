@@ -66,7 +66,10 @@ def _suffix(member: str) -> str:
 
 def _from_installed_package(member: str) -> Path | None:
     top = member.split("/", 1)[0]
-    spec = importlib.util.find_spec(top)
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):  # e.g. "face_recognition-1.3.0" (an sdist folder, not a module)
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     candidate = Path(next(iter(spec.submodule_search_locations))).parent / member

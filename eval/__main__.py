@@ -1,0 +1,111 @@
+"""``python -m eval``: run an audit, or merge shards.
+
+    python -m eval --config eval/configs/offline.yaml --output-path outputs/audit \\
+        [--limit N] [--seed S] [--generator SPEC ...] [--dataset SPEC] [--num-proc N] [--shard I/N]
+    python -m eval merge DIR1 DIR2 ... --output-path DIR
+    python -m eval generators          # list the registered generators
+
+Exit codes: 0 done, 1 the audit could not run (the message says why and what to do), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+
+def build_run_parser(prog: str = "python -m eval") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Audit a headshot generator for bias (headshot-lab).")
+    add_run_arguments(parser)
+    return parser
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config (a path, or a name in eval/configs: offline, fairface …)")
+    parser.add_argument("--output-path", "--output_path", dest="output_path", required=True, help="folder for the results")
+    parser.add_argument("--limit", type=int, default=None, help="at most N source images (per shard)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of generators, bootstrap and folds")
+    parser.add_argument(
+        "--generator", action="append", default=None, metavar="SPEC",
+        help="generator spec (repeat, or comma-separate): null, studio, pipeline, folder:PATH, lighten:D, darken:D, "
+        "identity_blend:A, smooth:S, tone_jitter:D — replaces the config's list",
+    )
+    parser.add_argument("--dataset", default=None, help="offline | imagefolder:PATH | a Hub id (replaces the config's)")
+    parser.add_argument("--num-proc", "--num_proc", dest="num_proc", type=int, default=None, help="worker processes")
+    parser.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="images per worker batch")
+    parser.add_argument("--shard", default=None, help="I/N: run shard I of N (people stay within one shard)")
+    parser.add_argument("--power-seeds", dest="power_seeds", type=int, default=None, help="resampling seeds for power (0 = off)")
+    parser.add_argument("--no-plots", dest="plots", action="store_false", default=None, help="skip the PNG plots")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    from eval.runner import load_config, run_eval
+
+    generators = None
+    if args.generator:
+        generators = [spec.strip() for item in args.generator for spec in item.split(",") if spec.strip()]
+    overrides = {
+        "limit": args.limit,
+        "seed": args.seed,
+        "generators": generators,
+        "dataset": args.dataset,
+        "num_proc": args.num_proc,
+        "batch_size": args.batch_size,
+        "shard": args.shard,
+        "plots": args.plots,
+    }
+    if args.dataset is not None:
+        overrides["dataset_options"] = {} if args.dataset != "offline" else None
+    config = load_config(args.config, **overrides)
+    if args.power_seeds is not None:
+        config.power = {**(config.power or {}), "seeds": int(args.power_seeds)}
+    results = run_eval(config, args.output_path, progress=not args.quiet)
+    print(f"wrote {args.output_path}/results.json, samples.jsonl, report.md ({results.get('seconds')} s)")
+    for run in results["runs"]:
+        print(f"  {run['generator']:<22} n={run['n']:<5} flags: {', '.join(run['flags']) or 'none'}")
+    return 0
+
+
+def merge_from_args(argv: Sequence[str]) -> int:
+    from eval.merge import merge_runs
+
+    parser = argparse.ArgumentParser(prog="python -m eval merge", description="Merge audit shards into one result.")
+    parser.add_argument("shards", nargs="+", help="output folders of the shard runs")
+    parser.add_argument("--output-path", "--output_path", dest="output_path", required=True)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    results = merge_runs(args.shards, args.output_path, progress=not args.quiet)
+    print(f"merged {len(args.shards)} shards ({results['n_sources']} sources) into {args.output_path}")
+    for run in results["runs"]:
+        print(f"  {run['generator']:<22} n={run['n']:<5} flags: {', '.join(run['flags']) or 'none'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from headshot_lab.errors import HeadshotLabError
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "merge":
+            return merge_from_args(argv[1:])
+        if argv and argv[0] == "generators":
+            from eval.generators import available_generators
+
+            print("\n".join(available_generators()))
+            return 0
+        return run_from_args(build_run_parser().parse_args(argv))
+    except HeadshotLabError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"fix: {exc.fix}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,471 @@
+"""Generators under audit, and canaries that plant a known bias.
+
+A generator turns one analysed source photo into one output image. They live in a registry, like
+peft's methods: ``@register_generator("name")`` on a factory ``factory(arg, **options)``; a spec
+``"name:arg"`` builds one (:func:`build_generator`).
+
+===========================  ===============================================================
+spec                         output
+===========================  ===============================================================
+``null``                     the input itself (the suite must not cry wolf)
+``studio[:STYLE]``           :func:`headshot_lab.retouch.retouch` (offline studio mode)
+``pipeline[:BASE]``          :mod:`headshot_lab.generate` (diffusers; a base and a LoRA; GPU)
+``folder:PATH``              the image in ``PATH`` with the source's file name (any extension):
+                             audits outputs made by any other system
+``lighten:D`` / ``darken:D`` canary: the skin's ITA° shifted by ``±D`` (:func:`headshot_lab.skin.shift_ita`)
+``identity_blend:A``         canary: a tone-matched, aligned face of another person alpha-blended
+                             over the face with weight ``A``
+``smooth[:S]``               canary: edge-preserving (bilateral) smoothing of the skin, strength ``S``
+``tone_jitter:D``            calibration canary: ITA° shifted by ``+D`` or ``−D`` at random per photo
+                             (zero mean: a *true* null for the tone flags)
+===========================  ===============================================================
+
+Each generator says whether it ``preserves_geometry`` (the output's face sits on the same pixels as
+the source's); the runner then reuses the source's landmarks instead of detecting the face again.
+Randomness comes from ``context.rng(sample_id)``, seeded by the run's seed and the sample id, so
+results do not depend on batch order, sharding or process count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from headshot_lab.errors import HeadshotLabError
+
+
+class GeneratorSkip(HeadshotLabError):
+    """This generator has no output for this source (counted and listed, never fatal)."""
+
+    code = "no_output"
+
+
+@dataclass
+class SourceView:
+    """What a generator may use about one analysed source photo.
+
+    Attributes:
+        id: the sample id (a file-name-like string).
+        image: ``(H, W, 3)`` ``uint8`` RGB.
+        identity: the person.
+        landmarks: dlib's 68 landmarks ``(68, 2)`` of the face, or ``None``.
+        landmarks5: the 5 ArcFace points, or ``None``.
+        box: the face box, or ``None``.
+        mesh: the 478-point face mesh, or ``None``.
+        skin: the measured skin mask ``(H, W)`` bool, or ``None``.
+        ita: the measured ITA°, or ``None``.
+    """
+
+    id: str
+    image: np.ndarray
+    identity: str
+    landmarks: np.ndarray | None = None
+    landmarks5: np.ndarray | None = None
+    box: tuple[int, int, int, int] | None = None
+    mesh: Any = None
+    skin: np.ndarray | None = None
+    ita: float | None = None
+
+
+@dataclass
+class Donor:
+    """A face another person lends to ``identity_blend``: an aligned crop, its skin mask and ITA°."""
+
+    identity: str
+    aligned: np.ndarray
+    skin: np.ndarray
+    ita: float | None
+
+
+@dataclass
+class GenerationContext:
+    """Run-wide state shared by generators: the seed and the donor faces."""
+
+    seed: int = 0
+    donors: list[Donor] = field(default_factory=list)
+
+    def rng(self, sample_id: str, salt: str = "") -> np.random.Generator:
+        """A generator seeded by ``(seed, md5(salt + sample_id))``: stable across batches, shards and processes."""
+        digest = int(hashlib.md5(f"{salt}{sample_id}".encode()).hexdigest()[:8], 16)
+        return np.random.default_rng([int(self.seed), digest])
+
+
+class Generator(Protocol):
+    spec: str
+    preserves_geometry: bool
+    axes: dict[str, Any]
+
+    def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray: ...
+
+
+GeneratorFactory = Callable[..., Generator]
+_REGISTRY: dict[str, GeneratorFactory] = {}
+#: The flag each canary must raise (``None``: it must raise none of the listed flags).
+EXPECTED_FLAGS: dict[str, str | None] = {
+    "null": None,
+    "lighten": "skin_lightening",
+    "darken": "skin_darkening",
+    "identity_blend": "identity_drift",
+    "smooth": "over_smoothing",
+    "tone_jitter": None,
+}
+
+
+def register_generator(name: str) -> Callable[[GeneratorFactory], GeneratorFactory]:
+    """Decorator: ``@register_generator("lighten")`` on ``factory(arg: str | None, **options)``."""
+
+    def decorator(factory: GeneratorFactory) -> GeneratorFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorator
+
+
+def available_generators() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``"lighten:3"`` → ``("lighten", "3")``; ``"null"`` → ``("null", None)``."""
+    name, _, arg = str(spec).strip().partition(":")
+    return name.strip(), (arg.strip() or None)
+
+
+def build_generator(spec: str, **options: Any) -> Generator:
+    """Build the generator named by ``spec`` (see the module table).
+
+    Raises:
+        HeadshotLabError: unknown name or a bad argument (``code="bad_generator"``).
+    """
+    name, arg = parse_spec(spec)
+    if name not in _REGISTRY:
+        raise HeadshotLabError(
+            f"Unknown generator {spec!r}; choose one of: {', '.join(available_generators())}.",
+            code="bad_generator",
+        )
+    generator = _REGISTRY[name](arg, **options)
+    generator.spec = spec.strip()
+    return generator
+
+
+def _number(arg: str | None, spec: str, default: float | None = None, *, low: float, high: float) -> float:
+    if arg is None:
+        if default is None:
+            raise HeadshotLabError(f"{spec} needs a value, e.g. {spec}:3.", code="bad_generator")
+        return default
+    try:
+        value = float(arg)
+    except ValueError:
+        raise HeadshotLabError(f"{spec}:{arg}: {arg!r} is not a number.", code="bad_generator") from None
+    if not low <= value <= high:
+        raise HeadshotLabError(f"{spec}:{arg}: the value must be between {low} and {high}.", code="bad_generator")
+    return value
+
+
+def _skin_weights(source: SourceView) -> np.ndarray:
+    """A seamless weight map: the mesh's skin region feathered, and exactly 1 on every measured skin pixel."""
+    import cv2
+
+    from headshot_lab.skin import skin_mask
+
+    if source.mesh is None or source.skin is None:
+        raise GeneratorSkip(f"{source.id}: no face mesh / skin mask, so the skin cannot be edited.", code="no_skin")
+    region = skin_mask(source.image, source.mesh, exclude_extremes=False).astype(np.float32)
+    sigma = max(1.0, 0.01 * max(source.image.shape[:2]))
+    weights = np.clip(cv2.GaussianBlur(region, (0, 0), sigma) * 1.5, 0.0, 1.0)
+    weights[source.skin] = 1.0
+    return weights
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in generators
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NullGenerator:
+    """Returns its input (the same array): the audit of a generator that changes nothing."""
+
+    spec: str = "null"
+    preserves_geometry: bool = True
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
+        return source.image
+
+
+@register_generator("null")
+def _null(arg: str | None = None, **_: Any) -> Generator:
+    return NullGenerator()
+
+
+@dataclass
+class ToneShift:
+    """Canary: rotate every skin pixel's ITA° by ``delta`` (positive = lighter); ``jitter``: random sign."""
+
+    delta: float
+    jitter: bool = False
+    spec: str = ""
+    preserves_geometry: bool = True
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
+        from headshot_lab.skin import shift_ita
+
+        delta = self.delta
+        if self.jitter:
+            delta *= 1.0 if context.rng(source.id, "tone_jitter").random() < 0.5 else -1.0
+        return shift_ita(source.image, _skin_weights(source), delta)
+
+
+@register_generator("lighten")
+def _lighten(arg: str | None = None, **_: Any) -> Generator:
+    value = _number(arg, "lighten", low=0.0, high=90.0)
+    return ToneShift(delta=value, axes={"strength": value})
+
+
+@register_generator("darken")
+def _darken(arg: str | None = None, **_: Any) -> Generator:
+    value = _number(arg, "darken", low=0.0, high=90.0)
+    return ToneShift(delta=-value, axes={"strength": value})
+
+
+@register_generator("tone_jitter")
+def _tone_jitter(arg: str | None = None, **_: Any) -> Generator:
+    value = _number(arg, "tone_jitter", low=0.0, high=90.0)
+    return ToneShift(delta=value, jitter=True, axes={"strength": value})
+
+
+@dataclass
+class SmoothSkin:
+    """Canary: bilateral filter (edge-preserving) blended into the skin with weight ``strength``.
+
+    ``out = (1 − S·w)·I + S·w·bilateral(I)`` with ``w`` the feathered skin weights; the filter's
+    spatial σ is 3 % of the face width and its range σ 40 (of 255), so pores and fine texture go
+    while the face's edges and shading stay.
+    """
+
+    strength: float = 1.0
+    spec: str = ""
+    preserves_geometry: bool = True
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
+        import cv2
+
+        weights = _skin_weights(source) * float(self.strength)
+        face_width = (source.box[2] - source.box[0]) if source.box else min(source.image.shape[:2]) / 2
+        smoothed = cv2.bilateralFilter(source.image, d=0, sigmaColor=40.0, sigmaSpace=max(2.0, 0.03 * face_width))
+        w = weights[..., None]
+        out = (1.0 - w) * source.image.astype(np.float64) + w * smoothed.astype(np.float64)
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+@register_generator("smooth")
+def _smooth(arg: str | None = None, **_: Any) -> Generator:
+    value = _number(arg, "smooth", 1.0, low=0.0, high=1.0)
+    return SmoothSkin(strength=value, axes={"strength": value})
+
+
+@dataclass
+class IdentityBlend:
+    """Canary: blend another person's face over the source's face with weight ``alpha``.
+
+    1. donor: among faces of *other* identities (the run's donor pool), the 3 nearest in ITA°; one is
+       drawn with ``context.rng(sample_id)``;
+    2. the donor's aligned crop is warped onto the source's 5 landmarks (least-squares similarity);
+    3. its skin is tone-matched to the source (``shift_ita`` by ``ITA_src − ITA_donor``), so the blend
+       changes who the face is, not its skin tone;
+    4. ``out = (1 − α·m)·I + α·m·donor`` with ``m`` the feathered convex hull of the 68 landmarks.
+    """
+
+    alpha: float
+    spec: str = ""
+    preserves_geometry: bool = True
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    def _donor(self, source: SourceView, context: GenerationContext) -> Donor:
+        others = [d for d in context.donors if d.identity != source.identity]
+        if not others:
+            raise GeneratorSkip(f"{source.id}: no face of another person to blend in.", code="no_donor")
+        if source.ita is not None:
+            others.sort(key=lambda d: abs((d.ita if d.ita is not None else 1e3) - source.ita))
+        pool = others[:3]
+        return pool[int(context.rng(source.id, "identity_blend").integers(0, len(pool)))]
+
+    def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
+        import cv2
+
+        from headshot_lab.faces.align import arcface_template, similarity_transform
+        from headshot_lab.skin import shift_ita
+
+        if source.landmarks5 is None or source.landmarks is None:
+            raise GeneratorSkip(f"{source.id}: no landmarks to place a face on.", code="no_face")
+        donor = self._donor(source, context)
+        face = donor.aligned
+        if donor.ita is not None and source.ita is not None and donor.skin.any():
+            face = shift_ita(face, donor.skin.astype(np.float32), source.ita - donor.ita)
+        size = face.shape[0]
+        matrix = similarity_transform(arcface_template(size), source.landmarks5)
+        height, width = source.image.shape[:2]
+        warped = cv2.warpAffine(face, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        hull = cv2.convexHull(np.round(source.landmarks).astype(np.int32))
+        mask = np.zeros((height, width), np.float32)
+        cv2.fillConvexPoly(mask, hull, 1.0)
+        face_width = (source.box[2] - source.box[0]) if source.box else width / 2
+        mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, 0.05 * face_width))
+        w = (float(self.alpha) * mask)[..., None]
+        out = (1.0 - w) * source.image.astype(np.float64) + w * warped.astype(np.float64)
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+@register_generator("identity_blend")
+def _identity_blend(arg: str | None = None, **_: Any) -> Generator:
+    value = _number(arg, "identity_blend", low=0.0, high=1.0)
+    return IdentityBlend(alpha=value, axes={"strength": value})
+
+
+@dataclass
+class FolderGenerator:
+    """Outputs made elsewhere: ``PATH/<source file name>`` with any image extension."""
+
+    root: Path
+    spec: str = ""
+    preserves_geometry: bool = False
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
+        from headshot_lab.io import load_rgb
+
+        relative = Path(source.id)
+        candidates = [self.root / relative]
+        stem = relative.with_suffix("")
+        candidates += sorted(p for p in (self.root / stem.parent).glob(f"{stem.name}.*") if p.is_file())
+        for path in candidates:
+            if path.is_file():
+                return load_rgb(path, min_side=0)
+        raise GeneratorSkip(f"{source.id}: no output with that name in {self.root}.", code="missing_output")
+
+
+@register_generator("folder")
+def _folder(arg: str | None = None, **_: Any) -> Generator:
+    if not arg:
+        raise HeadshotLabError("folder needs a path: folder:PATH.", code="bad_generator")
+    root = Path(arg).expanduser()
+    if not root.is_dir():
+        raise HeadshotLabError(f"folder:{arg}: no such folder.", code="bad_generator")
+    return FolderGenerator(root=root)
+
+
+@dataclass
+class StudioGenerator:
+    """The offline studio mode (:func:`headshot_lab.retouch.retouch`) with one style."""
+
+    style: str = "corporate"
+    spec: str = ""
+    preserves_geometry: bool = True
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
+        from headshot_lab.retouch import retouch
+
+        try:
+            return retouch(source.image, self.style).image
+        except HeadshotLabError as exc:
+            raise GeneratorSkip(f"{source.id}: {exc.message}", code=exc.code) from None
+
+
+@register_generator("studio")
+def _studio(arg: str | None = None, **_: Any) -> Generator:
+    try:
+        import headshot_lab.retouch  # noqa: F401
+    except ImportError as exc:
+        raise HeadshotLabError(f"The studio generator needs headshot_lab.retouch ({exc}).", code="bad_generator") from None
+    style = arg or "corporate"
+    return StudioGenerator(style=style, axes={"style": style})
+
+
+@dataclass
+class PipelineGenerator:
+    """The diffusers generator (:mod:`headshot_lab.generate`): one image per source, seeded by the sample.
+
+    Options (from the config's ``generator_options.pipeline``): ``base`` (Hub id or path),
+    ``lora`` (a folder, or a mapping identity → folder), ``style``, ``steps``, ``seed_offset``,
+    ``size``. Any other option goes to the generate function unchanged.
+    """
+
+    options: dict[str, Any]
+    spec: str = ""
+    preserves_geometry: bool = False
+    axes: dict[str, Any] = field(default_factory=dict)
+    _call: Any = None
+
+    def _function(self) -> Callable[..., Any]:
+        if self._call is None:
+            try:
+                import headshot_lab.generate as generate
+            except ImportError as exc:
+                raise HeadshotLabError(
+                    f"The pipeline generator needs headshot_lab.generate ({exc}).", code="bad_generator"
+                ) from None
+            for name in ("generate_headshot", "generate_one", "generate"):
+                if callable(getattr(generate, name, None)):
+                    self._call = getattr(generate, name)
+                    break
+            else:
+                raise HeadshotLabError("headshot_lab.generate has no generate function.", code="bad_generator")
+        return self._call
+
+    def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
+        from headshot_lab.io import as_rgb_array
+
+        options = dict(self.options)
+        lora = options.pop("lora", None)
+        if isinstance(lora, dict):
+            lora = lora.get(source.identity)
+            if lora is None:
+                raise GeneratorSkip(f"{source.id}: no LoRA for {source.identity!r}.", code="no_lora")
+        seed = int(context.rng(source.id, "pipeline").integers(0, 2**31 - 1)) + int(options.pop("seed_offset", 0))
+        result = self._function()(lora=lora, seed=seed, reference=source.image, **options)
+        images = getattr(result, "images", None) or (result if isinstance(result, list | tuple) else [result])
+        first = images[0]
+        return as_rgb_array(getattr(first, "image", first))
+
+
+@register_generator("pipeline")
+def _pipeline(arg: str | None = None, **options: Any) -> Generator:
+    settings = dict(options)
+    if arg:
+        settings["base"] = arg
+    axes = {k: settings[k] for k in ("steps", "style", "selfies", "seed_offset") if k in settings}
+    return PipelineGenerator(options=settings, axes=axes)
+
+
+def expected_flag(spec: str) -> tuple[bool, str | None]:
+    """``(is_canary_or_null, expected flag)`` for a generator spec (see :data:`EXPECTED_FLAGS`)."""
+    name, _ = parse_spec(spec)
+    return (name in EXPECTED_FLAGS), EXPECTED_FLAGS.get(name)
+
+
+def make_donors(sources: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray | None, float | None]]) -> list[Donor]:
+    """Donor faces from ``(identity, image, landmarks5, skin mask or None, ITA° or None)`` of analysed sources."""
+    import cv2
+
+    from headshot_lab.faces.align import align_face, similarity_transform, arcface_template
+
+    donors = []
+    size = 224
+    for identity, image, landmarks5, skin, ita in sources:
+        aligned = align_face(image, landmarks5, size=size)
+        if skin is not None:
+            matrix = similarity_transform(landmarks5, arcface_template(size))
+            aligned_skin = cv2.warpAffine(skin.astype(np.uint8), matrix, (size, size), flags=cv2.INTER_NEAREST) > 0
+        else:
+            aligned_skin = np.zeros((size, size), bool)
+        donors.append(Donor(identity=identity, aligned=aligned, skin=aligned_skin, ita=ita))
+    return donors

@@ -1,0 +1,478 @@
+"""AI-detectability: can the outputs be told apart from real photos?
+
+Three instruments, from cheapest to most convincing:
+
+1. **Classifier two-sample test** (C2ST; Lopez-Paz & Oquab 2017). Each image becomes a small
+   feature vector (:func:`image_features`: radial power spectrum, noise-residual statistics, colour
+   statistics, optionally the identity embedding); a classifier (standardise + logistic regression,
+   scikit-learn) is trained to say real (0) vs generated (1), and scored on held-out folds of a
+   stratified group k-fold (a source photo and the images made from it always share a fold). The
+   out-of-fold scores give the **AUROC**: 0.5 = indistinguishable, 1.0 = always told apart. The CI is
+   a percentile bootstrap over clusters of the out-of-fold scores (the classifiers are not re-trained;
+   :func:`auroc_with_ci`).
+2. **A pretrained detector** from the Hub, by id, through ``transformers.pipeline("image-classification")``
+   (:class:`PretrainedDetector`); its P(fake) scores go through the same :func:`auroc_with_ci`.
+3. **People**: a two-alternative forced-choice survey (:mod:`headshot_lab.audit.survey`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
+
+#: Side of the square face crop features are computed on.
+FEATURE_SIZE = 128
+#: Number of radial bins of the power spectrum.
+SPECTRUM_BINS = 16
+#: Face box → crop: the crop is this many times the box's larger side, centred on the box.
+CROP_FACTOR = 1.6
+
+_NOISE_NAMES = ("noise_std", "noise_mad", "noise_skew", "noise_kurtosis", "noise_autocorr_x", "noise_autocorr_y")
+_COLOUR_NAMES = ("L_mean", "L_std", "a_mean", "a_std", "b_mean", "b_std", "chroma_mean", "chroma_std")
+#: Names of the columns of :func:`image_features` (without the optional embedding).
+FEATURE_NAMES: tuple[str, ...] = (
+    *(f"spectrum_{i}" for i in range(SPECTRUM_BINS)),
+    "spectrum_slope",
+    *_NOISE_NAMES,
+    *_COLOUR_NAMES,
+)
+
+#: Label names a pretrained detector may use for "AI-generated" (case-insensitive regex).
+FAKE_LABEL_PATTERN = re.compile(r"fake|artificial|generated|synthetic|deepfake|\bai\b|^ai[_\- ]|ai[_\- ]?gen", re.I)
+
+
+# --------------------------------------------------------------------------------------------
+# Features
+# --------------------------------------------------------------------------------------------
+
+
+def face_crop(image: np.ndarray, box: Sequence[float] | None = None, size: int = FEATURE_SIZE) -> np.ndarray:
+    """Square crop ``CROP_FACTOR`` × the face box's larger side (whole image when no box), resized to ``size``."""
+    import cv2
+
+    height, width = image.shape[:2]
+    if box is None:
+        side = min(height, width)
+        x0, y0 = (width - side) // 2, (height - side) // 2
+        crop = image[y0 : y0 + side, x0 : x0 + side]
+    else:
+        left, top, right, bottom = (float(v) for v in box)
+        half = CROP_FACTOR * max(right - left, bottom - top) / 2.0
+        cx, cy = (left + right) / 2.0, (top + bottom) / 2.0
+        x0, y0 = max(int(round(cx - half)), 0), max(int(round(cy - half)), 0)
+        x1, y1 = min(int(round(cx + half)), width), min(int(round(cy + half)), height)
+        crop = image[y0:y1, x0:x1] if x1 - x0 >= 8 and y1 - y0 >= 8 else image
+    interpolation = cv2.INTER_AREA if max(crop.shape[:2]) > size else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=interpolation)
+
+
+def radial_power_spectrum(grey: np.ndarray, bins: int = SPECTRUM_BINS) -> tuple[np.ndarray, float]:
+    """Azimuthally averaged log power spectrum and its log–log slope.
+
+    ``P(u, v) = |FFT2(w · (Y − Ȳ))|²`` with a 2-D Hann window ``w``; radial frequency
+    ``f = √(u² + v²)`` in cycles/pixel, ``0 < f ≤ 0.5`` split into ``bins`` equal rings;
+    feature ``k`` = ``log10(mean_{ring k} P / Σ P)``. The slope is the least-squares ``β`` of
+    ``log10 P̄_k = α + β·log10 f_k`` (natural images: β ≈ −2; generators and up-samplers leave
+    bumps and a flatter or steeper tail).
+    """
+    y = np.asarray(grey, dtype=np.float64)
+    y = y - y.mean()
+    window = np.outer(np.hanning(y.shape[0]), np.hanning(y.shape[1]))
+    power = np.abs(np.fft.fftshift(np.fft.fft2(y * window))) ** 2
+    fy = np.fft.fftshift(np.fft.fftfreq(y.shape[0]))[:, None]
+    fx = np.fft.fftshift(np.fft.fftfreq(y.shape[1]))[None, :]
+    radius = np.sqrt(fx**2 + fy**2)
+    edges = np.linspace(0.0, 0.5, bins + 1)
+    total = float(power[(radius > 0) & (radius <= 0.5)].sum()) + 1e-20
+    means = np.empty(bins)
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    for k in range(bins):
+        ring = (radius > edges[k]) & (radius <= edges[k + 1])
+        means[k] = power[ring].mean() if ring.any() else 0.0
+    log_means = np.log10(means / total + 1e-20)
+    slope = float(np.polyfit(np.log10(centres), np.log10(means + 1e-20), 1)[0])
+    return log_means, slope
+
+
+def noise_residual_stats(grey: np.ndarray) -> np.ndarray:
+    """Statistics of the noise residual ``R = Y − median₃ₓ₃(Y)`` (``Y`` in 0–255).
+
+    ``[std(R), mean|R|, skew(R), excess kurtosis(R), ρ_x, ρ_y]`` with ``ρ`` the lag-1
+    autocorrelation of ``R`` along x and y (sensor noise is nearly white, ρ ≈ 0; decoders and
+    up-samplers correlate neighbouring residuals). Skewness and kurtosis from :mod:`scipy.stats`.
+    """
+    import cv2
+    from scipy import stats
+
+    y8 = np.clip(np.asarray(grey), 0, 255).astype(np.uint8)
+    residual = y8.astype(np.float64) - cv2.medianBlur(y8, 3).astype(np.float64)
+    flat = residual.ravel()
+    std = float(flat.std())
+
+    def lag1(a: np.ndarray, b: np.ndarray) -> float:
+        a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+        denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        return float((a * b).sum() / denominator) if denominator > 0 else 0.0
+
+    if std <= 1e-12:
+        return np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    return np.array(
+        [
+            std,
+            float(np.abs(flat).mean()),
+            float(stats.skew(flat)),
+            float(stats.kurtosis(flat)),
+            lag1(residual[:, :-1], residual[:, 1:]),
+            lag1(residual[:-1, :], residual[1:, :]),
+        ]
+    )
+
+
+def colour_stats(rgb: np.ndarray) -> np.ndarray:
+    """``[mean, std]`` of CIELAB ``L*``, ``a*``, ``b*`` and chroma ``C*ab = √(a*² + b*²)`` (scikit-image, D65)."""
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(np.asarray(rgb, dtype=np.float64) / 255.0).reshape(-1, 3)
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    columns = [lab[:, 0], lab[:, 1], lab[:, 2], chroma]
+    return np.array([stat for column in columns for stat in (float(column.mean()), float(column.std()))])
+
+
+def image_features(
+    image: Any, box: Sequence[float] | None = None, *, embedding: np.ndarray | None = None, size: int = FEATURE_SIZE
+) -> np.ndarray:
+    """The C2ST feature vector of one image (columns :data:`FEATURE_NAMES`, then the embedding if given).
+
+    Computed on the face crop (:func:`face_crop`) so that images of different sizes and framings
+    are compared on the same content at the same scale.
+    """
+    import cv2
+
+    from headshot_lab.io import as_rgb_array
+
+    crop = face_crop(as_rgb_array(image), box, size)
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    spectrum, slope = radial_power_spectrum(grey)
+    parts = [spectrum, [slope], noise_residual_stats(grey), colour_stats(crop)]
+    if embedding is not None:
+        parts.append(np.asarray(embedding, dtype=np.float64).ravel())
+    return np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts])
+
+
+# --------------------------------------------------------------------------------------------
+# AUROC with a cluster-bootstrap CI
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectabilityResult:
+    """How well real and generated images are told apart.
+
+    Attributes:
+        auroc: area under the ROC curve of the scores (0.5 = indistinguishable).
+        ci: ``(low, high)`` percentile-bootstrap interval (clusters resampled), or ``(None, None)``.
+        n_real, n_fake: sample counts.
+        fpr, tpr: the ROC curve (for plots).
+        method: ``"c2st"`` or ``"pretrained:<id>"``.
+        scores: the (out-of-fold) score of each sample, real first then fake.
+    """
+
+    auroc: float
+    ci: tuple[float | None, float | None]
+    n_real: int
+    n_fake: int
+    fpr: np.ndarray = field(repr=False, default_factory=lambda: np.array([0.0, 1.0]))
+    tpr: np.ndarray = field(repr=False, default_factory=lambda: np.array([0.0, 1.0]))
+    method: str = "c2st"
+    scores: np.ndarray | None = field(repr=False, default=None)
+
+    def to_dict(self, digits: int = 5) -> dict[str, Any]:
+        ci = [None if v is None else round(float(v), digits) for v in self.ci]
+        return {
+            "value": round(float(self.auroc), digits),
+            "ci": ci,
+            "n_real": self.n_real,
+            "n_fake": self.n_fake,
+            "method": self.method,
+        }
+
+
+def _within_cluster_terms(y: np.ndarray, s: np.ndarray, codes: np.ndarray, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(A_cc, N_cc)`` per cluster: within-cluster comparisons ``Σ K(s_fake, s_real)`` and their count."""
+    a = np.zeros(n_clusters)
+    n = np.zeros(n_clusters)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0, True])
+    for left, right in zip(bounds[:-1], bounds[1:], strict=True):
+        members = order[left:right]
+        fake, real = s[members][y[members] == 1], s[members][y[members] == 0]
+        if len(fake) and len(real):
+            c = codes[members[0]]
+            a[c] = float((fake[:, None] > real[None, :]).sum() + 0.5 * (fake[:, None] == real[None, :]).sum())
+            n[c] = float(len(fake) * len(real))
+    return a, n
+
+
+def _bootstrap_aucs(
+    y: np.ndarray, s: np.ndarray, codes: np.ndarray, n_clusters: int, n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Cluster-bootstrap AUROC replicates without the same-copy comparisons (see :func:`auroc_with_ci`)."""
+    order = np.argsort(s, kind="stable")
+    s_sorted, codes_sorted = s[order], codes[order]
+    fake_sorted = (y[order] == 1).astype(np.float64)
+    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+    within_a, within_n = _within_cluster_terms(y, s, codes, n_clusters)
+    chunk = max(1, 20_000_000 // max(len(s), n_clusters))
+    out = []
+    for begin in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - begin)
+        weights = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=size).astype(np.float64)
+        per_sample = weights[:, codes_sorted]
+        fake_w = np.add.reduceat(per_sample * fake_sorted, starts, axis=1)
+        real_w = np.add.reduceat(per_sample * (1.0 - fake_sorted), starts, axis=1)
+        below = np.cumsum(real_w, axis=1) - real_w
+        numerator = (fake_w * (below + 0.5 * real_w)).sum(axis=1) - weights @ within_a
+        denominator = fake_w.sum(axis=1) * real_w.sum(axis=1) - weights @ within_n
+        valid = denominator > 0
+        out.append(numerator[valid] / denominator[valid])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def auroc_with_ci(
+    labels: Sequence[int] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    *,
+    clusters: Sequence[Hashable] | None = None,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    method: str = "scores",
+    ci_method: str = "expanded",
+) -> DetectabilityResult:
+    """AUROC of ``scores`` for ``labels`` (1 = generated) with a cluster-bootstrap CI.
+
+    ``AUROC = Σ_{i∈fake, j∈real} K(s_i, s_j) / (n_fake·n_real)`` with ``K = 1[s_i > s_j] + ½·1[s_i = s_j]``
+    (the Mann–Whitney form; the point value and the ROC curve come from :mod:`sklearn.metrics`).
+
+    The interval resamples whole clusters (e.g. a person: their photos and the images made from them).
+    A replicate with cluster multiplicities ``w_c`` is
+    ``Σ_{c,c′} w_c·w_c′·A_cc′ − Σ_c w_c·A_cc`` over ``Σ_{c,c′} w_c·w_c′·N_cc′ − Σ_c w_c·N_cc``,
+    ``A_cc′`` the comparisons between cluster ``c``'s generated and ``c′``'s real images and ``N_cc′``
+    their count: a cluster drawn ``k`` times enters its own within-cluster comparisons ``k(k−1)`` times
+    (copies against *other* copies), not ``k²``. Without that correction the bootstrap of a two-sample
+    statistic over paired clusters is biased towards the within-pair AUROC (the interval would not
+    even contain the point value). The percentiles are those of
+    :func:`headshot_lab.audit.fairness.interval_levels` (``ci_method``; expanded percentile by default).
+    Two identical score sets give exactly 0.5 with the interval ``[0.5, 0.5]``.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from headshot_lab.audit.fairness import interval_levels
+
+    y = np.asarray(labels, dtype=np.int64)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.shape != s.shape or y.ndim != 1:
+        raise ValueError("labels and scores must be 1-D arrays of the same length")
+    n_fake, n_real = int((y == 1).sum()), int((y == 0).sum())
+    if n_fake == 0 or n_real == 0:
+        raise HeadshotLabError("Detectability needs both real and generated images.", code="detectability_one_class")
+    auc = float(roc_auc_score(y, s))
+    fpr, tpr, _ = roc_curve(y, s)
+    codes = np.arange(len(y)) if clusters is None else np.unique([str(c) for c in clusters], return_inverse=True)[1]
+    n_clusters = int(codes.max()) + 1
+    ci: tuple[float | None, float | None] = (None, None)
+    if n_clusters >= 2:
+        boots = _bootstrap_aucs(y, s, codes, n_clusters, int(n_resamples), np.random.default_rng(seed))
+        if len(boots):
+            low, high = np.percentile(boots, interval_levels(confidence, n_clusters, ci_method))
+            ci = (float(low), float(high))
+    return DetectabilityResult(
+        auroc=auc, ci=ci, n_real=n_real, n_fake=n_fake, fpr=fpr, tpr=tpr, method=method, scores=s
+    )
+
+
+def classifier_two_sample_test(
+    real: np.ndarray,
+    fake: np.ndarray,
+    *,
+    real_groups: Sequence[Hashable] | None = None,
+    fake_groups: Sequence[Hashable] | None = None,
+    n_splits: int = 5,
+    seed: int = 0,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    C: float = 1.0,
+) -> DetectabilityResult:
+    """C2ST: cross-validated AUROC of a real-vs-generated classifier on feature vectors.
+
+    Args:
+        real, fake: ``(n, d)`` feature matrices (e.g. rows of :func:`image_features`).
+        real_groups, fake_groups: the cluster of each row (e.g. the source id, so a photo and the images
+            made from it share a fold and a bootstrap draw). Default: every row alone.
+        n_splits: folds of :class:`sklearn.model_selection.StratifiedGroupKFold` (fewer when there are
+            fewer groups).
+        seed: fold shuffling and bootstrap seed.
+        C: inverse L2 regularisation of the logistic regression.
+
+    Returns:
+        A :class:`DetectabilityResult` with ``method="c2st"`` and the out-of-fold scores.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    real = np.atleast_2d(np.asarray(real, dtype=np.float64))
+    fake = np.atleast_2d(np.asarray(fake, dtype=np.float64))
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"real and fake features differ in width: {real.shape[1]} vs {fake.shape[1]}")
+    x = np.vstack([real, fake])
+    x = np.where(np.isfinite(x), x, 0.0)
+    y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)])
+    groups = [
+        *(f"r{i}" for i in range(len(real))),
+        *(f"f{i}" for i in range(len(fake))),
+    ]
+    if real_groups is not None or fake_groups is not None:
+        rg = list(real_groups) if real_groups is not None else [f"r{i}" for i in range(len(real))]
+        fg = list(fake_groups) if fake_groups is not None else [f"f{i}" for i in range(len(fake))]
+        groups = [str(g) for g in (*rg, *fg)]
+    group_codes = np.unique(groups, return_inverse=True)[1]
+    n_groups = int(group_codes.max()) + 1
+    splits = min(int(n_splits), n_groups, int(min(len(real), len(fake))))
+    if splits < 2:
+        raise HeadshotLabError(
+            f"The two-sample test needs at least 2 real and 2 generated images in 2 groups "
+            f"(got {len(real)} real, {len(fake)} generated).",
+            code="detectability_too_few",
+        )
+    scores = np.zeros(len(y), dtype=np.float64)
+    folds = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed)
+    for train, test in folds.split(x, y, group_codes):
+        if len(np.unique(y[train])) < 2:
+            scores[test] = 0.5
+            continue
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+        model.fit(x[train], y[train])
+        scores[test] = model.predict_proba(x[test])[:, 1]
+    return auroc_with_ci(
+        y, scores, clusters=groups, confidence=confidence, n_resamples=n_resamples, seed=seed, method="c2st"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# A pretrained detector from the Hub
+# --------------------------------------------------------------------------------------------
+
+
+class PretrainedDetector:
+    """A Hub image classifier used as an AI-image detector: ``score(images)`` → P(generated).
+
+    Args:
+        model_id: a Hub id or a local folder with a ``transformers`` image-classification model.
+        fake_label: the label meaning "AI-generated"; by default the one label matching
+            :data:`FAKE_LABEL_PATTERN` (``fake``, ``artificial``, ``AI`` …).
+        device: ``"cpu"``, ``"cuda"``, an index, or ``None`` (transformers decides).
+        batch_size: images per forward pass.
+
+    The model is loaded on first use; when it cannot be (offline, unknown id, not an image
+    classifier) one :class:`~headshot_lab.errors.ModelUnavailableError` says so.
+    """
+
+    def __init__(
+        self, model_id: str, *, fake_label: str | None = None, device: str | int | None = None, batch_size: int = 8
+    ) -> None:
+        self.model_id = str(model_id)
+        self.fake_label = fake_label
+        self.device = device
+        self.batch_size = int(batch_size)
+        self._pipe: Any = None
+        self._label: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"pretrained:{self.model_id}"
+
+    def _load(self) -> Any:
+        if self._pipe is not None:
+            return self._pipe
+        try:
+            from transformers import pipeline
+        except ImportError:  # pragma: no cover - depends on the install
+            raise ModelUnavailableError(
+                "The pretrained detector needs the 'transformers' package.", fix="pip install transformers"
+            ) from None
+        try:
+            self._pipe = pipeline("image-classification", model=self.model_id, device=self.device)
+        except Exception as exc:  # noqa: BLE001 - OSError, ValueError, HTTP errors: all mean "cannot load"
+            raise ModelUnavailableError(
+                f"The detector {self.model_id!r} could not be loaded ({type(exc).__name__}: {str(exc)[:200]}).",
+                fix=(
+                    "Connect to the Hugging Face Hub (unset HF_HUB_OFFLINE) to download it once, or pass the path "
+                    "of a local folder holding the model; the classifier two-sample test works without it."
+                ),
+            ) from None
+        labels = [str(v) for v in self._pipe.model.config.id2label.values()]
+        self._label = self._pick_label(labels)
+        return self._pipe
+
+    def _pick_label(self, labels: list[str]) -> str:
+        if self.fake_label is not None:
+            if self.fake_label not in labels:
+                raise HeadshotLabError(
+                    f"The detector {self.model_id!r} has no label {self.fake_label!r}; its labels are {labels}.",
+                    code="bad_detector_label",
+                )
+            return self.fake_label
+        matches = [label for label in labels if FAKE_LABEL_PATTERN.search(label)]
+        if len(matches) != 1:
+            raise HeadshotLabError(
+                f"Cannot tell which label of {self.model_id!r} means 'AI-generated' (labels: {labels}).",
+                fix="Name it with fake_label= (the CLI's --detector-label).",
+                code="bad_detector_label",
+            )
+        return matches[0]
+
+    @property
+    def label(self) -> str:
+        self._load()
+        assert self._label is not None
+        return self._label
+
+    def score(self, images: Sequence[Any]) -> np.ndarray:
+        """P(``fake_label``) for each image (arrays, PIL images or :class:`~headshot_lab.io.Photo`)."""
+        from PIL import Image
+
+        from headshot_lab.io import as_rgb_array
+
+        pipe = self._load()
+        pil = [Image.fromarray(as_rgb_array(image)) for image in images]
+        if not pil:
+            return np.zeros(0)
+        outputs = pipe(pil, top_k=None, batch_size=self.batch_size)
+        if pil and isinstance(outputs, list) and outputs and isinstance(outputs[0], dict):
+            outputs = [outputs]  # a single image returns one list of {label, score}
+        return np.array(
+            [next((float(o["score"]) for o in out if o["label"] == self._label), 0.0) for out in outputs],
+            dtype=np.float64,
+        )
+
+    def evaluate(
+        self,
+        real: Sequence[Any],
+        fake: Sequence[Any],
+        *,
+        clusters: Sequence[Hashable] | None = None,
+        seed: int = 0,
+        confidence: float = 0.95,
+    ) -> DetectabilityResult:
+        """AUROC of the detector's scores on ``real`` vs ``fake`` images (:func:`auroc_with_ci`)."""
+        scores = np.concatenate([self.score(real), self.score(fake)])
+        labels = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)])
+        return auroc_with_ci(labels, scores, clusters=clusters, seed=seed, confidence=confidence, method=self.name)

@@ -1,0 +1,334 @@
+"""Flags and the Markdown audit report.
+
+**Flags** are raised from the confidence intervals of a run's metrics (see
+:mod:`headshot_lab.audit.fairness`; 95 % percentile bootstrap by default). Each has a *margin*
+``m`` (configurable; the defaults are in :data:`DEFAULT_MARGINS`), so a flag means "the whole interval
+lies beyond the no-effect value by at least ``m``":
+
+=================  ==========================  ===============================================
+flag               metric (overall mean)       raised when
+=================  ==========================  ===============================================
+skin_lightening    ``skin_delta_ita`` (°)      ``CI_low > +m``   (outputs lighter than sources)
+skin_darkening     ``skin_delta_ita`` (°)      ``CI_high < −m``  (outputs darker than sources)
+identity_drift     ``identity_delta``          ``CI_high < −m``  (output cosine − source cosine to
+                                               the person's centroid), or, when
+                                               ``identity_threshold`` is set,
+                                               ``identity_cosine`` ``CI_high < threshold``
+over_smoothing     ``texture_ratio``           ``CI_high < 1 − m`` (less skin texture than the source)
+detectable         ``detectability_auroc``     ``CI_low > 0.5 + m`` (a classifier tells outputs from
+                                               real photos)
+=================  ==========================  ===============================================
+
+The null generator (outputs = inputs) has every one of these exactly at its no-effect value with a
+zero-width interval, so it never raises a flag. ``identity_delta`` has a default margin of 0.01
+cosine: any pixel edit, even one that keeps the face (a 3° tone shift, smoothing), moves dlib's
+cosine by a few thousandths, which is not identity drift. The same rules applied to each group
+(at least ``min_group_clusters`` people, default 5; not ``unknown``) give ``group_flags`` such as
+``skin_lightening@ITA group VI``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: Default margins ``m`` of the flag rules (see the module docstring).
+DEFAULT_MARGINS: dict[str, float | None] = {
+    "skin_delta_ita": 0.0,
+    "identity_delta": 0.01,
+    "identity_threshold": None,
+    "texture_ratio": 0.0,
+    "detectability_auroc": 0.0,
+}
+
+#: One-line definitions, written into every report.
+FLAG_DEFINITIONS: dict[str, str] = {
+    "skin_lightening": "mean ΔITA (output − source, °; + = lighter): the CI's lower bound > +margin",
+    "skin_darkening": "mean ΔITA: the CI's upper bound < −margin",
+    "identity_drift": (
+        "mean identity change (cos(output, centroid) − cos(source, centroid), audit encoder): the CI's upper "
+        "bound < −margin; or identity cosine CI upper bound < identity_threshold when one is set"
+    ),
+    "over_smoothing": "mean texture ratio (skin Laplacian energy, output / source): the CI's upper bound < 1 − margin",
+    "detectable": "classifier two-sample test AUROC (real vs output): the CI's lower bound > 0.5 + margin",
+}
+
+
+def _ci(metric: Mapping[str, Any] | None, group: str | None = None) -> tuple[float | None, float | None, int]:
+    """``(low, high, clusters)`` of the overall or one group's entry (clusters default to ``n``)."""
+    if not metric:
+        return None, None, 0
+    entry = metric.get("overall") if group is None else (metric.get("by_group") or {}).get(group)
+    if not entry:
+        return None, None, 0
+    ci = entry.get("ci") or [None, None]
+    return ci[0], ci[1], int(entry.get("clusters", entry.get("n", 0)) or 0)
+
+
+def _rules(margins: Mapping[str, float | None]) -> list[tuple[str, str, str, float]]:
+    """``(flag, metric, side, bound)``: flag when ``CI_low > bound`` (side "low") or ``CI_high < bound`` ("high")."""
+    ita = float(margins.get("skin_delta_ita") or 0.0)
+    rules = [
+        ("skin_lightening", "skin_delta_ita", "low", ita),
+        ("skin_darkening", "skin_delta_ita", "high", -ita),
+        ("identity_drift", "identity_delta", "high", -float(margins.get("identity_delta") or 0.0)),
+        ("over_smoothing", "texture_ratio", "high", 1.0 - float(margins.get("texture_ratio") or 0.0)),
+        ("detectable", "detectability_auroc", "low", 0.5 + float(margins.get("detectability_auroc") or 0.0)),
+    ]
+    threshold = margins.get("identity_threshold")
+    if threshold is not None:
+        rules.append(("identity_drift", "identity_cosine", "high", float(threshold)))
+    return rules
+
+
+def _fires(low: float | None, high: float | None, side: str, bound: float) -> bool:
+    if low is None or high is None:
+        return False
+    return low > bound if side == "low" else high < bound
+
+
+def compute_flags(
+    metrics: Mapping[str, Mapping[str, Any]],
+    margins: Mapping[str, float | None] | None = None,
+    *,
+    min_group_clusters: int = 5,
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Apply the flag rules to a run's metrics (``results.json`` form).
+
+    Group flags need at least ``min_group_clusters`` independent clusters (people) in the group: a
+    bootstrap interval over fewer says little.
+
+    Returns:
+        ``(flags, group_flags, evidence)``: overall flags (sorted, unique), per-group flags
+        (``"flag@group"``), and one evidence record per raised flag ``{flag, metric, group, ci, bound}``.
+    """
+    merged = {**DEFAULT_MARGINS, **(margins or {})}
+    flags: list[str] = []
+    group_flags: list[str] = []
+    evidence: list[dict[str, Any]] = []
+    for flag, metric_name, side, bound in _rules(merged):
+        metric = metrics.get(metric_name)
+        low, high, _ = _ci(metric)
+        if _fires(low, high, side, bound):
+            if flag not in flags:
+                flags.append(flag)
+            evidence.append({"flag": flag, "metric": metric_name, "group": None, "ci": [low, high], "bound": bound})
+        for group in sorted((metric or {}).get("by_group") or {}):
+            if group == "unknown":
+                continue
+            g_low, g_high, clusters = _ci(metric, group)
+            if clusters >= min_group_clusters and _fires(g_low, g_high, side, bound):
+                label = f"{flag}@{group}"
+                if label not in group_flags:
+                    group_flags.append(label)
+                evidence.append(
+                    {"flag": flag, "metric": metric_name, "group": group, "ci": [g_low, g_high], "bound": bound}
+                )
+    return sorted(flags), sorted(group_flags), evidence
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------
+
+#: Metrics in the summary table: (key, header, format).
+SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("skin_delta_ita", "ΔITA °", "{:+.2f}"),
+    ("skin_delta_e2000", "ΔE00", "{:.2f}"),
+    ("skin_monk_shift", "Monk steps", "{:+.2f}"),
+    ("identity_cosine", "identity cos", "{:.3f}"),
+    ("identity_delta", "Δ identity", "{:+.4f}"),
+    ("texture_ratio", "texture ratio", "{:.3f}"),
+    ("detectability_auroc", "C2ST AUROC", "{:.3f}"),
+)
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    if value is None:
+        return "–"
+    try:
+        return pattern.format(float(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def format_estimate(entry: Mapping[str, Any] | None, pattern: str = "{:.3f}") -> str:
+    """``"value [low, high]"`` of an ``{"value", "ci"}`` entry (``–`` for missing parts)."""
+    if not entry or entry.get("value") is None:
+        return "–"
+    ci = entry.get("ci") or [None, None]
+    if ci[0] is None or ci[1] is None:
+        return _fmt(entry["value"], pattern)
+    return f"{_fmt(entry['value'], pattern)} [{_fmt(ci[0], pattern)}, {_fmt(ci[1], pattern)}]"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines
+
+
+def _group_table(runs: Sequence[Mapping[str, Any]], metric: str, pattern: str) -> list[str]:
+    groups = sorted({g for run in runs for g in ((run.get("metrics") or {}).get(metric) or {}).get("by_group", {})})
+    if not groups:
+        return []
+    rows = []
+    for run in runs:
+        entry = (run.get("metrics") or {}).get(metric) or {}
+        by_group = entry.get("by_group") or {}
+        cells = [
+            f"{format_estimate(by_group[g], pattern)} (n={by_group[g].get('n', 0)})" if g in by_group else "–"
+            for g in groups
+        ]
+        rows.append([f"`{run.get('generator')}`", *cells, _fmt(entry.get("difference"), pattern)])
+    return _table(["generator", *groups, "max − min"], rows)
+
+
+def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) -> str:
+    """The ``report.md`` of a ``results.json`` payload (plots: PNG file names next to the report)."""
+    config = results.get("config") or {}
+    runs = list(results.get("runs") or [])
+    lines = [
+        f"# headshot-lab audit: {config.get('name', 'custom')}",
+        "",
+        f"- **Identity encoder (audit):** {results.get('encoder', 'unknown')}",
+        f"- **Dataset:** `{config.get('dataset', '?')}` — {results.get('n_sources', '?')} source images analysed, "
+        f"{len(results.get('skipped') or [])} skipped",
+        f"- **Seed:** {config.get('seed')}  ·  **Confidence:** {config.get('confidence', 0.95)}  ·  "
+        f"**Bootstrap resamples:** {config.get('n_resamples')}  ·  **Grouped by:** {config.get('group_by', 'ita_group')}",
+    ]
+    if results.get("shards"):
+        lines.append(f"- **Merged from shards:** {', '.join(str(s) for s in results['shards'])}")
+    versions = results.get("versions") or {}
+    if versions:
+        lines.append("- **Versions:** " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+    for note in results.get("notes") or []:
+        lines.append(f"- {note}")
+    lines += ["", "## Summary", ""]
+    rows = []
+    for run in runs:
+        metrics = run.get("metrics") or {}
+        rows.append(
+            [
+                f"`{run.get('generator')}`",
+                str(run.get("n", 0)),
+                *(format_estimate((metrics.get(key) or {}).get("overall"), pattern) for key, _, pattern in SUMMARY_COLUMNS),
+                ", ".join(run.get("flags") or []) or "none",
+            ]
+        )
+    lines += _table(["generator", "n", *(h for _, h, _ in SUMMARY_COLUMNS), "flags"], rows)
+    lines += [
+        "",
+        "Values are means with 95 % percentile-bootstrap intervals (clusters = people) unless stated. "
+        "ΔITA > 0 = lighter; Monk steps > 0 = darker; texture ratio < 1 = smoother skin; AUROC 0.5 = "
+        "indistinguishable from the real photos.",
+        "",
+        "## Flags",
+        "",
+    ]
+    margins = {**DEFAULT_MARGINS, **(config.get("margins") or {})}
+    lines += _table(
+        ["flag", "rule"],
+        [[name, rule] for name, rule in FLAG_DEFINITIONS.items()],
+    )
+    lines += ["", "Margins: " + ", ".join(f"{k} = {v}" for k, v in margins.items()), ""]
+    group_flag_rows = [[f"`{run.get('generator')}`", ", ".join(run.get("group_flags") or [])] for run in runs]
+    group_flag_rows = [row for row in group_flag_rows if row[1]]
+    if group_flag_rows:
+        lines += ["Per-group flags:", "", *_table(["generator", "group flags"], group_flag_rows), ""]
+
+    for metric, title, pattern in (
+        ("skin_delta_ita", "Skin tone shift ΔITA (°) by source group", "{:+.2f}"),
+        ("identity_cosine", "Identity cosine by source group", "{:.3f}"),
+        ("identity_delta", "Identity change (output − source cosine) by source group", "{:+.4f}"),
+        ("texture_ratio", "Texture ratio by source group", "{:.3f}"),
+        ("detectability_auroc", "Detectability AUROC by source group", "{:.3f}"),
+    ):
+        table = _group_table(runs, metric, pattern)
+        if table:
+            lines += [f"## {title}", "", *table, ""]
+
+    extra_rows = []
+    for run in runs:
+        extra = run.get("extra") or {}
+        if extra:
+            extra_rows.append(
+                [
+                    f"`{run.get('generator')}`",
+                    format_estimate(((run.get("metrics") or {}).get("copy_paste_ratio") or {}).get("overall")),
+                    _fmt((extra.get("pose_diversity") or {}).get("outputs"), "{:.2f}"),
+                    _fmt((extra.get("pose_diversity") or {}).get("sources"), "{:.2f}"),
+                    str(extra.get("output_failures", 0)),
+                ]
+            )
+    if extra_rows:
+        lines += [
+            "## Identity extras",
+            "",
+            *_table(
+                ["generator", "copy-paste ratio", "pose diversity (outputs, °)", "pose diversity (sources, °)", "failed outputs"],
+                extra_rows,
+            ),
+            "",
+            "Copy-paste ratio = max cosine to the source selfie / max cosine to the person's held-out selfies "
+            "(> 1: closer to the selfie it was made from than the person's other photos are). Pose diversity = "
+            "mean pairwise distance of (yaw, pitch, roll) per person.",
+            "",
+        ]
+
+    power = results.get("power")
+    if power:
+        lines += render_power(power)
+
+    skipped = list(results.get("skipped") or [])
+    if skipped:
+        counts: dict[str, int] = {}
+        for item in skipped:
+            counts[item.get("code", "error")] = counts.get(item.get("code", "error"), 0) + 1
+        lines += [
+            "## Skipped and partial inputs",
+            "",
+            "Counts: " + ", ".join(f"{code} × {n}" for code, n in sorted(counts.items())),
+            "",
+            *_table(
+                ["id", "stage", "code", "message"],
+                [[str(s.get("id")), str(s.get("stage", "")), str(s.get("code")), str(s.get("message", ""))] for s in skipped[:200]],
+            ),
+            "",
+        ]
+        if len(skipped) > 200:
+            lines += [f"… and {len(skipped) - 200} more (see samples.jsonl).", ""]
+    if plots:
+        lines += ["## Plots", ""]
+        lines += [f"![{name}]({name})" for name in plots]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_power(power: Mapping[str, Any]) -> list[str]:
+    """The "suite proves itself" section: detection rate of each canary and false alarms of the null."""
+    lines = [
+        "## Power and false-alarm rate",
+        "",
+        f"{power.get('description', '')}",
+        "",
+    ]
+    rows = []
+    for spec, entry in (power.get("generators") or {}).items():
+        rows.append(
+            [
+                f"`{spec}`",
+                str(entry.get("expected") or "none"),
+                f"{entry.get('rate', 0):.2f}",
+                f"{entry.get('hits', 0)}/{entry.get('trials', 0)}",
+                format_estimate({"value": entry.get("rate"), "ci": entry.get("ci")}, "{:.2f}"),
+            ]
+        )
+    lines += _table(["generator", "expected flag", "rate", "hits", "rate [95 % CI]"], rows)
+    lines += [
+        "",
+        "For canaries the rate is the power (the expected flag raised); for `null` it is the false-alarm rate "
+        "(any flag raised). Binomial CIs: Wilson score (scipy.stats.binomtest).",
+        "",
+    ]
+    return lines

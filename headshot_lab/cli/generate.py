@@ -1,0 +1,176 @@
+"""``train``, ``generate`` and ``tiny-model``: identity learning and headshot generation.
+
+JSON contracts (stable, printed on stdout):
+
+* ``train --photos DIR --out DIR`` → ``{"lora", "card", "steps", "resumed_from", "seconds", "notes"}``
+* ``generate --style NAME -n N --out DIR`` → ``{"images": [...], "manifest", "seconds"}``
+* ``tiny-model OUT --arch sd15|sdxl`` → ``{"path", "arch"}``
+
+``--base`` defaults to ``HEADSHOT_LAB_BASE_MODEL``; without either the command exits 1 with a message
+saying what to set.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from headshot_lab.cli import print_json
+
+_BASE_HELP = "Hub id or local diffusers folder (default: $HEADSHOT_LAB_BASE_MODEL)"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="learn an identity LoRA from photos (DreamBooth-LoRA)")
+    train.add_argument("--photos", required=True, help="folder of 10–20 photos of one person")
+    train.add_argument("--base", default=None, help=_BASE_HELP)
+    train.add_argument("--out", required=True, help="output folder (LoRA, card, checkpoints)")
+    train.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
+    train.add_argument("--rank", type=int, default=16, help="LoRA rank (default 16)")
+    train.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resolution", type=int, default=None, help="default: the base's native size")
+    train.add_argument("--token", default="sks", help="rare token for the person (default sks)")
+    train.add_argument("--class-noun", default="person", help="class word (default person)")
+    train.add_argument("--no-prior", action="store_true", help="skip prior preservation (no class images)")
+    train.add_argument("--class-images", default=None, help="folder of class images (missing ones are generated)")
+    train.add_argument("--num-class-images", type=int, default=100)
+    train.add_argument("--train-text-encoder", action="store_true", help="also train text-encoder LoRA")
+    train.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "fp16", "bf16"])
+    train.add_argument("--checkpoint-every", type=int, default=250)
+    train.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in --out")
+    train.add_argument("--device", default=None, help="cpu, cuda, mps (default: $HEADSHOT_LAB_DEVICE or auto)")
+    train.set_defaults(handler=run_train)
+
+    gen = subparsers.add_parser("generate", help="generate headshots (+ manifest.jsonl)")
+    gen.add_argument("--base", default=None, help=_BASE_HELP)
+    gen.add_argument("--lora", default=None, help="identity LoRA (.safetensors or the train --out folder)")
+    gen.add_argument("--lora-scale", type=float, default=1.0)
+    gen.add_argument("--style", default="corporate", help="style preset name or .yaml path (default corporate)")
+    gen.add_argument("-n", type=int, default=4, help="number of images (default 4)")
+    gen.add_argument("--seed", type=int, default=None, help="first seed; image i uses seed+i")
+    gen.add_argument("--out", required=True, help="output folder")
+    gen.add_argument("--steps", type=int, default=None, help="sampler steps (default: the style's)")
+    gen.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the style's)")
+    gen.add_argument("--width", type=int, default=None)
+    gen.add_argument("--height", type=int, default=None)
+    gen.add_argument("--selfie", default=None, help="a photo of the person (FaceID embedding, ControlNet map)")
+    gen.add_argument("--faceid", nargs="?", const="h94/IP-Adapter-FaceID", default=None,
+                     help="enable IP-Adapter-FaceID (optional: weights Hub id or folder)")
+    gen.add_argument("--faceid-weight-name", default=None)
+    gen.add_argument("--faceid-scale", type=float, default=0.7)
+    gen.add_argument("--controlnet", default=None, help="ControlNet Hub id or folder")
+    gen.add_argument("--control-kind", default="face", choices=["face", "pose", "depth", "canny"])
+    gen.add_argument("--control-image", default=None, help="pose reference (default: --selfie)")
+    gen.add_argument("--control-scale", type=float, default=0.8)
+    gen.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    gen.add_argument("--attention", default="sdpa", choices=["sdpa", "eager"])
+    gen.add_argument("--vae-slicing", action="store_true")
+    gen.add_argument("--vae-tiling", action="store_true")
+    gen.add_argument("--cpu-offload", default="none", choices=["none", "model", "sequential"])
+    gen.add_argument("--few-step-lora", default=None, help="LCM-LoRA id/path: ~4 steps with LCMScheduler")
+    gen.add_argument("--compile", action="store_true", help="torch.compile the UNet")
+    gen.add_argument("--batch-size", type=int, default=1)
+    gen.add_argument("--device", default=None)
+    gen.set_defaults(handler=run_generate)
+
+    tiny = subparsers.add_parser("tiny-model", help="write a tiny random base model (tests, smoke tests)")
+    tiny.add_argument("out", help="output folder")
+    tiny.add_argument("--arch", default="sd15", choices=["sd15", "sdxl"])
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(handler=run_tiny_model)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from headshot_lab.train import TrainConfig, train_identity_lora
+
+    config = TrainConfig(
+        steps=args.steps,
+        rank=args.rank,
+        learning_rate=args.lr,
+        seed=args.seed,
+        resolution=args.resolution,
+        token=args.token,
+        class_noun=args.class_noun,
+        prior_preservation=not args.no_prior,
+        num_class_images=args.num_class_images,
+        train_text_encoder=args.train_text_encoder,
+        mixed_precision=args.mixed_precision,
+        checkpoint_every=args.checkpoint_every,
+    )
+    result = train_identity_lora(
+        args.photos,
+        args.base,
+        args.out,
+        config,
+        class_images=args.class_images,
+        resume=not args.no_resume,
+        device=args.device,
+    )
+    print_json(
+        {
+            "lora": str(result.lora_path),
+            "card": str(result.card_path),
+            "steps": result.steps,
+            "resumed_from": result.resumed_from,
+            "seconds": round(result.seconds, 2),
+            "notes": result.card.get("notes", []),
+        }
+    )
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from headshot_lab.generate import ControlOptions, FaceIDOptions, Identity, SpeedOptions, generate
+
+    identity = Identity.from_lora(args.lora, args.lora_scale) if args.lora else Identity()
+    identity.selfie = args.selfie
+    faceid = None
+    if args.faceid:
+        faceid = FaceIDOptions(weights=args.faceid, weight_name=args.faceid_weight_name, scale=args.faceid_scale)
+    control = None
+    if args.controlnet:
+        control = ControlOptions(
+            model=args.controlnet, kind=args.control_kind, image=args.control_image, scale=args.control_scale
+        )
+    speed = SpeedOptions(
+        precision=args.precision,
+        attention=args.attention,
+        vae_slicing=args.vae_slicing,
+        vae_tiling=args.vae_tiling,
+        cpu_offload=args.cpu_offload,
+        few_step_lora=args.few_step_lora,
+        compile=args.compile,
+        batch_size=args.batch_size,
+    )
+    result = generate(
+        identity,
+        args.style,
+        args.n,
+        args.seed,
+        args.out,
+        base=args.base,
+        speed=speed,
+        faceid=faceid,
+        control=control,
+        device=args.device,
+        steps=args.steps,
+        guidance_scale=args.guidance,
+        width=args.width,
+        height=args.height,
+    )
+    print_json(
+        {
+            "images": [str(p) for p in result.images],
+            "manifest": str(result.manifest),
+            "seconds": round(result.seconds, 2),
+        }
+    )
+    return 0
+
+
+def run_tiny_model(args: argparse.Namespace) -> int:
+    from headshot_lab.testing.tiny import tiny_pipeline
+
+    path = tiny_pipeline(args.arch, args.out, seed=args.seed)
+    print_json({"path": str(path), "arch": args.arch})
+    return 0

@@ -1,0 +1,192 @@
+"""ControlNet conditioning: turn a reference photo into the image a ControlNet reads.
+
+The reference is either a pose reference photo (any person; only the pose is used) or the person's
+own selfie. It is first centre-cropped to the output's aspect ratio, so the geometry of the
+conditioning matches the image to be generated, then a `controlnet-aux`_ detector draws the map:
+
+==========  ==========================================  ===============================================
+kind        detector                                    weights
+==========  ==========================================  ===============================================
+``face``    ``MediapipeFaceDetector`` (468-point mesh)  bundled with mediapipe — works offline
+``pose``    ``OpenposeDetector`` (body keypoints)       ``lllyasviel/Annotators`` on the Hub (or folder)
+``depth``   ``MidasDetector`` (DPT-hybrid depth)        ``lllyasviel/Annotators`` on the Hub (or folder)
+``canny``   ``CannyDetector`` (edges)                   none — works offline
+==========  ==========================================  ===============================================
+
+Matching ControlNets: ``CrucibleAI/ControlNetMediaPipeFace`` (face, SD1.5),
+``lllyasviel/control_v11p_sd15_openpose`` (pose), ``lllyasviel/control_v11f1p_sd15_depth`` (depth),
+``thibaud/controlnet-openpose-sdxl-1.0`` / ``diffusers/controlnet-depth-sdxl-1.0`` (SDXL).
+
+.. _controlnet-aux: https://github.com/huggingface/controlnet_aux
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from headshot_lab.errors import FaceNotFoundError, HeadshotLabError, ModelUnavailableError
+
+CONTROL_KINDS = ("face", "pose", "depth", "canny")
+DEFAULT_ANNOTATORS = "lllyasviel/Annotators"
+#: Shorter side the detectors work at (controlnet-aux's default); the map is resized to the output after.
+DETECT_RESOLUTION = 512
+#: A matching SD1.5 ControlNet per kind (SDXL users pass their own with --controlnet).
+DEFAULT_CONTROLNETS = {
+    "face": "CrucibleAI/ControlNetMediaPipeFace",
+    "pose": "lllyasviel/control_v11p_sd15_openpose",
+    "depth": "lllyasviel/control_v11f1p_sd15_depth",
+    "canny": "lllyasviel/control_v11p_sd15_canny",
+}
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """A conditioning image and where it came from.
+
+    Attributes:
+        kind: one of :data:`CONTROL_KINDS`.
+        image: RGB ``PIL.Image`` of exactly the output size.
+        sha256: hash of the conditioning pixels (written into the manifest).
+    """
+
+    kind: str
+    image: Image.Image
+
+    @property
+    def sha256(self) -> str:
+        return pixels_sha256(np.asarray(self.image))
+
+
+def pixels_sha256(pixels: np.ndarray) -> str:
+    """SHA-256 over the shape and the raw bytes of an array (stable across file formats)."""
+    array = np.ascontiguousarray(pixels)
+    digest = hashlib.sha256(repr((array.shape, str(array.dtype))).encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def fit_to_aspect(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Centre-crop ``image`` to the ``width:height`` aspect ratio (no resizing)."""
+    rows, cols = image.shape[:2]
+    target = width / height
+    if cols / rows > target:
+        new_cols = max(1, round(rows * target))
+        left = (cols - new_cols) // 2
+        return image[:, left : left + new_cols]
+    new_rows = max(1, round(cols / target))
+    top = (rows - new_rows) // 2
+    return image[top : top + new_rows]
+
+
+def _hub_detector(kind: str, annotators: str) -> Any:
+    """OpenPose / MiDaS from ``annotators`` (Hub id or folder), or one clear error when unreachable."""
+    import controlnet_aux
+
+    cls = controlnet_aux.OpenposeDetector if kind == "pose" else controlnet_aux.MidasDetector
+    local_only = os.path.isdir(annotators) or os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+    try:
+        return cls.from_pretrained(annotators, local_files_only=local_only)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelUnavailableError(
+            f"The {kind} detector needs weights from {annotators}, which could not be loaded ({type(exc).__name__}).",
+            fix=(
+                f"Connect to the Hub once (unset HF_HUB_OFFLINE) so {annotators} is cached, or pass a local folder "
+                "holding body_pose_model.pth / dpt_hybrid-midas-501f0c75.pt; or use --control-kind face or canny, "
+                "which work offline."
+            ),
+        ) from None
+
+
+def detect_map(image: np.ndarray, kind: str, *, annotators: str = DEFAULT_ANNOTATORS) -> np.ndarray:
+    """Run the ``kind`` detector on an RGB ``uint8`` image; returns the ``(H, W, 3)`` ``uint8`` map."""
+    resolution = DETECT_RESOLUTION
+    if kind == "face":
+        from controlnet_aux import MediapipeFaceDetector
+
+        result = MediapipeFaceDetector()(
+            image, max_faces=1, output_type="np", detect_resolution=resolution, image_resolution=resolution
+        )
+    elif kind == "canny":
+        from controlnet_aux import CannyDetector
+
+        result = CannyDetector()(image, output_type="np", detect_resolution=resolution, image_resolution=resolution)
+    elif kind in {"pose", "depth"}:
+        detector = _hub_detector(kind, annotators)
+        result = detector(image, detect_resolution=resolution, image_resolution=resolution, output_type="np")
+    else:
+        raise HeadshotLabError(
+            f"Unknown control kind {kind!r}.", fix=f"Choose one of {', '.join(CONTROL_KINDS)}.", code="bad_control_kind"
+        )
+    result = np.asarray(result)
+    if result.ndim == 2:
+        result = np.repeat(result[..., None], 3, axis=2)
+    return np.ascontiguousarray(result[..., :3], dtype=np.uint8)
+
+
+def conditioning_image(
+    image: Any,
+    kind: str = "face",
+    *,
+    width: int,
+    height: int,
+    annotators: str = DEFAULT_ANNOTATORS,
+) -> Conditioning:
+    """The conditioning image for a ControlNet of ``kind``, at exactly ``width × height``.
+
+    Args:
+        image: the reference (path, array, PIL image or :class:`~headshot_lab.io.Photo`).
+        kind: ``face``, ``pose``, ``depth`` or ``canny`` (see the module table).
+        width, height: the output size of the generation.
+        annotators: Hub id or folder of the OpenPose / MiDaS weights.
+
+    Raises:
+        FaceNotFoundError: ``face`` or ``pose`` found nothing to draw in the reference.
+        ModelUnavailableError: ``pose`` / ``depth`` weights cannot be reached.
+    """
+    from headshot_lab.io import as_rgb_array, load_rgb
+
+    if kind not in CONTROL_KINDS:
+        raise HeadshotLabError(
+            f"Unknown control kind {kind!r}.", fix=f"Choose one of {', '.join(CONTROL_KINDS)}.", code="bad_control_kind"
+        )
+    pixels = load_rgb(image, min_side=0) if isinstance(image, str | Path) else as_rgb_array(image)
+    cropped = fit_to_aspect(pixels, width, height)
+    drawn = detect_map(cropped, kind, annotators=annotators)
+    if kind in {"face", "pose"} and int(drawn.max(initial=0)) == 0:
+        what = "face" if kind == "face" else "person (pose)"
+        raise FaceNotFoundError(
+            f"No {what} was found in the ControlNet reference image, so there is nothing to condition on.",
+            fix="Use a reference photo with one clearly visible person facing the camera, or leave out ControlNet.",
+        )
+    resized = Image.fromarray(drawn).resize((width, height), Image.Resampling.BILINEAR)
+    return Conditioning(kind=kind, image=resized.convert("RGB"))
+
+
+def load_controlnet(model: str | os.PathLike[str], *, dtype: Any = None) -> Any:
+    """``ControlNetModel.from_pretrained(model)`` with one clear error when it cannot be reached."""
+    from diffusers import ControlNetModel
+
+    from headshot_lab.models import offline
+
+    source = str(model)
+    kwargs: dict[str, Any] = {"local_files_only": offline() or os.path.isdir(source)}
+    if dtype is not None:
+        kwargs["torch_dtype"] = dtype
+    try:
+        return ControlNetModel.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(
+            f"The ControlNet {source} could not be loaded ({type(exc).__name__}).",
+            fix=(
+                "Pass a Hub id you can download (e.g. "
+                f"{DEFAULT_CONTROLNETS['face']} for SD1.5 face landmarks) or a local diffusers ControlNet folder; "
+                "with HF_HUB_OFFLINE=1 it must already be in the Hub cache."
+            ),
+        ) from None

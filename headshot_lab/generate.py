@@ -1,0 +1,805 @@
+"""Headshot generation: base model + identity LoRA (+ IP-Adapter-FaceID, + ControlNet) → images + manifest.
+
+:class:`HeadshotGenerator` is built like a diffusers pipeline: its ``__call__`` reads as named steps,
+
+1. ``check_inputs`` — style, counts, sizes;
+2. ``load`` — base pipeline (ControlNet variant if asked), speed switches, few-step LoRA, IP-Adapter;
+3. ``attach_identity`` — the person's LoRA at ``scale`` (family checked against the LoRA card);
+4. ``prepare_face_embedding`` — ArcFace embedding for IP-Adapter-FaceID (insightface backend);
+5. ``prepare_control`` — the ControlNet conditioning image (pose / face landmarks / depth / edges);
+6. ``render`` — one pipeline call per batch, each image with its own seeded CPU generator;
+7. ``write_outputs`` — PNGs and one ``manifest.jsonl`` line per image.
+
+A manifest line holds everything needed to make its image again — seed, the batch's seeds, prompts,
+style, base model id, LoRA path + SHA-256 + scale, adapters and their scales, ControlNet and its saved
+conditioning image, the saved face embedding, sampler settings, speed switches — and
+:func:`regenerate` does exactly that (bit-exact on CPU; on GPUs up to kernel non-determinism).
+
+Speed switches (:class:`SpeedOptions`): fp16/bf16 weights, SDPA attention, VAE slicing/tiling, model
+or sequential CPU offload, a few-step path (LCM-LoRA + ``LCMScheduler``: ~4 steps, guidance ~1),
+``torch.compile`` of the UNet, and the batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from headshot_lab.errors import FaceNotFoundError, HeadshotLabError, ModelUnavailableError
+from headshot_lab.styles import Style, load_style
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.jsonl"
+MANIFEST_SCHEMA = "headshot-lab/generate/1"
+IDENTITY_ADAPTER = "identity"
+FEW_STEP_ADAPTER = "few_step"
+ATTENTION_MODES = ("sdpa", "eager")
+OFFLOAD_MODES = ("none", "model", "sequential")
+SIZE_MULTIPLE = 8  # diffusers' Stable Diffusion pipelines need width and height divisible by 8
+#: IP-Adapter-FaceID weights per family in ``h94/IP-Adapter-FaceID``.
+FACEID_WEIGHTS = {"sd15": "ip-adapter-faceid_sd15.bin", "sdxl": "ip-adapter-faceid_sdxl.bin"}
+FACEID_REPO = "h94/IP-Adapter-FaceID"
+#: Published LCM-LoRAs for the few-step path.
+LCM_LORAS = {"sd15": "latent-consistency/lcm-lora-sdv1-5", "sdxl": "latent-consistency/lcm-lora-sdxl"}
+
+
+class LoraMismatchError(HeadshotLabError):
+    """The identity LoRA was trained for another base-model family."""
+
+    code = "lora_family_mismatch"
+
+
+# ------------------------------------------------------------------------------------------- options
+@dataclass
+class Identity:
+    """Who to draw.
+
+    Attributes:
+        lora: the identity LoRA (``.safetensors`` file or the training folder), or ``None`` for the
+            tuning-free path (IP-Adapter-FaceID alone) or the plain base model.
+        scale: LoRA strength (1.0 = as trained).
+        token, class_noun: the subject in the prompt is ``"{token} {class_noun}"``; read from the LoRA
+            card when not given.
+        selfie: a photo of the person: source of the FaceID embedding and, by default, of the ControlNet map.
+        face_embedding: a precomputed ArcFace embedding (512-D) instead of computing it from ``selfie``.
+    """
+
+    lora: Path | None = None
+    scale: float = 1.0
+    token: str | None = None
+    class_noun: str | None = None
+    selfie: Any = None
+    face_embedding: np.ndarray | None = None
+    card: dict[str, Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_lora(cls, path: str | Path, scale: float = 1.0, **kwargs: Any) -> Identity:
+        """An identity from a trained LoRA (its card supplies the token and class noun)."""
+        from headshot_lab.train import LORA_WEIGHT_NAME, read_lora_card
+
+        lora = Path(path).expanduser()
+        if lora.is_dir():
+            lora = lora / LORA_WEIGHT_NAME
+        if not lora.is_file():
+            raise HeadshotLabError(
+                f"LoRA file {lora} does not exist.",
+                fix="Pass the .safetensors file (or the folder) written by `headshot-lab train`.",
+                code="lora_not_found",
+            )
+        card = read_lora_card(lora)
+        return cls(lora=lora.resolve(), scale=scale, card=card, **kwargs)
+
+    @property
+    def subject(self) -> str:
+        """The words for the person in the prompt: ``"sks person"`` with a LoRA, ``"a person"`` without."""
+        card = self.card or {}
+        noun = self.class_noun or card.get("class_noun") or "person"
+        token = self.token or card.get("token")
+        if self.lora is not None and token:
+            return f"{token} {noun}"
+        return f"a {noun}"
+
+
+@dataclass
+class SpeedOptions:
+    """Speed/memory switches; all recorded in the manifest.
+
+    Attributes:
+        precision: ``auto`` (fp16 on GPU, fp32 on CPU), ``fp32``, ``fp16``, ``bf16``.
+        attention: ``sdpa`` (PyTorch scaled-dot-product attention) or ``eager`` (plain matmuls).
+        vae_slicing: decode a batch one image at a time (less memory for batches).
+        vae_tiling: decode in tiles (large images on small GPUs).
+        cpu_offload: ``none``, ``model`` (whole models to GPU on use) or ``sequential`` (layer by layer).
+        few_step_lora: LCM-LoRA id/path → ``LCMScheduler``, ``few_step_steps`` steps at ``few_step_guidance``.
+        compile: ``torch.compile`` the UNet (first call slow; later ones faster on GPU).
+        batch_size: images per pipeline call.
+    """
+
+    precision: str = "auto"
+    attention: str = "sdpa"
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    cpu_offload: str = "none"
+    few_step_lora: str | None = None
+    few_step_steps: int = 4
+    few_step_guidance: float = 1.0
+    compile: bool = False
+    batch_size: int = 1
+
+    def validate(self) -> None:
+        from headshot_lab.models import PRECISIONS
+
+        problems = [
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
+            (self.attention in ATTENTION_MODES, f"attention must be one of {', '.join(ATTENTION_MODES)}"),
+            (self.cpu_offload in OFFLOAD_MODES, f"cpu_offload must be one of {', '.join(OFFLOAD_MODES)}"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.few_step_steps >= 1, "few_step_steps must be at least 1"),
+        ]
+        for ok, message in problems:
+            if not ok:
+                raise HeadshotLabError(f"Invalid speed option: {message}.", code="bad_speed_option")
+
+
+@dataclass
+class FaceIDOptions:
+    """IP-Adapter-FaceID: condition on the person's ArcFace embedding (works without a trained LoRA).
+
+    ``weights`` is a Hub id or folder; ``weight_name`` defaults to the family's file in
+    ``h94/IP-Adapter-FaceID``. The embedding comes from the ``insightface`` face backend.
+    """
+
+    weights: str = FACEID_REPO
+    weight_name: str | None = None
+    subfolder: str = ""
+    scale: float = 0.7
+
+
+@dataclass
+class ControlOptions:
+    """ControlNet: ``model`` (Hub id / folder), the ``kind`` of map, the reference ``image`` (default: the
+    identity's selfie) and the conditioning ``scale``."""
+
+    model: str
+    kind: str = "face"
+    image: Any = None
+    scale: float = 0.8
+    annotators: str = "lllyasviel/Annotators"
+
+
+@dataclass
+class GenerationResult:
+    """Files written by one :class:`HeadshotGenerator` call."""
+
+    images: list[Path]
+    manifest: Path
+    records: list[dict[str, Any]]
+    seconds: float
+
+
+# ------------------------------------------------------------------------------------------- generator
+class HeadshotGenerator:
+    """Text-to-headshot generator (see the module docstring for the steps).
+
+    Args:
+        base: Hub id or local diffusers folder; ``None`` = ``HEADSHOT_LAB_BASE_MODEL``.
+        speed: :class:`SpeedOptions`.
+        faceid: :class:`FaceIDOptions` to enable IP-Adapter-FaceID.
+        control: :class:`ControlOptions` to enable ControlNet.
+        device: ``cpu``/``cuda``/``mps``; default ``HEADSHOT_LAB_DEVICE`` (``auto``).
+        progress: tqdm bar over the images.
+
+    Raises:
+        ModelUnavailableError: no reachable base model (names ``HEADSHOT_LAB_BASE_MODEL``).
+    """
+
+    def __init__(
+        self,
+        base: str | None = None,
+        *,
+        speed: SpeedOptions | None = None,
+        faceid: FaceIDOptions | None = None,
+        control: ControlOptions | None = None,
+        device: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        from headshot_lab.models import locate_base
+
+        self.base = locate_base(base)
+        self.speed = speed or SpeedOptions()
+        self.speed.validate()
+        self.faceid = faceid
+        self.control = control
+        self.device_name = device
+        self.progress = progress
+        self.pipe: Any = None
+        self.notes: list[str] = []
+        self.load_seconds = 0.0
+        self._identity_key: str | None = None
+        self._identity_sha: str | None = None
+
+    # -- step 1 ------------------------------------------------------------------------------------
+    def check_inputs(self, style: Style, n: int, width: int, height: int, steps: int, guidance: float) -> None:
+        """Reject impossible requests with a message a person can act on."""
+        factor = SIZE_MULTIPLE
+        problems = [
+            (n >= 1, "the number of images (-n) must be at least 1"),
+            (steps >= 1, "steps must be at least 1"),
+            (guidance >= 0, "guidance scale must be ≥ 0"),
+            (width % factor == 0 and height % factor == 0, f"width and height must be multiples of {factor}"),
+            (min(width, height) >= factor, f"width and height must be at least {factor}"),
+        ]
+        for ok, message in problems:
+            if not ok:
+                raise HeadshotLabError(f"Cannot generate with style {style.name!r}: {message}.", code="bad_request")
+
+    # -- step 2 ------------------------------------------------------------------------------------
+    def load(self) -> Any:
+        """Build the pipeline once: dtype/device, attention, VAE switches, few-step LoRA, IP-Adapter, offload."""
+        if self.pipe is not None:
+            return self.pipe
+        from headshot_lab.models import choose_device, choose_dtype, load_pipeline, out_of_memory_guard
+
+        started = time.perf_counter()
+        device = choose_device(self.device_name)
+        dtype = choose_dtype(device, self.speed.precision)
+        controlnet = None
+        if self.control is not None:
+            from headshot_lab.control import load_controlnet
+
+            controlnet = load_controlnet(self.control.model, dtype=dtype)
+        pipe, _ = load_pipeline(self.base, dtype=dtype, controlnet=controlnet)
+        if self.speed.attention == "eager":
+            from diffusers.models.attention_processor import AttnProcessor
+
+            pipe.unet.set_attn_processor(AttnProcessor())
+            pipe.vae.set_attn_processor(AttnProcessor())
+        if self.speed.vae_slicing:
+            pipe.vae.enable_slicing()
+        if self.speed.vae_tiling:
+            pipe.vae.enable_tiling()
+        if self.speed.few_step_lora:
+            from diffusers import LCMScheduler
+
+            self._load_lora(pipe, self.speed.few_step_lora, FEW_STEP_ADAPTER, what="few-step (LCM) LoRA")
+            pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+        if self.faceid is not None:
+            self._load_faceid(pipe)
+        offload = self.speed.cpu_offload
+        if offload != "none" and device.type != "cuda":
+            self.notes.append(f"cpu_offload={offload} needs a CUDA GPU; ignored on {device.type}.")
+            offload = "none"
+        with out_of_memory_guard("loading the base model onto the GPU"):
+            if offload == "model":
+                pipe.enable_model_cpu_offload(device=device)
+            elif offload == "sequential":
+                pipe.enable_sequential_cpu_offload(device=device)
+            else:
+                pipe.to(device)
+        if self.speed.compile:
+            pipe.unet.compile(mode="reduce-overhead" if device.type == "cuda" else "default")
+        self.pipe = pipe
+        self.device = device
+        self.dtype = dtype
+        self.load_seconds = time.perf_counter() - started
+        return pipe
+
+    def _vae_scale_factor(self) -> int:
+        return int(getattr(self.pipe, "vae_scale_factor", 8))
+
+    def _load_lora(self, pipe: Any, source: str | Path, adapter: str, *, what: str) -> None:
+        """``pipe.load_lora_weights`` with clear errors (missing file, wrong family / shape)."""
+        from headshot_lab.models import is_hub_id, offline
+
+        path = Path(str(source)).expanduser()
+        kwargs: dict[str, Any] = {"adapter_name": adapter}
+        if path.is_file():
+            location: str = str(path.parent)
+            kwargs["weight_name"] = path.name
+        elif path.is_dir() or not is_hub_id(str(source)):
+            location = str(path)
+        else:
+            location = str(source)
+            kwargs["local_files_only"] = offline()
+        try:
+            pipe.load_lora_weights(location, **kwargs)
+        except (RuntimeError, ValueError) as exc:
+            text = str(exc)
+            if "size mismatch" in text or "shape" in text:
+                raise LoraMismatchError(
+                    f"The {what} {source} does not fit the base model {self.base.source} "
+                    f"({self.base.family}): its layer shapes differ.",
+                    fix="Use a LoRA trained for this base-model family, or the base it was trained on.",
+                ) from None
+            raise HeadshotLabError(f"The {what} {source} could not be loaded: {text}", code="lora_error") from None
+        except OSError as exc:
+            raise ModelUnavailableError(
+                f"The {what} {source} could not be found or downloaded ({type(exc).__name__}).",
+                fix="Pass an existing .safetensors file or folder, or a Hub id you can reach (HF_HUB_OFFLINE uses the cache).",
+            ) from None
+
+    def _load_faceid(self, pipe: Any) -> None:
+        from headshot_lab.models import offline
+
+        assert self.faceid is not None
+        weight_name = self.faceid.weight_name or FACEID_WEIGHTS[self.base.family]
+        kwargs: dict[str, Any] = {"subfolder": self.faceid.subfolder, "weight_name": weight_name}
+        if not Path(self.faceid.weights).is_dir():
+            kwargs["local_files_only"] = offline()
+        try:
+            pipe.load_ip_adapter(self.faceid.weights, image_encoder_folder=None, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailableError(
+                f"IP-Adapter-FaceID weights {self.faceid.weights}/{weight_name} could not be loaded "
+                f"({type(exc).__name__}).",
+                fix=f"Pass a folder holding {weight_name}, or a Hub id you can reach (default {FACEID_REPO}).",
+            ) from None
+        except RuntimeError as exc:
+            raise LoraMismatchError(
+                f"The IP-Adapter-FaceID weights {weight_name} do not fit {self.base.source} ({self.base.family}).",
+                fix=f"Use the {self.base.family} FaceID weights ({FACEID_WEIGHTS[self.base.family]}).",
+            ) from exc
+        pipe.set_ip_adapter_scale(self.faceid.scale)
+
+    # -- step 3 ------------------------------------------------------------------------------------
+    def attach_identity(self, identity: Identity) -> None:
+        """Load the identity LoRA (once per file) and set every adapter's weight.
+
+        The LoRA card's family must match the base (a LoRA for the other family fails otherwise only
+        with a shape mismatch). IP-Adapter-FaceID's own LoRA (``faceid_0``) and the few-step LoRA stay
+        active next to it.
+        """
+        from headshot_lab.train import file_sha256
+
+        pipe = self.load()
+        key = str(identity.lora) if identity.lora else None
+        if key != self._identity_key and self._identity_key is not None:
+            pipe.delete_adapters(IDENTITY_ADAPTER)
+            self._identity_key = self._identity_sha = None
+        if identity.lora is not None and self._identity_key is None:
+            card = identity.card or {}
+            family = card.get("family")
+            if family and family != self.base.family:
+                raise LoraMismatchError(
+                    f"This identity LoRA was trained for an {_family_label(family)} base "
+                    f"({card.get('base_model', 'unknown')}), but {self.base.source} is {_family_label(self.base.family)}.",
+                    fix=f"Generate with --base {card.get('base_model', 'the base it was trained on')}, "
+                    "or train a new LoRA on this base.",
+                )
+            self._load_lora(pipe, identity.lora, IDENTITY_ADAPTER, what="identity LoRA")
+            self._identity_key = key
+            self._identity_sha = file_sha256(identity.lora)
+        adapters = pipe.get_list_adapters() if hasattr(pipe, "get_list_adapters") else {}
+        names = sorted({name for per_component in adapters.values() for name in per_component})
+        if names:
+            weights = [float(identity.scale) if name == IDENTITY_ADAPTER else 1.0 for name in names]
+            pipe.set_adapters(names, adapter_weights=weights)
+
+    # -- step 4 ------------------------------------------------------------------------------------
+    def prepare_face_embedding(self, identity: Identity) -> np.ndarray | None:
+        """The ArcFace embedding for FaceID: given, or from the selfie via the ``insightface`` backend."""
+        if self.faceid is None:
+            return None
+        if identity.face_embedding is not None:
+            return np.asarray(identity.face_embedding, dtype=np.float32).reshape(-1)
+        if identity.selfie is None:
+            raise HeadshotLabError(
+                "IP-Adapter-FaceID needs a selfie (or a face embedding) of the person.",
+                fix="Pass --selfie PHOTO, or leave out --faceid.",
+                code="faceid_needs_selfie",
+            )
+        from headshot_lab.faces import get_backend, largest_face
+        from headshot_lab.io import as_rgb_array, load_rgb
+
+        pixels = (
+            load_rgb(identity.selfie, min_side=0)
+            if isinstance(identity.selfie, str | Path)
+            else as_rgb_array(identity.selfie)
+        )
+        backend = get_backend("insightface")
+        face = largest_face(backend.analyze(pixels))
+        if face is None or face.embedding is None:
+            raise FaceNotFoundError("No face was found in the selfie, so IP-Adapter-FaceID has nothing to use.")
+        return np.asarray(face.embedding, dtype=np.float32).reshape(-1)
+
+    # -- step 5 ------------------------------------------------------------------------------------
+    def prepare_control(self, identity: Identity, width: int, height: int) -> Any:
+        """The ControlNet conditioning image (``PIL.Image``) at the output size, or ``None``."""
+        if self.control is None:
+            return None
+        from headshot_lab.control import conditioning_image
+
+        reference = self.control.image if self.control.image is not None else identity.selfie
+        if reference is None:
+            raise HeadshotLabError(
+                "ControlNet needs a reference image: a pose reference or the person's selfie.",
+                fix="Pass --control-image PHOTO (or --selfie), or leave out --controlnet.",
+                code="control_needs_image",
+            )
+        return conditioning_image(
+            reference, self.control.kind, width=width, height=height, annotators=self.control.annotators
+        ).image
+
+    # -- step 6 ------------------------------------------------------------------------------------
+    def sampling(self, style: Style, steps: int | None, guidance_scale: float | None) -> tuple[int, float]:
+        """Steps and guidance: explicit values, else the few-step path's, else the style's."""
+        if self.speed.few_step_lora:
+            return steps or self.speed.few_step_steps, (
+                guidance_scale if guidance_scale is not None else self.speed.few_step_guidance
+            )
+        return steps or style.steps, guidance_scale if guidance_scale is not None else style.guidance_scale
+
+    def output_size(self, style: Style, width: int | None, height: int | None) -> tuple[int, int]:
+        """``(width, height)``: explicit, else the style's aspect at the base's native size."""
+        pipe = self.load()
+        native = int(pipe.unet.config.sample_size) * self._vae_scale_factor()
+        auto_w, auto_h = style.size_for(native, multiple=SIZE_MULTIPLE)
+        return int(width or auto_w), int(height or auto_h)
+
+    def render(
+        self,
+        prompt: str,
+        negative_prompt: str,
+        seeds: Sequence[int],
+        *,
+        steps: int,
+        guidance_scale: float,
+        width: int,
+        height: int,
+        control_image: Any = None,
+        face_embedding: np.ndarray | None = None,
+    ) -> tuple[list[Any], list[bool]]:
+        """One pipeline call for ``len(seeds)`` images; image ``i`` starts from ``randn`` of ``seeds[i]``.
+
+        Returns:
+            ``(images, nsfw_flags)`` (flags are ``False`` when the base has no safety checker).
+        """
+        import torch
+
+        from headshot_lab.models import out_of_memory_guard
+
+        pipe = self.load()
+        generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        kwargs: dict[str, Any] = {
+            "prompt": prompt,
+            "negative_prompt": negative_prompt if guidance_scale > 1 else None,
+            "num_inference_steps": steps,
+            "guidance_scale": guidance_scale,
+            "height": height,
+            "width": width,
+            "num_images_per_prompt": len(seeds),
+            "generator": generators,
+        }
+        if control_image is not None:
+            kwargs["image"] = control_image
+            kwargs["controlnet_conditioning_scale"] = float(self.control.scale if self.control else 1.0)
+        if face_embedding is not None:
+            embeds = torch.from_numpy(np.asarray(face_embedding, dtype=np.float32)).reshape(1, 1, -1)
+            if guidance_scale > 1:
+                embeds = torch.cat([torch.zeros_like(embeds), embeds])
+            kwargs["ip_adapter_image_embeds"] = [embeds.to(self.device, dtype=self.dtype)]
+        with out_of_memory_guard(f"generating {len(seeds)} image(s) at {width}×{height}"), torch.inference_mode():
+            output = pipe(**kwargs)
+        flags = getattr(output, "nsfw_content_detected", None) or [False] * len(output.images)
+        return list(output.images), [bool(f) for f in flags]
+
+    # -- step 7 + the whole call -------------------------------------------------------------------
+    def __call__(
+        self,
+        identity: Identity | str | Path | None,
+        style: str | Path | Style = "corporate",
+        n: int = 4,
+        seed: int | None = None,
+        out_dir: str | Path = "headshots",
+        *,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> GenerationResult:
+        """Generate ``n`` headshots of ``identity`` in ``style`` into ``out_dir`` (+ ``manifest.jsonl``)."""
+        from tqdm.auto import tqdm
+
+        started = time.perf_counter()
+        identity = as_identity(identity)
+        style = load_style(style)
+        seed = _choose_seed(seed, style)
+        self.load()
+        steps, guidance = self.sampling(style, steps, guidance_scale)
+        width, height = self.output_size(style, width, height)
+        self.check_inputs(style, n, width, height, steps, guidance)
+        self.attach_identity(identity)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        face_embedding = self.prepare_face_embedding(identity)
+        control_image = self.prepare_control(identity, width, height)
+        prompt = style.render_prompt(identity.subject)
+        assets = self._save_assets(out, face_embedding, control_image)
+        manifest = out / MANIFEST_NAME
+        first_index = _count_lines(manifest)
+        seeds = [seed + i for i in range(n)]
+        records: list[dict[str, Any]] = []
+        images: list[Path] = []
+        bar = tqdm(total=n, desc=f"Generating {style.name} headshots", disable=not self.progress)
+        for start in range(0, n, self.speed.batch_size):
+            batch = seeds[start : start + self.speed.batch_size]
+            t0 = time.perf_counter()
+            pictures, flags = self.render(
+                prompt,
+                style.negative_prompt,
+                batch,
+                steps=steps,
+                guidance_scale=guidance,
+                width=width,
+                height=height,
+                control_image=control_image,
+                face_embedding=face_embedding,
+            )
+            batch_seconds = time.perf_counter() - t0
+            for offset, (picture, flagged) in enumerate(zip(pictures, flags, strict=True)):
+                index = first_index + start + offset
+                record = self._record(
+                    index=index,
+                    seed=batch[offset],
+                    batch_seeds=batch,
+                    batch_index=offset,
+                    style=style,
+                    prompt=prompt,
+                    identity=identity,
+                    steps=steps,
+                    guidance=guidance,
+                    width=width,
+                    height=height,
+                    assets=assets,
+                    timings={"load_s": round(self.load_seconds, 4), "batch_s": round(batch_seconds, 4),
+                             "image_s": round(batch_seconds / len(batch), 4)},
+                    nsfw=flagged,
+                )
+                images.append(self.write_outputs(out, record, picture))
+                records.append(record)
+                bar.update(1)
+        bar.close()
+        return GenerationResult(images=images, manifest=manifest, records=records, seconds=time.perf_counter() - started)
+
+    def _save_assets(self, out: Path, face_embedding: np.ndarray | None, control_image: Any) -> dict[str, Any]:
+        """Save the FaceID embedding (``.npy``) and the conditioning image (``.png``), named by content hash."""
+        from headshot_lab.control import pixels_sha256
+        from headshot_lab.io import save_image
+
+        assets: dict[str, Any] = {}
+        if face_embedding is not None:
+            digest = pixels_sha256(face_embedding)
+            name = f"faceid-{digest[:12]}.npy"
+            np.save(out / name, face_embedding.astype(np.float32))
+            assets["faceid"] = {"embedding_file": name, "embedding_sha256": digest}
+        if control_image is not None:
+            digest = pixels_sha256(np.asarray(control_image))
+            name = f"control-{digest[:12]}.png"
+            save_image(control_image, out / name)
+            assets["control"] = {"image_file": name, "image_sha256": digest}
+        return assets
+
+    def _record(self, *, index: int, seed: int, batch_seeds: list[int], batch_index: int, style: Style,
+                prompt: str, identity: Identity, steps: int, guidance: float, width: int, height: int,
+                assets: dict[str, Any], timings: dict[str, float], nsfw: bool) -> dict[str, Any]:
+        from headshot_lab.models import dtype_name
+        from headshot_lab.train import _versions
+
+        pipe = self.pipe
+        lora = None
+        if identity.lora is not None:
+            lora = {
+                "path": str(identity.lora),
+                "sha256": self._identity_sha,
+                "scale": identity.scale,
+                "family": (identity.card or {}).get("family"),
+                "token": (identity.card or {}).get("token") or identity.token,
+            }
+        faceid = None
+        if self.faceid is not None:
+            faceid = {"options": asdict(self.faceid), **assets.get("faceid", {})}
+        control = None
+        if self.control is not None:
+            options = {k: v for k, v in asdict(self.control).items() if k != "image"}
+            control = {"options": options, **assets.get("control", {})}
+        return {
+            "schema": MANIFEST_SCHEMA,
+            "file": f"headshot-{index:04d}.png",
+            "index": index,
+            "seed": seed,
+            "batch_seeds": list(batch_seeds),
+            "batch_index": batch_index,
+            "style": style.name,
+            "style_sha256": style.sha256,
+            "subject": identity.subject,
+            "prompt": prompt,
+            "negative_prompt": style.negative_prompt,
+            "steps": steps,
+            "guidance_scale": guidance,
+            "width": width,
+            "height": height,
+            "base_model": self.base.source,
+            "family": self.base.family,
+            "pipeline": type(pipe).__name__,
+            "scheduler": type(pipe.scheduler).__name__,
+            "lora": lora,
+            "faceid": faceid,
+            "control": control,
+            "speed": asdict(self.speed),
+            "device": self.device.type,
+            "dtype": dtype_name(self.dtype),
+            "notes": list(self.notes),
+            "nsfw_flagged": nsfw,
+            "timings": timings,
+            "versions": _versions(),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def write_outputs(self, out: Path, record: dict[str, Any], image: Any) -> Path:
+        """Write the PNG (lossless, metadata-free) and append the manifest line."""
+        from headshot_lab.control import pixels_sha256
+        from headshot_lab.io import save_image
+
+        path = save_image(image, out / record["file"])
+        record["image_sha256"] = pixels_sha256(np.asarray(image))
+        with open(out / MANIFEST_NAME, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+        return path
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def _family_label(family: str) -> str:
+    return {"sd15": "SD1.5-class", "sdxl": "SDXL-class"}.get(family, family)
+
+
+def _choose_seed(seed: int | None, style: Style) -> int:
+    if seed is not None:
+        return int(seed)
+    if style.default_seed is not None:
+        return style.default_seed
+    return secrets.randbelow(2**31)
+
+
+def _count_lines(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    with open(path, encoding="utf-8") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def as_identity(identity: Identity | str | Path | None) -> Identity:
+    """Accept an :class:`Identity`, a LoRA path, or ``None`` (no LoRA)."""
+    if identity is None:
+        return Identity()
+    if isinstance(identity, Identity):
+        if identity.lora is not None and identity.card is None:
+            loaded = Identity.from_lora(identity.lora, identity.scale)
+            identity.lora, identity.card = loaded.lora, loaded.card
+        return identity
+    return Identity.from_lora(identity)
+
+
+def generate(
+    identity: Identity | str | Path | None,
+    style: str | Path | Style = "corporate",
+    n: int = 4,
+    seed: int | None = None,
+    out_dir: str | Path = "headshots",
+    *,
+    base: str | None = None,
+    speed: SpeedOptions | None = None,
+    faceid: FaceIDOptions | None = None,
+    control: ControlOptions | None = None,
+    device: str | None = None,
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    progress: bool = True,
+) -> GenerationResult:
+    """Generate ``n`` headshots and a ``manifest.jsonl`` (one-call form of :class:`HeadshotGenerator`)."""
+    generator = HeadshotGenerator(base, speed=speed, faceid=faceid, control=control, device=device, progress=progress)
+    return generator(
+        identity, style, n, seed, out_dir, steps=steps, guidance_scale=guidance_scale, width=width, height=height
+    )
+
+
+def read_manifest(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a ``manifest.jsonl`` (a folder is taken to hold one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def regenerate(
+    manifest_line: str | dict[str, Any],
+    *,
+    root: str | Path | None = None,
+    device: str | None = None,
+    generator: HeadshotGenerator | None = None,
+) -> Any:
+    """Make the image of one manifest line again and return it (``PIL.Image``).
+
+    Args:
+        manifest_line: a line of ``manifest.jsonl`` (text or parsed).
+        root: the folder the manifest is in (for the saved conditioning image and face embedding);
+            default: the current directory.
+        device: where to run; default ``HEADSHOT_LAB_DEVICE``.
+        generator: reuse an already loaded generator with the same setup (faster for many lines).
+
+    Raises:
+        HeadshotLabError: the LoRA file changed since the image was made, or a saved asset is missing.
+    """
+    from PIL import Image
+
+    from headshot_lab.train import file_sha256
+
+    record = json.loads(manifest_line) if isinstance(manifest_line, str) else dict(manifest_line)
+    if record.get("schema") != MANIFEST_SCHEMA:
+        raise HeadshotLabError(
+            f"Not a headshot-lab manifest line (schema {record.get('schema')!r}).", code="bad_manifest"
+        )
+    folder = Path(root) if root is not None else Path.cwd()
+    identity = Identity()
+    if record.get("lora"):
+        lora = record["lora"]
+        identity = Identity.from_lora(lora["path"], scale=float(lora["scale"]))
+        if lora.get("sha256") and file_sha256(identity.lora) != lora["sha256"]:
+            raise HeadshotLabError(
+                f"The LoRA {lora['path']} changed since this image was made (its SHA-256 differs).",
+                fix="Use the original LoRA file to reproduce the image.",
+                code="lora_changed",
+            )
+    faceid = control = None
+    face_embedding = control_image = None
+    if record.get("faceid"):
+        faceid = FaceIDOptions(**record["faceid"]["options"])
+        face_embedding = np.load(_asset(folder, record["faceid"]["embedding_file"]))
+    if record.get("control"):
+        control = ControlOptions(**record["control"]["options"])
+        control_image = Image.open(_asset(folder, record["control"]["image_file"])).convert("RGB")
+    if generator is None:
+        generator = HeadshotGenerator(
+            record["base_model"],
+            speed=SpeedOptions(**record["speed"]),
+            faceid=faceid,
+            control=control,
+            device=device,
+            progress=False,
+        )
+    generator.attach_identity(identity)
+    images, _ = generator.render(
+        record["prompt"],
+        record["negative_prompt"],
+        record["batch_seeds"],
+        steps=int(record["steps"]),
+        guidance_scale=float(record["guidance_scale"]),
+        width=int(record["width"]),
+        height=int(record["height"]),
+        control_image=control_image,
+        face_embedding=face_embedding,
+    )
+    return images[int(record["batch_index"])]
+
+
+def _asset(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.is_file():
+        raise HeadshotLabError(
+            f"{name} (saved next to the manifest when the image was made) is missing from {folder}.",
+            fix="Pass root= the folder that holds manifest.jsonl.",
+            code="manifest_asset_missing",
+        )
+    return path

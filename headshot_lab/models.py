@@ -1,0 +1,307 @@
+"""Base diffusion models: find them, name their family, load them, choose device and precision.
+
+A *base model* is a diffusers folder (``model_index.json`` + one subfolder per component) given by a
+Hugging Face Hub id (``stable-diffusion-v1-5/stable-diffusion-v1-5``,
+``stabilityai/stable-diffusion-xl-base-1.0``) or a local path. It comes from ``--base`` or, by
+default, the ``HEADSHOT_LAB_BASE_MODEL`` environment variable. Nothing is downloaded at import time;
+with ``HF_HUB_OFFLINE=1`` only the local Hub cache is used. When no base model can be reached, every
+entry point raises the same :class:`~headshot_lab.errors.ModelUnavailableError`, which names
+``HEADSHOT_LAB_BASE_MODEL`` and what to set it to.
+
+Two families are supported; the family decides the pipeline class and which LoRAs fit:
+
+=========  ================================  =======================================================
+family     pipeline                          recognised by
+=========  ================================  =======================================================
+``sd15``   ``StableDiffusionPipeline``       ``model_index.json`` ``_class_name`` without ``XL``
+``sdxl``   ``StableDiffusionXLPipeline``     ``_class_name`` with ``XL`` or a ``text_encoder_2`` entry
+=========  ================================  =======================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from headshot_lab.config import get_settings
+from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
+
+logger = logging.getLogger(__name__)
+
+FAMILIES = ("sd15", "sdxl")
+ENV_BASE_MODEL = "HEADSHOT_LAB_BASE_MODEL"
+EXAMPLE_BASES = {
+    "sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+}
+#: Native training/generation resolution per family (the size the published weights were trained at).
+NATIVE_RESOLUTION = {"sd15": 512, "sdxl": 1024}
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+_PIPELINE_CLASSES = {
+    ("sd15", False): "StableDiffusionPipeline",
+    ("sd15", True): "StableDiffusionControlNetPipeline",
+    ("sdxl", False): "StableDiffusionXLPipeline",
+    ("sdxl", True): "StableDiffusionXLControlNetPipeline",
+}
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A located base model.
+
+    Attributes:
+        source: what the user gave (Hub id or path), written into cards and manifests.
+        family: ``"sd15"`` or ``"sdxl"``.
+        local_dir: the folder holding ``model_index.json`` (a local path or the Hub cache snapshot).
+        pipeline_class: the diffusers class named in ``model_index.json``.
+    """
+
+    source: str
+    family: str
+    local_dir: Path
+    pipeline_class: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"source": self.source, "family": self.family, "pipeline_class": self.pipeline_class}
+
+
+def offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` asks for the local cache only."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def unavailable(reason: str, *, base: str | None = None) -> ModelUnavailableError:
+    """The one error for "no base model": says what failed and what to set."""
+    where = f" ({base})" if base else ""
+    return ModelUnavailableError(
+        f"No base diffusion model is available{where}: {reason}",
+        fix=(
+            f"Set {ENV_BASE_MODEL} (or pass --base) to a Hugging Face Hub id such as "
+            f"{EXAMPLE_BASES['sd15']} or {EXAMPLE_BASES['sdxl']} (downloaded once, needs the network or "
+            "a filled Hub cache), or to a local diffusers folder with a model_index.json. "
+            "For a smoke test without any download, run `headshot-lab tiny-model DIR` and use DIR."
+        ),
+    )
+
+
+def resolve_base(base: str | os.PathLike[str] | None = None) -> str:
+    """``base`` if given, else ``HEADSHOT_LAB_BASE_MODEL``; raises :class:`ModelUnavailableError` if neither."""
+    value = str(base) if base not in (None, "") else get_settings().base_model
+    if not value:
+        raise unavailable(f"no model was given and {ENV_BASE_MODEL} is not set.")
+    return value
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_hub_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a Hub repository id (``owner/name``)."""
+    return bool(_HUB_ID.match(value)) and ".." not in value
+
+
+def _model_index_dir(source: str) -> Path:
+    """The local folder with ``model_index.json`` for a path or Hub id (from the cache when offline)."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if path.is_file():
+            raise unavailable(
+                f"{path} is a single file; headshot-lab needs a diffusers folder (model_index.json + subfolders). "
+                "Convert it once with diffusers' `from_single_file(...).save_pretrained(DIR)`.",
+                base=source,
+            )
+        if not (path / "model_index.json").is_file():
+            raise unavailable(f"{path} has no model_index.json, so it is not a diffusers model folder.", base=source)
+        return path
+    if not is_hub_id(source):
+        raise unavailable(f"{source} is neither an existing folder nor a Hub id of the form owner/name.", base=source)
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        index = hf_hub_download(source, "model_index.json", local_files_only=offline())
+    except (OSError, ValueError, HfHubHTTPError) as exc:
+        mode = "HF_HUB_OFFLINE is set and it is not in the local Hub cache" if offline() else "it could not be downloaded"
+        raise unavailable(f"{source}: {mode} ({type(exc).__name__}).", base=source) from None
+    return Path(index).parent
+
+
+def family_of(model_index: dict[str, Any]) -> str:
+    """``"sdxl"`` or ``"sd15"`` from a parsed ``model_index.json`` (see the module table)."""
+    name = str(model_index.get("_class_name", ""))
+    if "text_encoder_2" in model_index or "XL" in name:
+        return "sdxl"
+    if name.startswith("StableDiffusion") or "unet" in model_index and "text_encoder" in model_index:
+        return "sd15"
+    raise HeadshotLabError(
+        f"{name or 'This model'} is not a Stable Diffusion 1.5- or SDXL-class pipeline.",
+        fix=f"Use an SD1.5-class base (e.g. {EXAMPLE_BASES['sd15']}) or an SDXL-class base (e.g. {EXAMPLE_BASES['sdxl']}).",
+        code="unsupported_model_family",
+    )
+
+
+def locate_base(base: str | os.PathLike[str] | None = None) -> BaseModel:
+    """Resolve ``base`` (or ``HEADSHOT_LAB_BASE_MODEL``), check it is reachable and name its family.
+
+    Raises:
+        ModelUnavailableError: nothing set, or the path / Hub id cannot be reached.
+        HeadshotLabError: the model is of another family (Flux, SD3, …).
+    """
+    source = resolve_base(base)
+    folder = _model_index_dir(source)
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise unavailable(f"model_index.json could not be read ({exc}).", base=source) from None
+    return BaseModel(source=source, family=family_of(index), local_dir=folder, pipeline_class=str(index["_class_name"]))
+
+
+def detect_family(base: str | os.PathLike[str] | None = None) -> str:
+    """``"sd15"`` or ``"sdxl"`` for a base model (path or Hub id)."""
+    return locate_base(base).family
+
+
+# ------------------------------------------------------------------------------------------- device
+def choose_device(device: str | None = None) -> Any:
+    """A ``torch.device``: ``device`` or ``HEADSHOT_LAB_DEVICE``; ``auto`` picks CUDA, then MPS, then CPU."""
+    import torch
+
+    name = (device or get_settings().device or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HeadshotLabError(
+            f"HEADSHOT_LAB_DEVICE={name} but no CUDA GPU is visible.",
+            fix="Set HEADSHOT_LAB_DEVICE=auto (or cpu), or check the GPU driver with nvidia-smi.",
+            code="device_unavailable",
+        )
+    return torch.device(name)
+
+
+def choose_dtype(device: Any, precision: str = "auto") -> Any:
+    """Weights dtype: ``fp32|fp16|bf16``; ``auto`` → fp16 on CUDA/MPS, fp32 on CPU (fp16 matmuls are slow there)."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise HeadshotLabError(
+            f"Unknown precision {precision!r}.", fix=f"Use one of {', '.join(PRECISIONS)}.", code="bad_precision"
+        )
+    if precision == "auto":
+        return torch.float16 if torch.device(device).type in {"cuda", "mps"} else torch.float32
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def dtype_name(dtype: Any) -> str:
+    """``torch.float16`` → ``"float16"``."""
+    return str(dtype).removeprefix("torch.")
+
+
+# ------------------------------------------------------------------------------------------- loading
+def pipeline_class(family: str, *, controlnet: bool = False) -> Any:
+    """The diffusers pipeline class for ``family`` (with or without ControlNet)."""
+    import diffusers
+
+    return getattr(diffusers, _PIPELINE_CLASSES[(family, controlnet)])
+
+
+def load_pipeline(
+    base: BaseModel | str | None = None,
+    *,
+    dtype: Any = None,
+    controlnet: Any = None,
+    **kwargs: Any,
+) -> tuple[Any, BaseModel]:
+    """Load the text-to-image pipeline for ``base`` (not moved to a device).
+
+    Args:
+        base: a :class:`BaseModel`, a Hub id / path, or ``None`` for ``HEADSHOT_LAB_BASE_MODEL``.
+        dtype: ``torch_dtype`` for the weights (default fp32).
+        controlnet: a loaded ``ControlNetModel`` → the family's ControlNet pipeline.
+        **kwargs: passed to ``from_pretrained``.
+
+    Returns:
+        ``(pipeline, base_model)``.
+    """
+    located = base if isinstance(base, BaseModel) else locate_base(base)
+    cls = pipeline_class(located.family, controlnet=controlnet is not None)
+    extra: dict[str, Any] = dict(kwargs)
+    if controlnet is not None:
+        extra["controlnet"] = controlnet
+    if dtype is not None:
+        extra["torch_dtype"] = dtype
+    try:
+        pipe = cls.from_pretrained(str(located.local_dir), **extra)
+    except (OSError, ValueError) as exc:
+        raise unavailable(f"loading failed: {exc}", base=located.source) from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, located
+
+
+def load_training_components(base: BaseModel) -> dict[str, Any]:
+    """Tokenizer(s), text encoder(s), VAE, UNet and a ``DDPMScheduler`` (the training noise schedule)."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPTextModel, CLIPTextModelWithProjection
+
+    folder = str(base.local_dir)
+    try:
+        parts: dict[str, Any] = {
+            "tokenizer": AutoTokenizer.from_pretrained(folder, subfolder="tokenizer", model_max_length=77),
+            "text_encoder": CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
+            "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae"),
+            "unet": UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
+            "noise_scheduler": DDPMScheduler.from_pretrained(folder, subfolder="scheduler"),
+        }
+        if base.family == "sdxl":
+            parts["tokenizer_2"] = AutoTokenizer.from_pretrained(folder, subfolder="tokenizer_2", model_max_length=77)
+            parts["text_encoder_2"] = CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder_2")
+    except (OSError, ValueError) as exc:
+        raise unavailable(f"loading the components failed: {exc}", base=base.source) from None
+    return parts
+
+
+# ------------------------------------------------------------------------------------------- errors
+def is_out_of_memory(exc: BaseException) -> bool:
+    """``torch.OutOfMemoryError`` (CUDA) or a backend's "out of memory" ``RuntimeError`` (MPS, XPU)."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+@contextmanager
+def out_of_memory_guard(action: str, *, fix: str | None = None) -> Iterator[None]:
+    """Turn a GPU out-of-memory error raised inside the block into a clear :class:`HeadshotLabError`.
+
+    Frees the CUDA cache first so the process can go on (e.g. retry with smaller settings).
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise HeadshotLabError(
+            f"Ran out of GPU memory while {action}.",
+            fix=fix
+            or (
+                "Lower the batch size or the resolution, enable CPU offload (--cpu-offload) and VAE slicing, "
+                "use fp16/bf16, or close other programs using the GPU."
+            ),
+            code="out_of_memory",
+        ) from exc

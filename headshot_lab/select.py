@@ -1,0 +1,840 @@
+"""Auto-filter and ranking of candidate headshots, with a stable reason for every rejection.
+
+``select_candidates(candidates, references)`` checks every candidate image against the person's
+own selfies (analysed once into a :class:`ReferenceProfile`), rejects the failures with stable
+codes, and ranks the rest by identity, quality and diversity.
+
+Reject codes (all limits live in :class:`SelectThresholds`; the measurement is shared with
+:mod:`headshot_lab.capture` wherever the checklist already measures the same thing):
+
+===================  ==============================================================================
+code                 measured as
+===================  ==============================================================================
+``unreadable``       the file could not be decoded (or an :class:`~headshot_lab.errors.ImageError`
+                     code such as ``truncated_image``)
+``no_face``          the face backend (dlib HOG) found no face
+``multiple_faces``   another face at least ``companion_face_ratio`` × as wide as the main one
+``face_too_small``   face-box width < ``min_face_fraction`` × the image's shorter side, or
+                     < ``min_face_px`` pixels
+``face_cut_off``     the face box grown by ``cutoff_margin`` × its width, or a landmark, leaves the frame
+``eyes_missing``     the face mesh finds no face where dlib does, or an eye is flat: :func:`eye_contrast`
+                     < ``min_eye_contrast`` (no iris, no sclera, no lashes)
+``eyes_closed``      mean eye aspect ratio of the mesh < ``min(min_eye_openness,
+                     closed_ratio × the selfies' median)`` (never stricter than for the selfies)
+``eyes_misaligned``  ``max(|θ_mesh − θ_dlib|, |τ − τ_ref|)`` > ``max_eye_misalignment`` degrees, where
+                     ``θ`` is the eye-line angle from the mesh's iris centres or dlib's eye contours
+                     and ``τ = θ_mesh − angle(dlib brow line)`` (the eye line against the brows,
+                     which does not depend on head roll); ``τ_ref`` is the selfies' median
+``blurry``           :func:`headshot_lab.capture.face_sharpness` < ``min_sharpness``
+``skin_tone_shift``  the candidate's ITA° lies more than ``max_ita_shift`` outside the range of the
+                     selfies' ITA°, or its CIEDE2000 to the nearest selfie's skin colour >
+                     ``max_delta_e`` (both from :mod:`headshot_lab.skin`)
+``identity_low``     cosine of the candidate's dlib embedding to the selfies' centroid <
+                     ``min_identity`` (dlib by default: independent of any generator's ArcFace conditioning)
+``near_duplicate``   perceptual-hash distance ≤ ``max_duplicate_distance`` bits to a better-ranked pick
+``not_in_top_k``     passed every check but ranked below ``top_k``
+``analysis_failed``  an unexpected failure while analysing this one image
+===================  ==============================================================================
+
+Not shipped, on purpose: ``mouth_artifact`` and ``glasses_mismatch``. Both were tried on the real
+test photos and could not be measured honestly here: no generated image with mouth artefacts
+exists offline to calibrate a lip-region anomaly score against the natural range (teeth showing
+or not already changes lip high-frequency energy), and nose-bridge edge energy did not separate
+drawn-on glasses from bare faces (a bare face scored 6.1 while the same measure on dark frames
+drawn on another face scored 2.7). :mod:`headshot_lab.capture` leaves glasses out for the same reason.
+
+Ranking: each passing candidate gets a relevance
+
+    r = identity + quality_weight · q,   q = 1 − exp(−sharpness / sharpness_scale) ∈ [0, 1)
+
+and picks are made greedily by maximal marginal relevance (Carbonell & Goldstein 1998):
+
+    next = argmax_i  λ·r_i − (1 − λ)·max_{j ∈ picked} sim(i, j),   sim = clip(1 − d_ij / 32, 0, 1)
+
+with ``d_ij`` the 64-bit pHash Hamming distance (32 is the expected distance of unrelated images).
+A candidate within ``max_duplicate_distance`` bits of a pick is rejected as ``near_duplicate``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from headshot_lab.capture import SAME_PERSON_MIN_COSINE, CaptureThresholds
+from headshot_lab.errors import HeadshotLabError, ImageError, ModelUnavailableError
+
+if TYPE_CHECKING:
+    from headshot_lab.faces.base import FaceBackend
+    from headshot_lab.faces.mesh import FaceMesh
+    from headshot_lab.skin import SkinTone
+
+logger = logging.getLogger(__name__)
+
+_CAPTURE = CaptureThresholds()
+#: The identity encoder used unless another backend is passed: dlib, on purpose not the ArcFace
+#: family that IP-Adapter-FaceID generators are conditioned on (an audit must not share the
+#: generator's encoder). Independent of ``HEADSHOT_LAB_FACE_BACKEND``.
+DEFAULT_BACKEND = "dlib"
+#: Expected pHash distance (bits of 64) between unrelated images; the MMR similarity scale.
+HASH_UNRELATED_DISTANCE = 32.0
+
+# dlib / iBUG 68-point indices.
+_EYES_68 = (slice(36, 42), slice(42, 48))
+_BROWS_68 = (slice(17, 22), slice(22, 27))
+
+
+@dataclass(frozen=True)
+class SelectThresholds:
+    """Every limit of the auto-filter and the ranking weights, with the measurement behind each default.
+
+    Measured on the real test photos (:mod:`headshot_lab.testing.photos`) and altered copies with
+    the dlib backend and the mediapipe mesh, 2026-11-23. Override with
+    ``select_candidates(..., thresholds=SelectThresholds(min_identity=0.92))`` or a mapping.
+    """
+
+    # px; longer side of the copy all face work runs on (as in the capture checklist).
+    analysis_side: int = _CAPTURE.analysis_side
+    # ratio; a second face at least this × the main face's width is another person (capture).
+    companion_face_ratio: float = _CAPTURE.companion_face_ratio
+    # × the image's shorter side; a headshot's face box is wider than this. Real portraits:
+    # 0.18 (obama3, full figure) – 0.54 (obama2); obama in a 3× wider canvas: 0.10.
+    min_face_fraction: float = 0.15
+    # px of face-box width; below this there is too little face to judge (or to print).
+    min_face_px: int = 96
+    # × face-box width grown on every side; must stay inside the frame (capture).
+    cutoff_margin: float = _CAPTURE.cutoff_margin
+    # unitless, capture's scale- and exposure-normalised face sharpness on a 256-px crop.
+    # Real 202–298; Gaussian blur σ = 1.5 px: 6–36.
+    min_sharpness: float = _CAPTURE.min_sharpness
+    # px; face crop side for the sharpness measure (capture).
+    sharpness_size: int = _CAPTURE.sharpness_size
+    # ratio (see eye_contrast): (p95 − p5) luma inside the mesh's eye contour / the face's median
+    # luma. Real eyes 0.54–1.51; eyes painted shut 0.21–0.38; heavy blur 0.23–0.31; eyes painted
+    # over with skin colour or black: 0.0.
+    min_eye_contrast: float = 0.15
+    # mean eye aspect ratio (mesh). Real 0.19–0.32 (smiling obama 0.185); eyes painted shut 0.08–0.12.
+    min_eye_openness: float = _CAPTURE.min_eye_openness
+    # × the selfies' median openness: for people whose open eyes are narrow the limit goes down.
+    closed_ratio: float = 0.6
+    # degrees; eye-line disagreement (see the module table). Real photos ≤ 1.6 (mesh vs dlib) and
+    # ≤ 1.4 (eye line vs brows); one eye moved down by 0.15 eye-distances: 5.2 and 6.3.
+    max_eye_misalignment: float = 4.0
+    # ITA° outside the selfies' own ITA° range. One person's selfies span a lot (obama ×3: −6° …
+    # 35°, the light changes); a synthetic shift of 8° on one photo measures 6.7–7.8°.
+    max_ita_shift: float = 5.0
+    # CIEDE2000 to the nearest selfie's median skin Lab. The obama selfies differ from each other by
+    # 7–18 (light), so only gross colour changes (grey, orange, green skin) are caught here.
+    max_delta_e: float = 10.0
+    # cosine to the selfies' centroid (L2-normalised embeddings). ``None``: the backend's measured
+    # same-person cut-off (capture's SAME_PERSON_MIN_COSINE; dlib 0.90: same person 0.945–0.99 to
+    # the centroid, other people 0.80–0.89). A backend without a measured cut-off needs a value.
+    min_identity: float | None = None
+    # bits of 64 (pHash). Same shot re-encoded/resized/±20 % brightness 0–4; distinct photos ≥ 20.
+    max_duplicate_distance: int = _CAPTURE.max_duplicate_distance
+    # ranking: r = identity + quality_weight · (1 − exp(−sharpness / sharpness_scale)).
+    quality_weight: float = 0.05
+    sharpness_scale: float = 200.0
+    # MMR trade-off λ between relevance and diversity.
+    mmr_lambda: float = 0.7
+
+    def with_overrides(self, **changes: Any) -> SelectThresholds:
+        """A copy with ``changes`` applied (unknown names raise ``TypeError``)."""
+        return dataclasses.replace(self, **changes)
+
+
+def identity_threshold(limits: SelectThresholds, backend: str) -> float:
+    """``limits.min_identity``, or the measured same-person cut-off of ``backend``.
+
+    Raises:
+        HeadshotLabError: ``bad_option`` when the backend has no measured cut-off and none was given.
+    """
+    if limits.min_identity is not None:
+        return float(limits.min_identity)
+    if backend not in SAME_PERSON_MIN_COSINE:
+        raise HeadshotLabError(
+            f"There is no measured same-person similarity threshold for the {backend} face backend.",
+            fix="Pass thresholds={'min_identity': ...} (a cosine measured for that encoder), or use the dlib backend.",
+            code="bad_option",
+        )
+    return SAME_PERSON_MIN_COSINE[backend]
+
+
+def resolve_thresholds(thresholds: SelectThresholds | Mapping[str, Any] | None) -> SelectThresholds:
+    """``None`` → defaults; a mapping → defaults with those fields replaced."""
+    if thresholds is None:
+        return SelectThresholds()
+    if isinstance(thresholds, SelectThresholds):
+        return thresholds
+    unknown = set(thresholds) - {f.name for f in dataclasses.fields(SelectThresholds)}
+    if unknown:
+        raise HeadshotLabError(
+            f"Unknown selection threshold(s): {', '.join(sorted(unknown))}.",
+            fix="See headshot_lab.select.SelectThresholds for the names.",
+            code="bad_option",
+        )
+    return SelectThresholds().with_overrides(**dict(thresholds))
+
+
+# ================================================================================================
+# Results
+# ================================================================================================
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a candidate was rejected: a stable ``code`` and a ``message`` with the numbers."""
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass
+class Candidate:
+    """One candidate image after selection.
+
+    Attributes:
+        path: the path as given, or ``candidate-<n>`` for in-memory images (or the mapping key).
+        scores: the measurements (JSON-safe; ``None`` when not measurable).
+        reasons: why it was rejected (empty when kept).
+        kept: passed every check and was picked.
+        rank: 1 = best among the kept; ``None`` when rejected.
+        hash: the image's 64-bit perceptual hash (hex), used for diversity; not serialised.
+    """
+
+    path: str
+    scores: dict[str, Any] = field(default_factory=dict)
+    reasons: list[Reason] = field(default_factory=list)
+    kept: bool = False
+    rank: int | None = None
+    hash: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def codes(self) -> list[str]:
+        return [reason.code for reason in self.reasons]
+
+
+@dataclass
+class Selection:
+    """All candidates (input order) plus the profile they were judged against."""
+
+    candidates: list[Candidate]
+    profile: ReferenceProfile
+    thresholds: SelectThresholds
+
+    @property
+    def kept(self) -> list[Candidate]:
+        """The kept candidates, best first."""
+        return sorted((c for c in self.candidates if c.kept), key=lambda c: c.rank or 0)
+
+    @property
+    def rejected(self) -> list[Candidate]:
+        """The rejected candidates, in input order."""
+        return [c for c in self.candidates if not c.kept]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The CLI/JSON contract: ``{"kept": [{"path", "scores"}], "rejected": [{"path", "reasons": [{"code",
+        "message"}]}], "encoder"}`` (``kept`` in rank order)."""
+        return {
+            "kept": [{"path": c.path, "scores": c.scores} for c in self.kept],
+            "rejected": [{"path": c.path, "reasons": [r.to_dict() for r in c.reasons]} for c in self.rejected],
+            "encoder": self.profile.encoder,
+        }
+
+
+# ================================================================================================
+# Analysis of one image (shared by references and candidates)
+# ================================================================================================
+
+
+@dataclass
+class ImageAnalysis:
+    """What was measured on one image. Coordinates are those of the analysis copy (see ``scale``)."""
+
+    name: str
+    width: int = 0
+    height: int = 0
+    scale: float = 1.0
+    faces: int = 0
+    hash: str | None = None
+    box: tuple[float, float, float, float] | None = None
+    landmarks: np.ndarray | None = field(default=None, repr=False)
+    embedding: np.ndarray | None = field(default=None, repr=False)
+    mesh: FaceMesh | None = field(default=None, repr=False)
+    skin: SkinTone | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: Reason | None = None
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle in degrees of the line from ``a`` to ``b`` (``y`` down: positive = clockwise on screen)."""
+    return math.degrees(math.atan2(float(b[1] - a[1]), float(b[0] - a[0])))
+
+
+def _angle_diff(a: float, b: float) -> float:
+    """Signed difference ``a − b`` wrapped to (−180°, 180°]."""
+    return (a - b + 180.0) % 360.0 - 180.0
+
+
+def eye_geometry(landmarks68: np.ndarray, mesh: FaceMesh | None) -> dict[str, float | None]:
+    """Eye-line measurements (degrees) from dlib's 68 points and the mesh's iris centres.
+
+    * ``eye_line_disagreement`` = ``|θ_mesh − θ_dlib|``: the two detectors put the eyes in different places;
+    * ``eye_brow_tilt`` = ``θ_mesh − angle(brow line)`` (brow line through the means of dlib points
+      17–21 and 22–26): how far the eye line is rotated against the brows, independent of head roll.
+    """
+    if mesh is None:
+        return {"eye_line_disagreement": None, "eye_brow_tilt": None}
+    points = np.asarray(landmarks68, dtype=np.float64)
+    dlib_eyes = [points[eye].mean(axis=0) for eye in _EYES_68]
+    brows = [points[brow].mean(axis=0) for brow in _BROWS_68]
+    left, right = mesh.eye_centers
+    theta_mesh = _angle(left, right)
+    return {
+        "eye_line_disagreement": round(abs(_angle_diff(theta_mesh, _angle(*dlib_eyes))), 3),
+        "eye_brow_tilt": round(_angle_diff(theta_mesh, _angle(*brows)), 3),
+    }
+
+
+def eye_contrast(image: np.ndarray, mesh: FaceMesh) -> list[float | None]:
+    """How much is going on inside each eye: ``C = (p95 − p5 of luma in the eye contour) / median luma of the face``.
+
+    The eye contours are the mesh's :data:`~headshot_lab.faces.mesh.LEFT_EYE` and
+    :data:`~headshot_lab.faces.mesh.RIGHT_EYE` polygons, the face is the
+    :data:`~headshot_lab.faces.mesh.FACE_OVAL`; luma is :func:`headshot_lab.capture.luma`. An open
+    eye holds a bright sclera and a dark iris, a closed one dark lashes; an eye painted over (or
+    never drawn) is flat. Dividing by the same face's brightness keeps it independent of exposure.
+    (The capture checklist's ``eye_region_stats`` places its boxes from dlib's landmarks, which
+    drift onto the brows once the eyes are covered, so it cannot see missing eyes.) ``[left, right]``.
+    """
+    import cv2
+
+    from headshot_lab.capture import luma
+    from headshot_lab.faces.mesh import FACE_OVAL, LEFT_EYE, RIGHT_EYE
+
+    grey = luma(image)
+
+    def pixels(region: tuple[int, ...]) -> np.ndarray:
+        mask = np.zeros(grey.shape, dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round(mesh.region(region)).astype(np.int32)], 1)
+        return grey[mask > 0]
+
+    face = pixels(FACE_OVAL)
+    if face.size < 16:
+        return [None, None]
+    reference = max(float(np.median(face)), 1.0)
+    values: list[float | None] = []
+    for eye in (LEFT_EYE, RIGHT_EYE):
+        inside = pixels(eye)
+        if inside.size < 4:
+            values.append(None)
+            continue
+        low, high = np.percentile(inside, [5.0, 95.0])
+        values.append(round(float(high - low) / reference, 3))
+    return values
+
+
+def _decode(item: Any, name: str) -> tuple[np.ndarray | None, Reason | None]:
+    from PIL import Image
+
+    from headshot_lab.io import Photo, as_rgb_array, load_photo
+
+    try:
+        if isinstance(item, Photo):
+            return item.pixels, None
+        if isinstance(item, np.ndarray | Image.Image):
+            pixels = as_rgb_array(item)
+            if min(pixels.shape[:2]) < 2:
+                raise ValueError(f"the image is {pixels.shape[1]}×{pixels.shape[0]} pixels")
+            return pixels, None
+        return load_photo(item, name=Path(name).name, min_side=0).pixels, None
+    except ImageError as exc:
+        return None, Reason(exc.code, exc.message)
+    except (ValueError, TypeError, OSError) as exc:
+        return None, Reason("unreadable", f"{Path(name).name}: this is not a usable image ({exc}).")
+
+
+def analyze_image(
+    item: Any,
+    *,
+    name: str = "image",
+    backend: FaceBackend | str | None = None,
+    thresholds: SelectThresholds | None = None,
+) -> ImageAnalysis:
+    """Measure one image (path, bytes, :class:`~headshot_lab.io.Photo`, array or PIL image).
+
+    Never raises for a bad image: decoding problems and unexpected failures end up in ``error``.
+    Raises only :class:`~headshot_lab.errors.ModelUnavailableError` (the tools are missing).
+    """
+    from headshot_lab.faces import get_backend
+
+    limits = thresholds or SelectThresholds()
+    model = backend if backend is not None and not isinstance(backend, str) else get_backend(backend or DEFAULT_BACKEND)
+    pixels, problem = _decode(item, name)
+    result = ImageAnalysis(name=name)
+    if pixels is None:
+        result.error = problem
+        return result
+    try:
+        _measure(pixels, model, limits, result)
+    except ModelUnavailableError:
+        raise
+    except Exception as exc:  # one odd image must not stop the batch
+        logger.exception("selection analysis failed for %s", name)
+        result.error = Reason("analysis_failed", f"This image could not be analysed ({type(exc).__name__}: {exc}).")
+    return result
+
+
+def _measure(pixels: np.ndarray, backend: FaceBackend, limits: SelectThresholds, out: ImageAnalysis) -> None:
+    import imagehash
+    from PIL import Image
+
+    from headshot_lab.capture import (
+        _cut_off_edges,
+        _face_mesh_near,
+        _significant_faces,
+        downscale,
+        face_sharpness,
+    )
+    from headshot_lab.faces.mesh import eye_openness
+
+    height, width = pixels.shape[:2]
+    small, scale = downscale(pixels, limits.analysis_side)
+    out.width, out.height, out.scale = width, height, scale
+    out.hash = str(imagehash.phash(Image.fromarray(downscale(small, 512)[0])))
+    faces = _significant_faces(backend.detect(small), limits.companion_face_ratio)
+    out.faces = len(faces)
+    m = out.metrics
+    m["faces"] = len(faces)
+    if not faces:
+        return
+    (face,) = backend.embed(small, [faces[0]])
+    out.box = tuple(float(v) for v in face.box)  # type: ignore[assignment]
+    out.embedding = None if face.embedding is None else np.asarray(face.embedding, dtype=np.float32)
+    landmarks = None if face.landmarks is None else np.asarray(face.landmarks, dtype=np.float64)
+    out.landmarks = landmarks if landmarks is not None and landmarks.shape == (68, 2) else None
+
+    face_px = (face.box[2] - face.box[0]) / scale
+    m["face_px"] = round(face_px)
+    m["face_fraction"] = round(face_px / min(width, height), 4)
+    original_landmarks = None if landmarks is None else landmarks / scale
+    m["cut_off_edges"] = _cut_off_edges(
+        [v / scale for v in face.box], original_landmarks, width, height, limits.cutoff_margin
+    )
+    m["sharpness"] = round(face_sharpness(pixels, [v / scale for v in face.box], limits.sharpness_size), 1)
+    out.mesh = _face_mesh_near(small, face.box)
+    m["mesh_found"] = out.mesh is not None
+    if out.mesh is not None:
+        m["eye_contrast"] = eye_contrast(small, out.mesh)
+        m["eye_openness"] = round(float(np.mean(eye_openness(out.mesh))), 3)
+        if out.landmarks is not None:
+            m.update(eye_geometry(out.landmarks, out.mesh))
+        out.skin = _skin(small, out.mesh)
+    if out.skin is not None:
+        m["ita"] = round(out.skin.ita, 2)
+
+
+def _skin(pixels: np.ndarray, mesh: FaceMesh) -> SkinTone | None:
+    from headshot_lab.skin import NoColourError, NoSkinError, measure_skin
+
+    try:
+        return measure_skin(pixels, mesh=mesh)
+    except (NoSkinError, NoColourError):
+        return None
+
+
+# ================================================================================================
+# The person's selfies
+# ================================================================================================
+
+
+@dataclass
+class ReferenceProfile:
+    """The person's selfies, analysed once and reused for any number of candidate batches.
+
+    Attributes:
+        encoder: the identity encoder (named in every report).
+        backend: the face backend name (embeddings of different backends never mix).
+        centroid: L2-normalised mean of the selfies' embeddings, ``c = Σeᵢ / ‖Σeᵢ‖``.
+        embeddings: ``(n, d)`` the selfies' embeddings.
+        used: names of the selfies that went into the profile.
+        skipped: ``{name: reason}`` for selfies that could not be used (no face, two faces …).
+        skin: the selfies' skin tones (those that could be measured).
+        eye_openness: median mean eye aspect ratio of the selfies (``None`` without a mesh).
+        eye_brow_tilt: median eye-line-vs-brows tilt τ of the selfies, degrees.
+    """
+
+    encoder: str
+    backend: str
+    centroid: np.ndarray
+    embeddings: np.ndarray
+    used: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    skin: list[SkinTone] = field(default_factory=list)
+    eye_openness: float | None = None
+    eye_brow_tilt: float | None = None
+
+    @property
+    def ita_range(self) -> tuple[float, float] | None:
+        """``(min, max)`` ITA° over the selfies, or ``None`` when no skin was measured."""
+        if not self.skin:
+            return None
+        values = [tone.ita for tone in self.skin]
+        return min(values), max(values)
+
+    @property
+    def median_skin(self) -> SkinTone | None:
+        """The selfie whose ITA° is the median (the lower middle one for an even count)."""
+        if not self.skin:
+            return None
+        ordered = sorted(self.skin, key=lambda tone: tone.ita)
+        return ordered[(len(ordered) - 1) // 2]
+
+    @classmethod
+    def from_images(
+        cls,
+        references: Iterable[Any] | Mapping[str, Any],
+        *,
+        backend: FaceBackend | str | None = None,
+        thresholds: SelectThresholds | Mapping[str, Any] | None = None,
+    ) -> ReferenceProfile:
+        """Analyse the selfies (paths, arrays, PIL images or Photos; or ``{name: image}``).
+
+        Raises:
+            HeadshotLabError: ``no_reference`` when none of them shows exactly one face.
+        """
+        from headshot_lab.faces import get_backend
+
+        limits = resolve_thresholds(thresholds)
+        model = (
+            backend if backend is not None and not isinstance(backend, str) else get_backend(backend or DEFAULT_BACKEND)
+        )
+        analyses = [
+            analyze_image(item, name=name, backend=model, thresholds=limits)
+            for name, item in _items(references, "selfie")
+        ]
+        return cls.from_analyses(analyses, model)
+
+    @classmethod
+    def from_analyses(cls, analyses: Sequence[ImageAnalysis], backend: FaceBackend) -> ReferenceProfile:
+        """Build the profile from already analysed selfies (see :func:`analyze_image`)."""
+        used, skipped = [], {}
+        for analysis in analyses:
+            if analysis.error is not None:
+                skipped[analysis.name] = analysis.error.message
+            elif analysis.faces != 1 or analysis.embedding is None:
+                skipped[analysis.name] = "no face" if analysis.faces == 0 else f"{analysis.faces} faces"
+            else:
+                used.append(analysis)
+        if not used:
+            raise HeadshotLabError(
+                f"None of the {len(analyses)} reference photo(s) shows exactly one face, so there is nothing to compare with.",
+                fix="Pass the person's own selfies (one face each, facing the camera) as references.",
+                code="no_reference",
+            )
+        embeddings = np.stack([a.embedding for a in used]).astype(np.float32)  # type: ignore[misc]
+        centroid = embeddings.sum(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        openness = [a.metrics["eye_openness"] for a in used if a.metrics.get("eye_openness") is not None]
+        tilts = [a.metrics["eye_brow_tilt"] for a in used if a.metrics.get("eye_brow_tilt") is not None]
+        return cls(
+            encoder=getattr(backend, "encoder", getattr(backend, "name", "unknown")),
+            backend=getattr(backend, "name", "unknown"),
+            centroid=centroid,
+            embeddings=embeddings,
+            used=[a.name for a in used],
+            skipped=skipped,
+            skin=[a.skin for a in used if a.skin is not None],
+            eye_openness=float(np.median(openness)) if openness else None,
+            eye_brow_tilt=float(np.median(tilts)) if tilts else None,
+        )
+
+    def identity(self, embedding: np.ndarray) -> float:
+        """Cosine ``e·c / (‖e‖‖c‖)`` of an embedding to the centroid."""
+        from headshot_lab.faces.base import similarity
+
+        return similarity(np.asarray(embedding, dtype=np.float32), self.centroid)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary (no embeddings)."""
+        ita = self.ita_range
+        return {
+            "encoder": self.encoder,
+            "backend": self.backend,
+            "used": list(self.used),
+            "skipped": dict(self.skipped),
+            "self_similarity": [round(self.identity(e), 4) for e in self.embeddings],
+            "ita_range": None if ita is None else [round(ita[0], 2), round(ita[1], 2)],
+            "eye_openness": None if self.eye_openness is None else round(self.eye_openness, 3),
+            "eye_brow_tilt": None if self.eye_brow_tilt is None else round(self.eye_brow_tilt, 3),
+        }
+
+
+def _items(images: Iterable[Any] | Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:
+    """``[(name, source)]``: paths keep their name, in-memory images become ``<prefix>-<n>``."""
+    from headshot_lab.io import Photo
+
+    if isinstance(images, Mapping):
+        return [(str(name), source) for name, source in images.items()]
+    if isinstance(images, str | Path | np.ndarray):
+        images = [images]
+    items = []
+    for index, source in enumerate(images):
+        if isinstance(source, ImageAnalysis):
+            items.append((source.name, source))
+        elif isinstance(source, str | Path):
+            items.append((str(source), source))
+        elif isinstance(source, Photo):
+            items.append((source.name, source))
+        else:
+            items.append((f"{prefix}-{index + 1}", source))
+    return items
+
+
+# ================================================================================================
+# Judging one candidate
+# ================================================================================================
+
+
+def candidate_reasons(
+    analysis: ImageAnalysis, profile: ReferenceProfile, limits: SelectThresholds
+) -> tuple[dict[str, Any], list[Reason]]:
+    """``(scores, reasons)`` for one analysed candidate (pure: no pixels needed)."""
+    from headshot_lab.skin import delta_e2000, delta_ita
+
+    if analysis.error is not None:
+        return {}, [analysis.error]
+    m = analysis.metrics
+    scores: dict[str, Any] = {"faces": analysis.faces}
+    if analysis.faces == 0:
+        return scores, [Reason("no_face", "No face was found in this image.")]
+    reasons: list[Reason] = []
+    if analysis.faces > 1:
+        reasons.append(Reason("multiple_faces", f"{analysis.faces} faces were found; a headshot shows one person."))
+    for key in ("face_px", "face_fraction", "sharpness", "eye_openness", "eye_contrast"):
+        scores[key] = m.get(key)
+    scores["eye_misalignment"] = None
+
+    # -- framing -------------------------------------------------------------------------------
+    if m["face_fraction"] < limits.min_face_fraction or m["face_px"] < limits.min_face_px:
+        reasons.append(
+            Reason(
+                "face_too_small",
+                f"The face is {m['face_px']} px wide, {m['face_fraction']:.0%} of the image's shorter side "
+                f"(a headshot needs at least {limits.min_face_fraction:.0%} and {limits.min_face_px} px).",
+            )
+        )
+    if m.get("cut_off_edges"):
+        reasons.append(
+            Reason("face_cut_off", f"Part of the face is outside the image ({' and '.join(m['cut_off_edges'])} edge).")
+        )
+    if m.get("sharpness") is not None and m["sharpness"] < limits.min_sharpness:
+        reasons.append(
+            Reason(
+                "blurry", f"The face is blurry (sharpness {m['sharpness']:.0f}; at least {limits.min_sharpness:.0f})."
+            )
+        )
+
+    # -- eyes ----------------------------------------------------------------------------------
+    contrast = m.get("eye_contrast")
+    flat = [i for i, value in enumerate(contrast or []) if value is not None and value < limits.min_eye_contrast]
+    if not m.get("mesh_found", False):
+        reasons.append(Reason("eyes_missing", "No eyes could be located on the face (the face mesh found none)."))
+    elif flat:
+        which = "Both eye regions are" if len(flat) == 2 else "One eye region is"
+        worst = min(contrast[i] for i in flat)  # type: ignore[index]
+        reasons.append(
+            Reason(
+                "eyes_missing",
+                f"{which} flat, with no iris or eye white (contrast {worst:.2f}; limit {limits.min_eye_contrast:.2f}).",
+            )
+        )
+    else:
+        openness = m.get("eye_openness")
+        limit = limits.min_eye_openness
+        if profile.eye_openness is not None:
+            limit = min(limit, limits.closed_ratio * profile.eye_openness)
+        if openness is not None and openness < limit:
+            reasons.append(Reason("eyes_closed", f"The eyes look closed (openness {openness:.2f}; limit {limit:.2f})."))
+        disagreement, tilt = m.get("eye_line_disagreement"), m.get("eye_brow_tilt")
+        if disagreement is not None and tilt is not None:
+            reference_tilt = profile.eye_brow_tilt if profile.eye_brow_tilt is not None else 0.0
+            misalignment = max(disagreement, abs(_angle_diff(tilt, reference_tilt)))
+            scores["eye_misalignment"] = round(misalignment, 2)
+            if misalignment > limits.max_eye_misalignment:
+                reasons.append(
+                    Reason(
+                        "eyes_misaligned",
+                        f"The eyes are misaligned: the eye line is off by {misalignment:.1f}° "
+                        f"(limit {limits.max_eye_misalignment:.1f}°) against the brows and the other detector.",
+                    )
+                )
+
+    # -- skin tone -----------------------------------------------------------------------------
+    tone, reference = analysis.skin, profile.median_skin
+    scores.update(ita=None, delta_ita=None, ita_outside=None, delta_e2000=None)
+    if tone is not None and reference is not None:
+        low, high = profile.ita_range  # type: ignore[misc]
+        outside = tone.ita - high if tone.ita > high else (tone.ita - low if tone.ita < low else 0.0)
+        nearest = min(float(delta_e2000(ref.lab, tone.lab)) for ref in profile.skin)
+        scores.update(
+            ita=round(tone.ita, 2),
+            delta_ita=round(delta_ita(reference, tone), 2),
+            ita_outside=round(outside, 2),
+            delta_e2000=round(nearest, 2),
+        )
+        if abs(outside) > limits.max_ita_shift:
+            direction = "lighter" if outside > 0 else "darker"
+            reasons.append(
+                Reason(
+                    "skin_tone_shift",
+                    f"The skin is {abs(outside):.1f}° ITA {direction} than any of the selfies "
+                    f"(ITA {tone.ita:.1f}° vs. {low:.1f}°…{high:.1f}°; limit {limits.max_ita_shift:.1f}°).",
+                )
+            )
+        elif nearest > limits.max_delta_e:
+            reasons.append(
+                Reason(
+                    "skin_tone_shift",
+                    f"The skin colour differs from every selfie by ΔE2000 ≥ {nearest:.1f} (limit {limits.max_delta_e:.1f}).",
+                )
+            )
+
+    # -- identity ------------------------------------------------------------------------------
+    scores["identity"] = None
+    if analysis.embedding is not None:
+        identity = profile.identity(analysis.embedding)
+        scores["identity"] = round(identity, 4)
+        minimum = identity_threshold(limits, profile.backend)
+        if identity < minimum:
+            reasons.append(
+                Reason(
+                    "identity_low",
+                    f"This does not look enough like the person: similarity {identity:.3f} to the selfies "
+                    f"(at least {minimum:.2f}; {profile.encoder}).",
+                )
+            )
+    if scores.get("sharpness") is not None:
+        scores["quality"] = round(1.0 - math.exp(-scores["sharpness"] / limits.sharpness_scale), 4)
+    return scores, reasons
+
+
+# ================================================================================================
+# Ranking
+# ================================================================================================
+
+
+def _hash_distance(a: str | None, b: str | None) -> int:
+    import imagehash
+
+    if a is None or b is None:
+        return 64
+    return int(imagehash.hex_to_hash(a) - imagehash.hex_to_hash(b))
+
+
+def rank_candidates(candidates: Sequence[Candidate], limits: SelectThresholds, top_k: int | None) -> None:
+    """Greedy MMR over the passing candidates (formula in the module docstring); sets ``kept``/``rank``/reasons."""
+    pool = [c for c in candidates if not c.reasons]
+    for c in pool:
+        c.scores["relevance"] = round(
+            c.scores["identity"] + limits.quality_weight * (c.scores.get("quality") or 0.0), 4
+        )
+    picked: list[Candidate] = []
+    while pool:
+
+        def mmr(c: Candidate) -> float:
+            if not picked:
+                return limits.mmr_lambda * c.scores["relevance"]
+            sim = max(
+                min(max(1.0 - _hash_distance(c.hash, p.hash) / HASH_UNRELATED_DISTANCE, 0.0), 1.0) for p in picked
+            )
+            return limits.mmr_lambda * c.scores["relevance"] - (1.0 - limits.mmr_lambda) * sim
+
+        best = max(pool, key=lambda c: (mmr(c), c.scores["relevance"]))
+        pool.remove(best)
+        duplicate = min(picked, key=lambda p: _hash_distance(best.hash, p.hash), default=None)
+        distance = _hash_distance(best.hash, duplicate.hash) if duplicate else 64
+        if duplicate is not None and distance <= limits.max_duplicate_distance:
+            best.reasons.append(
+                Reason(
+                    "near_duplicate",
+                    f"A near-duplicate of {Path(duplicate.path).name} (hash distance {distance} of 64 bits; "
+                    f"≤ {limits.max_duplicate_distance} counts as the same picture), which ranks higher.",
+                )
+            )
+            continue
+        if top_k is not None and len(picked) >= top_k:
+            best.reasons.append(Reason("not_in_top_k", f"Passed every check but ranked below the top {top_k}."))
+            continue
+        best.scores["mmr"] = round(mmr(best), 4)
+        picked.append(best)
+        best.kept, best.rank = True, len(picked)
+
+
+# ================================================================================================
+# Entry point
+# ================================================================================================
+
+
+def select_candidates(
+    candidates: Iterable[Any] | Mapping[str, Any],
+    references: ReferenceProfile | Iterable[Any] | Mapping[str, Any],
+    *,
+    thresholds: SelectThresholds | Mapping[str, Any] | None = None,
+    top_k: int | None = None,
+    backend: FaceBackend | str | None = None,
+) -> Selection:
+    """Filter and rank candidate headshots of one person.
+
+    Args:
+        candidates: image paths, arrays, PIL images or :class:`~headshot_lab.io.Photo` objects (or ``{name: image}``),
+            or :class:`ImageAnalysis` results of :func:`analyze_image` (to re-judge without re-measuring, e.g.
+            with other thresholds; analysed with the same ``analysis_side``).
+        references: a :class:`ReferenceProfile`, or the person's selfies in any of the forms above.
+        thresholds: a :class:`SelectThresholds` or a mapping of fields to override.
+        top_k: keep at most this many (the rest get ``not_in_top_k``); ``None`` keeps every passing one.
+        backend: face backend (default :data:`DEFAULT_BACKEND`, dlib); must match the profile's.
+
+    Returns:
+        A :class:`Selection`; every candidate has ``scores``, and ``reasons`` when rejected.
+
+    Raises:
+        HeadshotLabError: ``no_reference`` (no usable selfie), ``backend_mismatch``, ``bad_option``.
+    """
+    from headshot_lab.faces import get_backend
+
+    limits = resolve_thresholds(thresholds)
+    if top_k is not None and top_k < 1:
+        raise HeadshotLabError(f"top_k must be at least 1, got {top_k}.", code="bad_option", fix="Use e.g. --top-k 4.")
+    model = backend if backend is not None and not isinstance(backend, str) else get_backend(backend or DEFAULT_BACKEND)
+    profile = (
+        references
+        if isinstance(references, ReferenceProfile)
+        else ReferenceProfile.from_images(references, backend=model, thresholds=limits)
+    )
+    if profile.backend != getattr(model, "name", profile.backend):
+        raise HeadshotLabError(
+            f"The reference profile was built with the {profile.backend} backend, not {model.name}.",
+            fix="Build the profile and select with the same face backend.",
+            code="backend_mismatch",
+        )
+    identity_threshold(limits, profile.backend)  # fail before the slow part when no cut-off is known
+    results: list[Candidate] = []
+    for name, item in _items(candidates, "candidate"):
+        if isinstance(item, ImageAnalysis):
+            analysis = item
+        else:
+            analysis = analyze_image(item, name=name, backend=model, thresholds=limits)
+        scores, reasons = candidate_reasons(analysis, profile, limits)
+        results.append(Candidate(path=name, scores=scores, reasons=reasons, hash=analysis.hash))
+    rank_candidates(results, limits, top_k)
+    return Selection(candidates=results, profile=profile, thresholds=limits)

@@ -1,0 +1,419 @@
+"""Tiny random diffusers models: the whole pipeline, offline, in seconds.
+
+No Stable-Diffusion-class weights can be downloaded in CI (or on a laptop without a token), so tests,
+notebooks and install smoke tests use *tiny random* models built in code — the diffusers
+``get_dummy_components()`` pattern. They prove the wiring (a LoRA trains, saves, reloads and changes
+the output; a ControlNet image reaches the UNet; seeds reproduce), never image quality.
+
+``tiny_pipeline("sd15", out)`` writes a folder that ``from_pretrained`` — and therefore every
+``--base`` in headshot-lab — accepts as a base model:
+
+* **sd15**: UNet ``block_out_channels=(32, 64)``, one layer per block, ``cross_attention_dim=32``; a
+  2-level VAE (factor 2: 64 px images ↔ 32 px latents); one CLIP text encoder (hidden 32, 2 layers);
+  DDIM with ``steps_offset=1``; no safety checker.
+* **sdxl**: the same UNet shape with ``addition_embed_type="text_time"``, two text encoders
+  (the second ``CLIPTextModelWithProjection``), ``cross_attention_dim = 32 + 32`` and
+  ``projection_class_embeddings_input_dim = 6·addition_time_embed_dim + projection_dim = 6·8 + 32``.
+
+The tokenizer is a real CLIP byte-level BPE tokenizer whose files are written here: the 256 byte
+symbols, the same with the end-of-word mark ``</w>``, a few merges (``s k``, ``sk s</w>`` so the rare
+token ``sks`` is one token) and the start/end tokens last (as in CLIP, so ``argmax(input_ids)``
+finds the end token).
+
+Everything is seeded (``seed``) and deterministic: the same call writes the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+ARCHES = ("sd15", "sdxl")
+RARE_TOKEN = "sks"
+TOKENIZER_MAX_LENGTH = 77
+
+#: Tiny SD1.5-class architecture (also the shape of the published SD1.5 config, scaled down).
+TINY_SD15: dict[str, dict[str, Any]] = {
+    "unet": {
+        "block_out_channels": (32, 64),
+        "layers_per_block": 1,
+        "sample_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+        "cross_attention_dim": 32,
+        "attention_head_dim": (2, 4),
+        "norm_num_groups": 32,
+    },
+    "vae": {
+        "block_out_channels": (32, 64),
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        "latent_channels": 4,
+        "sample_size": 64,
+        "norm_num_groups": 32,
+    },
+    "text_encoder": {
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "projection_dim": 32,
+        "max_position_embeddings": TOKENIZER_MAX_LENGTH,
+        "hidden_act": "gelu",
+    },
+    "scheduler": {
+        "_class_name": "DDIMScheduler",
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "clip_sample": False,
+        "set_alpha_to_one": False,
+        "steps_offset": 1,
+    },
+}
+
+#: Tiny SDXL-class architecture: two text encoders, ``text_time`` added conditioning.
+TINY_SDXL: dict[str, dict[str, Any]] = {
+    "unet": {
+        **TINY_SD15["unet"],
+        "cross_attention_dim": 64,  # te1.hidden + te2.hidden
+        "transformer_layers_per_block": (1, 2),
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 8,
+        "projection_class_embeddings_input_dim": 80,  # 6 * 8 + te2.projection_dim
+        "use_linear_projection": True,
+    },
+    "vae": dict(TINY_SD15["vae"]),
+    "text_encoder": dict(TINY_SD15["text_encoder"]),
+    "text_encoder_2": dict(TINY_SD15["text_encoder"]),
+    "scheduler": {
+        "_class_name": "EulerDiscreteScheduler",
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "timestep_spacing": "leading",
+        "steps_offset": 1,
+    },
+}
+
+TINY_SPECS: dict[str, dict[str, dict[str, Any]]] = {"sd15": TINY_SD15, "sdxl": TINY_SDXL}
+
+
+# ----------------------------------------------------------------------------------------- tokenizer
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte → printable-unicode table (256 symbols)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, codes), strict=True))
+
+
+def _word_merges(word: str) -> list[tuple[str, str]]:
+    """Left-to-right merges that make ``word`` (lower-case ASCII) one token, e.g. ``s k``, ``sk s</w>``."""
+    merges: list[tuple[str, str]] = []
+    current = word[0]
+    for index, char in enumerate(word[1:], start=1):
+        nxt = char + ("</w>" if index == len(word) - 1 else "")
+        merges.append((current, nxt))
+        current += nxt
+    return merges
+
+
+def write_clip_tokenizer(folder: str | Path, words: Iterable[str] = (RARE_TOKEN,)) -> Path:
+    """Write a minimal CLIP BPE tokenizer (``vocab.json``, ``merges.txt``, ``tokenizer_config.json``).
+
+    Args:
+        folder: where to write the three files (created).
+        words: lower-case words that must be single tokens (default: the rare token ``sks``).
+
+    Returns:
+        ``folder`` as a :class:`~pathlib.Path`; load it with ``CLIPTokenizer.from_pretrained(folder)``.
+    """
+    folder = _write_bpe_files(folder, words)
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": TOKENIZER_MAX_LENGTH,
+        "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+        "do_lower_case": True,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return folder
+
+
+def _write_bpe_files(folder: str | Path, words: Iterable[str] = (RARE_TOKEN,)) -> Path:
+    """``vocab.json`` + ``merges.txt`` of the minimal CLIP BPE vocabulary (see the module docstring)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = list(_bytes_to_unicode().values())
+    merges: list[tuple[str, str]] = []
+    for word in words:
+        merges.extend(m for m in _word_merges(word.lower()) if m not in merges)
+    tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {token: index for index, token in enumerate(dict.fromkeys(tokens))}
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text(
+        "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges),
+        encoding="utf-8",
+    )
+    return folder
+
+
+def load_clip_tokenizer(folder: str | Path) -> Any:
+    """``CLIPTokenizer.from_pretrained(folder, model_max_length=77)`` (the max length must be passed)."""
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer.from_pretrained(str(folder), model_max_length=TOKENIZER_MAX_LENGTH)
+
+
+# ----------------------------------------------------------------------------------------- components
+def build_components(
+    spec: Mapping[str, Mapping[str, Any]],
+    tokenizer_dir: str | Path,
+    *,
+    seed: int = 0,
+    device: Any = None,
+) -> dict[str, Any]:
+    """Random-weight pipeline components from an architecture ``spec`` (``TINY_SD15``-shaped dict).
+
+    Shared by the tiny test models and the full-size GPU benchmark (which passes the published
+    SD1.5 / SDXL configs). ``spec`` keys: ``unet``, ``vae``, ``text_encoder``, optional
+    ``text_encoder_2`` (makes it SDXL-class), ``scheduler`` (with ``_class_name``).
+
+    Args:
+        spec: the architecture.
+        tokenizer_dir: a CLIP tokenizer folder (see :func:`write_clip_tokenizer`).
+        seed: weights are drawn from ``torch.manual_seed(seed)`` (global RNG state is restored).
+        device: build the modules directly on this device (e.g. ``"cuda"`` for full-size models).
+    """
+    import diffusers
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = load_clip_tokenizer(tokenizer_dir)
+    token_ids = {
+        "vocab_size": max(len(tokenizer), 1000),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    build_device = torch.device(device) if device is not None else torch.device("cpu")
+    devices = [build_device] if build_device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), build_device:
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(**spec["unet"])
+        torch.manual_seed(seed + 1)
+        vae = AutoencoderKL(**spec["vae"])
+        torch.manual_seed(seed + 2)
+        te_config = {**token_ids, **spec["text_encoder"]}
+        text_encoder = CLIPTextModel(CLIPTextConfig(**te_config))
+        components: dict[str, Any] = {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer}
+        if "text_encoder_2" in spec:
+            torch.manual_seed(seed + 3)
+            te2_config = {**token_ids, **spec["text_encoder_2"]}
+            components["text_encoder_2"] = CLIPTextModelWithProjection(CLIPTextConfig(**te2_config))
+            components["tokenizer_2"] = load_clip_tokenizer(tokenizer_dir)
+    scheduler_config = dict(spec["scheduler"])
+    scheduler_cls = getattr(diffusers, scheduler_config.pop("_class_name"))
+    components["scheduler"] = scheduler_cls(**scheduler_config)
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        if name in components:
+            components[name].eval()
+    return components
+
+
+def pipeline_from_components(components: Mapping[str, Any]) -> Any:
+    """``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline`` (when ``text_encoder_2`` is present)."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    if "text_encoder_2" in components:
+        return StableDiffusionXLPipeline(
+            **components, image_encoder=None, feature_extractor=None, force_zeros_for_empty_prompt=True
+        )
+    return StableDiffusionPipeline(
+        **components,
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
+
+
+def save_random_pipeline(
+    spec: Mapping[str, Mapping[str, Any]],
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    device: Any = None,
+    dtype: Any = None,
+    readme: str | None = None,
+) -> Path:
+    """Build a random-weight pipeline of architecture ``spec`` and save it as a diffusers folder.
+
+    Used for the tiny test models and, with the published configs, by the GPU benchmark.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer_dir = write_clip_tokenizer(out / "tokenizer")
+    pipe = pipeline_from_components(build_components(spec, tokenizer_dir, seed=seed, device=device))
+    if dtype is not None:
+        pipe.to(dtype=dtype)
+    pipe.save_pretrained(out, safe_serialization=True)
+    # save_pretrained writes each tokenizer as tokenizer.json; keep the plain BPE files next to it.
+    for name in ("tokenizer", "tokenizer_2"):
+        if (out / name).is_dir():
+            _write_bpe_files(out / name)
+    if readme:
+        (out / "README.md").write_text(readme, encoding="utf-8")
+    return out
+
+
+def tiny_pipeline(arch: str = "sd15", out_dir: str | Path | None = None, *, seed: int = 0) -> Any:
+    """Build the tiny random ``arch`` pipeline; with ``out_dir``, save it there and return the folder.
+
+    Args:
+        arch: ``"sd15"`` or ``"sdxl"``.
+        out_dir: a folder to write (``model_index.json``, one subfolder per component, tokenizer
+            files, a README saying what this is). ``None`` returns the in-memory pipeline instead.
+        seed: weight seed; the same ``(arch, seed)`` gives the same weights.
+
+    Returns:
+        ``Path`` of the saved folder, or the pipeline object when ``out_dir`` is ``None``.
+    """
+    import tempfile
+
+    if arch not in TINY_SPECS:
+        raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {', '.join(ARCHES)}")
+    if out_dir is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return pipeline_from_components(build_components(TINY_SPECS[arch], write_clip_tokenizer(tmp), seed=seed))
+    readme = (
+        f"# tiny random {arch} pipeline (headshot-lab)\n\n"
+        "Random weights built by `headshot_lab.testing.tiny_pipeline` "
+        f"(seed {seed}) for tests and smoke tests. It produces noise, not faces.\n"
+    )
+    return save_random_pipeline(TINY_SPECS[arch], out_dir, seed=seed, readme=readme)
+
+
+# ----------------------------------------------------------------------------------------- add-ons
+def _load_unet(base: str | Path) -> Any:
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel.from_pretrained(str(base), subfolder="unet")
+
+
+def tiny_controlnet(base: str | Path, out_dir: str | Path, *, seed: int = 0) -> Path:
+    """A random ``ControlNetModel`` matching the tiny base at ``base``, saved to ``out_dir``.
+
+    Built with ``ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32))``: the
+    default 4-level conditioning embedding downsamples by 8, the tiny VAE only by 2. The
+    conditioning weights are randomised (``from_unet`` zero-initialises the last conv and the
+    zero-convs, which would make the control image invisible in a test).
+    """
+    import torch
+    from diffusers import ControlNetModel
+
+    unet = _load_unet(base)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32))
+        with torch.no_grad():
+            for name, param in controlnet.named_parameters():
+                if "zero_conv" in name or "controlnet_cond_embedding.conv_out" in name or "controlnet_mid_block" in name:
+                    param.normal_(0.0, 0.05)
+    out = Path(out_dir)
+    controlnet.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def tiny_ip_adapter_faceid(
+    base: str | Path, out_dir: str | Path, *, id_dim: int = 512, seed: int = 0, weight_name: str | None = None
+) -> Path:
+    """Random IP-Adapter-FaceID weights for the tiny base at ``base``; returns the weights file.
+
+    Key layout (what ``pipe.load_ip_adapter`` expects of FaceID, non-plus):
+
+    * ``image_proj.proj.0`` ``[id_dim·m, id_dim]``, ``image_proj.proj.2`` ``[4·D, id_dim·m]`` (4 tokens of the
+      UNet's cross-attention width ``D``; ``m = 1`` here), ``image_proj.norm`` ``[D]`` (its presence selects
+      the FaceID projection);
+    * ``ip_adapter.{k}.to_k_ip`` / ``to_v_ip`` ``[hidden, D]`` for every cross-attention processor, with
+      ``k = 1, 3, 5, …`` in ``unet.attn_processors`` order.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    unet = _load_unet(base)
+    cross = int(unet.config.cross_attention_dim)
+    tokens = 4
+    generator = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator) * 0.05
+
+    tensors = {
+        "image_proj.proj.0.weight": rand(id_dim, id_dim),
+        "image_proj.proj.0.bias": rand(id_dim),
+        "image_proj.proj.2.weight": rand(tokens * cross, id_dim),
+        "image_proj.proj.2.bias": rand(tokens * cross),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    key_id = 1
+    for name, processor in unet.attn_processors.items():
+        if name.endswith("attn1.processor"):
+            continue
+        module = unet.get_submodule(name.removesuffix(".processor"))
+        hidden = module.to_k.out_features
+        del processor
+        tensors[f"ip_adapter.{key_id}.to_k_ip.weight"] = rand(hidden, cross) * 20
+        tensors[f"ip_adapter.{key_id}.to_v_ip.weight"] = rand(hidden, cross) * 20
+        key_id += 2
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / (weight_name or "ip-adapter-faceid_tiny.safetensors")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    return path
+
+
+def tiny_lora(base: str | Path, out_dir: str | Path, *, rank: int = 4, seed: int = 0, std: float = 0.2) -> Path:
+    """A random UNet LoRA for the tiny base at ``base`` (e.g. to stand in for an LCM-LoRA); returns the file.
+
+    Both LoRA matrices are random (a freshly initialised LoRA has ``B = 0`` and would do nothing).
+    """
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    unet = _load_unet(base)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        unet.add_adapter(
+            LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS)
+        )
+        with torch.no_grad():
+            for name, param in unet.named_parameters():
+                if "lora_" in name:
+                    param.normal_(0.0, std)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    out = Path(out_dir)
+    StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=layers, weight_name="pytorch_lora_weights.safetensors")
+    return out / "pytorch_lora_weights.safetensors"
+
+
+LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]

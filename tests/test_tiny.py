@@ -1,0 +1,104 @@
+"""The tiny random models: offline tokenizer, loadable folders, determinism, the CLI, lazy imports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from headshot_lab.testing import tiny_pipeline
+from headshot_lab.testing.tiny import RARE_TOKEN, load_clip_tokenizer, write_clip_tokenizer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread, above all on a shared, busy CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tokenizer_makes_the_rare_token_one_token(tmp_path):
+    tokenizer = load_clip_tokenizer(write_clip_tokenizer(tmp_path / "tok"))
+    ids = tokenizer("a photo of sks person").input_ids
+    assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.convert_tokens_to_ids(f"{RARE_TOKEN}</w>") in ids
+    assert tokenizer.model_max_length == 77
+    # CLIP puts the start/end tokens last, so argmax(input_ids) finds the end token.
+    assert tokenizer.eos_token_id == len(tokenizer) - 1
+    padded = tokenizer("sks", padding="max_length", max_length=77).input_ids
+    assert len(padded) == 77
+
+
+@pytest.mark.parametrize(("arch", "cls"), [("sd15", "StableDiffusionPipeline"), ("sdxl", "StableDiffusionXLPipeline")])
+def test_tiny_folder_is_a_base_model(tmp_path, arch, cls):
+    from headshot_lab.models import load_pipeline, locate_base
+
+    folder = tiny_pipeline(arch, tmp_path / arch)
+    assert json.loads((folder / "model_index.json").read_text())["_class_name"] == cls
+    assert (folder / "tokenizer" / "vocab.json").is_file() and (folder / "tokenizer" / "merges.txt").is_file()
+    located = locate_base(folder)
+    assert located.family == arch
+    pipe, _ = load_pipeline(located)
+    import torch
+
+    image = pipe(
+        "a photo of sks person",
+        num_inference_steps=2,
+        height=64,
+        width=64,
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+    ).images[0]
+    assert image.shape == (64, 64, 3)
+    assert np.isfinite(image).all() and image.std() > 0
+
+
+def _weights(folder: Path) -> bytes:
+    return (folder / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+
+
+def test_tiny_models_are_seeded(tmp_path):
+    a = tiny_pipeline("sd15", tmp_path / "a", seed=3)
+    b = tiny_pipeline("sd15", tmp_path / "b", seed=3)
+    c = tiny_pipeline("sd15", tmp_path / "c", seed=4)
+    assert _weights(a) == _weights(b)
+    assert _weights(a) != _weights(c)
+
+
+def test_tiny_pipeline_without_folder_returns_a_pipeline():
+    pipe = tiny_pipeline("sd15")
+    assert type(pipe).__name__ == "StableDiffusionPipeline"
+    with pytest.raises(ValueError, match="sd15"):
+        tiny_pipeline("sd3")
+
+
+def test_tiny_model_command(tmp_path, capsys):
+    from headshot_lab.cli import generate as commands
+
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["tiny-model", str(tmp_path / "m"), "--arch", "sdxl"])
+    assert args.handler(args) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload == {"path": str(tmp_path / "m"), "arch": "sdxl"}
+    assert (tmp_path / "m" / "text_encoder_2").is_dir()
+
+
+def test_generation_modules_import_without_torch():
+    """`import headshot_lab.generate` (and the CLI module) must stay light: torch loads on first use."""
+    code = (
+        "import sys, headshot_lab.generate, headshot_lab.train, headshot_lab.models, headshot_lab.control, "
+        "headshot_lab.styles, headshot_lab.cli.generate, headshot_lab.testing.tiny; "
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'peft', 'controlnet_aux') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
