@@ -635,7 +635,7 @@ def _analysis_failed(exc: BaseException) -> Problem:
     )
 
 
-def _face_mesh_near(small: np.ndarray, box: Sequence[float]) -> FaceMesh | None:
+def face_mesh_near(small: np.ndarray, box: Sequence[float]) -> FaceMesh | None:
     """The 478-point mesh of the face in ``box`` (analysis pixels), run on a crop around it.
 
     Cropping to the box grown by 60 % guarantees the mesh describes *this* face (not another person)
@@ -680,7 +680,7 @@ def _mesh_stats(mesh: FaceMesh | None) -> dict[str, Any]:
     }
 
 
-def _cut_off_edges(
+def cut_off_edges(
     box: Sequence[float], landmarks: np.ndarray | None, width: int, height: int, margin: float
 ) -> list[str]:
     """Which frame edges the face (box grown by ``margin`` × its width, or any landmark) crosses."""
@@ -703,7 +703,7 @@ def _cut_off_edges(
     return edges
 
 
-def _significant_faces(faces: list[Face], ratio: float) -> list[Face]:
+def significant_faces(faces: list[Face], ratio: float) -> list[Face]:
     """Faces at least ``ratio`` × as wide as the largest, largest first (background faces and false hits dropped)."""
     if not faces:
         return []
@@ -803,7 +803,7 @@ def _measure_face(
     """
     height, width = pixels.shape[:2]
     metrics = report.metrics
-    faces = _significant_faces(backend.detect(small), limits.companion_face_ratio)
+    faces = significant_faces(backend.detect(small), limits.companion_face_ratio)
     report.faces = len(faces)
     if not faces:
         return
@@ -819,7 +819,7 @@ def _measure_face(
     metrics["face_fraction"] = round(face_px / min(width, height), 4)
     metrics["face_score"] = round(float(face.score), 3)
     original_box = [float(v) / scale for v in face.box]
-    metrics["cut_off_edges"] = _cut_off_edges(
+    metrics["cut_off_edges"] = cut_off_edges(
         original_box, None if landmarks is None else landmarks / scale, width, height, limits.cutoff_margin
     )
     metrics["sharpness"] = round(face_sharpness(pixels, original_box, limits.sharpness_size), 1)
@@ -828,7 +828,7 @@ def _measure_face(
         metrics.update(eye_region_stats(small, landmarks))
     else:
         metrics.update(eye_darkness=None, eye_contrast=None)
-    metrics.update(_mesh_stats(_face_mesh_near(small, face.box)))
+    metrics.update(_mesh_stats(face_mesh_near(small, face.box)))
     embedded = backend.embed(small, [face])
     if embedded and embedded[0].embedding is not None:
         report.embedding = np.asarray(embedded[0].embedding, dtype=np.float32)

@@ -178,7 +178,7 @@ def load_controlnet(model: str | os.PathLike[str], *, dtype: Any = None) -> Any:
     source = str(model)
     kwargs: dict[str, Any] = {"local_files_only": offline() or os.path.isdir(source)}
     if dtype is not None:
-        kwargs["torch_dtype"] = dtype
+        kwargs["dtype"] = dtype
     try:
         return ControlNetModel.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:

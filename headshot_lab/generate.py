@@ -311,8 +311,17 @@ class HeadshotGenerator:
         else:
             location = str(source)
             kwargs["local_files_only"] = offline()
+        from safetensors import SafetensorError
+
+        damaged = HeadshotLabError(
+            f"The {what} {source} is damaged and cannot be read.",
+            fix="Copy the LoRA again from where it was trained, or train it again.",
+            code="lora_damaged",
+        )
         try:
             pipe.load_lora_weights(location, **kwargs)
+        except SafetensorError:
+            raise damaged from None
         except (RuntimeError, ValueError) as exc:
             text = str(exc)
             if "size mismatch" in text or "shape" in text:
@@ -323,6 +332,8 @@ class HeadshotGenerator:
                 ) from None
             raise HeadshotLabError(f"The {what} {source} could not be loaded: {text}", code="lora_error") from None
         except OSError as exc:
+            if path.is_file():
+                raise damaged from None
             raise ModelUnavailableError(
                 f"The {what} {source} could not be found or downloaded ({type(exc).__name__}).",
                 fix="Pass an existing .safetensors file or folder, or a Hub id you can reach (HF_HUB_OFFLINE uses the cache).",

@@ -227,7 +227,7 @@ def load_pipeline(
 
     Args:
         base: a :class:`BaseModel`, a Hub id / path, or ``None`` for ``HEADSHOT_LAB_BASE_MODEL``.
-        dtype: ``torch_dtype`` for the weights (default fp32).
+        dtype: ``dtype`` for the weights (default fp32).
         controlnet: a loaded ``ControlNetModel`` → the family's ControlNet pipeline.
         **kwargs: passed to ``from_pretrained``.
 
@@ -240,7 +240,7 @@ def load_pipeline(
     if controlnet is not None:
         extra["controlnet"] = controlnet
     if dtype is not None:
-        extra["torch_dtype"] = dtype
+        extra["dtype"] = dtype
     try:
         pipe = cls.from_pretrained(str(located.local_dir), **extra)
     except (OSError, ValueError) as exc:

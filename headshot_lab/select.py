@@ -399,11 +399,11 @@ def _measure(pixels: np.ndarray, backend: FaceBackend, limits: SelectThresholds,
     from PIL import Image
 
     from headshot_lab.capture import (
-        _cut_off_edges,
-        _face_mesh_near,
-        _significant_faces,
+        cut_off_edges,
         downscale,
+        face_mesh_near,
         face_sharpness,
+        significant_faces,
     )
     from headshot_lab.faces.mesh import eye_openness
 
@@ -411,7 +411,7 @@ def _measure(pixels: np.ndarray, backend: FaceBackend, limits: SelectThresholds,
     small, scale = downscale(pixels, limits.analysis_side)
     out.width, out.height, out.scale = width, height, scale
     out.hash = str(imagehash.phash(Image.fromarray(downscale(small, 512)[0])))
-    faces = _significant_faces(backend.detect(small), limits.companion_face_ratio)
+    faces = significant_faces(backend.detect(small), limits.companion_face_ratio)
     out.faces = len(faces)
     m = out.metrics
     m["faces"] = len(faces)
@@ -427,11 +427,11 @@ def _measure(pixels: np.ndarray, backend: FaceBackend, limits: SelectThresholds,
     m["face_px"] = round(face_px)
     m["face_fraction"] = round(face_px / min(width, height), 4)
     original_landmarks = None if landmarks is None else landmarks / scale
-    m["cut_off_edges"] = _cut_off_edges(
+    m["cut_off_edges"] = cut_off_edges(
         [v / scale for v in face.box], original_landmarks, width, height, limits.cutoff_margin
     )
     m["sharpness"] = round(face_sharpness(pixels, [v / scale for v in face.box], limits.sharpness_size), 1)
-    out.mesh = _face_mesh_near(small, face.box)
+    out.mesh = face_mesh_near(small, face.box)
     m["mesh_found"] = out.mesh is not None
     if out.mesh is not None:
         m["eye_contrast"] = eye_contrast(small, out.mesh)
@@ -746,7 +746,7 @@ def rank_candidates(candidates: Sequence[Candidate], limits: SelectThresholds, t
     pool = [c for c in candidates if not c.reasons]
     for c in pool:
         c.scores["relevance"] = round(
-            c.scores["identity"] + limits.quality_weight * (c.scores.get("quality") or 0.0), 4
+            (c.scores.get("identity") or 0.0) + limits.quality_weight * (c.scores.get("quality") or 0.0), 4
         )
     picked: list[Candidate] = []
     while pool:

@@ -342,7 +342,7 @@ def read_lora_card(path: str | Path) -> dict[str, Any] | None:
                 text = (handle.metadata() or {}).get(CARD_METADATA_KEY)
             if text:
                 return json.loads(text)
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001 - a damaged file has no readable card; loading it says why
             pass
     sidecar = weights.parent / CARD_NAME
     if sidecar.is_file():

@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the project needs. Idempotent: installs only what is missing.
 #   libgl1, libglib2.0-0  - OpenCV (insightface pulls in the non-headless build) and mediapipe
-#   chromium, chromium-driver - the real-browser UI test (only with WITH_BROWSER=1)
+#   chromium, chromium-driver - the real-browser UI test (tests/test_browser.py)
 set -euo pipefail
-packages=(libgl1 libglib2.0-0)
-if [[ "${WITH_BROWSER:-0}" == "1" ]]; then
-  packages+=(chromium chromium-driver)
-fi
+packages=(libgl1 libglib2.0-0 chromium chromium-driver)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -10,6 +10,7 @@ import copy
 import io
 import json
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -26,9 +27,6 @@ from headshot_lab.capture import (
     photo_problems,
 )
 from headshot_lab.errors import HeadshotLabError
-
-cv2 = pytest.importorskip("cv2")
-
 
 # ------------------------------------------------------------------------------------------------
 # Alterations of real photos (test-local helpers). ``points`` are dlib's 68 landmarks.
@@ -154,7 +152,7 @@ def faces68(real) -> dict[str, tuple[tuple[int, ...], np.ndarray]]:
     return found
 
 
-#: altered photo → the one per-photo problem it must raise (and, with ``None``, nothing else).
+#: altered photo → exactly the per-photo problems it must raise (a grey frame has no face and no colour).
 EXPECTED = {
     "grey": {"no_face", "heavy_filter"},
     "two_people": {"multiple_faces"},
@@ -273,7 +271,8 @@ def test_each_alteration_raises_its_problem_and_nothing_else(altered_report, nam
 def test_problem_measurements_point_the_right_way(altered_report, real_report):
     """The metric behind each alteration moved in the expected direction, relative to the original."""
     original = real_report.photos[0].metrics  # obama
-    get = lambda name: by_name(altered_report, name).metrics  # noqa: E731
+    measured = {photo.path: photo.metrics for photo in altered_report.photos}
+    get = measured.__getitem__
     assert get("blurred")["sharpness"] < 0.1 * original["sharpness"]
     assert get("bright")["face_highlight_clip"] > 0.5 > original["face_highlight_clip"]
     assert get("dark")["image_luma_p99"] < 0.5 * original["image_luma_p99"]

@@ -348,12 +348,11 @@ def test_export_team_writes_disclosed_files_and_a_score(tmp_path, load_real):
 
 
 @pytest.fixture()
-def cli(monkeypatch):
-    import headshot_lab.cli as cli_module
+def cli():
+    """``headshot-lab`` main entry point."""
+    from headshot_lab.cli import main
 
-    if "headshot_lab.cli.ship" not in cli_module.COMMAND_MODULES:  # until the lead registers it
-        monkeypatch.setattr(cli_module, "COMMAND_MODULES", (*cli_module.COMMAND_MODULES, "headshot_lab.cli.ship"))
-    return cli_module.main
+    return main
 
 
 def test_cli_export_prints_paths_and_writes_a_zip(tmp_path, real_photos, cli, capsys):

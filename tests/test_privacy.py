@@ -299,12 +299,11 @@ def test_purge_loop_rejects_bad_interval(store):
 
 
 @pytest.fixture()
-def main(monkeypatch):
-    import headshot_lab.cli as cli_module
+def main():
+    """``headshot-lab`` main entry point."""
+    from headshot_lab.cli import main
 
-    if "headshot_lab.cli.ship" not in cli_module.COMMAND_MODULES:  # until the lead registers it
-        monkeypatch.setattr(cli_module, "COMMAND_MODULES", (*cli_module.COMMAND_MODULES, "headshot_lab.cli.ship"))
-    return cli_module.main
+    return main
 
 
 def test_cli_purge_counts_expired_sessions(tmp_path, capsys, main):

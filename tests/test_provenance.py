@@ -314,12 +314,11 @@ def test_c2pa_self_signed_leaf_signs_but_is_reported_untrusted(tmp_path, pixels,
 
 
 @pytest.fixture()
-def cli(monkeypatch):
-    import headshot_lab.cli as cli_module
+def cli():
+    """``headshot-lab`` main entry point."""
+    from headshot_lab.cli import main
 
-    if "headshot_lab.cli.ship" not in cli_module.COMMAND_MODULES:  # until the lead registers it
-        monkeypatch.setattr(cli_module, "COMMAND_MODULES", (*cli_module.COMMAND_MODULES, "headshot_lab.cli.ship"))
-    return cli_module.main
+    return main
 
 
 def test_cli_provenance_json(tmp_path, pixels, cli, capsys):

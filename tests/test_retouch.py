@@ -223,13 +223,11 @@ def test_foreground_estimate_removes_the_old_background_colour():
 
 
 @pytest.fixture()
-def studio_cli(monkeypatch):
-    """``headshot_lab.cli.main`` with the studio commands registered (whether or not the lead has added them)."""
-    import headshot_lab.cli as cli
+def studio_cli():
+    """``headshot-lab`` main entry point."""
+    from headshot_lab.cli import main
 
-    if "headshot_lab.cli.studio" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "headshot_lab.cli.studio"))
-    return cli.main
+    return main
 
 
 def test_cli_retouch_writes_labelled_images_and_prints_their_paths(tmp_path, real_photos, studio_cli, capsys):

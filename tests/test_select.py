@@ -282,13 +282,11 @@ def test_unreadable_candidate_is_rejected_not_raised(tmp_path, profile):
 
 
 @pytest.fixture()
-def studio_cli(monkeypatch):
-    """``headshot_lab.cli.main`` with the studio commands registered (whether or not the lead has added them)."""
-    import headshot_lab.cli as cli
+def studio_cli():
+    """``headshot-lab`` main entry point."""
+    from headshot_lab.cli import main
 
-    if "headshot_lab.cli.studio" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "headshot_lab.cli.studio"))
-    return cli.main
+    return main
 
 
 def test_cli_select_json_contract(tmp_path, real_photos, studio_cli, capsys):

@@ -17,7 +17,7 @@ Each is grouped by the *source's* ITA group (and any dataset label) with
     T = mean_{p∈M}((∇²Y)(p)²) / var_{p∈M}(Y)
 
 with ``∇²`` the 4-neighbour Laplacian ``[[0, 1, 0], [1, −4, 1], [0, 1, 0]]`` and ``M`` the skin mask
-eroded by ``erode`` pixels (so no eye, brow or lip edge enters). The numerator is the pores-and-fine-
+eroded by ``erode`` pixels (so no eye, brow or lip edge, nor the image border, enters). The numerator is the pores-and-fine-
 texture (high-frequency) energy; dividing by the skin's total luma variance makes ``T`` invariant to a
 global change of contrast or exposure, so a tone shift does not read as smoothing while an
 edge-preserving blur (which removes the fine detail but keeps the shading) lowers it sharply.
@@ -188,11 +188,15 @@ def texture_energy(
     skin = skin > 0.5 if skin.dtype != bool else skin
     if skin.shape != rgb.shape[:2]:
         raise ValueError(f"the mask has shape {skin.shape} but the image is {rgb.shape[:2]}")
+    if int(skin.sum()) < MIN_TEXTURE_PIXELS:
+        return None
     rgb, skin = _crop_to_face(rgb, skin, box, size)
     luma = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float64) / 255.0
     laplacian = cv2.Laplacian(luma, cv2.CV_64F, ksize=1, borderType=cv2.BORDER_REFLECT)
     if erode > 0:
-        skin = cv2.erode(skin.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(erode)) > 0
+        kernel = np.ones((3, 3), np.uint8)
+        eroded = cv2.erode(skin.astype(np.uint8), kernel, iterations=int(erode), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        skin = eroded > 0
     if int(skin.sum()) < MIN_TEXTURE_PIXELS:
         return None
     variance = float(np.var(luma[skin]))

@@ -20,6 +20,9 @@ from headshot_lab.errors import HeadshotLabError
 
 COMMAND_MODULES = (
     "headshot_lab.cli.check",
+    "headshot_lab.cli.generate",
+    "headshot_lab.cli.studio",
+    "headshot_lab.cli.ship",
 )
 
 

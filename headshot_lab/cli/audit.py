@@ -1,0 +1,90 @@
+"""``headshot-lab audit ...``: the fairness audit from the command line (a thin face over :mod:`eval`).
+
+* ``audit run --config NAME|FILE --output-path DIR [--limit N] [--seed S] [--generator SPEC] [--dataset SPEC]
+  [--num-proc N] [--shard I/N]`` — the same as ``python -m eval``;
+* ``audit merge DIR... --output-path DIR`` — merge shards;
+* ``audit survey --real DIR --generated DIR --output-path DIR`` — write a 2AFC survey for people;
+* ``audit score KEY.csv ANSWERS.csv... [--json]`` — score it.
+
+JSON contract of ``audit score --json``: ``{"n", "correct", "accuracy", "ci": [lo, hi], "p_value", "method",
+"unanswered", "by_participant"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from headshot_lab.cli import print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from eval.__main__ import add_run_arguments
+
+    audit = subparsers.add_parser("audit", help="audit a generator for bias (identity, skin tone, smoothing, detectability)")
+    commands = audit.add_subparsers(dest="audit_command", metavar="AUDIT_COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run an audit config (python -m eval)")
+    add_run_arguments(run)
+    run.set_defaults(handler=run_audit)
+
+    merge = commands.add_parser("merge", help="merge the output folders of sharded runs")
+    merge.add_argument("shards", nargs="+", help="shard output folders")
+    merge.add_argument("--output-path", dest="output_path", required=True)
+    merge.add_argument("--quiet", action="store_true")
+    merge.set_defaults(handler=run_merge)
+
+    survey = commands.add_parser("survey", help="write a two-alternative forced-choice survey (HTML + answer key)")
+    survey.add_argument("--real", required=True, help="folder (or files) of real photos")
+    survey.add_argument("--generated", required=True, help="folder (or files) of generated photos")
+    survey.add_argument("--output-path", dest="output_path", required=True)
+    survey.add_argument("--trials", type=int, default=None, help="number of trials (default: as many pairs as possible)")
+    survey.add_argument("--seed", type=int, default=0)
+    survey.add_argument("--paired", action="store_true", help="pair real[i] with generated[i] (sorted file names)")
+    survey.set_defaults(handler=run_survey)
+
+    score = commands.add_parser("score", help="score survey answers against the key")
+    score.add_argument("key", help="key.csv written by `audit survey`")
+    score.add_argument("answers", nargs="+", help="answers.csv files (one per participant)")
+    score.add_argument("--json", action="store_true")
+    score.set_defaults(handler=run_score)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from eval.__main__ import run_from_args
+
+    return run_from_args(args)
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from eval.__main__ import merge_from_args
+
+    return merge_from_args([*args.shards, "--output-path", args.output_path, *(["--quiet"] if args.quiet else [])])
+
+
+def run_survey(args: argparse.Namespace) -> int:
+    from headshot_lab.audit.survey import make_survey
+    from headshot_lab.cli.check import expand_photo_args
+    from headshot_lab.errors import HeadshotLabError
+
+    real = expand_photo_args([args.real])
+    generated = expand_photo_args([args.generated])
+    if not real or not generated:
+        raise HeadshotLabError("No photos found: --real and --generated must name image files or folders.", code="survey_empty")
+    kit = make_survey(real, generated, args.output_path, seed=args.seed, n_trials=args.trials, paired=args.paired)
+    print(f"wrote {kit.html} ({kit.n_trials} trials); answer key: {kit.key} (keep it away from participants)")
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from headshot_lab.audit.survey import score_survey
+
+    score = score_survey(args.key, args.answers)
+    if args.json:
+        print_json(score.to_dict())
+        return 0
+    low, high = score.ci
+    print(
+        f"{score.correct}/{score.n} correct: accuracy {score.accuracy:.3f} "
+        f"(95 % CI {low:.3f}–{high:.3f}, {score.method}; p = {score.p_value:.3g} vs. chance 0.5)"
+    )
+    return 0

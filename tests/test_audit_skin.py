@@ -1,0 +1,140 @@
+"""Skin-tone shift and texture energy (headshot_lab.audit.skin)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from headshot_lab.audit.skin import (
+    SkinShift,
+    group_label,
+    shifts_from_records,
+    skin_shift,
+    skin_shift_metrics,
+    texture_energy,
+    texture_metric,
+    texture_ratio,
+)
+
+
+@dataclass
+class Tone:
+    ita: float
+    lab: tuple[float, float, float]
+    monk: int
+    ita_group: int
+
+
+def test_skin_shift_signs_and_ciede2000_reference_pair():
+    # Sharma, Wu & Dalal (2005), test pair 1: ΔE00 = 2.0425.
+    source = Tone(ita=30.0, lab=(50.0, 2.6772, -79.7751), monk=5, ita_group=3)
+    output = Tone(ita=33.5, lab=(50.0, 0.0, -82.7485), monk=4, ita_group=3)
+    shift = skin_shift(source, output)
+    assert shift.delta_ita == pytest.approx(3.5)  # positive = lighter
+    assert shift.delta_e2000 == pytest.approx(2.0425, abs=1e-4)
+    assert shift.monk_shift == -1  # one swatch lighter = −1 (Monk 1 is the lightest)
+    assert shift.source_group == 3
+    assert shifts_from_records([shift.to_dict(), None])[0] == SkinShift(**shift.to_dict())
+
+
+def test_skin_shift_metrics_group_by_source_group():
+    shifts = [
+        SkinShift(3.0, 1.0, -1, 60.0, 1),
+        SkinShift(2.0, 1.0, 0, 58.0, 1),
+        SkinShift(-1.0, 0.5, 1, -40.0, 6),
+        SkinShift(-3.0, 1.5, 1, -45.0, 6),
+        None,
+    ]
+    metrics = skin_shift_metrics(shifts, n_resamples=200)
+    ita = metrics["skin_delta_ita"]
+    assert set(ita.by_group) == {"ITA group I", "ITA group VI"}  # the None (unmeasurable) has no value
+    assert ita.by_group["ITA group I"].value == pytest.approx(2.5)
+    assert ita.by_group["ITA group VI"].value == pytest.approx(-2.0)
+    assert ita.difference == pytest.approx(4.5)
+    assert metrics["skin_monk_shift"].overall.value == pytest.approx(0.25)
+    by_label = skin_shift_metrics(shifts, labels=["x", "x", "y", "y", "y"], n_resamples=100)
+    assert set(by_label["skin_delta_e2000"].by_group) == {"x", "y"}
+
+
+def test_group_labels():
+    assert group_label(1) == "ITA group I"
+    assert group_label(6) == "ITA group VI"
+    assert group_label(None) == "unknown"
+
+
+def _checkerboard(size: int = 64, low: int = 80, high: int = 120) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    grey = np.where((xx + yy) % 2 == 0, high, low).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def test_texture_energy_of_a_checkerboard_is_64():
+    # Y = m ± a alternating: ∇²Y = ∓8a at every interior pixel, var(Y) = a², so T = 64a²/a² = 64.
+    image = _checkerboard()
+    mask = np.ones(image.shape[:2], dtype=bool)
+    energy = texture_energy(image, mask, box=(0, 0, 64, 64), size=64)
+    assert energy == pytest.approx(64.0, rel=1e-6)
+
+
+def test_texture_energy_is_contrast_invariant_and_drops_with_blur():
+    import cv2
+
+    rng = np.random.default_rng(0)
+    base = 3.0 * cv2.GaussianBlur(rng.normal(0, 1, (128, 128)), (0, 0), 1.0)
+    shading = np.linspace(-1, 1, 128)[None, :] * 2.0
+    mask = np.ones((128, 128), dtype=bool)
+
+    def to_image(field: np.ndarray, contrast: float) -> np.ndarray:
+        grey = np.clip(128 + contrast * field, 0, 255).round().astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+
+    detail = base + shading
+    full = texture_energy(to_image(detail, 8.0), mask, box=(0, 0, 128, 128), size=128)
+    double_contrast = texture_energy(to_image(detail, 16.0), mask, box=(0, 0, 128, 128), size=128)
+    smoothed = texture_energy(
+        to_image(cv2.GaussianBlur(base, (0, 0), 2.0) + shading, 8.0), mask, box=(0, 0, 128, 128), size=128
+    )
+    assert double_contrast == pytest.approx(full, rel=0.05)
+    assert smoothed < 0.2 * full
+    assert texture_ratio(smoothed, full) == pytest.approx(smoothed / full)
+
+
+def test_texture_energy_needs_enough_skin_and_a_matching_mask():
+    image = _checkerboard()
+    tiny = np.zeros((64, 64), dtype=bool)
+    tiny[30:33, 30:33] = True
+    assert texture_energy(image, tiny) is None
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    assert texture_energy(flat, np.ones((64, 64), bool), box=(0, 0, 64, 64), size=64) is None
+    with pytest.raises(ValueError):
+        texture_energy(image, np.ones((10, 10), dtype=bool))
+    assert texture_ratio(None, 1.0) is None and texture_ratio(1.0, 0.0) is None
+
+
+def test_texture_metric_groups_ratios():
+    metric = texture_metric([0.5, 0.6, 1.0, None], ["a", "a", "b", "b"], n_resamples=100)
+    assert metric.by_group["a"].value == pytest.approx(0.55)
+    assert metric.overall.n == 3
+
+
+def test_smoothing_a_real_face_lowers_texture_and_a_tone_shift_barely_moves_it(load_real):
+    import cv2
+
+    from headshot_lab.faces.mesh import face_mesh
+    from headshot_lab.skin import shift_ita, skin_mask
+
+    image = load_real("obama")
+    image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    mesh = face_mesh(image)[0]
+    mask = skin_mask(image, mesh)
+    before = texture_energy(image, mask, box=mesh.box)
+    blurred = cv2.bilateralFilter(image, d=0, sigmaColor=40, sigmaSpace=5)
+    weights = mask[..., None].astype(np.float64)
+    smooth = np.clip((1 - weights) * image + weights * blurred, 0, 255).astype(np.uint8)
+    after = texture_energy(smooth, skin_mask(smooth, mesh), box=mesh.box)
+    darker = shift_ita(image, mask, -3.0)
+    shifted = texture_energy(darker, skin_mask(darker, mesh), box=mesh.box)
+    assert after < 0.8 * before
+    assert abs(shifted / before - 1.0) < 0.15

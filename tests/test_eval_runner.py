@@ -1,0 +1,202 @@
+"""The suite proves itself: on real offline photos every canary is flagged, the null generator is not.
+
+The default test runs a lean offline set (7 real faces of 7 people, no synthetic variants) once per
+module; the full offline config (49 sources, 20 resampling seeds of power) is a ``slow`` test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from eval.runner import EvalConfig, aggregate, load_config, read_samples, run_eval
+
+REPO = Path(__file__).resolve().parents[1]
+CANARIES = {
+    "lighten:3": "skin_lightening",
+    "darken:3": "skin_darkening",
+    "identity_blend:0.3": "identity_drift",
+    "smooth": "over_smoothing",
+}
+LEAN_FACES = ["obama", *(f"group_{i}" for i in range(6))]
+
+
+@pytest.fixture(scope="module")
+def lean_run(real_photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("audit")
+    config = EvalConfig(
+        name="lean",
+        dataset="offline",
+        dataset_options={"faces": LEAN_FACES, "variants_per_face": 0},
+        generators=["null", *CANARIES],
+        n_resamples=500,
+        power={"seeds": 20, "n_resamples": 200},
+        plots=False,
+    )
+    started = time.perf_counter()
+    results = run_eval(config, out, progress=False)
+    return out, results, time.perf_counter() - started
+
+
+def _run(results, spec):
+    return next(run for run in results["runs"] if run["generator"] == spec)
+
+
+def test_null_raises_no_flag_and_is_exact(lean_run):
+    _, results, _ = lean_run
+    null = _run(results, "null")
+    assert null["flags"] == [] and null["group_flags"] == []
+    metrics = null["metrics"]
+    assert metrics["skin_delta_ita"]["overall"]["ci"] == [0.0, 0.0]
+    assert metrics["identity_delta"]["overall"]["ci"] == [0.0, 0.0]
+    assert metrics["texture_ratio"]["overall"]["value"] == 1.0
+    assert metrics["detectability_auroc"]["overall"]["ci"] == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("spec,flag", sorted(CANARIES.items()))
+def test_each_canary_raises_its_flag_in_the_right_direction(lean_run, spec, flag):
+    _, results, _ = lean_run
+    run = _run(results, spec)
+    assert flag in run["flags"]
+    metric = {
+        "skin_lightening": "skin_delta_ita",
+        "skin_darkening": "skin_delta_ita",
+        "identity_drift": "identity_delta",
+        "over_smoothing": "texture_ratio",
+    }[flag]
+    low, high = run["metrics"][metric]["overall"]["ci"]
+    if flag == "skin_lightening":
+        assert low > 0 and run["metrics"][metric]["overall"]["value"] == pytest.approx(3.0, abs=0.3)
+    elif flag == "skin_darkening":
+        assert high < 0 and run["metrics"][metric]["overall"]["value"] == pytest.approx(-3.0, abs=0.3)
+    elif flag == "identity_drift":
+        assert high < -0.01
+    else:
+        assert high < 1.0
+
+
+def test_results_json_schema(lean_run):
+    out, results, _ = lean_run
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["runs"] == json.loads(json.dumps(results["runs"]))
+    assert set(on_disk) >= {"config", "versions", "encoder", "runs"}
+    assert "dlib" in on_disk["encoder"]
+    assert on_disk["config"]["dataset"] == "offline"
+    for run in on_disk["runs"]:
+        assert set(run) >= {"generator", "dataset", "n", "metrics", "flags"}
+        assert run["n"] == len(LEAN_FACES)
+        for name in ("identity_cosine", "skin_delta_ita", "skin_delta_e2000", "detectability_auroc"):
+            metric = run["metrics"][name]
+            assert set(metric) >= {"overall", "by_group", "difference", "ratio"}
+            assert set(metric["overall"]) >= {"value", "ci", "n"} and len(metric["overall"]["ci"]) == 2
+            for entry in metric["by_group"].values():
+                assert set(entry) >= {"value", "ci", "n"}
+        assert "source" in run["metrics"]["skin_delta_ita"]["by_attribute"]
+
+
+def test_samples_jsonl_has_one_line_per_image(lean_run):
+    out, _, _ = lean_run
+    lines = (out / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == len(LEAN_FACES) * (1 + len(CANARIES))
+    first = json.loads(lines[0])
+    assert {"id", "generator", "person", "group", "source", "output", "skin_delta_ita", "identity_cosine"} <= set(first)
+    records, _, features = read_samples(out)
+    assert features["source"].shape[0] == len(LEAN_FACES)
+    assert len(records) == len(lines)
+
+
+def test_report_lists_power_encoder_and_flags(lean_run):
+    out, results, _ = lean_run
+    report = (out / "report.md").read_text()
+    assert results["encoder"] in report
+    assert "## Power and false-alarm rate" in report
+    power = results["power"]["generators"]
+    assert power["null"]["rate"] == 0.0
+    for spec in CANARIES:
+        assert power[spec]["rate"] >= 0.9, (spec, power[spec])
+
+
+def test_aggregate_is_reproducible_from_the_written_samples(lean_run):
+    out, results, _ = lean_run
+    records, _, features = read_samples(out)
+    config = EvalConfig(**{k: v for k, v in results["config"].items()})
+    config.power = {}
+    again = aggregate(records, features, config)
+    for before, after in zip(results["runs"], again["runs"], strict=True):
+        assert before["metrics"]["skin_delta_ita"] == after["metrics"]["skin_delta_ita"]
+        assert before["flags"] == after["flags"]
+
+
+def test_load_config_overrides_and_rejects_unknown_keys(tmp_path):
+    config = load_config(REPO / "eval" / "configs" / "offline.yaml", limit=3, generators="null,lighten:1")
+    assert config.limit == 3 and config.generators == ["null", "lighten:1"]
+    assert load_config("offline").name == "offline"
+    (tmp_path / "bad.yaml").write_text("name: x\ncolour: blue\n")
+    from headshot_lab.errors import HeadshotLabError
+
+    with pytest.raises(HeadshotLabError, match="colour"):
+        load_config(tmp_path / "bad.yaml")
+    with pytest.raises(HeadshotLabError, match="Unknown generator"):
+        load_config(generators=["nope"])
+
+
+def test_unreadable_images_and_faceless_photos_are_counted_not_fatal(tmp_path, load_real):
+    from headshot_lab.io import save_image
+
+    images = tmp_path / "in"
+    save_image(load_real("astronaut"), images / "astronaut.png")
+    save_image(load_real("astronaut")[:60, :60], images / "corner.png")  # no face in it
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 damaged")
+    config = EvalConfig(
+        name="bad-input",
+        dataset=f"imagefolder:{images}",
+        generators=["null", "lighten:3"],
+        n_resamples=200,
+        plots=False,
+        detectability={"enabled": False},
+    )
+    results = run_eval(config, tmp_path / "out", progress=False)
+    codes = {(s["id"], s["code"]) for s in results["skipped"]}
+    assert ("broken.jpg", "truncated_image") in codes or any(i == "broken.jpg" for i, _ in codes)
+    assert any(i == "corner.png" and c in {"no_face", "no_mesh"} for i, c in codes)
+    assert _run(results, "lighten:3")["n"] == 2  # astronaut + the faceless corner (measured as far as possible)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "broken.jpg" in report and "corner.png" in report
+    assert '"generator": null' in (tmp_path / "out" / "samples.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_full_offline_config_from_the_command_line(tmp_path, real_photos):
+    """The offline config end to end via the CLI: runtime, flags, power and false alarms (~3 min on 2 cores)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GLOG_minloglevel": "2"}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "eval", "--config", "eval/configs/offline.yaml", "--output-path", str(tmp_path), "--quiet"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    elapsed = time.perf_counter() - started
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert _run(results, "null")["flags"] == []
+    for spec, flag in CANARIES.items():
+        assert flag in _run(results, spec)["flags"]
+    assert not {"skin_lightening", "skin_darkening"} & set(_run(results, "tone_jitter:3")["flags"])
+    groups = set(_run(results, "null")["metrics"]["skin_delta_ita"]["by_group"])
+    assert {f"ITA group {g}" for g in ("I", "II", "III", "IV", "V", "VI")} <= groups
+    power = results["power"]["generators"]
+    assert power["null"]["rate"] == 0.0
+    assert all(power[spec]["rate"] >= 0.9 for spec in CANARIES)
+    assert power["tone_jitter:3"]["rate"] <= 0.25
+    for plot in ("delta_ita_by_group.png", "identity_by_group.png", "detectability_roc.png"):
+        assert (tmp_path / plot).stat().st_size > 1000
+    print(f"offline config: {elapsed:.0f} s; power: {json.dumps(power)}")
