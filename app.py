@@ -1,111 +1,316 @@
 """headshot-lab — Gradio Blocks app (Hugging Face Space entry point).
 
-Thin by design: it lays out the page, calls :mod:`headshot_lab`, and formats the results.
-Privacy: Gradio analytics off, no share links, an upload size limit, uploads only in this
-machine's temp cache. Run with ``make demo`` (or ``python app.py``); host/port come from the
-usual ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` variables.
+Thin by design: it lays out the page in the order of the work (upload & check → learn identity →
+generate or retouch → select & export → audit) and maps every button to one method of
+:class:`headshot_lab.ui.AppBackend`, which does the work and returns an ``ActionResult`` (status,
+gallery, report, files). Every action has an ``api_name``, so ``gradio_client`` can drive the flow:
+``check_photos``, ``train_identity``, ``generate``, ``retouch``, ``select``, ``export``, ``audit``,
+``delete_my_data``.
+
+Privacy: one private session folder per browser session (created on consent), Gradio's upload
+cache under the data dir and emptied as soon as an upload is copied in, a TTL purge loop, a
+"Delete my data now" button, Gradio analytics off, an upload size limit, no share links.
+Run with ``make demo`` (or ``python app.py``); host/port come from ``GRADIO_SERVER_NAME`` /
+``GRADIO_SERVER_PORT``.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
+
+from headshot_lab.config import get_settings
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Gradio's upload cache lives under the data dir (private), not in the system temp dir.
+os.environ.setdefault("GRADIO_TEMP_DIR", str(get_settings().data_dir / "gradio"))
 
-import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import gradio as gr
 
-from headshot_lab import __version__  # noqa: E402
-from headshot_lab.capture import check_photos  # noqa: E402
-from headshot_lab.io import load_rgb  # noqa: E402
-
-MAX_PHOTOS = 20
-MAX_FILE_SIZE = "25mb"
-THUMBNAIL_SIDE = 256
-CONSENT_TEXT = (
-    "I am the person in these photos (or have their permission). I understand that the photos are processed "
-    "on this machine only, never shared, and deleted automatically after the retention period."
+from headshot_lab import __version__
+from headshot_lab.spaces_compat import gpu
+from headshot_lab.ui import (
+    CONSENT_TEXT,
+    FORMATS,
+    MAX_PICKS,
+    MAX_UPLOAD_MB,
+    MIN_PICKS,
+    POSE_CHOICES,
+    ActionResult,
+    AppBackend,
+    SessionState,
+    base_model_notice,
+    style_swatches,
 )
 
-
-def _thumbnail(path: str) -> np.ndarray:
-    """A small metadata-free preview; a grey tile for files that cannot be decoded."""
-    try:
-        image = Image.fromarray(load_rgb(path, min_side=0))
-    except Exception:  # noqa: BLE001 - the report already explains the problem
-        return np.full((THUMBNAIL_SIDE, THUMBNAIL_SIDE, 3), 200, dtype=np.uint8)
-    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    return np.asarray(image)
+MAX_FILE_SIZE = f"{MAX_UPLOAD_MB}mb"
+CROP_CHOICES = ("square", "circle", "bio", "banner", "hires")
+BACKEND: AppBackend | None = None
 
 
-def _format_report(report: dict) -> str:
-    lines = [f"### {'✅ Ready to use' if report['set']['ok'] else '⚠️ Some photos need attention'}", ""]
-    for problem in report["set"]["problems"]:
-        lines.append(f"- **{problem['message']}** — {problem['fix']}")
-    lines.append("")
-    lines.append("| photo | faces | result |")
-    lines.append("|---|---|---|")
-    for photo in report["photos"]:
-        result = "ok" if photo["ok"] else "; ".join(p["message"] for p in photo["problems"])
-        lines.append(f"| {os.path.basename(str(photo['path']))} | {photo['faces']} | {result} |")
-    return "\n".join(lines)
+def backend() -> AppBackend:
+    """The process's backend (sessions under ``HEADSHOT_LAB_DATA_DIR``, published files in Gradio's cache)."""
+    global BACKEND
+    if BACKEND is None:
+        BACKEND = AppBackend()
+    return BACKEND
 
 
-def check_uploaded_photos(files: list[str] | None, consent: bool, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
-    """Run the capture checklist on the uploaded photos; returns (summary markdown, gallery, JSON report)."""
-    if not consent:
-        raise gr.Error("Please tick the consent box before uploading photos.")
-    if not files:
-        raise gr.Error("Upload 1–20 photos of yourself first.")
-    if len(files) > MAX_PHOTOS:
-        raise gr.Error(f"Upload at most {MAX_PHOTOS} photos (you uploaded {len(files)}).")
-    paths = [str(f) for f in files]
-    report = check_photos(paths, progress=lambda done, total: progress((done, total), desc="Checking photos"))
-    payload = report.to_dict()
-    gallery = []
-    for path, photo in zip(paths, payload["photos"], strict=True):
-        caption = "✅ ok" if photo["ok"] else "⚠️ " + "; ".join(p["code"] for p in photo["problems"])
-        gallery.append((_thumbnail(path), f"{os.path.basename(path)} — {caption}"))
-    return _format_report(payload), gallery, payload
+def _bar(progress: Any) -> Any:
+    return lambda fraction, text: progress(fraction, desc=text)
 
 
-def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="headshot-lab", analytics_enabled=False) as demo:
+def _shown(result: ActionResult) -> ActionResult:
+    """Raise a toast for a failed action (the status line already holds the message and the fix)."""
+    if result.error:
+        gr.Warning(result.error["message"])
+    return result
+
+
+# -- event handlers: a few named values in, a few out -------------------------------------------------
+def check_photos(files: list[str] | None, consent: bool, state: SessionState, progress=gr.Progress()):  # noqa: B008
+    result = _shown(backend().check_photos(state, files, consent, progress=_bar(progress)))
+    return result.state, result.status, result.gallery, result.report
+
+
+@gpu(duration=600)
+def _train(state: SessionState, mode: str, steps: int, rank: int, prior: bool, seed: int) -> ActionResult:
+    return backend().train_identity(state, mode, int(steps), int(rank), bool(prior), int(seed or 0))
+
+
+def train_identity(state, mode, steps, rank, prior, seed, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+    result = _shown(_train(state, mode, steps, rank, prior, seed))
+    return result.state, result.status, result.report
+
+
+@gpu(duration=180)
+def _generate(state, style, n, seed, pose, controlnet, faceid_weights, steps) -> ActionResult:
+    seed = None if seed is None or int(seed) < 0 else int(seed)
+    return backend().generate(
+        state, style, int(n), seed, pose, controlnet or "", faceid_weights or "", int(steps) or None
+    )
+
+
+def generate(state, style, n, seed, pose, controlnet, faceid_weights, steps, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+    result = _shown(_generate(state, style, n, seed, pose, controlnet, faceid_weights, steps))
+    return result.state, result.status, result.gallery
+
+
+def retouch(state: SessionState, style: str, light: float, progress=gr.Progress()):  # noqa: B008
+    result = _shown(backend().retouch(state, style, float(light), progress=_bar(progress)))
+    return result.state, result.status, result.gallery
+
+
+def select(state: SessionState, top_k: int, progress=gr.Progress()):  # noqa: B008
+    result = _shown(backend().select(state, int(top_k), progress=_bar(progress)))
+    picks = gr.CheckboxGroup(choices=result.choices, value=result.picks) if result.ok else gr.CheckboxGroup()
+    return result.state, result.status, result.gallery, picks
+
+
+def export(state: SessionState, picks: list[str], crops: list[str], fmt: str, team: bool, progress=gr.Progress()):  # noqa: B008
+    result = _shown(backend().export(state, picks, crops, fmt, bool(team), progress=_bar(progress)))
+    return result.state, result.status, result.download, result.files
+
+
+def audit(state: SessionState, progress=gr.Progress()):  # noqa: B008
+    result = _shown(backend().audit(state, progress=_bar(progress)))
+    return result.state, result.status, result.gallery, result.report
+
+
+def delete_my_data(state: SessionState):
+    result = backend().delete_my_data(state)
+    return result.state, result.status
+
+
+def discard_uploads(files: list[str] | None) -> None:
+    """Delete Gradio's copies of files still sitting in the uploader (never checked, so never copied in)."""
+    backend().delete_my_data(SessionState(), files)
+
+
+# -- layout ----------------------------------------------------------------------------------------
+def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
+    """The whole app; ``app_backend`` defaults to :func:`backend` (tests pass one bound to a temp dir)."""
+    global BACKEND
+    if app_backend is not None:
+        BACKEND = app_backend
+    ttl_s = backend().store.ttl_seconds
+    Path(os.environ["GRADIO_TEMP_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    from headshot_lab.styles import list_styles
+
+    styles = list_styles()
+    notice = base_model_notice()
+    with gr.Blocks(
+        title="headshot-lab",
+        analytics_enabled=False,
+        # Gradio's own copies (uploads, published files) go at the latest with the session's retention time.
+        delete_cache=(int(min(max(ttl_s / 4, 60), 3600)), int(max(ttl_s, 60))),
+    ) as demo:
+        state = gr.State(SessionState(), time_to_live=max(ttl_s, 600), delete_callback=backend().forget)
         gr.Markdown(
             f"# headshot-lab {__version__}\n"
-            "AI professional headshots that measure their own bias. Step 1: upload 1–20 selfies and get a "
-            "checklist of what to fix before training (15–20 varied, sharp, well-lit photos work best)."
+            "AI professional headshots that measure their own bias. Work through the tabs in order; every image "
+            "made here carries an AI-disclosure label, and the audit tab shows what the AI changed about you."
         )
         with gr.Tab("1 · Upload & check"):
             consent = gr.Checkbox(label=CONSENT_TEXT, value=False, elem_id="consent")
             files = gr.File(
-                label="Your photos (JPEG, PNG, WebP, HEIC; up to 20)",
+                label=f"Your photos (JPEG, PNG, WebP, HEIC; 1–20, up to {MAX_UPLOAD_MB} MB each)",
                 file_count="multiple",
-                file_types=["image"],
+                file_types=["image", ".heic", ".heif"],
                 type="filepath",
                 elem_id="photos",
             )
             check_button = gr.Button("Check photos", variant="primary", elem_id="check")
-            summary = gr.Markdown(elem_id="summary")
-            gallery = gr.Gallery(label="Your photos", columns=5, height="auto", elem_id="gallery")
-            with gr.Accordion("Full report (JSON)", open=False):
-                report_json = gr.JSON()
-            check_button.click(
-                check_uploaded_photos,
-                inputs=[files, consent],
-                outputs=[summary, gallery, report_json],
-                api_name="check_photos",
+            check_status = gr.Markdown(elem_id="check-status")
+            uploads = gr.Gallery(
+                label="Your photos — problems and fixes under each", columns=5, height="auto",
+                buttons=["fullscreen"], elem_id="upload-gallery",
+            )  # fmt: skip
+            with gr.Accordion("Full checklist (JSON)", open=False):
+                check_json = gr.JSON()
+
+        with gr.Tab("2 · Learn identity"):
+            if notice:
+                gr.Markdown(notice)
+            mode = gr.Radio(
+                [
+                    ("LoRA: DreamBooth training on your photos (best likeness; a GPU makes it minutes)", "lora"),
+                    ("Tuning-free: IP-Adapter-FaceID (no training; needs the insightface model pack)", "faceid"),
+                ],
+                value="lora",
+                label="How to learn your identity",
             )
+            with gr.Accordion("Training settings", open=False):
+                steps = gr.Slider(1, 2000, value=800, step=1, label="Steps (800–1200 is typical)")
+                rank = gr.Dropdown([4, 8, 16, 32], value=16, label="LoRA rank")
+                prior = gr.Checkbox(value=True, label="Prior preservation (class images keep other faces intact)")
+                train_seed = gr.Number(value=0, precision=0, label="Seed")
+            train_button = gr.Button("Learn identity", variant="primary", elem_id="train")
+            train_status = gr.Markdown(elem_id="train-status")
+            with gr.Accordion("LoRA card (JSON)", open=False):
+                train_json = gr.JSON()
+
+        with gr.Tab("3 · Generate"):
+            if notice:
+                gr.Markdown(notice)
+            swatches = gr.Gallery(
+                value=style_swatches(), label="Styles (click one)", columns=6, height="auto", allow_preview=False,
+                buttons=[], elem_id="styles",
+            )  # fmt: skip
+            with gr.Row():
+                style = gr.Dropdown(styles, value="corporate", label="Style", elem_id="style")
+                count = gr.Slider(1, 8, value=4, step=1, label="How many")
+                seed = gr.Number(value=-1, precision=0, label="Seed (−1 = random)")
+                pose = gr.Dropdown(list(POSE_CHOICES), value="none", label="ControlNet pose guide")
+            with gr.Accordion("Models", open=False):
+                controlnet = gr.Textbox(label="ControlNet model (Hub id or folder), for a pose guide")
+                faceid_weights = gr.Textbox(
+                    label="IP-Adapter-FaceID weights (Hub id or folder; default h94/IP-Adapter-FaceID)"
+                )
+                gen_steps = gr.Slider(0, 100, value=0, step=1, label="Sampler steps (0 = the style's)")
+            generate_button = gr.Button("Generate headshots", variant="primary", elem_id="generate")
+            generate_status = gr.Markdown(elem_id="generate-status")
+            generated = gr.Gallery(label="Generated", columns=4, height="auto", elem_id="generated")
+            gr.Markdown(
+                "### Studio retouch — no generative model\n"
+                "Your own photo on the style's backdrop, with a refined cut-out, even light and neutral white balance. "
+                "Skin tone is locked (ΔITA shown under each)."
+            )
+            light = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Light evening")
+            retouch_button = gr.Button("Retouch my photos", elem_id="retouch")
+            retouch_status = gr.Markdown(elem_id="retouch-status")
+            retouched = gr.Gallery(label="Retouched", columns=4, height="auto", elem_id="retouch-gallery")
+
+        with gr.Tab("4 · Select & export"):
+            top_k = gr.Slider(MIN_PICKS, MAX_PICKS, value=8, step=1, label="Keep at most")
+            select_button = gr.Button("Select the best", variant="primary", elem_id="select")
+            select_status = gr.Markdown(elem_id="select-status")
+            candidates = gr.Gallery(label="Scores and reasons", columns=5, height="auto", elem_id="candidates")
+            picks = gr.CheckboxGroup(choices=[], label=f"Export these (up to {MAX_PICKS})", elem_id="picks")
+            with gr.Row():
+                crops = gr.CheckboxGroup(list(CROP_CHOICES), value=["square", "circle"], label="Crops")
+                fmt = gr.Radio(list(FORMATS), value="jpeg", label="Format")
+                team = gr.Checkbox(value=False, label="Team mode: one crop, backdrop and colour grade for everyone")
+            export_button = gr.Button("Export", variant="primary", elem_id="export")
+            export_status = gr.Markdown(elem_id="export-status")
+            zip_file = gr.File(label="Download all (zip, disclosure metadata intact)", elem_id="zip")
+            export_files = gr.File(label="Files", file_count="multiple", elem_id="export-files")
+
+        with gr.Tab("5 · Audit"):
+            gr.Markdown(
+                "How your headshots differ from your own photos: identity (an encoder the generator does not use), "
+                "skin tone shift in your ITA group (positive ΔITA = lighter), skin texture, and whether a classifier "
+                "can tell them from real photos."
+            )
+            audit_button = gr.Button("Audit this batch", variant="primary", elem_id="audit")
+            audit_status = gr.Markdown(elem_id="audit-card")
+            audit_plots = gr.Gallery(label="Plots", columns=4, height="auto", elem_id="audit-plots")
+            with gr.Accordion("Audit (JSON)", open=False):
+                audit_json = gr.JSON()
+
+        with gr.Row():
+            delete_button = gr.Button("Delete my data now", variant="stop", elem_id="delete")
+            delete_status = gr.Markdown(elem_id="delete-status")
         gr.Markdown(
-            "Nothing you upload leaves this machine. No analytics, no share links. "
-            "Generated images carry an AI-disclosure label."
+            "Your photos stay on this server, in a private folder for this page only; they are never used for "
+            "anything else and are deleted when you press the button above, when you close the page, or "
+            f"automatically after {ttl_s / 3600:g} hours. No analytics, no share links."
         )
+
+        # -- events: one per action, each with its api_name ------------------------------------------
+        gpu_queue = {"concurrency_limit": 1, "concurrency_id": "gpu"}
+        check_button.click(
+            check_photos, [files, consent, state], [state, check_status, uploads, check_json], api_name="check_photos"
+        )
+        train_button.click(
+            train_identity, [state, mode, steps, rank, prior, train_seed], [state, train_status, train_json],
+            api_name="train_identity", **gpu_queue,
+        )  # fmt: skip
+        generate_button.click(
+            generate, [state, style, count, seed, pose, controlnet, faceid_weights, gen_steps],
+            [state, generate_status, generated], api_name="generate", **gpu_queue,
+        )  # fmt: skip
+        retouch_button.click(retouch, [state, style, light], [state, retouch_status, retouched], api_name="retouch")
+        select_button.click(select, [state, top_k], [state, select_status, candidates, picks], api_name="select")
+        export_button.click(
+            export, [state, picks, crops, fmt, team], [state, export_status, zip_file, export_files], api_name="export"
+        )
+        audit_button.click(audit, [state], [state, audit_status, audit_plots, audit_json], api_name="audit")
+        shown = [files, check_status, uploads, check_json, train_status, train_json, generate_status, generated,
+                 retouch_status, retouched, select_status, candidates, export_status, zip_file, export_files,
+                 audit_status, audit_plots, audit_json]  # fmt: skip
+
+        def clear_page() -> dict:
+            """After "Delete my data now": empty everything that showed something of the session."""
+            return {**{component: None for component in shown}, picks: gr.CheckboxGroup(choices=[], value=[])}
+
+        deleted = delete_button.click(delete_my_data, [state], [state, delete_status], api_name="delete_my_data")
+        deleted.then(discard_uploads, [files], None, api_visibility="private").then(
+            clear_page, None, [*shown, picks], api_visibility="private"
+        )
+
+        def pick_style(event: gr.SelectData) -> str:
+            return styles[event.index] if isinstance(event.index, int) else "corporate"
+
+        swatches.select(pick_style, None, style, api_visibility="private")
     return demo
+
+
+def launch(app: gr.Blocks | None = None, **options: Any) -> Any:
+    """Start the purge loop and launch ``app`` (default: :data:`demo`); ``options`` go to ``Blocks.launch``.
+
+    Share links stay off whatever is asked; host and port come from ``GRADIO_SERVER_NAME`` /
+    ``GRADIO_SERVER_PORT`` unless given.
+    """
+    backend().start()
+    options.pop("share", None)
+    settings = {"max_file_size": MAX_FILE_SIZE, "show_error": True, **options}
+    return (app or demo).queue(default_concurrency_limit=2).launch(share=False, **settings)
 
 
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=2).launch(share=False, max_file_size=MAX_FILE_SIZE, show_error=True)
+    launch()

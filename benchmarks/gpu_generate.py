@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import platform
@@ -274,8 +275,6 @@ def bench_generation(
         "peak_vram_gib": _peak_gib(device),
         "notes": generator.notes,
     }
-    del generator
-    _reset_peak(device)
     return result
 
 
@@ -312,9 +311,9 @@ def bench_training(base: Path, device: Any, *, steps: int, checkpointing: bool, 
         device=str(device),
         callback=lambda step, loss: stamps.append(time.perf_counter()),
     )
-    step_times = [b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)]
+    step_times = [b - a for a, b in itertools.pairwise(stamps[1:])]
     return {
-        "config": f"train_prior_gc{'on' if checkpointing else 'off'}",
+        "config": f"train_prior_checkpointing_{'on' if checkpointing else 'off'}",
         "gradient_checkpointing": checkpointing,
         "steps": steps,
         "total_s": round(time.perf_counter() - t0, 3),

@@ -3,6 +3,7 @@
     python -m eval --config eval/configs/offline.yaml --output-path outputs/audit \\
         [--limit N] [--seed S] [--generator SPEC ...] [--dataset SPEC] [--num-proc N] [--shard I/N]
     python -m eval merge DIR1 DIR2 ... --output-path DIR
+    python -m eval power DIR [--seeds 200] [--fraction 0.8]   # more resampling seeds on a finished run
     python -m eval generators          # list the registered generators
 
 Exit codes: 0 done, 1 the audit could not run (the message says why and what to do), 2 usage.
@@ -23,12 +24,19 @@ def build_run_parser(prog: str = "python -m eval") -> argparse.ArgumentParser:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="YAML config (a path, or a name in eval/configs: offline, fairface …)")
-    parser.add_argument("--output-path", "--output_path", dest="output_path", required=True, help="folder for the results")
+    parser.add_argument(
+        "--config", required=True, help="YAML config (a path, or a name in eval/configs: offline, fairface …)"
+    )
+    parser.add_argument(
+        "--output-path", "--output_path", dest="output_path", required=True, help="folder for the results"
+    )
     parser.add_argument("--limit", type=int, default=None, help="at most N source images (per shard)")
     parser.add_argument("--seed", type=int, default=None, help="seed of generators, bootstrap and folds")
     parser.add_argument(
-        "--generator", action="append", default=None, metavar="SPEC",
+        "--generator",
+        action="append",
+        default=None,
+        metavar="SPEC",
         help="generator spec (repeat, or comma-separate): null, studio, pipeline, folder:PATH, lighten:D, darken:D, "
         "identity_blend:A, smooth:S, tone_jitter:D — replaces the config's list",
     )
@@ -36,7 +44,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-proc", "--num_proc", dest="num_proc", type=int, default=None, help="worker processes")
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="images per worker batch")
     parser.add_argument("--shard", default=None, help="I/N: run shard I of N (people stay within one shard)")
-    parser.add_argument("--power-seeds", dest="power_seeds", type=int, default=None, help="resampling seeds for power (0 = off)")
+    parser.add_argument(
+        "--power-seeds", dest="power_seeds", type=int, default=None, help="resampling seeds for power (0 = off)"
+    )
     parser.add_argument("--no-plots", dest="plots", action="store_false", default=None, help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -84,6 +94,43 @@ def merge_from_args(argv: Sequence[str]) -> int:
     return 0
 
 
+def power_from_args(argv: Sequence[str]) -> int:
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from eval.power import resampling_power
+    from eval.runner import EvalConfig, read_samples
+    from headshot_lab.audit.report import render_power
+    from headshot_lab.errors import HeadshotLabError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m eval power", description="Power and false-alarm rate of a finished run, with more seeds."
+    )
+    parser.add_argument("run", help="output folder of a `python -m eval` run (or a merge)")
+    parser.add_argument("--seeds", type=int, default=200, help="resampling seeds (default 200)")
+    parser.add_argument("--fraction", type=float, default=0.8, help="share of the people kept in each subsample")
+    parser.add_argument("--n-resamples", dest="n_resamples", type=int, default=500, help="inner bootstrap resamples")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    folder = Path(args.run)
+    if not (folder / "results.json").is_file() or not (folder / "samples.jsonl").is_file():
+        raise HeadshotLabError(
+            f"{folder}: not an audit output (results.json and samples.jsonl are needed).", code="bad_run"
+        )
+    saved = json.loads((folder / "results.json").read_text(encoding="utf-8"))["config"]
+    known = {f.name for f in dataclasses.fields(EvalConfig)}
+    config = EvalConfig(**{k: v for k, v in saved.items() if k in known})
+    config.power = {"seeds": args.seeds, "fraction": args.fraction, "n_resamples": args.n_resamples}
+    records, _, _ = read_samples(folder)
+    power = resampling_power(records, config, progress=not args.quiet)
+    (folder / "power.json").write_text(json.dumps(power, indent=2) + "\n", encoding="utf-8")
+    (folder / "power.md").write_text("\n".join(render_power(power)), encoding="utf-8")
+    print("\n".join(render_power(power)))
+    print(f"wrote {folder / 'power.json'} and power.md")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from headshot_lab.errors import HeadshotLabError
 
@@ -92,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "merge":
             return merge_from_args(argv[1:])
+        if argv and argv[0] == "power":
+            return power_from_args(argv[1:])
         if argv and argv[0] == "generators":
             from eval.generators import available_generators
 

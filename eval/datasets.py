@@ -188,7 +188,9 @@ class ImageFolderDataset(AuditDataset):
 
     def _candidates(self) -> Iterator[tuple[str, str | None, Any]]:
         files = sorted(
-            p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            p
+            for p in self.root.rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
         )
         for path in files:
             relative = path.relative_to(self.root).as_posix()
@@ -211,7 +213,10 @@ class ImageFolderDataset(AuditDataset):
 
 
 def _offline_mode() -> bool:
-    return any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"} for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(
+        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+        for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
 
 
 class HubDataset(AuditDataset):
@@ -248,7 +253,9 @@ class HubDataset(AuditDataset):
         self._stream = self._open()
         features = getattr(self._stream, "features", None) or {}
         self.image_column = image_column or self._find_image_column(features)
-        self.missing_columns = [c for c in [*self.label_columns, identity_column] if c and features and c not in features]
+        self.missing_columns = [
+            c for c in [*self.label_columns, identity_column] if c and features and c not in features
+        ]
         self._names = {
             column: list(getattr(features.get(column), "names", None) or [])
             for column in [*self.label_columns, identity_column]
@@ -275,11 +282,13 @@ class HubDataset(AuditDataset):
                 revision=self.revision,
                 data_files=self.data_files,
             )
-        except Exception as exc:  # noqa: BLE001 - ConnectionError, FileNotFoundError, DatasetNotFoundError …
-            reason = "the Hub is switched off (HF_HUB_OFFLINE=1)" if _offline_mode() else f"{type(exc).__name__}: {str(exc)[:160]}"
-            raise DatasetUnavailableError(
-                f"The dataset {self.dataset_id!r} cannot be reached ({reason})."
-            ) from None
+        except Exception as exc:  # ConnectionError, FileNotFoundError, DatasetNotFoundError …: all "cannot reach"
+            reason = (
+                "the Hub is switched off (HF_HUB_OFFLINE=1)"
+                if _offline_mode()
+                else f"{type(exc).__name__}: {str(exc)[:160]}"
+            )
+            raise DatasetUnavailableError(f"The dataset {self.dataset_id!r} cannot be reached ({reason}).") from None
 
     @staticmethod
     def _find_image_column(features: Mapping[str, Any]) -> str:
@@ -316,9 +325,14 @@ class HubDataset(AuditDataset):
         if data is None and isinstance(image, dict) and image.get("path"):
             data = Path(image["path"])
         try:
-            if data is None:
+            if hasattr(image, "convert"):  # already decoded by `datasets` (no features to switch decoding off)
+                from headshot_lab.io import as_rgb_array
+
+                pixels = as_rgb_array(image)
+            elif data is None:
                 raise HeadshotLabError(f"{sample_id}: the row has no image.", code="no_image")
-            pixels = _decode(data, sample_id)
+            else:
+                pixels = _decode(data, sample_id)
         except HeadshotLabError as exc:
             return _error_sample(sample_id, identity, labels, exc)
         return Sample(id=sample_id, image=pixels, identity=identity, labels=labels, meta={"dataset": self.dataset_id})
@@ -391,13 +405,13 @@ class OfflineDataset(AuditDataset):
         left, top, right, bottom = face.box
         side = self.frame * max(right - left, bottom - top)
         cx, cy = (left + right) / 2.0, (top + bottom) / 2.0 + 0.1 * (bottom - top)
-        x0, y0 = max(int(round(cx - side / 2)), 0), max(int(round(cy - side / 2)), 0)
-        x1, y1 = min(int(round(cx + side / 2)), image.shape[1]), min(int(round(cy + side / 2)), image.shape[0])
+        x0, y0 = max(round(cx - side / 2), 0), max(round(cy - side / 2), 0)
+        x1, y1 = min(round(cx + side / 2), image.shape[1]), min(round(cy + side / 2), image.shape[0])
         crop, scale = _resize_max(np.ascontiguousarray(image[y0:y1, x0:x1]), self.max_side)
         offset = np.array([x0, y0], dtype=np.float64)
         landmarks = (np.asarray(face.landmarks, dtype=np.float64) - offset) * scale
         box = [(left - x0) * scale, (top - y0) * scale, (right - x0) * scale, (bottom - y0) * scale]
-        hint = {"box": [int(round(v)) for v in box], "landmarks": landmarks.round(2).tolist()}
+        hint = {"box": [round(v) for v in box], "landmarks": landmarks.round(2).tolist()}
         return crop, hint
 
     def _real_faces(self) -> Iterator[tuple[str, str, np.ndarray, dict[str, Any]]]:
@@ -413,12 +427,10 @@ class OfflineDataset(AuditDataset):
                 image = load_rgb(real_photo(name), min_side=0)
             except PhotoSourceUnavailable as exc:
                 raise DatasetUnavailableError(f"The offline photos are not available: {exc}") from None
-            detect_image, scale = _resize_max(image, 1280)
+            detect_image, _ = _resize_max(image, 1280)
             faces = backend.detect(detect_image)
-            if name != "group":
-                faces = faces[:1]
-            else:
-                faces = sorted(faces, key=lambda f: (f.box[0], f.box[1]))
+            # the group photo gives every face, in a stable left-to-right order; other photos their largest face
+            faces = sorted(faces, key=lambda f: (f.box[0], f.box[1])) if name == "group" else faces[:1]
             for index, face in enumerate(faces):
                 face_id = f"group_{index}" if name == "group" else name
                 person = face_id if name == "group" else identity

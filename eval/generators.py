@@ -9,7 +9,8 @@ spec                         output
 ===========================  ===============================================================
 ``null``                     the input itself (the suite must not cry wolf)
 ``studio[:STYLE]``           :func:`headshot_lab.retouch.retouch` (offline studio mode)
-``pipeline[:BASE]``          :mod:`headshot_lab.generate` (diffusers; a base and a LoRA; GPU)
+``pipeline[:BASE]``          :class:`headshot_lab.generate.HeadshotGenerator` (diffusers; a base
+                             and a LoRA per person; GPU)
 ``folder:PATH``              the image in ``PATH`` with the source's file name (any extension):
                              audits outputs made by any other system
 ``lighten:D`` / ``darken:D`` canary: the skin's ITA° shifted by ``±D`` (:func:`headshot_lab.skin.shift_ita`)
@@ -385,56 +386,75 @@ def _studio(arg: str | None = None, **_: Any) -> Generator:
     try:
         import headshot_lab.retouch  # noqa: F401
     except ImportError as exc:
-        raise HeadshotLabError(f"The studio generator needs headshot_lab.retouch ({exc}).", code="bad_generator") from None
+        raise HeadshotLabError(
+            f"The studio generator needs headshot_lab.retouch ({exc}).", code="bad_generator"
+        ) from None
     style = arg or "corporate"
     return StudioGenerator(style=style, axes={"style": style})
 
 
 @dataclass
 class PipelineGenerator:
-    """The diffusers generator (:mod:`headshot_lab.generate`): one image per source, seeded by the sample.
+    """The diffusers generator (:class:`headshot_lab.generate.HeadshotGenerator`): one image per source.
 
-    Options (from the config's ``generator_options.pipeline``): ``base`` (Hub id or path),
-    ``lora`` (a folder, or a mapping identity → folder), ``style``, ``steps``, ``seed_offset``,
-    ``size``. Any other option goes to the generate function unchanged.
+    Options (the config's ``generator_options.pipeline``; ``pipeline:BASE`` sets ``base``):
+
+    * ``base`` — Hub id or local diffusers folder (default ``HEADSHOT_LAB_BASE_MODEL``);
+    * ``lora`` — the identity LoRA: one path, or ``{identity: path}`` (sources of people without one are
+      skipped and counted); ``None`` = the base model (or FaceID) alone;
+    * ``style``, ``steps``, ``guidance_scale``, ``width``, ``height``, ``device``, ``lora_scale``;
+    * ``out_dir`` — where the images and the generator's ``manifest.jsonl`` go (default: a temporary folder).
+
+    The seed of each image is drawn from ``context.rng(sample_id)``, so a rerun makes the same images.
+    The source photo is passed as the identity's ``selfie`` (FaceID embedding / ControlNet map when those
+    are enabled). The model loads once per process, on the first image.
     """
 
     options: dict[str, Any]
     spec: str = ""
     preserves_geometry: bool = False
     axes: dict[str, Any] = field(default_factory=dict)
-    _call: Any = None
+    _generator: Any = None
+    _out_dir: Path | None = None
 
-    def _function(self) -> Callable[..., Any]:
-        if self._call is None:
-            try:
-                import headshot_lab.generate as generate
-            except ImportError as exc:
-                raise HeadshotLabError(
-                    f"The pipeline generator needs headshot_lab.generate ({exc}).", code="bad_generator"
-                ) from None
-            for name in ("generate_headshot", "generate_one", "generate"):
-                if callable(getattr(generate, name, None)):
-                    self._call = getattr(generate, name)
-                    break
-            else:
-                raise HeadshotLabError("headshot_lab.generate has no generate function.", code="bad_generator")
-        return self._call
+    def _load(self) -> Any:
+        if self._generator is None:
+            import tempfile
+
+            from headshot_lab.generate import HeadshotGenerator
+
+            self._generator = HeadshotGenerator(
+                self.options.get("base"), device=self.options.get("device"), progress=False
+            )
+            self._out_dir = Path(self.options.get("out_dir") or tempfile.mkdtemp(prefix="headshot-audit-"))
+        return self._generator
 
     def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
-        from headshot_lab.io import as_rgb_array
+        from headshot_lab.generate import Identity
+        from headshot_lab.io import load_rgb
 
-        options = dict(self.options)
-        lora = options.pop("lora", None)
+        lora = self.options.get("lora")
         if isinstance(lora, dict):
             lora = lora.get(source.identity)
             if lora is None:
                 raise GeneratorSkip(f"{source.id}: no LoRA for {source.identity!r}.", code="no_lora")
-        seed = int(context.rng(source.id, "pipeline").integers(0, 2**31 - 1)) + int(options.pop("seed_offset", 0))
-        result = self._function()(lora=lora, seed=seed, reference=source.image, **options)
-        images = getattr(result, "images", None) or (result if isinstance(result, list | tuple) else [result])
-        first = images[0]
-        return as_rgb_array(getattr(first, "image", first))
+        scale = float(self.options.get("lora_scale", 1.0))
+        identity = Identity.from_lora(lora, scale, selfie=source.image) if lora else Identity(selfie=source.image)
+        generator = self._load()
+        seed = int(context.rng(source.id, "pipeline").integers(0, 2**31 - 1))
+        assert self._out_dir is not None
+        result = generator(
+            identity,
+            self.options.get("style", "corporate"),
+            1,
+            seed,
+            self._out_dir / Path(source.id).with_suffix("").as_posix().replace("/", "__"),
+            steps=self.options.get("steps"),
+            guidance_scale=self.options.get("guidance_scale"),
+            width=self.options.get("width"),
+            height=self.options.get("height"),
+        )
+        return load_rgb(result.images[0], min_side=0)
 
 
 @register_generator("pipeline")
@@ -442,7 +462,7 @@ def _pipeline(arg: str | None = None, **options: Any) -> Generator:
     settings = dict(options)
     if arg:
         settings["base"] = arg
-    axes = {k: settings[k] for k in ("steps", "style", "selfies", "seed_offset") if k in settings}
+    axes = {k: settings[k] for k in ("steps", "style", "selfies", "lora_scale") if settings.get(k) is not None}
     return PipelineGenerator(options=settings, axes=axes)
 
 
@@ -456,7 +476,7 @@ def make_donors(sources: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray 
     """Donor faces from ``(identity, image, landmarks5, skin mask or None, ITA° or None)`` of analysed sources."""
     import cv2
 
-    from headshot_lab.faces.align import align_face, similarity_transform, arcface_template
+    from headshot_lab.faces.align import align_face, arcface_template, similarity_transform
 
     donors = []
     size = 224

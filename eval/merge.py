@@ -46,9 +46,17 @@ def merge_features(parts: Sequence[dict[str, Any]], specs: Sequence[str]) -> dic
         return np.vstack(arrays) if arrays else np.zeros((0, 0))
 
     def ids(key: str) -> np.ndarray:
-        return np.concatenate([np.asarray(p.get(key, np.zeros(0, dtype=str)), dtype=str) for p in parts]) if parts else np.zeros(0, dtype=str)
+        return (
+            np.concatenate([np.asarray(p.get(key, np.zeros(0, dtype=str)), dtype=str) for p in parts])
+            if parts
+            else np.zeros(0, dtype=str)
+        )
 
-    merged: dict[str, Any] = {"source_ids": ids("source_ids"), "source": stack("source"), "specs": np.asarray(list(specs), dtype=str)}
+    merged: dict[str, Any] = {
+        "source_ids": ids("source_ids"),
+        "source": stack("source"),
+        "specs": np.asarray(list(specs), dtype=str),
+    }
     for k, _ in enumerate(specs):
         merged[f"ids_{k}"] = ids(f"ids_{k}")
         merged[f"out_{k}"] = stack(f"out_{k}")
@@ -95,7 +103,9 @@ def merge_runs(directories: Sequence[str | Path], output_path: str | Path, *, pr
         notes=notes,
         progress=progress,
     )
-    payload["shards"] = [f"{s[0].get('shard') or '?'} ({Path(d).name})" for d, s in zip(directories, shards, strict=True)]
+    payload["shards"] = [
+        f"{s[0].get('shard') or '?'} ({Path(d).name})" for d, s in zip(directories, shards, strict=True)
+    ]
     directory = Path(output_path)
     write_samples(directory, records, skipped, features)
     write_outputs(directory, payload, plots=config.plots)

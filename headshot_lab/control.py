@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,17 @@ def fit_to_aspect(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return image[top : top + new_rows]
 
 
+def _controlnet_aux() -> Any:
+    """``import controlnet_aux`` without the wall of timm registry warnings its import prints."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import controlnet_aux
+    return controlnet_aux
+
+
 def _hub_detector(kind: str, annotators: str) -> Any:
     """OpenPose / MiDaS from ``annotators`` (Hub id or folder), or one clear error when unreachable."""
-    import controlnet_aux
-
+    controlnet_aux = _controlnet_aux()
     cls = controlnet_aux.OpenposeDetector if kind == "pose" else controlnet_aux.MidasDetector
     local_only = os.path.isdir(annotators) or os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
     try:
@@ -108,15 +116,13 @@ def detect_map(image: np.ndarray, kind: str, *, annotators: str = DEFAULT_ANNOTA
     """Run the ``kind`` detector on an RGB ``uint8`` image; returns the ``(H, W, 3)`` ``uint8`` map."""
     resolution = DETECT_RESOLUTION
     if kind == "face":
-        from controlnet_aux import MediapipeFaceDetector
-
-        result = MediapipeFaceDetector()(
+        result = _controlnet_aux().MediapipeFaceDetector()(
             image, max_faces=1, output_type="np", detect_resolution=resolution, image_resolution=resolution
         )
     elif kind == "canny":
-        from controlnet_aux import CannyDetector
-
-        result = CannyDetector()(image, output_type="np", detect_resolution=resolution, image_resolution=resolution)
+        result = _controlnet_aux().CannyDetector()(
+            image, output_type="np", detect_resolution=resolution, image_resolution=resolution
+        )
     elif kind in {"pose", "depth"}:
         detector = _hub_detector(kind, annotators)
         result = detector(image, detect_resolution=resolution, image_resolution=resolution, output_type="np")

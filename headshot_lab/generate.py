@@ -26,7 +26,9 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +71,7 @@ class Identity:
             tuning-free path (IP-Adapter-FaceID alone) or the plain base model.
         scale: LoRA strength (1.0 = as trained).
         token, class_noun: the subject in the prompt is ``"{token} {class_noun}"``; read from the LoRA
-            card when not given.
+            card when not given (``sks`` / ``person`` for a LoRA without a card).
         selfie: a photo of the person: source of the FaceID embedding and, by default, of the ControlNet map.
         face_embedding: a precomputed ArcFace embedding (512-D) instead of computing it from ``selfie``.
     """
@@ -104,9 +106,8 @@ class Identity:
         """The words for the person in the prompt: ``"sks person"`` with a LoRA, ``"a person"`` without."""
         card = self.card or {}
         noun = self.class_noun or card.get("class_noun") or "person"
-        token = self.token or card.get("token")
-        if self.lora is not None and token:
-            return f"{token} {noun}"
+        if self.lora is not None:
+            return f"{self.token or card.get('token') or 'sks'} {noun}"
         return f"a {noun}"
 
 
@@ -299,6 +300,8 @@ class HeadshotGenerator:
 
     def _load_lora(self, pipe: Any, source: str | Path, adapter: str, *, what: str) -> None:
         """``pipe.load_lora_weights`` with clear errors (missing file, wrong family / shape)."""
+        from safetensors import SafetensorError
+
         from headshot_lab.models import is_hub_id, offline
 
         path = Path(str(source)).expanduser()
@@ -311,15 +314,14 @@ class HeadshotGenerator:
         else:
             location = str(source)
             kwargs["local_files_only"] = offline()
-        from safetensors import SafetensorError
-
         damaged = HeadshotLabError(
             f"The {what} {source} is damaged and cannot be read.",
             fix="Copy the LoRA again from where it was trained, or train it again.",
             code="lora_damaged",
         )
         try:
-            pipe.load_lora_weights(location, **kwargs)
+            with _quiet_diffusers():  # "No LoRA keys ... text_encoder": expected for UNet-only LoRAs
+                pipe.load_lora_weights(location, **kwargs)
         except SafetensorError:
             raise damaged from None
         except (RuntimeError, ValueError) as exc:
@@ -373,7 +375,7 @@ class HeadshotGenerator:
         from headshot_lab.train import file_sha256
 
         pipe = self.load()
-        key = str(identity.lora) if identity.lora else None
+        key = _file_key(identity.lora) if identity.lora else None
         if key != self._identity_key and self._identity_key is not None:
             pipe.delete_adapters(IDENTITY_ADAPTER)
             self._identity_key = self._identity_sha = None
@@ -572,15 +574,20 @@ class HeadshotGenerator:
                     width=width,
                     height=height,
                     assets=assets,
-                    timings={"load_s": round(self.load_seconds, 4), "batch_s": round(batch_seconds, 4),
-                             "image_s": round(batch_seconds / len(batch), 4)},
+                    timings={
+                        "load_s": round(self.load_seconds, 4),
+                        "batch_s": round(batch_seconds, 4),
+                        "image_s": round(batch_seconds / len(batch), 4),
+                    },
                     nsfw=flagged,
                 )
                 images.append(self.write_outputs(out, record, picture))
                 records.append(record)
                 bar.update(1)
         bar.close()
-        return GenerationResult(images=images, manifest=manifest, records=records, seconds=time.perf_counter() - started)
+        return GenerationResult(
+            images=images, manifest=manifest, records=records, seconds=time.perf_counter() - started
+        )
 
     def _save_assets(self, out: Path, face_embedding: np.ndarray | None, control_image: Any) -> dict[str, Any]:
         """Save the FaceID embedding (``.npy``) and the conditioning image (``.png``), named by content hash."""
@@ -600,9 +607,24 @@ class HeadshotGenerator:
             assets["control"] = {"image_file": name, "image_sha256": digest}
         return assets
 
-    def _record(self, *, index: int, seed: int, batch_seeds: list[int], batch_index: int, style: Style,
-                prompt: str, identity: Identity, steps: int, guidance: float, width: int, height: int,
-                assets: dict[str, Any], timings: dict[str, float], nsfw: bool) -> dict[str, Any]:
+    def _record(
+        self,
+        *,
+        index: int,
+        seed: int,
+        batch_seeds: list[int],
+        batch_index: int,
+        style: Style,
+        prompt: str,
+        identity: Identity,
+        steps: int,
+        guidance: float,
+        width: int,
+        height: int,
+        assets: dict[str, Any],
+        timings: dict[str, float],
+        nsfw: bool,
+    ) -> dict[str, Any]:
         from headshot_lab.models import dtype_name
         from headshot_lab.train import _versions
 
@@ -669,6 +691,28 @@ class HeadshotGenerator:
 
 
 # ------------------------------------------------------------------------------------------- helpers
+@contextmanager
+def _quiet_diffusers() -> Iterator[None]:
+    """Silence diffusers' and peft's notes about expected things while loading LoRAs (level ERROR inside)."""
+    from diffusers.utils import logging as diffusers_logging
+
+    before = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            # peft: "Already found a `peft_config` attribute" — several adapters side by side is the point.
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+            yield
+    finally:
+        diffusers_logging.set_verbosity(before)
+
+
+def _file_key(path: Path) -> str:
+    """Path + size + modification time: a retrained LoRA at the same path is loaded again."""
+    stat = Path(path).stat()
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def _family_label(family: str) -> str:
     return {"sd15": "SD1.5-class", "sdxl": "SDXL-class"}.get(family, family)
 

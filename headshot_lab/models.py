@@ -112,6 +112,7 @@ def _model_index_dir(source: str) -> Path:
     """The local folder with ``model_index.json`` for a path or Hub id (from the cache when offline)."""
     path = Path(source).expanduser()
     if path.exists():
+        path = path.resolve()
         if path.is_file():
             raise unavailable(
                 f"{path} is a single file; headshot-lab needs a diffusers folder (model_index.json + subfolders). "
@@ -129,7 +130,9 @@ def _model_index_dir(source: str) -> Path:
     try:
         index = hf_hub_download(source, "model_index.json", local_files_only=offline())
     except (OSError, ValueError, HfHubHTTPError) as exc:
-        mode = "HF_HUB_OFFLINE is set and it is not in the local Hub cache" if offline() else "it could not be downloaded"
+        mode = (
+            "HF_HUB_OFFLINE is set and it is not in the local Hub cache" if offline() else "it could not be downloaded"
+        )
         raise unavailable(f"{source}: {mode} ({type(exc).__name__}).", base=source) from None
     return Path(index).parent
 
@@ -139,7 +142,7 @@ def family_of(model_index: dict[str, Any]) -> str:
     name = str(model_index.get("_class_name", ""))
     if "text_encoder_2" in model_index or "XL" in name:
         return "sdxl"
-    if name.startswith("StableDiffusion") or "unet" in model_index and "text_encoder" in model_index:
+    if name.startswith("StableDiffusion") or ("unet" in model_index and "text_encoder" in model_index):
         return "sd15"
     raise HeadshotLabError(
         f"{name or 'This model'} is not a Stable Diffusion 1.5- or SDXL-class pipeline.",
@@ -157,6 +160,8 @@ def locate_base(base: str | os.PathLike[str] | None = None) -> BaseModel:
     """
     source = resolve_base(base)
     folder = _model_index_dir(source)
+    if Path(source).expanduser().exists():
+        source = str(folder)  # local folders are recorded absolute, so cards and manifests work from anywhere
     try:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

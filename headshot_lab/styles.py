@@ -179,7 +179,9 @@ def _text(data: dict[str, Any], key: str, where: str) -> str:
 def style_from_dict(data: dict[str, Any], *, source: str = "<dict>", sha256: str = "") -> Style:
     """Validate a parsed preset and build a :class:`Style` (raises :class:`StyleError` naming the problem)."""
     if not isinstance(data, dict):
-        raise StyleError(f"{source}: a style file must be a YAML mapping.", fix="See headshot_lab/styles/corporate.yaml.")
+        raise StyleError(
+            f"{source}: a style file must be a YAML mapping.", fix="See headshot_lab/styles/corporate.yaml."
+        )
     name = _text(data, "name", source)
     prompt = _text(data, "prompt", source)
     if "{subject}" not in prompt:
@@ -202,7 +204,9 @@ def style_from_dict(data: dict[str, Any], *, source: str = "<dict>", sha256: str
     )
     crop_data = data.get("crop") or {}
     aspect = crop_data.get("aspect", [4, 5])
-    if not (isinstance(aspect, list | tuple) and len(aspect) == 2 and all(isinstance(v, int) and v > 0 for v in aspect)):
+    if not (
+        isinstance(aspect, list | tuple) and len(aspect) == 2 and all(isinstance(v, int) and v > 0 for v in aspect)
+    ):
         raise StyleError(f"{source}: crop.aspect must be [width, height] positive integers, got {aspect!r}.")
     crop = Crop(
         framing=str(crop_data.get("framing", "head-and-shoulders")),

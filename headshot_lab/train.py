@@ -41,7 +41,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -145,7 +145,10 @@ class TrainConfig:
             (self.learning_rate > 0 and self.text_encoder_lr > 0, "learning rates must be positive"),
             (self.batch_size >= 1 and self.gradient_accumulation_steps >= 1, "batch sizes must be at least 1"),
             (bool(self.token.strip()) and " " not in self.token.strip(), "token must be one word, e.g. sks"),
-            (self.resolution is None or (self.resolution >= 8 and self.resolution % 8 == 0), "resolution: multiple of 8"),
+            (
+                self.resolution is None or (self.resolution >= 8 and self.resolution % 8 == 0),
+                "resolution: multiple of 8",
+            ),
             (0.0 <= self.flip_p <= 1.0, "flip_p must be in [0, 1]"),
             (self.face_scale >= 1.0, "face_scale must be at least 1"),
             (self.mixed_precision in MIXED_PRECISIONS, f"mixed_precision must be one of {MIXED_PRECISIONS}"),
@@ -342,7 +345,7 @@ def read_lora_card(path: str | Path) -> dict[str, Any] | None:
                 text = (handle.metadata() or {}).get(CARD_METADATA_KEY)
             if text:
                 return json.loads(text)
-        except Exception:  # noqa: BLE001 - a damaged file has no readable card; loading it says why
+        except Exception:
             pass
     sidecar = weights.parent / CARD_NAME
     if sidecar.is_file():
@@ -441,8 +444,9 @@ class _TextEncoding:
     def tokens(self, texts: list[str]) -> list[Any]:
         tokenizers = [self.parts["tokenizer"]] + ([self.parts["tokenizer_2"]] if self.family == "sdxl" else [])
         return [
-            tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
-            .input_ids
+            tok(
+                texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+            ).input_ids
             for tok in tokenizers
         ]
 
@@ -525,11 +529,30 @@ def _latest_checkpoint(root: Path) -> Path | None:
 
 def _fingerprint(config: TrainConfig, base_source: str, family: str, photos_sha: str, resolution: int) -> dict:
     """What must match for a checkpoint to be resumed."""
-    keep = (
-        "rank alpha learning_rate train_text_encoder text_encoder_lr batch_size gradient_accumulation_steps token "
-        "class_noun instance_prompt class_prompt prior_preservation num_class_images prior_loss_weight flip_p "
-        "face_scale lr_scheduler lr_warmup_steps max_grad_norm snr_gamma seed"
-    ).split()
+    keep = [
+        "rank",
+        "alpha",
+        "learning_rate",
+        "train_text_encoder",
+        "text_encoder_lr",
+        "batch_size",
+        "gradient_accumulation_steps",
+        "token",
+        "class_noun",
+        "instance_prompt",
+        "class_prompt",
+        "prior_preservation",
+        "num_class_images",
+        "prior_loss_weight",
+        "flip_p",
+        "face_scale",
+        "face_crop",
+        "lr_scheduler",
+        "lr_warmup_steps",
+        "max_grad_norm",
+        "snr_gamma",
+        "seed",
+    ]
     data = {k: getattr(config, k) for k in keep}
     data.update(base=base_source, family=family, photos_sha256=photos_sha, resolution=resolution)
     return data
@@ -658,7 +681,8 @@ def train_identity_lora(
         unet.enable_gradient_checkpointing()
         if config.train_text_encoder:
             for encoder in text_encoders:
-                encoder.gradient_checkpointing_enable()
+                enable = getattr(encoder, "activation_checkpointing_enable", None)  # transformers ≥ 5 name
+                (enable or encoder.gradient_checkpointing_enable)()
 
     # -- 3. latents and prompt embeddings (cached when the text encoders are frozen) ---------------
     scaling = float(vae.config.scaling_factor)
@@ -696,10 +720,15 @@ def train_identity_lora(
     groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": config.learning_rate}]
     if config.train_text_encoder:
         for encoder in text_encoders:
-            groups.append({"params": [p for p in encoder.parameters() if p.requires_grad], "lr": config.text_encoder_lr})
+            groups.append(
+                {"params": [p for p in encoder.parameters() if p.requires_grad], "lr": config.text_encoder_lr}
+            )
     optimizer, optimizer_name = _make_optimizer(groups, config.use_8bit_adam, dev.type, notes)
     scheduler = get_scheduler(
-        config.lr_scheduler, optimizer=optimizer, num_warmup_steps=config.lr_warmup_steps, num_training_steps=config.steps
+        config.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=config.lr_warmup_steps,
+        num_training_steps=config.steps,
     )
     unet, optimizer, scheduler = accelerator.prepare(unet, optimizer, scheduler)
     noise_scheduler = parts["noise_scheduler"]
@@ -721,7 +750,9 @@ def train_identity_lora(
             )
         lora_state = load_file(str(latest / "lora.safetensors"))
         modules = {"unet": accelerator.unwrap_model(unet)}
-        modules.update({f"text_encoder_{i}": enc for i, enc in enumerate(text_encoders)} if config.train_text_encoder else {})
+        modules.update(
+            {f"text_encoder_{i}": enc for i, enc in enumerate(text_encoders)} if config.train_text_encoder else {}
+        )
         for prefix, module in modules.items():
             sub = {k.removeprefix(prefix + "."): v for k, v in lora_state.items() if k.startswith(prefix + ".")}
             set_peft_model_state_dict(module, sub)
@@ -741,7 +772,12 @@ def train_identity_lora(
         tensors = {f"unet.{k}": v for k, v in get_peft_model_state_dict(accelerator.unwrap_model(unet)).items()}
         if config.train_text_encoder:
             for i, encoder in enumerate(text_encoders):
-                tensors.update({f"text_encoder_{i}.{k}": v for k, v in get_peft_model_state_dict(encoder).items()})
+                tensors.update(
+                    {
+                        f"text_encoder_{i}.{k}": v
+                        for k, v in get_peft_model_state_dict(encoder, save_embedding_layers=False).items()
+                    }
+                )
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "lora.safetensors"))
         torch.save(
             {
@@ -798,7 +834,9 @@ def train_identity_lora(
                         hidden, added = text.encode(texts, dev)
                 with accelerator.autocast():
                     pred = unet(noisy, timesteps, hidden, added_cond_kwargs=added).sample
-                target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
+                target = (
+                    noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
+                )
                 per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
                 if config.snr_gamma is not None:
                     snr = compute_snr(noise_scheduler, timesteps)
@@ -842,7 +880,9 @@ def train_identity_lora(
     if config.train_text_encoder:
         for i, encoder in enumerate(text_encoders):
             key = "text_encoder" if i == 0 else "text_encoder_2"
-            save_kwargs[f"{key}_lora_layers"] = convert_state_dict_to_diffusers(get_peft_model_state_dict(encoder))
+            save_kwargs[f"{key}_lora_layers"] = convert_state_dict_to_diffusers(
+                get_peft_model_state_dict(encoder, save_embedding_layers=False)
+            )
             save_kwargs[f"{key}_lora_adapter_metadata"] = encoder.peft_config["default"].to_dict()
     out.mkdir(parents=True, exist_ok=True)
     pipeline_class(located.family).save_lora_weights(out, weight_name=LORA_WEIGHT_NAME, **save_kwargs)
@@ -902,8 +942,3 @@ def train_identity_lora(
         losses=losses,
         seconds=time.perf_counter() - started,
     )
-
-
-def config_dict(config: TrainConfig) -> dict[str, Any]:
-    """The config as plain JSON-able data."""
-    return asdict(config)

@@ -72,4 +72,4 @@ def test_identity_scores_names_the_encoder_and_rejects_bad_input():
 
 def test_dlib_threshold_constant():
     # dlib's 0.6 Euclidean threshold on unit vectors: d² = 2 − 2cos.
-    assert DLIB_SAME_PERSON_COSINE == pytest.approx(0.82)
+    assert pytest.approx(0.82) == DLIB_SAME_PERSON_COSINE

@@ -74,7 +74,11 @@ def test_report_names_the_encoder_flags_power_and_problems():
             {
                 "generator": "lighten:3",
                 "n": 2,
-                "metrics": {"skin_delta_ita": _metric(3.0, 2.5, 3.5, by_group={"ITA group I": {"value": 3.0, "ci": [2.9, 3.1], "n": 2}})},
+                "metrics": {
+                    "skin_delta_ita": _metric(
+                        3.0, 2.5, 3.5, by_group={"ITA group I": {"value": 3.0, "ci": [2.9, 3.1], "n": 2}}
+                    )
+                },
                 "flags": ["skin_lightening"],
                 "group_flags": [],
                 "extra": {"pose_diversity": {"outputs": 1.0, "sources": 1.0}, "output_failures": 0},
@@ -83,7 +87,9 @@ def test_report_names_the_encoder_flags_power_and_problems():
         "skipped": [{"id": "broken.jpg", "stage": "load", "code": "truncated_image", "message": "damaged"}],
         "power": {
             "description": "20 subsamples",
-            "generators": {"lighten:3": {"expected": "skin_lightening", "rate": 1.0, "hits": 20, "trials": 20, "ci": [0.84, 1.0]}},
+            "generators": {
+                "lighten:3": {"expected": "skin_lightening", "rate": 1.0, "hits": 20, "trials": 20, "ci": [0.84, 1.0]}
+            },
         },
     }
     text = render_markdown(results, plots=["delta_ita_by_group.png"])

@@ -61,7 +61,10 @@ def test_scoring_uses_an_exact_binomial_test(tmp_path):
 
     kit = make_survey(_images(40, 60), _images(40, 180), tmp_path, seed=3)
     key = _key(kit.key)
-    rows = [(row["trial"], row["ai_side"] if i < 30 else ("left" if row["ai_side"] == "right" else "right")) for i, row in enumerate(key)]
+    rows = [
+        (row["trial"], row["ai_side"] if i < 30 else ("left" if row["ai_side"] == "right" else "right"))
+        for i, row in enumerate(key)
+    ]
     _answers(tmp_path / "answers.csv", rows)
     score = score_survey(kit.key, tmp_path / "answers.csv")
     expected = binomtest(30, 40, 0.5).proportion_ci(0.95, method="wilson")

@@ -97,7 +97,7 @@ def test_conditioning_image_reaches_the_controlnet(tiny, load_real, tmp_path):
     generator.pipe.controlnet.forward = spy
     common = {"steps": 2, "guidance_scale": 6.0, "width": 64, "height": 64}
     with_map, _ = generator.render("a person", "", [0], control_image=Image.fromarray(saved), **common)
-    expected = torch.from_numpy(saved).permute(2, 0, 1).float() / 255.0
+    expected = torch.from_numpy(saved.copy()).permute(2, 0, 1).float() / 255.0
     assert seen and torch.allclose(seen[0][0], expected, atol=1e-6)
     blank, _ = generator.render("a person", "", [0], control_image=Image.new("RGB", (64, 64)), **common)
     assert not np.array_equal(np.asarray(with_map), np.asarray(blank))  # the map changes the image

@@ -43,7 +43,15 @@ def folder(tmp_path):
 
 def test_imagefolder_reads_labels_and_counts_broken_files(folder):
     samples = list(open_dataset(f"imagefolder:{folder}"))
-    assert [s.id for s in samples] == ["ann/ann0.png", "ann/ann1.png", "bob/bob0.png", "bob/bob1.png", "broken.jpg", "cy/cy0.png", "cy/cy1.png"]
+    assert [s.id for s in samples] == [
+        "ann/ann0.png",
+        "ann/ann1.png",
+        "bob/bob0.png",
+        "bob/bob1.png",
+        "broken.jpg",
+        "cy/cy0.png",
+        "cy/cy1.png",
+    ]
     ann = samples[0]
     assert ann.identity == "ann" and ann.labels == {"group": "A", "age": "30"}
     assert ann.image is not None and ann.image.shape == (40, 40, 3)
@@ -70,7 +78,9 @@ def test_shards_partition_the_data_and_keep_people_together(folder):
     assert sorted(ids) == sorted(everything) and len(ids) == len(set(ids))
     for shard in shards:
         for person in {s.identity for s in shard if s.identity}:
-            assert sum(1 for s in everything if s.startswith(person + "/")) == sum(1 for s in shard if s.identity == person)
+            assert sum(1 for s in everything if s.startswith(person + "/")) == sum(
+                1 for s in shard if s.identity == person
+            )
     assert len(list(dataset.iterate(limit=2))) == 2
     assert shard_of("ann", 3) == shard_of("ann", 3)
 

@@ -11,7 +11,6 @@ from eval.generators import (
     EXPECTED_FLAGS,
     GenerationContext,
     GeneratorSkip,
-    NullGenerator,
     SourceView,
     available_generators,
     build_generator,
@@ -38,7 +37,9 @@ def analysed(real_photos):
     for name in ("obama", "biden"):
         image = load_rgb(real_photos[name], min_side=0)
         scale = 480 / max(image.shape[:2])
-        image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        image = cv2.resize(
+            image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA
+        )
         face = backend.analyze(image)[0]
         mesh = face_mesh(image)[0]
         skin = skin_mask(image, mesh)
@@ -62,9 +63,17 @@ def analysed(real_photos):
 def test_specs_and_registry():
     assert parse_spec("lighten:3") == ("lighten", "3")
     assert parse_spec(" null ") == ("null", None)
-    assert {"null", "studio", "pipeline", "folder", "lighten", "darken", "identity_blend", "smooth", "tone_jitter"} <= set(
-        available_generators()
-    )
+    assert {
+        "null",
+        "studio",
+        "pipeline",
+        "folder",
+        "lighten",
+        "darken",
+        "identity_blend",
+        "smooth",
+        "tone_jitter",
+    } <= set(available_generators())
     assert build_generator("lighten:2.5").delta == 2.5
     assert build_generator("darken:2").delta == -2.0
     assert build_generator("smooth").strength == 1.0

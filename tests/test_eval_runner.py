@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from eval.runner import EvalConfig, aggregate, load_config, read_samples, run_eval
@@ -133,6 +134,18 @@ def test_aggregate_is_reproducible_from_the_written_samples(lean_run):
         assert before["flags"] == after["flags"]
 
 
+def test_power_can_be_rerun_with_more_seeds(lean_run, capsys):
+    from eval.__main__ import power_from_args
+
+    out, _, _ = lean_run
+    assert power_from_args([str(out), "--seeds", "6", "--n-resamples", "100", "--quiet"]) == 0
+    power = json.loads((out / "power.json").read_text())
+    assert power["seeds"] == 6 and power["generators"]["null"]["trials"] == 6
+    assert power["generators"]["lighten:3"]["rate"] == 1.0
+    assert "Power and false-alarm rate" in (out / "power.md").read_text()
+    assert "lighten:3" in capsys.readouterr().out
+
+
 def test_load_config_overrides_and_rejects_unknown_keys(tmp_path):
     config = load_config(REPO / "eval" / "configs" / "offline.yaml", limit=3, generators="null,lighten:1")
     assert config.limit == 3 and config.generators == ["null", "lighten:1"]
@@ -177,7 +190,16 @@ def test_full_offline_config_from_the_command_line(tmp_path, real_photos):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GLOG_minloglevel": "2"}
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "eval", "--config", "eval/configs/offline.yaml", "--output-path", str(tmp_path), "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "eval",
+            "--config",
+            "eval/configs/offline.yaml",
+            "--output-path",
+            str(tmp_path),
+            "--quiet",
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -200,3 +222,78 @@ def test_full_offline_config_from_the_command_line(tmp_path, real_photos):
     for plot in ("delta_ita_by_group.png", "identity_by_group.png", "detectability_roc.png"):
         assert (tmp_path / plot).stat().st_size > 1000
     print(f"offline config: {elapsed:.0f} s; power: {json.dumps(power)}")
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_records(tmp_path, real_photos):
+    """``--num-proc 2`` (spawned workers, batches of 2) measures exactly what one process measures."""
+    common = {
+        "name": "procs",
+        "dataset": "offline",
+        "dataset_options": {"faces": ["obama", "group_0", "group_1", "group_2"], "variants_per_face": 0},
+        "generators": ["null", "identity_blend:0.3", "tone_jitter:3"],
+        "n_resamples": 200,
+        "plots": False,
+        "batch_size": 2,
+    }
+    one = run_eval(EvalConfig(**common, num_proc=1), tmp_path / "one", progress=False)
+    two = run_eval(EvalConfig(**common, num_proc=2), tmp_path / "two", progress=False)
+    drop = ("seconds",)
+    records_one = [{k: v for k, v in r.items() if k not in drop} for r in read_samples(tmp_path / "one")[0]]
+    records_two = [{k: v for k, v in r.items() if k not in drop} for r in read_samples(tmp_path / "two")[0]]
+    assert records_one == records_two
+    assert [r["flags"] for r in one["runs"]] == [r["flags"] for r in two["runs"]]
+
+
+def _single_photo_folder(tmp_path, load_real):
+    from headshot_lab.io import save_image
+
+    folder = tmp_path / "selfies"
+    save_image(load_real("astronaut"), folder / "astronaut.png")
+    return folder
+
+
+def test_pipeline_generator_without_a_base_model_stops_with_one_clear_error(tmp_path, load_real, monkeypatch):
+    from headshot_lab.errors import ModelUnavailableError
+
+    monkeypatch.delenv("HEADSHOT_LAB_BASE_MODEL", raising=False)
+    config = EvalConfig(
+        name="no-base",
+        dataset=f"imagefolder:{_single_photo_folder(tmp_path, load_real)}",
+        generators=["pipeline"],
+        plots=False,
+    )
+    with pytest.raises(ModelUnavailableError) as info:
+        run_eval(config, tmp_path / "out", progress=False)
+    assert "HEADSHOT_LAB_BASE_MODEL" in info.value.message + info.value.fix
+
+
+def test_pipeline_generator_wiring_with_a_tiny_random_base(tmp_path, load_real):
+    """The diffusers generator runs inside the audit; its 64-px noise images have no face: counted, not fatal."""
+    from headshot_lab.testing.tiny import tiny_pipeline
+
+    base = tiny_pipeline("sd15", tmp_path / "tiny-sd15")
+    config = EvalConfig(
+        name="tiny-pipeline",
+        dataset=f"imagefolder:{_single_photo_folder(tmp_path, load_real)}",
+        generators=["null", "pipeline"],
+        generator_options={
+            "pipeline": {"base": str(base), "steps": 2, "width": 64, "height": 64, "out_dir": str(tmp_path / "gen")}
+        },
+        n_resamples=100,
+        plots=False,
+    )
+    results = run_eval(config, tmp_path / "out", progress=False)
+    run = _run(results, "pipeline")
+    assert run["n"] == 1 and run["extra"]["output_failures"] == 1
+    assert any(s["generator"] == "pipeline" and s["code"] == "no_face" for s in results["skipped"])
+    manifests = list((tmp_path / "gen").rglob("manifest.jsonl"))
+    assert len(manifests) == 1 and json.loads(manifests[0].read_text().splitlines()[0])["seed"] >= 0
+    run_eval(config, tmp_path / "out2", progress=False)  # seeded per source: the same image again
+    from headshot_lab.io import load_rgb
+
+    records = [json.loads(line) for line in manifests[0].read_text().splitlines()]
+    assert len(records) == 2 and records[0]["seed"] == records[1]["seed"]
+    images = sorted(manifests[0].parent.glob("*.png"))
+    assert len(images) == 2
+    assert np.array_equal(load_rgb(images[0], min_side=0), load_rgb(images[1], min_side=0))

@@ -268,14 +268,15 @@ def test_generate_command(bases, loras, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     commands.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
-        ["generate", "--base", str(bases["sd15"]), "--lora", str(loras["sd15"].parent), "--style", "team"]
-        + ["-n", "2", "--seed", "4", "--steps", "2", "--out", str(tmp_path / "o")]
+        [
+            *("generate", "--base", str(bases["sd15"]), "--lora", str(loras["sd15"].parent), "--style", "team"),
+            *("-n", "2", "--seed", "4", "--steps", "2", "--out", str(tmp_path / "o")),
+        ]
     )
     assert args.handler(args) == 0
     payload = json.loads(capsys.readouterr().out)
     assert len(payload["images"]) == 2 and all(Image.open(p).size == (64, 64) for p in payload["images"])
     assert read_manifest(payload["manifest"])[0]["style"] == "team"
-
 
 
 def test_a_damaged_lora_is_a_clear_error(bases, loras, tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from headshot_lab.testing import tiny_pipeline
-from headshot_lab.testing.tiny import RARE_TOKEN, load_clip_tokenizer, write_clip_tokenizer
+from headshot_lab.testing.tiny import RARE_TOKEN, learn_merges, load_clip_tokenizer, prompt_words, write_clip_tokenizer
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,6 +36,28 @@ def test_tokenizer_makes_the_rare_token_one_token(tmp_path):
     assert tokenizer.eos_token_id == len(tokenizer) - 1
     padded = tokenizer("sks", padding="max_length", max_length=77).input_ids
     assert len(padded) == 77
+
+
+def test_learned_merges_make_every_word_one_token(tmp_path):
+    merges = learn_merges(["sks"])
+    assert len(merges) == 2 and "".join(merges[-1]) == "sks</w>"
+    tokenizer = load_clip_tokenizer(write_clip_tokenizer(tmp_path / "tok", ["headshot", "shoulders", "sks"]))
+    for word in ("headshot", "shoulders", "sks"):
+        assert len(tokenizer(word).input_ids) == 3  # start, the word, end
+    assert len(tokenizer("hat").input_ids) == 5  # an unknown word falls back to its letters
+
+
+def test_style_prompts_fit_the_tiny_tokenizer(tmp_path):
+    """Like CLIP, the tiny tokenizer gives one token per word: prompts fit in 77 tokens, no truncation."""
+    from headshot_lab.styles import clip_token_estimate, list_styles, load_style
+
+    tokenizer = load_clip_tokenizer(write_clip_tokenizer(tmp_path / "tok"))
+    assert RARE_TOKEN in prompt_words()
+    for name in list_styles():
+        style = load_style(name)
+        for text in (style.render_prompt("sks person"), style.negative_prompt):
+            count = len(tokenizer(text).input_ids)
+            assert count == clip_token_estimate(text) <= 77
 
 
 @pytest.mark.parametrize(("arch", "cls"), [("sd15", "StableDiffusionPipeline"), ("sdxl", "StableDiffusionXLPipeline")])

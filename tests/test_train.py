@@ -88,7 +88,7 @@ def test_face_crop_box_is_a_square_inside_the_image():
     box = face_crop_box((400, 300), (100, 150, 180, 250), scale=2.2)
     left, top, right, bottom = box
     assert right - left == bottom - top == 220
-    assert 0 <= left and 0 <= top and right <= 300 and bottom <= 400
+    assert left >= 0 and top >= 0 and right <= 300 and bottom <= 400
     assert left < 140 < right  # the face centre stays inside
     huge = face_crop_box((100, 80), (0, 0, 80, 100), scale=3.0)
     assert huge[2] - huge[0] == 80  # clipped to the image's short side
@@ -252,8 +252,10 @@ def test_train_command(bases, photos, tmp_path, capsys, monkeypatch):
     parser = argparse.ArgumentParser()
     commands.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
-        ["train", "--photos", str(folder), "--base", str(bases["sd15"]), "--out", str(tmp_path / "lora")]
-        + ["--steps", "2", "--rank", "2", "--no-prior", "--seed", "1"]
+        [
+            *("train", "--photos", str(folder), "--base", str(bases["sd15"]), "--out", str(tmp_path / "lora")),
+            *("--steps", "2", "--rank", "2", "--no-prior", "--seed", "1"),
+        ]
     )
     assert args.handler(args) == 0
     payload = json.loads(capsys.readouterr().out)

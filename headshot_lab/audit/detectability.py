@@ -17,6 +17,7 @@ Three instruments, from cheapest to most convincing:
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -65,8 +66,8 @@ def face_crop(image: np.ndarray, box: Sequence[float] | None = None, size: int =
         left, top, right, bottom = (float(v) for v in box)
         half = CROP_FACTOR * max(right - left, bottom - top) / 2.0
         cx, cy = (left + right) / 2.0, (top + bottom) / 2.0
-        x0, y0 = max(int(round(cx - half)), 0), max(int(round(cy - half)), 0)
-        x1, y1 = min(int(round(cx + half)), width), min(int(round(cy + half)), height)
+        x0, y0 = max(round(cx - half), 0), max(round(cy - half), 0)
+        x1, y1 = min(round(cx + half), width), min(round(cy + half), height)
         crop = image[y0:y1, x0:x1] if x1 - x0 >= 8 and y1 - y0 >= 8 else image
     interpolation = cv2.INTER_AREA if max(crop.shape[:2]) > size else cv2.INTER_LINEAR
     return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=interpolation)
@@ -203,13 +204,15 @@ class DetectabilityResult:
         }
 
 
-def _within_cluster_terms(y: np.ndarray, s: np.ndarray, codes: np.ndarray, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:
+def _within_cluster_terms(
+    y: np.ndarray, s: np.ndarray, codes: np.ndarray, n_clusters: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``(A_cc, N_cc)`` per cluster: within-cluster comparisons ``Σ K(s_fake, s_real)`` and their count."""
     a = np.zeros(n_clusters)
     n = np.zeros(n_clusters)
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0, True])
-    for left, right in zip(bounds[:-1], bounds[1:], strict=True):
+    for left, right in itertools.pairwise(bounds):
         members = order[left:right]
         fake, real = s[members][y[members] == 1], s[members][y[members] == 0]
         if len(fake) and len(real):
@@ -410,7 +413,7 @@ class PretrainedDetector:
             ) from None
         try:
             self._pipe = pipeline("image-classification", model=self.model_id, device=self.device)
-        except Exception as exc:  # noqa: BLE001 - OSError, ValueError, HTTP errors: all mean "cannot load"
+        except Exception as exc:  # OSError, ValueError, HTTP errors: all mean "cannot load this model"
             raise ModelUnavailableError(
                 f"The detector {self.model_id!r} could not be loaded ({type(exc).__name__}: {str(exc)[:200]}).",
                 fix=(

@@ -212,14 +212,18 @@ def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) ->
             [
                 f"`{run.get('generator')}`",
                 str(run.get("n", 0)),
-                *(format_estimate((metrics.get(key) or {}).get("overall"), pattern) for key, _, pattern in SUMMARY_COLUMNS),
+                *(
+                    format_estimate((metrics.get(key) or {}).get("overall"), pattern)
+                    for key, _, pattern in SUMMARY_COLUMNS
+                ),
                 ", ".join(run.get("flags") or []) or "none",
             ]
         )
     lines += _table(["generator", "n", *(h for _, h, _ in SUMMARY_COLUMNS), "flags"], rows)
     lines += [
         "",
-        "Values are means with 95 % percentile-bootstrap intervals (clusters = people) unless stated. "
+        f"Values are means with {round(100 * float(config.get('confidence', 0.95)))} % cluster-bootstrap intervals "
+        "(clusters = people; expanded percentile, see headshot_lab.audit.fairness) unless stated. "
         "ΔITA > 0 = lighter; Monk steps > 0 = darker; texture ratio < 1 = smoother skin; AUROC 0.5 = "
         "indistinguishable from the real photos.",
         "",
@@ -266,7 +270,13 @@ def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) ->
             "## Identity extras",
             "",
             *_table(
-                ["generator", "copy-paste ratio", "pose diversity (outputs, °)", "pose diversity (sources, °)", "failed outputs"],
+                [
+                    "generator",
+                    "copy-paste ratio",
+                    "pose diversity (outputs, °)",
+                    "pose diversity (sources, °)",
+                    "failed outputs",
+                ],
                 extra_rows,
             ),
             "",
@@ -292,7 +302,10 @@ def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) ->
             "",
             *_table(
                 ["id", "stage", "code", "message"],
-                [[str(s.get("id")), str(s.get("stage", "")), str(s.get("code")), str(s.get("message", ""))] for s in skipped[:200]],
+                [
+                    [str(s.get("id")), str(s.get("stage", "")), str(s.get("code")), str(s.get("message", ""))]
+                    for s in skipped[:200]
+                ],
             ),
             "",
         ]

@@ -114,9 +114,7 @@ def skin_shift_metrics(
     ``options`` go to :func:`~headshot_lab.audit.fairness.grouped_metric` (``seed``, ``confidence`` …).
     """
     groups = (
-        list(labels)
-        if labels is not None
-        else [group_label(s.source_group) if s is not None else None for s in shifts]
+        list(labels) if labels is not None else [group_label(s.source_group) if s is not None else None for s in shifts]
     )
     columns = {
         "skin_delta_ita": [s.delta_ita if s else None for s in shifts],
@@ -124,7 +122,8 @@ def skin_shift_metrics(
         "skin_monk_shift": [float(s.monk_shift) if s else None for s in shifts],
     }
     return {
-        name: grouped_metric(values, groups, name=name, clusters=clusters, **options) for name, values in columns.items()
+        name: grouped_metric(values, groups, name=name, clusters=clusters, **options)
+        for name, values in columns.items()
     }
 
 
@@ -195,7 +194,9 @@ def texture_energy(
     laplacian = cv2.Laplacian(luma, cv2.CV_64F, ksize=1, borderType=cv2.BORDER_REFLECT)
     if erode > 0:
         kernel = np.ones((3, 3), np.uint8)
-        eroded = cv2.erode(skin.astype(np.uint8), kernel, iterations=int(erode), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        eroded = cv2.erode(
+            skin.astype(np.uint8), kernel, iterations=int(erode), borderType=cv2.BORDER_CONSTANT, borderValue=0
+        )
         skin = eroded > 0
     if int(skin.sum()) < MIN_TEXTURE_PIXELS:
         return None

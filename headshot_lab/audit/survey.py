@@ -157,7 +157,9 @@ def make_survey(
         chosen = rng.permutation(count)[:n]
         pairs = [(int(i), int(i)) for i in chosen]
     else:
-        pairs = list(zip(rng.permutation(len(real))[:n].tolist(), rng.permutation(len(generated))[:n].tolist(), strict=True))
+        pairs = list(
+            zip(rng.permutation(len(real))[:n].tolist(), rng.permutation(len(generated))[:n].tolist(), strict=True)
+        )
     ai_sides = rng.integers(0, 2, size=n)
     out = Path(folder)
     images = out / "images"

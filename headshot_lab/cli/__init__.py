@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "headshot_lab.cli.generate",
     "headshot_lab.cli.studio",
     "headshot_lab.cli.ship",
+    "headshot_lab.cli.audit",
 )
 
 

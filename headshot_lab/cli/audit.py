@@ -20,7 +20,9 @@ from headshot_lab.cli import print_json
 def register(subparsers: argparse._SubParsersAction) -> None:
     from eval.__main__ import add_run_arguments
 
-    audit = subparsers.add_parser("audit", help="audit a generator for bias (identity, skin tone, smoothing, detectability)")
+    audit = subparsers.add_parser(
+        "audit", help="audit a generator for bias (identity, skin tone, smoothing, detectability)"
+    )
     commands = audit.add_subparsers(dest="audit_command", metavar="AUDIT_COMMAND", required=True)
 
     run = commands.add_parser("run", help="run an audit config (python -m eval)")
@@ -37,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     survey.add_argument("--real", required=True, help="folder (or files) of real photos")
     survey.add_argument("--generated", required=True, help="folder (or files) of generated photos")
     survey.add_argument("--output-path", dest="output_path", required=True)
-    survey.add_argument("--trials", type=int, default=None, help="number of trials (default: as many pairs as possible)")
+    survey.add_argument(
+        "--trials", type=int, default=None, help="number of trials (default: as many pairs as possible)"
+    )
     survey.add_argument("--seed", type=int, default=0)
     survey.add_argument("--paired", action="store_true", help="pair real[i] with generated[i] (sorted file names)")
     survey.set_defaults(handler=run_survey)
@@ -69,7 +73,9 @@ def run_survey(args: argparse.Namespace) -> int:
     real = expand_photo_args([args.real])
     generated = expand_photo_args([args.generated])
     if not real or not generated:
-        raise HeadshotLabError("No photos found: --real and --generated must name image files or folders.", code="survey_empty")
+        raise HeadshotLabError(
+            "No photos found: --real and --generated must name image files or folders.", code="survey_empty"
+        )
     kit = make_survey(real, generated, args.output_path, seed=args.seed, n_trials=args.trials, paired=args.paired)
     print(f"wrote {kit.html} ({kit.n_trials} trials); answer key: {kit.key} (keep it away from participants)")
     return 0

@@ -54,8 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--width", type=int, default=None)
     gen.add_argument("--height", type=int, default=None)
     gen.add_argument("--selfie", default=None, help="a photo of the person (FaceID embedding, ControlNet map)")
-    gen.add_argument("--faceid", nargs="?", const="h94/IP-Adapter-FaceID", default=None,
-                     help="enable IP-Adapter-FaceID (optional: weights Hub id or folder)")
+    gen.add_argument(
+        "--faceid",
+        nargs="?",
+        const="h94/IP-Adapter-FaceID",
+        default=None,
+        help="enable IP-Adapter-FaceID (optional: weights Hub id or folder)",
+    )
     gen.add_argument("--faceid-weight-name", default=None)
     gen.add_argument("--faceid-scale", type=float, default=0.7)
     gen.add_argument("--controlnet", default=None, help="ControlNet Hub id or folder")

@@ -16,8 +16,9 @@ the output; a ControlNet image reaches the UNet; seeds reproduce), never image q
   ``projection_class_embeddings_input_dim = 6·addition_time_embed_dim + projection_dim = 6·8 + 32``.
 
 The tokenizer is a real CLIP byte-level BPE tokenizer whose files are written here: the 256 byte
-symbols, the same with the end-of-word mark ``</w>``, a few merges (``s k``, ``sk s</w>`` so the rare
-token ``sks`` is one token) and the start/end tokens last (as in CLIP, so ``argmax(input_ids)``
+symbols, the same with the end-of-word mark ``</w>``, BPE merges learned on the rare token ``sks`` and on
+the words of the bundled style prompts (``s k``, ``sk s</w>``, …: each becomes one token, as in CLIP, so
+a style prompt fits in 77 tokens) and the start/end tokens last (as in CLIP, so ``argmax(input_ids)``
 finds the end token).
 
 Everything is seeded (``seed``) and deterministic: the same call writes the same weights.
@@ -26,6 +27,7 @@ Everything is seeded (``seed``) and deterministic: the same call writes the same
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -119,23 +121,62 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, map(chr, codes), strict=True))
 
 
-def _word_merges(word: str) -> list[tuple[str, str]]:
-    """Left-to-right merges that make ``word`` (lower-case ASCII) one token, e.g. ``s k``, ``sk s</w>``."""
+def learn_merges(words: Iterable[str]) -> list[tuple[str, str]]:
+    """BPE merges learned the way a BPE trainer does, until every word is one token.
+
+    Each word is a sequence of characters with ``</w>`` on the last; repeatedly the most frequent adjacent
+    pair (ties: alphabetical) is merged everywhere. Replaying the merges in this order (which is what the
+    tokenizer does) rebuilds each word as a single token, e.g. ``s k`` then ``sk s</w>`` for ``sks``.
+    """
+    from collections import Counter
+    from itertools import pairwise
+
+    pieces = [[*w[:-1], w[-1] + "</w>"] for w in sorted({w.lower() for w in words if w})]
     merges: list[tuple[str, str]] = []
-    current = word[0]
-    for index, char in enumerate(word[1:], start=1):
-        nxt = char + ("</w>" if index == len(word) - 1 else "")
-        merges.append((current, nxt))
-        current += nxt
-    return merges
+    while True:
+        counts: Counter[tuple[str, str]] = Counter()
+        for word in pieces:
+            counts.update(pairwise(word))
+        if not counts:
+            return merges
+        best = min(counts, key=lambda pair: (-counts[pair], pair))
+        merges.append(best)
+        joined = "".join(best)
+        for index, word in enumerate(pieces):
+            out: list[str] = []
+            i = 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
+                    out.append(joined)
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            pieces[index] = out
 
 
-def write_clip_tokenizer(folder: str | Path, words: Iterable[str] = (RARE_TOKEN,)) -> Path:
+def prompt_words() -> list[str]:
+    """The rare token plus every word of the bundled style prompts (sorted): one token each in the tiny vocab.
+
+    With them, the tiny tokenizer splits a style prompt about as CLIP does (one token per common word),
+    so prompts fit in 77 tokens instead of being cut after ~70 bytes.
+    """
+    from headshot_lab.styles import list_styles, load_style
+
+    words = {RARE_TOKEN, "a", "photo", "of", "person", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d"}
+    for name in list_styles():
+        style = load_style(name)
+        text = " ".join([style.render_prompt(""), style.negative_prompt]).lower()
+        words.update(re.findall(r"[a-z]+", text))
+    return sorted(words)
+
+
+def write_clip_tokenizer(folder: str | Path, words: Iterable[str] | None = None) -> Path:
     """Write a minimal CLIP BPE tokenizer (``vocab.json``, ``merges.txt``, ``tokenizer_config.json``).
 
     Args:
         folder: where to write the three files (created).
-        words: lower-case words that must be single tokens (default: the rare token ``sks``).
+        words: lower-case words that must be single tokens (default: :func:`prompt_words`).
 
     Returns:
         ``folder`` as a :class:`~pathlib.Path`; load it with ``CLIPTokenizer.from_pretrained(folder)``.
@@ -154,14 +195,13 @@ def write_clip_tokenizer(folder: str | Path, words: Iterable[str] = (RARE_TOKEN,
     return folder
 
 
-def _write_bpe_files(folder: str | Path, words: Iterable[str] = (RARE_TOKEN,)) -> Path:
+def _write_bpe_files(folder: str | Path, words: Iterable[str] | None = None) -> Path:
     """``vocab.json`` + ``merges.txt`` of the minimal CLIP BPE vocabulary (see the module docstring)."""
+    words = prompt_words() if words is None else list(words)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     symbols = list(_bytes_to_unicode().values())
-    merges: list[tuple[str, str]] = []
-    for word in words:
-        merges.extend(m for m in _word_merges(word.lower()) if m not in merges)
+    merges = learn_merges(words)
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {token: index for index, token in enumerate(dict.fromkeys(tokens))}
@@ -334,7 +374,11 @@ def tiny_controlnet(base: str | Path, out_dir: str | Path, *, seed: int = 0) -> 
         controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32))
         with torch.no_grad():
             for name, param in controlnet.named_parameters():
-                if "zero_conv" in name or "controlnet_cond_embedding.conv_out" in name or "controlnet_mid_block" in name:
+                if (
+                    "zero_conv" in name
+                    or "controlnet_cond_embedding.conv_out" in name
+                    or "controlnet_mid_block" in name
+                ):
                     param.normal_(0.0, 0.05)
     out = Path(out_dir)
     controlnet.save_pretrained(out, safe_serialization=True)
@@ -403,16 +447,16 @@ def tiny_lora(base: str | Path, out_dir: str | Path, *, rank: int = 4, seed: int
     unet = _load_unet(base)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        unet.add_adapter(
-            LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS)
-        )
+        unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS))
         with torch.no_grad():
             for name, param in unet.named_parameters():
                 if "lora_" in name:
                     param.normal_(0.0, std)
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
     out = Path(out_dir)
-    StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=layers, weight_name="pytorch_lora_weights.safetensors")
+    StableDiffusionPipeline.save_lora_weights(
+        out, unet_lora_layers=layers, weight_name="pytorch_lora_weights.safetensors"
+    )
     return out / "pytorch_lora_weights.safetensors"
 
 

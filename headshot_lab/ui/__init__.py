@@ -1,0 +1,86 @@
+"""The app's logic without a server: per-session state, the eight actions, and what they show.
+
+``app.py`` only lays out Gradio components and maps each event to one method of :class:`AppBackend`;
+everything here is plain Python, so it is tested without launching a server (``tests/test_app.py``)
+and the same functions serve the UI, the ``gradio_client`` API and the command line.
+
+======================  ===================================================  ============================
+action (``api_name``)   what it does                                         library call
+======================  ===================================================  ============================
+``check_photos``        consent → session, uploads copied in (metadata-      :func:`headshot_lab.capture.check_photos`
+                        stripped), the capture checklist
+``train_identity``      DreamBooth-LoRA, or the tuning-free FaceID embedding  :func:`headshot_lab.train.train_identity_lora`
+``generate``            headshots in a style (+ ControlNet pose)             :func:`headshot_lab.generate.generate`
+``retouch``             studio retouch of the person's own photos            :func:`headshot_lab.retouch.retouch`
+``select``              filter + rank with reasons                           :func:`headshot_lab.select.select_candidates`
+``export``              crops, disclosure metadata, zip (team mode)          :mod:`headshot_lab.export`
+``audit``               the batch's audit card and plots                     :func:`~headshot_lab.ui.batch_audit.audit_batch`
+``delete_my_data``      delete the session now                               :meth:`SessionStore.delete_session`
+======================  ===================================================  ============================
+
+Privacy model
+-------------
+* One :class:`~headshot_lab.privacy.Session` folder per browser session, created on the first
+  upload with consent; its id lives only in the server-side ``gr.State`` (:class:`SessionState`).
+* Uploads are decoded with :func:`headshot_lab.io.load_photo` and re-saved pixels-only (no EXIF or
+  GPS) into ``uploads/``; Gradio's own upload copies are deleted right after.
+* Gradio serves only Gradio's cache folder. A file is shown or downloaded by *publishing* it:
+  copying its bytes unchanged (no re-encode: the disclosure XMP/C2PA stays intact) into
+  ``<publish_root>/<sha256(session id)[:32]>/`` inside that cache. Session folders themselves are
+  never served, so one visitor cannot read another's files even knowing their paths.
+* "Delete my data now", a closed tab (``gr.State`` ``delete_callback``) and the TTL purge remove the
+  session folder *and* its published copies.
+
+Every action catches :class:`~headshot_lab.errors.HeadshotLabError` and returns its ``message``
+and ``fix`` as the status (the same text the CLI prints); nothing a user does raises.
+
+Modules: :mod:`~headshot_lab.ui.state` (session state, results, the error guard),
+:mod:`~headshot_lab.ui.files` (session folders, publishing, deletion), :mod:`~headshot_lab.ui.actions`
+(the actions), :mod:`~headshot_lab.ui.formatting` (Markdown, captions, style swatches),
+:mod:`~headshot_lab.ui.batch_audit` (the audit card), :mod:`~headshot_lab.ui.cli` (``audit-batch``,
+``delete-session``). Importing this package is cheap: heavy libraries load inside the actions.
+"""
+
+from __future__ import annotations
+
+from headshot_lab.ui.actions import AppBackend
+from headshot_lab.ui.batch_audit import BatchAudit, PersonTone, audit_batch
+from headshot_lab.ui.files import SessionFiles
+from headshot_lab.ui.formatting import base_model_notice, format_capture_report, style_swatches
+from headshot_lab.ui.state import (
+    ACTIONS,
+    CONSENT_TEXT,
+    FORMATS,
+    MAX_PHOTOS,
+    MAX_PICKS,
+    MAX_UPLOAD_MB,
+    MIN_PICKS,
+    POSE_CHOICES,
+    ActionResult,
+    Item,
+    SessionState,
+    format_error,
+)
+
+__all__ = [
+    "ACTIONS",
+    "CONSENT_TEXT",
+    "FORMATS",
+    "MAX_PHOTOS",
+    "MAX_PICKS",
+    "MAX_UPLOAD_MB",
+    "MIN_PICKS",
+    "POSE_CHOICES",
+    "ActionResult",
+    "AppBackend",
+    "BatchAudit",
+    "Item",
+    "PersonTone",
+    "SessionFiles",
+    "SessionState",
+    "audit_batch",
+    "base_model_notice",
+    "format_capture_report",
+    "format_error",
+    "style_swatches",
+]

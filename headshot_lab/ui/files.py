@@ -1,0 +1,210 @@
+"""Session folders and what Gradio may serve of them.
+
+Gradio serves only its own cache folder (``GRADIO_TEMP_DIR``) and ``allowed_paths``; the session
+folders are neither, so nothing in them is reachable by URL. A file is shown or downloaded by
+*publishing* it: its bytes are copied unchanged (no re-encode, so the disclosure XMP / C2PA stays
+intact) to ``<publish_root>/<sha256(session id)[:32]>/<path in the session>`` inside Gradio's cache.
+Deleting a session removes its folder and that published folder; Gradio's copies of uploads are
+deleted as soon as the upload has been copied into the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from headshot_lab.errors import HeadshotLabError, ImageError
+from headshot_lab.privacy import CONSENT_VERSION, PurgeLoop, Session, SessionNotFoundError, SessionStore
+from headshot_lab.ui.state import (
+    PUBLISHED_DIR,
+    THUMBNAIL_SIDE,
+    Item,
+    SessionState,
+    logger,
+    reset_state,
+    safe_name,
+    unique_name,
+)
+
+
+class SessionFiles:
+    """Per-session folders, publishing files to Gradio's cache, and deleting everything of a session.
+
+    Args:
+        store: the :class:`SessionStore` (default: from the settings, ``HEADSHOT_LAB_DATA_DIR``).
+        publish_root: where published copies go; must lie inside Gradio's cache folder
+            (``GRADIO_TEMP_DIR``) for Gradio to serve them (default: ``<data dir>/gradio/published``).
+        upload_root: Gradio's upload folder; uploads found there are deleted once copied into a session.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore | None = None,
+        *,
+        publish_root: str | Path | None = None,
+        upload_root: str | Path | None = None,
+    ) -> None:
+        self.store = store or SessionStore()
+        gradio_dir = Path(os.environ.get("GRADIO_TEMP_DIR") or self.store.data_dir / "gradio")
+        self.publish_root = Path(publish_root) if publish_root is not None else gradio_dir / PUBLISHED_DIR
+        self.upload_root = Path(upload_root) if upload_root is not None else gradio_dir
+        self._lock = threading.RLock()
+        self._profiles: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._generator: tuple[tuple[Any, ...], Any] | None = None
+        self.purge_loop: PurgeLoop | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self, interval_s: float = 600.0) -> PurgeLoop:
+        """Start the TTL purge loop (idempotent): expired sessions and their published copies go."""
+        with self._lock:
+            if self.purge_loop is None or not self.purge_loop.running:
+                self.purge_loop = self.store.start_purge_loop(
+                    interval_s, on_error=lambda exc: logger.warning("purge failed: %s", exc)
+                )
+            self.remove_orphaned_copies()
+            return self.purge_loop
+
+    def stop(self) -> None:
+        if self.purge_loop is not None:
+            self.purge_loop.stop()
+
+    def remove_orphaned_copies(self) -> int:
+        """Delete published copies whose session no longer exists (expired, deleted, or a restart)."""
+        folder = self.publish_root
+        if not folder.is_dir():
+            return 0
+        live = {self.publish_key(session.id) for session in self.store.list_sessions()}
+        removed = 0
+        now = time.time()
+        for entry in folder.iterdir():
+            # Folders younger than a minute may belong to a session being created right now.
+            if entry.is_dir() and entry.name not in live and now - entry.stat().st_mtime > 60:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        return removed
+
+    # -- sessions ----------------------------------------------------------------------------------
+    @staticmethod
+    def publish_key(session_id: str) -> str:
+        """Folder name of a session's published copies: ``sha256(id)[:32]`` (the id cannot be recovered)."""
+        return hashlib.sha256(session_id.encode()).hexdigest()[:32]
+
+    def publish_dir(self, session_id: str) -> Path:
+        return self.publish_root / self.publish_key(session_id)
+
+    def open_session(self, state: SessionState, *, create: bool = False) -> Session:
+        """The state's live session; a new one (consent recorded) when ``create`` and there is none.
+
+        Raises:
+            HeadshotLabError: ``no_session`` (nothing uploaded yet) or ``session_not_found`` (expired).
+        """
+        if state.session_id:
+            try:
+                return self.store.get_session(state.session_id)
+            except SessionNotFoundError:  # expired (the store has just purged it): its published copies go too
+                shutil.rmtree(self.publish_dir(state.session_id), ignore_errors=True)
+                self.forget_memory(state.session_id)
+                reset_state(state)
+                if not create:
+                    raise
+        if not create:
+            raise HeadshotLabError(
+                "There is no session yet: nothing has been uploaded.",
+                fix="Tick the consent box and upload your photos in tab 1 first.",
+                code="no_session",
+            )
+        self.start()  # make sure the purge loop runs whenever sessions exist (idempotent)
+        session = self.store.create_session(consent_version=CONSENT_VERSION)
+        state.session_id = session.id
+        return session
+
+    def publish(self, session: Session, path: str | Path) -> str:
+        """Copy a session file byte for byte into the session's published folder; return the copy's path."""
+        source = Path(path)
+        relative = source.resolve().relative_to(session.root.resolve())
+        session.path(*relative.parts)  # refuses anything outside the session folder
+        target = self.publish_dir(session.id) / relative
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        return str(target)
+
+    def forget(self, state: Any) -> None:
+        """``gr.State`` ``delete_callback``: the browser session ended, so its data goes too."""
+        if isinstance(state, SessionState) and state.session_id:
+            self.delete_session(state.session_id, reason="orphan")
+
+    def forget_memory(self, session_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._profiles if k[0] == session_id]:
+                del self._profiles[key]
+
+    def delete_session(self, session_id: str, *, reason: str) -> Any:
+        record = self.store.delete_session(session_id, reason=reason, missing_ok=True)
+        shutil.rmtree(self.publish_dir(session_id), ignore_errors=True)
+        self.forget_memory(session_id)
+        return record
+
+    def discard_upload(self, path: str) -> None:
+        """Delete Gradio's copy of an upload (only inside Gradio's upload folder)."""
+        try:
+            file = Path(path).resolve()
+            root = self.upload_root.resolve()
+        except (OSError, ValueError):
+            return
+        if root not in file.parents or self.publish_root.resolve() in file.parents:
+            return
+        with contextlib.suppress(OSError):
+            file.unlink()
+        with contextlib.suppress(OSError):
+            if file.parent != root:
+                file.parent.rmdir()  # Gradio keeps each upload in its own folder
+
+    def ingest(self, session: Session, path: str, taken: set[str]) -> Item:
+        """Copy one upload into the session, pixels only (lossless PNG), then delete Gradio's copy."""
+        from headshot_lab.io import load_photo, read_bytes, save_image
+
+        item = Item(name=unique_name(safe_name(path), taken), path="", kind="upload", origin=path)
+        try:
+            data, _ = read_bytes(path)
+        except ImageError as exc:
+            item.ok, item.error = False, exc.to_dict()
+            self.discard_upload(path)
+            return item
+        try:
+            photo = load_photo(data, name=item.name, min_side=0)  # EXIF/GPS/XMP/ICC are dropped here
+        except ImageError:
+            item.ok = False
+            raw = session.cache / "rejected" / item.name  # kept (privately) only to report on it
+            raw.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            raw.write_bytes(data)
+            item.raw = str(raw)
+        else:
+            item.path = str(save_image(photo.pixels, session.uploads / f"{Path(item.name).stem}.png"))
+        finally:
+            self.discard_upload(path)
+        return item
+
+    def thumbnail(self, session: Session, item: Item) -> str:
+        from PIL import Image, ImageDraw
+
+        target = session.cache / "thumbs" / f"{Path(item.name).stem}.webp"
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if item.path:
+            with Image.open(item.path) as opened:
+                image = opened.convert("RGB")
+            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        else:  # unreadable upload: a grey tile with a cross
+            image = Image.new("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE), (205, 205, 205))
+            draw = ImageDraw.Draw(image)
+            draw.line((40, 40, THUMBNAIL_SIDE - 40, THUMBNAIL_SIDE - 40), fill=(150, 40, 40), width=10)
+            draw.line((40, THUMBNAIL_SIDE - 40, THUMBNAIL_SIDE - 40, 40), fill=(150, 40, 40), width=10)
+        image.save(target, "WEBP", quality=85)
+        return self.publish(session, target)

@@ -1,0 +1,118 @@
+"""Markdown and captions the app shows; the style swatches; the "no base model" notice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from headshot_lab.errors import ModelUnavailableError
+from headshot_lab.ui.state import RETOUCH_OFFER
+
+
+def photo_caption(name: str, photo: Mapping[str, Any]) -> str:
+    problems = photo.get("problems") or []
+    if photo.get("ok") and not problems:
+        return f"✅ {name}"
+    if photo.get("ok"):
+        return f"✅ {name} — note: {problems[0]['message']}"
+    first = problems[0] if problems else {"message": "could not be checked", "fix": ""}
+    return f"⚠️ {name} — {first['message']} {first.get('fix', '')}".strip()
+
+
+def format_capture_report(report: Mapping[str, Any]) -> str:
+    """The checklist as Markdown: the verdict, set problems, then each photo's problems with their fixes."""
+    photos = report["photos"]
+    usable = sum(1 for p in photos if p["ok"])
+    verdict = "✅ Ready" if report["set"]["ok"] and usable == len(photos) else "⚠️ Some things to fix"
+    lines = [f"### {verdict} — {usable} of {len(photos)} photos usable", ""]
+    for problem in report["set"]["problems"]:
+        lines.append(f"- **{problem['message']}** — {problem['fix']}")
+    lines += ["", "| photo | faces | result |", "|---|---|---|"]
+    for photo in photos:
+        if photo["problems"]:
+            result = "<br>".join(
+                f"{'⚠️' if p.get('severity') != 'warning' else 'ℹ️'} {p['message']} *{p['fix']}*"
+                for p in photo["problems"]
+            )
+        else:
+            result = "✅ ok"
+        lines.append(f"| {photo['path']} | {photo['faces']} | {result} |")
+    return "\n".join(lines)
+
+
+def candidate_caption(candidate: Any) -> str:
+    scores = candidate.scores
+    identity = scores.get("identity")
+    identity_text = "" if identity is None else f" · identity {identity:.2f}"
+    if candidate.kept:
+        return f"#{candidate.rank} ✅{identity_text} · ΔITA {scores.get('delta_ita') or 0:+.1f}°"
+    reasons = "; ".join(reason.code for reason in candidate.reasons)
+    return f"✗ {reasons}{identity_text}"
+
+
+def format_selection(payload: Mapping[str, Any], total: int) -> str:
+    lines = [f"### {len(payload['kept'])} of {total} headshots kept (encoder: {payload['encoder']})", ""]
+    if payload["kept"]:
+        lines += ["| rank | headshot | identity | sharpness | ΔITA vs your photos |", "|---|---|---|---|---|"]
+        for rank, entry in enumerate(payload["kept"], start=1):
+            s = entry["scores"]
+            lines.append(
+                f"| {rank} | {entry['path']} | {number(s.get('identity'), '{:.3f}')} | {number(s.get('sharpness'), '{:.0f}')} "
+                f"| {number(s.get('delta_ita'), '{:+.1f}°')} |"
+            )
+    if payload["rejected"]:
+        lines += ["", "**Rejected:**", ""]
+        for entry in payload["rejected"]:
+            reasons = "; ".join(f"{r['code']}: {r['message']}" for r in entry["reasons"])
+            lines.append(f"- {entry['path']} — {reasons}")
+    return "\n".join(lines)
+
+
+def format_export(
+    rows: Sequence[Mapping[str, Any]], notes: Sequence[str], consistency: Sequence[Mapping[str, Any]]
+) -> str:
+    lines = [f"### ✅ {len(rows)} files written, zipped byte for byte", "", "| file | label |", "|---|---|"]
+    lines += [f"| {row['file']} | {row['kind']}: {row['disclosure']} |" for row in rows]
+    for entry in consistency:
+        lines.append(
+            f"\nTeam consistency ({entry['kind']}): **{entry['score']:.2f}** (1 = identical framing and backdrop)"
+        )
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
+    return "\n".join(lines)
+
+
+def number(value: Any, pattern: str) -> str:
+    return "–" if value is None else pattern.format(float(value))
+
+
+def style_swatches(size: tuple[int, int] = (160, 200)) -> list[tuple[np.ndarray, str]]:
+    """One swatch per bundled style: its backdrop gradient with the title, captioned with the description."""
+    from PIL import Image, ImageDraw
+
+    from headshot_lab.styles import list_styles, load_style
+
+    swatches = []
+    width, height = size
+    for name in list_styles():
+        style = load_style(name)
+        rows = np.asarray(style.backdrop.gradient(height), dtype=np.uint8)
+        image = Image.fromarray(np.ascontiguousarray(np.broadcast_to(rows[:, None, :], (height, width, 3))))
+        draw = ImageDraw.Draw(image)
+        light = float(np.mean(rows[: height // 4])) > 140
+        draw.text((10, 10), style.title, fill=(20, 20, 20) if light else (240, 240, 240))
+        swatches.append((np.asarray(image), f"{name}: {style.description}"))
+    return swatches
+
+
+def base_model_notice() -> str | None:
+    """A plain sentence when no base model is configured (no network access), else ``None``."""
+    from headshot_lab.models import resolve_base
+
+    try:
+        resolve_base()
+    except ModelUnavailableError as exc:
+        return f"ℹ️ **{exc.message}** {exc.fix}\n\n{RETOUCH_OFFER}"
+    return None

@@ -1,0 +1,202 @@
+"""What the app keeps per browser session, what every action returns, and the error guard."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
+
+logger = logging.getLogger("headshot_lab.ui")
+
+MIN_PHOTOS = 1
+MAX_PHOTOS = 20
+MIN_PICKS = 5
+MAX_PICKS = 15
+THUMBNAIL_SIDE = 320
+MAX_UPLOAD_MB = 25
+PUBLISHED_DIR = "published"
+ACTIONS = ("check_photos", "train_identity", "generate", "retouch", "select", "export", "audit", "delete_my_data")
+IDENTITY_MODES = ("lora", "faceid")
+POSE_CHOICES = ("none", "face", "pose", "depth", "canny")
+FORMATS = ("jpeg", "png", "webp")
+CONSENT_TEXT = (
+    "I am the person in these photos (or have their written permission) and I agree that they are processed "
+    "on this server to make headshots. Nothing is shared; everything is deleted when I press “Delete my data "
+    "now”, when I close this page, or automatically after the retention period."
+)
+RETOUCH_OFFER = (
+    "Studio retouch (tab 3, below the generator) works without any model: it puts your own photo on a studio "
+    "backdrop with even light."
+)
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class Item:
+    """One image of a session.
+
+    Attributes:
+        name: display name, unique in the session (``obama.jpg``, ``retouched/obama_corporate.png``).
+        path: absolute path inside the session folder (``""`` for an upload that could not be read).
+        kind: ``"upload"``, ``"generated"`` or ``"retouched"``.
+        source: for outputs made from one upload, that upload's name.
+        ok: uploads: usable for training (no error in the capture report).
+        origin: uploads: the path Gradio handed over (to recognise a re-submitted file).
+        raw: uploads that are not images: their bytes, kept in the session only to report on them.
+        error: uploads that could not even be read: the error.
+    """
+
+    name: str
+    path: str
+    kind: str
+    source: str | None = None
+    ok: bool = True
+    origin: str = ""
+    raw: str = ""
+    error: dict[str, str] | None = None
+
+
+@dataclass
+class SessionState:
+    """What ``gr.State`` holds for one browser session (server-side only; never sent to the browser)."""
+
+    session_id: str | None = None
+    uploads: list[Item] = field(default_factory=list)
+    outputs: list[Item] = field(default_factory=list)
+    identity: dict[str, Any] | None = None
+    picks: list[str] = field(default_factory=list)
+    runs: int = 0
+
+    def usable_uploads(self) -> list[Item]:
+        """Uploads that passed the checklist (all readable ones when none passed)."""
+        readable = [item for item in self.uploads if item.path]
+        return [item for item in readable if item.ok] or readable
+
+    def output(self, name: str) -> Item | None:
+        return next((item for item in self.outputs if item.name == name), None)
+
+    def next_run(self) -> int:
+        self.runs += 1
+        return self.runs
+
+
+@dataclass
+class ActionResult:
+    """What one action returns; ``app.py`` maps the fields onto components.
+
+    Attributes:
+        state: the updated session state (goes back into ``gr.State``).
+        status: Markdown for the status line (errors: message and fix).
+        error: ``HeadshotLabError.to_dict()`` when the action failed, else ``None``.
+        gallery: ``(published path, caption)`` pairs.
+        report: the action's JSON-friendly payload (no server paths).
+        files: published files to download (served byte for byte).
+        download: the published zip, when there is one.
+        choices, picks: the selectable output names and the preselected ones (select → export).
+    """
+
+    state: SessionState
+    status: str = ""
+    error: dict[str, str] | None = None
+    gallery: list[tuple[str, str]] = field(default_factory=list)
+    report: dict[str, Any] | None = None
+    files: list[str] = field(default_factory=list)
+    download: str | None = None
+    choices: list[str] = field(default_factory=list)
+    picks: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def format_error(exc: HeadshotLabError) -> str:
+    """``⚠️ **message** — fix``: the text the CLI prints as ``error:`` / ``fix:``."""
+    text = f"⚠️ **{exc.message}**"
+    return f"{text}\n\n{exc.fix}" if exc.fix else text
+
+
+def fail_result(state: SessionState, exc: HeadshotLabError, extra: str = "") -> ActionResult:
+    status = format_error(exc) + (f"\n\n{extra}" if extra else "")
+    return ActionResult(state=state, status=status, error=exc.to_dict())
+
+
+def guarded(method: Callable[..., ActionResult]) -> Callable[..., ActionResult]:
+    """Turn every failure into a status (never a traceback): user errors verbatim, bugs as one line."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, state: SessionState | None, *args: Any, **kwargs: Any) -> ActionResult:
+        state = state if isinstance(state, SessionState) else SessionState()
+        try:
+            result = method(self, state, *args, **kwargs)
+            result.report = without_path_keys(result.report)
+            return result
+        except ModelUnavailableError as exc:
+            return fail_result(state, exc, RETOUCH_OFFER)
+        except HeadshotLabError as exc:
+            return fail_result(state, exc)
+        except Exception as exc:  # a bug must not end the visitor's session
+            logger.exception("%s failed", method.__name__)
+            error = HeadshotLabError(
+                f"Something went wrong in {method.__name__.replace('_', ' ')} ({type(exc).__name__}).",
+                fix="Your files are safe; try again, or try fewer photos. If it keeps happening, please report it.",
+                code="internal_error",
+            )
+            return fail_result(state, error)
+
+    return wrapper
+
+
+def without_path_keys(payload: Any) -> Any:
+    """``payload`` with every ``"path"`` key renamed ``"name"``.
+
+    gradio_client takes any JSON object with a string ``"path"`` for a file and tries to download it;
+    the app's reports name photos (``"obama.jpg"``), never server paths, so they say ``"name"``.
+    """
+    if isinstance(payload, dict):
+        return {("name" if key == "path" else key): without_path_keys(value) for key, value in payload.items()}
+    if isinstance(payload, list):
+        return [without_path_keys(value) for value in payload]
+    return payload
+
+
+def report_progress(progress: Progress | None, fraction: float, text: str) -> None:
+    if progress is not None:
+        with contextlib.suppress(Exception):  # a UI progress bar must never break the work
+            progress(fraction, text)
+
+
+def safe_name(name: str, fallback: str = "photo") -> str:
+    """A file name with only letters, digits, ``-``, ``_`` and ``.`` (no path, no leading dot)."""
+    base = Path(str(name)).name
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base).lstrip(".")
+    return cleaned[:80] or fallback
+
+
+def output_stem(name: str) -> str:
+    """A file stem for an output name, unique per name: ``generated/run-001/headshot-0000.png`` → ``generated_run-001_headshot-0000``."""
+    return safe_name(str(Path(name).with_suffix("")).replace("/", "_"), "headshot")
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    stem, suffix = Path(name).stem, Path(name).suffix
+    candidate, count = name, 1
+    while candidate in taken:
+        count += 1
+        candidate = f"{stem}-{count}{suffix}"
+    taken.add(candidate)
+    return candidate
+
+
+def reset_state(state: SessionState) -> None:
+    """Empty ``state`` in place (its session expired or was deleted)."""
+    fresh = SessionState()
+    for name in vars(fresh):
+        setattr(state, name, getattr(fresh, name))

@@ -1,0 +1,501 @@
+"""The app's logic without a server (headshot_lab.ui): sessions, the eight actions, privacy, the audit card.
+
+Real photos are shrunk to 1200 px at most (quicker; faces stay above the checklist's 200-px minimum) and handed over the
+way Gradio does: as files in Gradio's upload folder, which the app must delete once copied in.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from headshot_lab.errors import HeadshotLabError
+from headshot_lab.privacy import SessionStore
+from headshot_lab.ui import ACTIONS, AppBackend, SessionState, audit_batch, style_swatches
+from headshot_lab.ui.state import without_path_keys
+
+SIDE = 1200
+TALL = ("obama3", "biden")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def shrink(pixels: np.ndarray, side: int = SIDE) -> np.ndarray:
+    image = Image.fromarray(pixels)
+    image.thumbnail((side, side))
+    return np.asarray(image)
+
+
+@pytest.fixture(scope="module")
+def photo_files(load_real, tmp_path_factory) -> dict[str, Path]:
+    """JPEGs (at most 1200 px; tall ones cropped to their top square) of three photos of one person and one of another; ``obama`` carries EXIF with GPS."""
+    folder = tmp_path_factory.mktemp("photos")
+    paths = {}
+    for name in ("obama", "obama2", "obama3", "biden"):
+        pixels = load_real(name)
+        if name in TALL:  # full-length portraits: keep the top square (the face is there), then shrink
+            pixels = pixels[: pixels.shape[1]]
+        image = Image.fromarray(shrink(pixels))
+        exif = Image.Exif()
+        if name == "obama":
+            exif[0x010F] = "PhoneMaker"  # Make
+            exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0)}  # GPS IFD: latitude
+        image.save(folder / f"{name}.jpg", "JPEG", quality=92, exif=exif)
+        paths[name] = folder / f"{name}.jpg"
+    return paths
+
+
+def make_backend(root: Path, clock=None) -> AppBackend:
+    gradio = root / "gradio"
+    gradio.mkdir(parents=True, exist_ok=True)
+    store = SessionStore(root / "data", ttl_hours=24, clock=clock or FakeClock())
+    return AppBackend(store, publish_root=gradio / "published", upload_root=gradio)
+
+
+def upload(backend: AppBackend, path: Path, name: str | None = None) -> str:
+    """Put a file where Gradio puts uploads (its own sub-folder of the upload folder); return that path."""
+    folder = backend.upload_root / f"upload-{len(list(backend.upload_root.iterdir()))}"
+    folder.mkdir()
+    target = folder / (name or path.name)
+    shutil.copyfile(path, target)
+    return str(target)
+
+
+def session_files(backend: AppBackend) -> list[Path]:
+    return [p for p in backend.store.sessions_dir.rglob("*") if p.is_file()]
+
+
+@pytest.fixture(scope="module")
+def retouched(tmp_path_factory, photo_files):
+    """One session after check (3 photos of one person) and retouch: ``(backend, state)``."""
+    backend = make_backend(tmp_path_factory.mktemp("app"))
+    files = [upload(backend, photo_files[n]) for n in ("obama", "obama2", "obama3")]
+    checked = backend.check_photos(SessionState(), files, True)
+    assert checked.ok, checked.status
+    result = backend.retouch(checked.state, "corporate")
+    assert result.ok, result.status
+    return backend, result.state
+
+
+# -- 1. upload & check ----------------------------------------------------------------------------------
+def test_check_needs_consent_and_keeps_nothing_without_it(tmp_path, photo_files):
+    backend = make_backend(tmp_path)
+    path = upload(backend, photo_files["obama"])
+    result = backend.check_photos(SessionState(), [path], False)
+    assert result.error["code"] == "consent_required"
+    assert "consent" in result.status.lower()
+    assert result.state.session_id is None
+    assert not backend.store.sessions_dir.exists() or not any(backend.store.sessions_dir.iterdir())
+    assert not Path(path).exists(), "Gradio's copy of an upload without consent must be deleted"
+
+
+@pytest.mark.parametrize("count", [0, 21])
+def test_check_refuses_a_wrong_number_of_photos(tmp_path, photo_files, count):
+    backend = make_backend(tmp_path)
+    files = [str(photo_files["obama"])] * count
+    result = backend.check_photos(SessionState(), files, True)
+    assert result.error["code"] == "photo_count"
+    assert f"you uploaded {count}" in result.status
+
+
+def test_check_copies_pixels_only_reports_bad_files_and_deletes_gradio_copies(tmp_path, photo_files):
+    backend = make_backend(tmp_path)
+    text = tmp_path / "holiday.jpg"
+    text.write_text("not a photo at all, just words")
+    files = [upload(backend, photo_files["obama"]), upload(backend, photo_files["obama2"]), upload(backend, text)]
+    result = backend.check_photos(SessionState(), files, True)
+    assert result.ok, result.status
+    state = result.state
+    assert state.session_id and [item.name for item in state.uploads] == ["obama.jpg", "obama2.jpg", "holiday.jpg"]
+    assert [item.ok for item in state.uploads] == [True, True, False], result.status
+    # The bad file: the checklist's own message and fix, in the table and next to its thumbnail.
+    bad = next(p for p in result.report["photos"] if p["name"] == "holiday.jpg")
+    problem = bad["problems"][0]
+    assert problem["code"] == "not_an_image" and "text file" in problem["message"]
+    assert problem["message"] in result.status and problem["fix"] in result.status
+    assert problem["message"] in result.gallery[2][1]
+    assert result.gallery[0][1].startswith("✅")
+    # Gradio's upload copies are gone; the session copies carry no EXIF (no GPS) and the same pixels.
+    assert not any(Path(f).exists() for f in files)
+    session = backend.store.get_session(state.session_id)
+    copy_path = Path(state.uploads[0].path)
+    assert copy_path.parent == session.uploads
+    with Image.open(copy_path) as copied, Image.open(photo_files["obama"]) as original:
+        assert original.getexif().get(0x8825) is not None
+        assert not copied.getexif() and "exif" not in copied.info
+        assert np.array_equal(np.asarray(copied.convert("RGB")), np.asarray(original.convert("RGB")))
+    # Thumbnails are published copies inside the publish folder, never session paths.
+    for path, _caption in result.gallery:
+        assert Path(path).is_relative_to(backend.publish_dir(state.session_id))
+    # JSON for gradio_client: no "path" keys (it would try to download them), no server paths.
+    assert "path" not in json.dumps(result.report) and str(tmp_path) not in json.dumps(result.report)
+
+
+def test_resubmitting_the_same_uploads_reuses_them_and_removed_ones_leave(tmp_path, photo_files):
+    backend = make_backend(tmp_path)
+    files = [upload(backend, photo_files["obama"]), upload(backend, photo_files["obama2"])]
+    first = backend.check_photos(SessionState(), files, True)
+    kept = Path(first.state.uploads[0].path)
+    dropped = Path(first.state.uploads[1].path)
+    second = backend.check_photos(first.state, files[:1], True)  # the second photo was removed in the uploader
+    assert second.ok, second.status
+    assert [item.name for item in second.state.uploads] == ["obama.jpg"]
+    assert kept.is_file() and not dropped.exists()
+
+
+# -- 2-3. identity and generation -----------------------------------------------------------------------
+def test_generate_without_a_base_model_says_so_and_offers_retouch(retouched, monkeypatch):
+    backend, state = retouched
+    monkeypatch.delenv("HEADSHOT_LAB_BASE_MODEL", raising=False)
+    result = backend.generate(copy.deepcopy(state), "corporate", 2)
+    assert result.error["code"] == "model_unavailable"
+    assert "HEADSHOT_LAB_BASE_MODEL" in result.status and "retouch" in result.status.lower()
+    trained = backend.train_identity(copy.deepcopy(state), "lora", 2)
+    assert trained.error["code"] == "model_unavailable" and "HEADSHOT_LAB_BASE_MODEL" in trained.status
+
+
+def test_tuning_free_mode_without_the_insightface_pack_names_the_setting(retouched, monkeypatch):
+    backend, state = retouched
+    monkeypatch.delenv("HEADSHOT_LAB_INSIGHTFACE_DIR", raising=False)
+    result = backend.train_identity(copy.deepcopy(state), "faceid")
+    assert result.error["code"] == "model_unavailable"
+    assert "HEADSHOT_LAB_INSIGHTFACE_DIR" in result.status
+
+
+def test_train_and_generate_on_the_tiny_model(tmp_path, photo_files, monkeypatch):
+    import torch
+
+    from headshot_lab.provenance import read_provenance
+    from headshot_lab.testing.tiny import tiny_pipeline
+
+    monkeypatch.setenv("HEADSHOT_LAB_BASE_MODEL", str(tiny_pipeline("sd15", tmp_path / "tiny")))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        backend = make_backend(tmp_path)
+        state = backend.check_photos(SessionState(), [upload(backend, photo_files["obama"])], True).state
+        before = backend.generate(copy.deepcopy(state), "corporate", 1)
+        assert before.error["code"] == "no_identity"
+        trained = backend.train_identity(state, "lora", 2, 4, False, 0)
+        assert trained.ok, trained.status
+        lora = Path(trained.state.identity["path"])
+        assert lora.is_file() and lora.is_relative_to(backend.store.sessions_dir)
+        result = backend.generate(trained.state, "corporate", 2, 7, "none", "", "", 2)
+    finally:
+        torch.set_num_threads(threads)
+    assert result.ok, result.status
+    generated = [item for item in result.state.outputs if item.kind == "generated"]
+    assert len(generated) == 2 and len(result.gallery) == 2
+    assert [r["seed"] for r in result.report["records"]] == [7, 8]
+    for item in generated:  # labelled in place, pixels untouched (PNG is lossless)
+        assert read_provenance(item.path, c2pa=False)["kind"] == "generated"
+    pose = backend.generate(result.state, "corporate", 1, 0, "pose", "", "", 2)
+    assert pose.error["code"] == "controlnet_missing"
+
+
+# -- 3-4. retouch, select, export -------------------------------------------------------------------
+def test_retouch_labels_each_output_and_remembers_its_source(retouched):
+    from headshot_lab.provenance import read_provenance
+
+    _backend, state = retouched
+    outputs = [item for item in state.outputs if item.kind == "retouched"]
+    assert [item.source for item in outputs] == ["obama.jpg", "obama2.jpg", "obama3.jpg"]
+    for item in outputs:
+        assert read_provenance(item.path, c2pa=False)["kind"] == "retouched"
+
+
+def test_select_then_export_writes_labelled_files_and_a_byte_exact_zip(retouched):
+    from headshot_lab.provenance import read_provenance
+
+    backend, state = retouched
+    selected = backend.select(copy.deepcopy(state), 5)
+    assert selected.ok, selected.status
+    assert selected.choices == [item.name for item in state.outputs]
+    assert selected.picks and set(selected.picks) <= set(selected.choices)
+    assert len(selected.gallery) == len(state.outputs)
+    assert all(caption.startswith(("#", "✗")) for _, caption in selected.gallery)
+
+    exported = backend.export(selected.state, selected.picks[:2], ["square", "banner"], "png", False)
+    assert exported.ok, exported.status
+    assert len(exported.files) == 4
+    session = backend.store.get_session(state.session_id)
+    zip_in_session = next(session.outputs.rglob("headshots.zip"))
+    assert Path(exported.download).read_bytes() == zip_in_session.read_bytes()  # served as written
+    with zipfile.ZipFile(exported.download) as archive:
+        assert sorted(archive.namelist()) == sorted(Path(f).name for f in exported.files)
+        for name in archive.namelist():
+            extracted = session.cache / "unzipped" / name
+            extracted.parent.mkdir(parents=True, exist_ok=True)
+            extracted.write_bytes(archive.read(name))
+            provenance = read_provenance(extracted, c2pa=False)
+            assert provenance["kind"] == "retouched" and "AI-edited" in provenance["disclosure"]
+
+
+def test_export_team_mode_scores_consistency(retouched):
+    backend, state = retouched
+    names = [item.name for item in state.outputs]
+    result = backend.export(copy.deepcopy(state), names, ["square"], "jpeg", True)
+    assert result.ok, result.status
+    (entry,) = result.report["team_consistency"]
+    assert 0.0 <= entry["score"] <= 1.0 and "Team consistency" in result.status
+    assert len(result.files) == len(names)
+
+
+def test_export_refuses_names_that_are_not_this_sessions(retouched, tmp_path, photo_files):
+    backend, state = retouched
+    other = make_backend(tmp_path)
+    other_state = other.check_photos(SessionState(), [upload(other, photo_files["biden"])], True).state
+    for pick in (state.outputs[0].name, state.outputs[0].path, "../" * 6 + "etc/passwd"):
+        result = other.export(copy.deepcopy(other_state), [pick], ["square"], "jpeg", False)
+        assert result.error["code"] in {"unknown_pick", "no_outputs"}
+    mine = backend.export(copy.deepcopy(state), ["not-there.png"], ["square"], "jpeg", False)
+    assert mine.error["code"] == "unknown_pick"
+    crops = backend.export(copy.deepcopy(state), [state.outputs[0].name], ["poster"], "jpeg", False)
+    assert crops.error["code"] == "unknown_crop" and "square" in crops.status
+
+
+def test_publish_refuses_files_outside_the_session(retouched, tmp_path):
+    backend, state = retouched
+    session = backend.store.get_session(state.session_id)
+    outside = tmp_path / "elsewhere.png"
+    outside.write_bytes(b"x")
+    with pytest.raises((HeadshotLabError, ValueError)):
+        backend.publish(session, outside)
+    with pytest.raises((HeadshotLabError, ValueError)):
+        backend.publish(session, session.root / ".." / "elsewhere.png")
+
+
+# -- 5. audit --------------------------------------------------------------------------------------------
+def test_audit_of_the_session_batch(retouched):
+    backend, state = retouched
+    result = backend.audit(copy.deepcopy(state))
+    assert result.ok, result.status
+    card = result.report
+    assert card["group"].startswith("ITA group") and "dlib" in card["encoder"]
+    assert [row["source"] for row in card["images"]] == ["obama.jpg", "obama2.jpg", "obama3.jpg"]
+    assert all(row["face_found"] for row in card["images"])
+    # The retouch locks skin tone: every ΔITA is small; the card states the flags and the group.
+    assert all(abs(row["skin_delta_ita"]) < 1.5 for row in card["images"])
+    assert "skin_lightening" not in card["flags"] and "skin_darkening" not in card["flags"]
+    assert "## Audit card" in result.status and card["group"] in result.status
+    assert result.gallery and all(Path(path).suffix == ".png" and Path(path).is_file() for path, _ in result.gallery)
+
+
+@pytest.fixture(scope="module")
+def faces(photo_files):
+    """``{name: (pixels, skin mask)}`` of the three photos of one person, at most 640 px."""
+    from headshot_lab.faces.mesh import face_mesh
+    from headshot_lab.io import load_rgb
+    from headshot_lab.skin import skin_mask
+
+    found = {}
+    for name in ("obama", "obama2", "obama3"):
+        pixels = shrink(load_rgb(photo_files[name], min_side=0), 640)  # the audit needs no more
+        found[name] = (pixels, skin_mask(pixels, face_mesh(pixels, max_faces=1)[0]))
+    return found
+
+
+def test_audit_batch_catches_planted_lightening_and_not_the_null(faces, tmp_path):
+    from headshot_lab.skin import shift_ita
+
+    references = {f"{n}.png": pixels for n, (pixels, _) in faces.items()}
+    lightened = {f"{n}_out.png": shift_ita(pixels, mask, 6.0) for n, (pixels, mask) in faces.items()}
+    identical = {f"{n}_out.png": pixels.copy() for n, (pixels, _) in faces.items()}
+    sources = {f"{n}_out.png": f"{n}.png" for n in faces}
+
+    planted = audit_batch(references, lightened, sources=sources, out_dir=tmp_path / "planted", n_resamples=300)
+    shifts = [row["skin_delta_ita"] for row in planted.images]
+    assert all(4.5 < shift < 7.5 for shift in shifts), shifts
+    assert "skin_lightening" in planted.flags
+    assert (tmp_path / "planted" / "report.md").read_text(encoding="utf-8") == planted.markdown
+    assert json.loads((tmp_path / "planted" / "results.json").read_text())["runs"][0]["flags"] == planted.flags
+    assert {p.name for p in planted.plots} >= {"delta_ita_by_group.png", "identity_by_group.png"}
+
+    null = audit_batch(references, identical, sources=sources, n_resamples=300)
+    assert null.flags == []
+    assert all(row["skin_delta_ita"] == 0.0 and row["identity_delta"] == 0.0 for row in null.images)
+    assert null.plots == []
+
+
+def test_audit_batch_needs_a_measurable_reference(faces):
+    pixels = faces["obama"][0]
+    blank = np.full_like(pixels, 128)
+    with pytest.raises(HeadshotLabError) as info:
+        audit_batch({"wall.png": blank}, {"out.png": pixels})
+    assert info.value.code == "no_reference"
+    with pytest.raises(HeadshotLabError) as info:
+        audit_batch({"me.png": pixels}, {})
+    assert info.value.code == "no_outputs"
+
+
+# -- privacy ---------------------------------------------------------------------------------------------
+def test_delete_my_data_removes_session_published_copies_and_pending_uploads(tmp_path, photo_files):
+    backend = make_backend(tmp_path)
+    retouched_state = backend.check_photos(SessionState(), [upload(backend, photo_files["obama"])], True).state
+    session_id = retouched_state.session_id
+    published = backend.publish_dir(session_id)
+    assert published.is_dir() and session_files(backend)
+    pending = upload(backend, photo_files["obama2"])  # uploaded but never checked
+    result = backend.delete_my_data(retouched_state, [pending])
+    assert result.ok and "Deleted" in result.status and result.report["files"] > 0
+    assert result.state == SessionState()
+    assert not session_files(backend) and not published.exists() and not Path(pending).exists()
+    log = backend.store.read_deletion_log()
+    assert log[-1]["reason"] == "user" and session_id not in json.dumps(log)
+    again = backend.select(result.state)
+    assert again.error["code"] == "no_session"
+
+
+def test_closing_the_page_deletes_the_session(tmp_path, photo_files):
+    backend = make_backend(tmp_path)
+    state = backend.check_photos(SessionState(), [upload(backend, photo_files["obama"])], True).state
+    backend.forget(state)  # what gr.State's delete_callback calls
+    assert not session_files(backend) and not backend.publish_dir(state.session_id).exists()
+    assert backend.store.read_deletion_log()[-1]["reason"] == "orphan"
+
+
+def test_an_expired_session_is_purged_and_said_so(tmp_path, photo_files):
+    clock = FakeClock()
+    backend = make_backend(tmp_path, clock)
+    state = backend.check_photos(SessionState(), [upload(backend, photo_files["obama"])], True).state
+    state_id = state.session_id
+    assert backend.publish_dir(state_id).is_dir()
+    clock.now += 25 * 3600
+    result = backend.retouch(state, "corporate")
+    assert result.error["code"] == "session_not_found"
+    assert result.state.session_id is None and result.state.uploads == []
+    assert not session_files(backend) and not backend.publish_dir(state_id).exists()
+
+
+def test_purge_loop_starts_once_and_orphaned_copies_go(tmp_path):
+    backend = make_backend(tmp_path)
+    loop = backend.start(interval_s=3600)
+    try:
+        assert loop.running and backend.start(interval_s=3600) is loop
+        orphan = backend.publish_root / ("0" * 32)
+        orphan.mkdir(parents=True)
+        (orphan / "x.png").write_bytes(b"x")
+        import os
+
+        os.utime(orphan, (0, 0))
+        assert backend.remove_orphaned_copies() == 1 and not orphan.exists()
+    finally:
+        backend.stop()
+    assert not loop.running
+
+
+def test_a_bug_becomes_a_status_not_a_crash(retouched, monkeypatch):
+    import headshot_lab.select
+
+    backend, state = retouched
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(headshot_lab.select, "select_candidates", broken)
+    result = backend.select(copy.deepcopy(state), 5)
+    assert result.error["code"] == "internal_error" and "RuntimeError" in result.status
+
+
+# -- small pieces -----------------------------------------------------------------------------------------
+def test_without_path_keys_renames_nested_keys_only():
+    payload = {"path": "a.jpg", "photos": [{"path": "b.jpg", "box": [1, 2]}], "paths": 3}
+    assert without_path_keys(payload) == {"name": "a.jpg", "photos": [{"name": "b.jpg", "box": [1, 2]}], "paths": 3}
+
+
+def test_style_swatches_show_each_styles_backdrop():
+    from headshot_lab.styles import list_styles, load_style
+
+    swatches = style_swatches()
+    assert [caption.split(":")[0] for _, caption in swatches] == list_styles()
+    for (pixels, _), name in zip(swatches, list_styles(), strict=True):
+        bottom = tuple(int(v) for v in pixels[-1, -1])
+        style = load_style(name)
+        assert bottom == tuple(style.backdrop.gradient_to or style.backdrop.color)
+
+
+def test_action_names_are_the_api_names():
+    assert ACTIONS == (
+        "check_photos", "train_identity", "generate", "retouch", "select", "export", "audit", "delete_my_data",
+    )  # fmt: skip
+    for name in ACTIONS:
+        assert callable(getattr(AppBackend, name))
+
+
+def test_gpu_wrapper_is_a_no_op_off_zero_gpu(monkeypatch):
+    from headshot_lab import spaces_compat
+
+    def work(x):
+        return x + 1
+
+    monkeypatch.delenv(spaces_compat.ZERO_GPU_ENV, raising=False)
+    assert spaces_compat.gpu(work) is work and spaces_compat.gpu(duration=60)(work) is work
+
+    calls = []
+    fake = types.ModuleType("spaces")
+
+    def GPU(fn=None, duration=None):
+        calls.append(duration)
+        return (lambda f: f) if fn is None else fn
+
+    fake.GPU = GPU
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setenv(spaces_compat.ZERO_GPU_ENV, "true")
+    spaces_compat.gpu(work)
+    spaces_compat.gpu(duration=120)(work)
+    assert calls == [None, 120]
+    monkeypatch.setitem(sys.modules, "spaces", None)  # not installed: still a no-op
+    assert spaces_compat.gpu(work) is work
+
+
+def test_cli_audit_batch_and_delete_session(faces, tmp_path, capsys):
+    from headshot_lab.skin import shift_ita
+    from headshot_lab.ui.cli import main
+
+    refs, outs = tmp_path / "refs", tmp_path / "outs"
+    refs.mkdir()
+    outs.mkdir()
+    for name in ("obama", "obama2"):
+        pixels, mask = faces[name]
+        Image.fromarray(pixels).save(refs / f"{name}.png")
+        Image.fromarray(shift_ita(pixels, mask, -6.0)).save(outs / f"{name}_studio.png")
+    code = main(
+        ["audit-batch", str(outs), "--reference", str(refs), "--paired", "--out", str(tmp_path / "card"), "--json"]
+    )
+    assert code == 0
+    card = json.loads(capsys.readouterr().out)
+    assert "skin_darkening" in card["flags"]
+    assert {row["name"]: row["source"] for row in card["images"]} == {
+        "obama_studio.png": "obama.png",
+        "obama2_studio.png": "obama2.png",
+    }
+
+    store = SessionStore(tmp_path / "data", ttl_hours=1)
+    session = store.create_session()
+    (session.uploads / "me.png").write_bytes(b"pixels")
+    assert main(["delete-session", session.id, "--data-dir", str(tmp_path / "data"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] >= 2 and not session.root.exists()
+    assert main(["delete-session", "../../etc", "--data-dir", str(tmp_path / "data")]) == 1
+    assert "not a valid session id" in capsys.readouterr().err
+
+
+def test_uploaded_bytes_are_never_echoed_as_paths(retouched):
+    backend, state = retouched
+    result = backend.select(copy.deepcopy(state), 5)
+    text = json.dumps(result.report) + result.status + "".join(caption for _, caption in result.gallery)
+    assert str(backend.store.data_dir) not in text and state.session_id not in text
