@@ -306,7 +306,14 @@ def launch(app: gr.Blocks | None = None, **options: Any) -> Any:
     """
     backend().start()
     options.pop("share", None)
-    settings = {"max_file_size": MAX_FILE_SIZE, "show_error": True, **options}
+    settings = {
+        "max_file_size": MAX_FILE_SIZE,
+        "show_error": True,
+        "run_history": False,  # no record of runs in the browser (or a linked bucket)
+        "enable_monitoring": False,
+        "footer_links": ["api", "gradio", "settings"],
+        **options,
+    }
     return (app or demo).queue(default_concurrency_limit=2).launch(share=False, **settings)
 
 

@@ -156,7 +156,7 @@ def test_a_second_visitor_cannot_reach_the_first_visitors_files(server, real_pho
 def test_bad_input_gets_the_clis_message_and_fix(server, tmp_path):
     from gradio_client import handle_file
 
-    url, backend = server
+    url, _backend = server
     api = client(url, tmp_path)
     text = tmp_path / "passport.jpg"
     text.write_text("this is a text file with a photo's name")
