@@ -76,24 +76,51 @@ def check_photos(files: list[str] | None, consent: bool, state: SessionState, pr
 
 
 @gpu(duration=600)
-def _train(state: SessionState, mode: str, steps: int, rank: int, prior: bool, seed: int) -> ActionResult:
+def _train(state: SessionState, mode: str, steps: float, rank: int, prior: bool, seed: float) -> ActionResult:
     return backend().train_identity(state, mode, int(steps), int(rank), bool(prior), int(seed or 0))
 
 
-def train_identity(state, mode, steps, rank, prior, seed, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+def train_identity(
+    state: SessionState,
+    mode: str,
+    steps: float,
+    rank: int,
+    prior: bool,
+    seed: float,
+    progress=gr.Progress(track_tqdm=True),  # noqa: B008
+):
     result = _shown(_train(state, mode, steps, rank, prior, seed))
     return result.state, result.status, result.report
 
 
 @gpu(duration=180)
-def _generate(state, style, n, seed, pose, controlnet, faceid_weights, steps) -> ActionResult:
+def _generate(
+    state: SessionState,
+    style: str,
+    n: float,
+    seed: float | None,
+    pose: str,
+    controlnet: str,
+    faceid_weights: str,
+    steps: float,
+) -> ActionResult:
     seed = None if seed is None or int(seed) < 0 else int(seed)
     return backend().generate(
         state, style, int(n), seed, pose, controlnet or "", faceid_weights or "", int(steps) or None
     )
 
 
-def generate(state, style, n, seed, pose, controlnet, faceid_weights, steps, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+def generate(
+    state: SessionState,
+    style: str,
+    n: float,
+    seed: float | None,
+    pose: str,
+    controlnet: str,
+    faceid_weights: str,
+    steps: float,
+    progress=gr.Progress(track_tqdm=True),  # noqa: B008
+):
     result = _shown(_generate(state, style, n, seed, pose, controlnet, faceid_weights, steps))
     return result.state, result.status, result.gallery
 
@@ -129,6 +156,14 @@ def discard_uploads(files: list[str] | None) -> None:
     backend().delete_my_data(SessionState(), files)
 
 
+def consent_changed(consent: bool, files: list[str] | None):
+    """The uploader opens only with consent; unticking it empties the uploader and deletes what was in it."""
+    if consent:
+        return gr.File(interactive=True)
+    discard_uploads(files)
+    return gr.File(value=None, interactive=False)
+
+
 # -- layout ----------------------------------------------------------------------------------------
 def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
     """The whole app; ``app_backend`` defaults to :func:`backend` (tests pass one bound to a temp dir)."""
@@ -160,6 +195,7 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
                 file_count="multiple",
                 file_types=["image", ".heic", ".heif"],
                 type="filepath",
+                interactive=False,  # opens when the consent box is ticked
                 elem_id="photos",
             )
             check_button = gr.Button("Check photos", variant="primary", elem_id="check")
@@ -246,7 +282,9 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
             )
             audit_button = gr.Button("Audit this batch", variant="primary", elem_id="audit")
             audit_status = gr.Markdown(elem_id="audit-card")
-            audit_plots = gr.Gallery(label="Plots", columns=4, height="auto", elem_id="audit-plots")
+            audit_plots = gr.Gallery(
+                label="Plots", columns=2, height="auto", object_fit="contain", elem_id="audit-plots"
+            )
             with gr.Accordion("Audit (JSON)", open=False):
                 audit_json = gr.JSON()
 
@@ -260,6 +298,7 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
         )
 
         # -- events: one per action, each with its api_name ------------------------------------------
+        consent.change(consent_changed, [consent, files], files, api_visibility="private")
         gpu_queue = {"concurrency_limit": 1, "concurrency_id": "gpu"}
         check_button.click(
             check_photos, [files, consent, state], [state, check_status, uploads, check_json], api_name="check_photos"

@@ -131,29 +131,25 @@ def power_from_args(argv: Sequence[str]) -> int:
     return 0
 
 
+def dispatch(argv: list[str]) -> int:
+    """Route ``merge`` / ``power`` / ``generators`` to their parsers; anything else is a run."""
+    if argv and argv[0] == "merge":
+        return merge_from_args(argv[1:])
+    if argv and argv[0] == "power":
+        return power_from_args(argv[1:])
+    if argv and argv[0] == "generators":
+        from eval.generators import available_generators
+
+        print("\n".join(available_generators()))
+        return 0
+    return run_from_args(build_run_parser().parse_args(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from headshot_lab.errors import HeadshotLabError
+    from headshot_lab.cli import run_reporting_errors
 
     os.environ.setdefault("GLOG_minloglevel", "2")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv and argv[0] == "merge":
-            return merge_from_args(argv[1:])
-        if argv and argv[0] == "power":
-            return power_from_args(argv[1:])
-        if argv and argv[0] == "generators":
-            from eval.generators import available_generators
-
-            print("\n".join(available_generators()))
-            return 0
-        return run_from_args(build_run_parser().parse_args(argv))
-    except HeadshotLabError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.fix:
-            print(f"fix: {exc.fix}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_reporting_errors(dispatch, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -102,8 +102,7 @@ def read_bytes(source: ImageSource, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tu
             raise NotAnImageError(f"{path.name}: file not found.", fix="Check the path.", code="file_not_found")
         if path.stat().st_size > max_bytes:
             raise ImageTooLargeError(
-                f"{path.name}: the file is {path.stat().st_size / 1e6:.0f} MB; "
-                f"the limit is {max_bytes / 1e6:.0f} MB."
+                f"{path.name}: the file is {path.stat().st_size / 1e6:.0f} MB; the limit is {max_bytes / 1e6:.0f} MB."
             )
         data, name = path.read_bytes(), path.name
     else:
@@ -244,7 +243,7 @@ def _bomb_error(name: str, max_pixels: int) -> ImageTooLargeError:
 def _orientation(image: Image.Image) -> int | None:
     try:
         return image.getexif().get(0x0112)
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not stop loading
+    except Exception:  # a broken EXIF block must not stop loading
         return None
 
 

@@ -32,10 +32,9 @@ def strip(notebook: object) -> bool:
     """Strip ``notebook`` in place; return whether anything changed."""
     changed = False
     for cell in notebook.cells:  # type: ignore[attr-defined]
-        if cell.cell_type == "code":
-            if cell.get("outputs") or cell.get("execution_count") is not None:
-                cell.outputs, cell.execution_count = [], None
-                changed = True
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
+            cell.outputs, cell.execution_count = [], None
+            changed = True
         for key in VOLATILE_CELL_METADATA:
             if key in cell.metadata:
                 del cell.metadata[key]

@@ -45,3 +45,23 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "data"
     monkeypatch.setenv("HEADSHOT_LAB_DATA_DIR", str(path))
     return path
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Run torch on one thread for a module: tiny models are faster so, above all on a shared 2-core CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_bases(tmp_path_factory) -> dict[str, Path]:
+    """``{"sd15": folder, "sdxl": folder}``: tiny random diffusers base models, built once per run."""
+    from headshot_lab.testing import tiny_pipeline
+
+    root = tmp_path_factory.mktemp("tiny-bases")
+    return {arch: tiny_pipeline(arch, root / arch) for arch in ("sd15", "sdxl")}

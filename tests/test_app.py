@@ -82,9 +82,9 @@ def session_files(backend: AppBackend) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def retouched(tmp_path_factory, photo_files):
-    """One session after check (3 photos of one person) and retouch: ``(backend, state)``."""
+    """One session after check (2 photos of one person) and retouch: ``(backend, state)``."""
     backend = make_backend(tmp_path_factory.mktemp("app"))
-    files = [upload(backend, photo_files[n]) for n in ("obama", "obama2", "obama3")]
+    files = [upload(backend, photo_files[n]) for n in ("obama", "obama2")]
     checked = backend.check_photos(SessionState(), files, True)
     assert checked.ok, checked.status
     result = backend.retouch(checked.state, "corporate")
@@ -158,6 +158,17 @@ def test_resubmitting_the_same_uploads_reuses_them_and_removed_ones_leave(tmp_pa
     assert kept.is_file() and not dropped.exists()
 
 
+def test_photos_with_the_same_stem_stay_apart(tmp_path, photo_files):
+    backend = make_backend(tmp_path)
+    png = tmp_path / "obama.png"
+    Image.open(photo_files["obama2"]).save(png)
+    result = backend.check_photos(SessionState(), [upload(backend, photo_files["obama"]), upload(backend, png)], True)
+    assert [item.name for item in result.state.uploads] == ["obama.jpg", "obama-2.png"]
+    copies = {Path(item.path) for item in result.state.uploads}
+    assert len(copies) == 2 and all(path.is_file() for path in copies)
+    assert len({path for path, _ in result.gallery}) == 2
+
+
 # -- 2-3. identity and generation -----------------------------------------------------------------------
 def test_generate_without_a_base_model_says_so_and_offers_retouch(retouched, monkeypatch):
     backend, state = retouched
@@ -214,7 +225,7 @@ def test_retouch_labels_each_output_and_remembers_its_source(retouched):
 
     _backend, state = retouched
     outputs = [item for item in state.outputs if item.kind == "retouched"]
-    assert [item.source for item in outputs] == ["obama.jpg", "obama2.jpg", "obama3.jpg"]
+    assert [item.source for item in outputs] == ["obama.jpg", "obama2.jpg"]
     for item in outputs:
         assert read_provenance(item.path, c2pa=False)["kind"] == "retouched"
 
@@ -287,7 +298,7 @@ def test_audit_of_the_session_batch(retouched):
     assert result.ok, result.status
     card = result.report
     assert card["group"].startswith("ITA group") and "dlib" in card["encoder"]
-    assert [row["source"] for row in card["images"]] == ["obama.jpg", "obama2.jpg", "obama3.jpg"]
+    assert [row["source"] for row in card["images"]] == ["obama.jpg", "obama2.jpg"]
     assert all(row["face_found"] for row in card["images"])
     # The retouch locks skin tone: every ΔITA is small; the card states the flags and the group.
     assert all(abs(row["skin_delta_ita"]) < 1.5 for row in card["images"])
@@ -393,7 +404,14 @@ def test_purge_loop_starts_once_and_orphaned_copies_go(tmp_path):
         import os
 
         os.utime(orphan, (0, 0))
+        stray = backend.upload_root / "tmpab12cd"  # what gr.File leaves behind on every call: empty
+        stray.touch()
+        os.utime(stray, (0, 0))
+        kept = backend.upload_root / "tmpnotempty"
+        kept.write_bytes(b"x")
+        os.utime(kept, (0, 0))
         assert backend.remove_orphaned_copies() == 1 and not orphan.exists()
+        assert not stray.exists() and kept.exists()
     finally:
         backend.stop()
     assert not loop.running

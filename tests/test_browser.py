@@ -1,6 +1,6 @@
 """The app in a real browser: headless Debian Chromium driven by Selenium.
 
-Uploads two real photos, ticks consent, waits for the checklist, runs the studio retouch and saves
+Ticks consent (the uploader stays closed until then), uploads two real photos, waits for the checklist, runs the studio retouch and saves
 screenshots into the test's tmp_path. Gradio renders file names split into stem/extension elements, so
 the test waits on results (the status text, gallery images), never on file-name text.
 """
@@ -100,12 +100,14 @@ def test_upload_check_and_retouch_in_chromium(url, driver, real_photos, tmp_path
     from selenium.webdriver.common.by import By
 
     driver.get(url)
+    consent = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#consent input[type=checkbox]"))[0]
+    assert not driver.find_elements(By.CSS_SELECTOR, "#photos input[type=file]"), "no upload before consent"
+    consent.click()
     file_input = wait_for(
         driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#photos input[type=file]"), what="the uploader"
     )[0]
     file_input.send_keys(f"{real_photos['obama']}\n{real_photos['obama2']}")
     wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#photos tbody tr")) == 2, what="two uploads")
-    driver.find_element(By.CSS_SELECTOR, "#consent input[type=checkbox]").click()
 
     # Click "Check photos" until the checklist reports on both photos (an upload may still be finishing).
     deadline = time.monotonic() + 180

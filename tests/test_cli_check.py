@@ -18,10 +18,16 @@ def run_json(capsys, argv: list[str]):
 def test_check_json_contract_with_a_bad_file_among_good_ones(capsys, real_photos, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(real_photos["obama"].read_bytes()[:2000])
-    code, payload = run_json(capsys, ["check", str(real_photos["obama"]), str(broken), str(real_photos["obama2"]), "--json"])
+    code, payload = run_json(
+        capsys, ["check", str(real_photos["obama"]), str(broken), str(real_photos["obama2"]), "--json"]
+    )
     assert code == 0
     assert set(payload) >= {"photos", "set"}
-    assert [p["path"] for p in payload["photos"]] == [str(real_photos["obama"]), str(broken), str(real_photos["obama2"])]
+    assert [p["path"] for p in payload["photos"]] == [
+        str(real_photos["obama"]),
+        str(broken),
+        str(real_photos["obama2"]),
+    ]
     for photo in payload["photos"]:
         assert set(photo) >= {"path", "ok", "faces", "problems"}
         for problem in photo["problems"]:
@@ -51,7 +57,9 @@ def test_check_usage_error_exits_2(capsys):
 def test_skin_json_contract(capsys, real_photos, tmp_path):
     text = tmp_path / "x.png"
     text.write_text("hello")
-    code, rows = run_json(capsys, ["skin", str(real_photos["obama"]), str(real_photos["astronaut"]), str(text), "--json"])
+    code, rows = run_json(
+        capsys, ["skin", str(real_photos["obama"]), str(real_photos["astronaut"]), str(text), "--json"]
+    )
     assert code == 0
     assert len(rows) == 3
     for row in rows[:2]:

@@ -11,15 +11,7 @@ from headshot_lab.errors import FaceNotFoundError, HeadshotLabError, ModelUnavai
 from headshot_lab.generate import ControlOptions, HeadshotGenerator, Identity, regenerate
 from headshot_lab.testing.tiny import tiny_controlnet, tiny_pipeline
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,26 +20,18 @@ from headshot_lab.generate import (
     read_manifest,
     regenerate,
 )
-from headshot_lab.testing.tiny import tiny_ip_adapter_faceid, tiny_lora, tiny_pipeline
+from headshot_lab.testing.tiny import tiny_ip_adapter_faceid, tiny_lora
 from headshot_lab.train import TrainConfig, file_sha256, train_identity_lora
 
 STEPS = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
-def bases(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bases")
-    return {arch: tiny_pipeline(arch, root / arch) for arch in ("sd15", "sdxl")}
+def bases(tiny_bases):
+    return tiny_bases
 
 
 @pytest.fixture(scope="module")

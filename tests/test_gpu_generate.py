@@ -19,14 +19,7 @@ def bench():
     return module
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_without_cuda_it_says_so_and_fails(bench, monkeypatch, capsys, tmp_path):

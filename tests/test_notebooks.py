@@ -1,7 +1,8 @@
 """The notebooks: committed without outputs, and each one runs top to bottom, offline, on the tiny models.
 
 Executed with nbclient on a ``python3`` kernel (ipykernel from this venv), with ``HF_HUB_OFFLINE=1``, a
-temporary ``HEADSHOT_LAB_DATA_DIR`` and a temporary working directory. The notebooks check their own
+temporary ``HEADSHOT_LAB_DATA_DIR``, a temporary working directory and matplotlib's inline backend (the
+figures must appear as outputs). The notebooks check their own
 claims with ``assert`` cells (a canary must raise its flag, the null generator none, a manifest line must
 regenerate its image bit for bit), so a notebook that runs is a notebook whose statements held.
 """
@@ -9,6 +10,7 @@ regenerate its image bit for bit), so a notebook that runs is a notebook whose s
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -93,7 +95,8 @@ def test_notebook_runs_offline(name, real_photos, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    # The repo root on the kernel's path: ``eval`` is imported from the checkout, whatever the working directory.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("HEADSHOT_LAB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("HEADSHOT_LAB_BASE_MODEL", raising=False)
     notebook = read(name)

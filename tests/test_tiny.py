@@ -14,16 +14,7 @@ import pytest
 from headshot_lab.testing import tiny_pipeline
 from headshot_lab.testing.tiny import RARE_TOKEN, learn_merges, load_clip_tokenizer, prompt_words, write_clip_tokenizer
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread, above all on a shared, busy CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_tokenizer_makes_the_rare_token_one_token(tmp_path):

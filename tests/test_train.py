@@ -15,7 +15,6 @@ from PIL import Image
 
 from headshot_lab.control import pixels_sha256
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
-from headshot_lab.testing.tiny import tiny_pipeline
 from headshot_lab.train import (
     LORA_WEIGHT_NAME,
     TrainConfig,
@@ -30,20 +29,12 @@ from headshot_lab.train import (
 PEOPLE = ("obama", "obama2", "obama3")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
-def bases(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bases")
-    return {arch: tiny_pipeline(arch, root / arch) for arch in ("sd15", "sdxl")}
+def bases(tiny_bases):
+    return tiny_bases
 
 
 def thumbnail(pixels: np.ndarray, side: int = 256) -> np.ndarray:

@@ -13,7 +13,7 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from headshot_lab import __version__
 from headshot_lab.errors import HeadshotLabError
@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "headshot_lab.cli.studio",
     "headshot_lab.cli.ship",
     "headshot_lab.cli.audit",
+    "headshot_lab.ui.cli",
 )
 
 
@@ -46,10 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    return run_reporting_errors(args.handler, args)
+
+
+def run_reporting_errors(handler: Callable[..., int | None], *args: object) -> int:
+    """Call ``handler(*args)``; a :class:`HeadshotLabError` becomes ``error:``/``fix:`` lines and exit code 1."""
     try:
-        return int(args.handler(args) or 0)
+        return int(handler(*args) or 0)
     except HeadshotLabError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.fix:

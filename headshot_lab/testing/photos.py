@@ -39,7 +39,11 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "obama": (FACE_RECOGNITION_SDIST, "sdist", "face_recognition-1.3.0/tests/test_images/obama.jpg"),
     "obama2": (FACE_RECOGNITION_SDIST, "sdist", "face_recognition-1.3.0/tests/test_images/obama2.jpg"),
     "obama3": (FACE_RECOGNITION_SDIST, "sdist", "face_recognition-1.3.0/tests/test_images/obama3.jpg"),
-    "obama_partial": (FACE_RECOGNITION_SDIST, "sdist", "face_recognition-1.3.0/tests/test_images/obama_partial_face.jpg"),
+    "obama_partial": (
+        FACE_RECOGNITION_SDIST,
+        "sdist",
+        "face_recognition-1.3.0/tests/test_images/obama_partial_face.jpg",
+    ),
     "biden": (FACE_RECOGNITION_SDIST, "sdist", "face_recognition-1.3.0/tests/test_images/biden.jpg"),
     "tom_hanks": (INSIGHTFACE_WHEEL, "wheel", "insightface/data/images/Tom_Hanks_54745.png"),
     "group": (INSIGHTFACE_WHEEL, "wheel", "insightface/data/images/t1.jpg"),

@@ -75,7 +75,7 @@ class AppBackend(SessionFiles):
             report_progress(progress, 0.1 * index / len(paths), "Copying your photos")
             item = known.get(path)
             if item is not None and Path(item.path or item.raw).is_file():
-                taken.add(item.name)
+                taken.add(Path(item.name).stem)
             else:
                 item = self.ingest(session, path, taken)
             uploads.append(item)
@@ -121,11 +121,11 @@ class AppBackend(SessionFiles):
     ) -> ActionResult:
         """``lora``: DreamBooth-LoRA on the usable photos; ``faceid``: the ArcFace embedding for IP-Adapter-FaceID."""
         session = self.open_session(state)
-        photos = state.usable_uploads()
+        photos = state.usable_uploads(strict=True)  # never learn from a photo the checklist refused
         if not photos:
             raise HeadshotLabError(
-                "None of your photos can be used.",
-                fix="Upload photos that pass the checklist in tab 1.",
+                "None of your photos passed the checklist, so there is nothing to learn from.",
+                fix="Fix the problems listed under each photo in tab 1 and check again.",
                 code="no_photos",
             )
         if mode not in IDENTITY_MODES:

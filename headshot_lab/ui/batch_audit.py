@@ -11,7 +11,7 @@ import numpy as np
 
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.ui.formatting import number
-from headshot_lab.ui.state import Progress, report_progress
+from headshot_lab.ui.state import Progress, report_progress, table_cell
 
 #: Per-image metrics of the batch card (the same names as ``eval``'s ``results.json``).
 AUDIT_METRICS = (
@@ -328,9 +328,9 @@ def format_audit_card(
     ]
     for row in images:
         lines.append(
-            f"| {row['name']} | {'yes' if row['face_found'] else 'no'} | {number(row['identity_cosine'], '{:.3f}')} "
+            f"| {table_cell(row['name'])} | {'yes' if row['face_found'] else 'no'} | {number(row['identity_cosine'], '{:.3f}')} "
             f"| {number(row['skin_delta_ita'], '{:+.2f}')} | {number(row['texture_ratio'], '{:.3f}')} "
-            f"| {row['source'] or 'all your photos'} |"
+            f"| {table_cell(row['source'] or 'all your photos')} |"
         )
     lines += [
         "",

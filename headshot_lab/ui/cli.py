@@ -1,7 +1,6 @@
 """Command line for the two app actions no other command covers: ``audit-batch`` and ``delete-session``.
 
-Register with the main CLI by adding ``"headshot_lab.ui.cli"`` to ``headshot_lab.cli.COMMAND_MODULES``;
-until then ``python -m headshot_lab.ui audit-batch …`` runs the same thing.
+Registered in ``headshot_lab.cli.COMMAND_MODULES``; ``python -m headshot_lab.ui audit-batch …`` runs the same thing.
 """
 
 from __future__ import annotations
@@ -11,12 +10,11 @@ import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from headshot_lab.errors import HeadshotLabError
 from headshot_lab.privacy import SessionStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """``headshot-lab audit-batch`` and ``headshot-lab delete-session`` (add this module to COMMAND_MODULES)."""
+    """``headshot-lab audit-batch`` and ``headshot-lab delete-session``."""
     audit = subparsers.add_parser("audit-batch", help="audit card of a batch of outputs against the person's photos")
     audit.add_argument("outputs", nargs="+", help="output images or folders")
     audit.add_argument("--reference", required=True, action="append", help="the person's photos (files or folders)")
@@ -79,15 +77,9 @@ def run_delete_session(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m headshot_lab.ui audit-batch|delete-session …`` (the same as the headshot-lab commands)."""
-    import sys
+    from headshot_lab.cli import run_reporting_errors
 
     parser = argparse.ArgumentParser(prog="python -m headshot_lab.ui")
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except HeadshotLabError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.fix:
-            print(f"fix: {exc.fix}", file=sys.stderr)
-        return 1
+    return run_reporting_errors(args.handler, args)

@@ -75,15 +75,23 @@ class SessionFiles:
             self.purge_loop.stop()
 
     def remove_orphaned_copies(self) -> int:
-        """Delete published copies whose session no longer exists (expired, deleted, or a restart)."""
-        folder = self.publish_root
-        if not folder.is_dir():
+        """Delete published copies whose session no longer exists (expired, deleted, or a restart).
+
+        Also removes the empty ``tmp*`` files Gradio's ``File`` component leaves in its upload folder on
+        every call. Anything younger than a minute is left alone (it may belong to a request in flight).
+        """
+        now = time.time()
+        removed = 0
+        if self.upload_root.is_dir():
+            for entry in self.upload_root.glob("tmp*"):
+                with contextlib.suppress(OSError):
+                    info = entry.lstat()
+                    if entry.is_file() and info.st_size == 0 and now - info.st_mtime > 60:
+                        entry.unlink()
+        if not self.publish_root.is_dir():
             return 0
         live = {self.publish_key(session.id) for session in self.store.list_sessions()}
-        removed = 0
-        now = time.time()
-        for entry in folder.iterdir():
-            # Folders younger than a minute may belong to a session being created right now.
+        for entry in self.publish_root.iterdir():
             if entry.is_dir() and entry.name not in live and now - entry.stat().st_mtime > 60:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed += 1

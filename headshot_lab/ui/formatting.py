@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from headshot_lab.errors import ModelUnavailableError
-from headshot_lab.ui.state import RETOUCH_OFFER
+from headshot_lab.ui.state import RETOUCH_OFFER, code_settings, table_cell
 
 
 def photo_caption(name: str, photo: Mapping[str, Any]) -> str:
@@ -33,12 +33,12 @@ def format_capture_report(report: Mapping[str, Any]) -> str:
     for photo in photos:
         if photo["problems"]:
             result = "<br>".join(
-                f"{'⚠️' if p.get('severity') != 'warning' else 'ℹ️'} {p['message']} *{p['fix']}*"
+                f"{'⚠️' if p.get('severity') != 'warning' else 'ℹ️'} {table_cell(p['message'])} *{table_cell(p['fix'])}*"
                 for p in photo["problems"]
             )
         else:
             result = "✅ ok"
-        lines.append(f"| {photo['path']} | {photo['faces']} | {result} |")
+        lines.append(f"| {table_cell(photo['path'])} | {photo['faces']} | {result} |")
     return "\n".join(lines)
 
 
@@ -59,7 +59,7 @@ def format_selection(payload: Mapping[str, Any], total: int) -> str:
         for rank, entry in enumerate(payload["kept"], start=1):
             s = entry["scores"]
             lines.append(
-                f"| {rank} | {entry['path']} | {number(s.get('identity'), '{:.3f}')} | {number(s.get('sharpness'), '{:.0f}')} "
+                f"| {rank} | {table_cell(entry['path'])} | {number(s.get('identity'), '{:.3f}')} | {number(s.get('sharpness'), '{:.0f}')} "
                 f"| {number(s.get('delta_ita'), '{:+.1f}°')} |"
             )
     if payload["rejected"]:
@@ -74,7 +74,7 @@ def format_export(
     rows: Sequence[Mapping[str, Any]], notes: Sequence[str], consistency: Sequence[Mapping[str, Any]]
 ) -> str:
     lines = [f"### ✅ {len(rows)} files written, zipped byte for byte", "", "| file | label |", "|---|---|"]
-    lines += [f"| {row['file']} | {row['kind']}: {row['disclosure']} |" for row in rows]
+    lines += [f"| {table_cell(row['file'])} | {row['kind']}: {table_cell(row['disclosure'])} |" for row in rows]
     for entry in consistency:
         lines.append(
             f"\nTeam consistency ({entry['kind']}): **{entry['score']:.2f}** (1 = identical framing and backdrop)"
@@ -114,5 +114,5 @@ def base_model_notice() -> str | None:
     try:
         resolve_base()
     except ModelUnavailableError as exc:
-        return f"ℹ️ **{exc.message}** {exc.fix}\n\n{RETOUCH_OFFER}"
+        return f"ℹ️ **{code_settings(exc.message)}** {code_settings(exc.fix)}\n\n{RETOUCH_OFFER}"
     return None

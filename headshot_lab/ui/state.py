@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,10 +75,11 @@ class SessionState:
     picks: list[str] = field(default_factory=list)
     runs: int = 0
 
-    def usable_uploads(self) -> list[Item]:
-        """Uploads that passed the checklist (all readable ones when none passed)."""
+    def usable_uploads(self, *, strict: bool = False) -> list[Item]:
+        """Uploads that passed the checklist; unless ``strict``, all readable ones when none passed."""
         readable = [item for item in self.uploads if item.path]
-        return [item for item in readable if item.ok] or readable
+        passed = [item for item in readable if item.ok]
+        return passed if strict else passed or readable
 
     def output(self, name: str) -> Item | None:
         return next((item for item in self.outputs if item.name == name), None)
@@ -117,10 +119,23 @@ class ActionResult:
         return self.error is None
 
 
+_SETTING = re.compile(r"(?<![`\w])([A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9])(?![`\w])")
+
+
+def code_settings(text: str) -> str:
+    """Put environment-variable names (``HEADSHOT_LAB_BASE_MODEL``) in Markdown code spans."""
+    return _SETTING.sub(r"`\1`", text)
+
+
+def table_cell(text: object) -> str:
+    """``text`` safe inside a Markdown table cell (``|`` escaped, line breaks as ``<br>``)."""
+    return str(text).replace("|", "\\|").replace("\n", "<br>")
+
+
 def format_error(exc: HeadshotLabError) -> str:
-    """``⚠️ **message** — fix``: the text the CLI prints as ``error:`` / ``fix:``."""
-    text = f"⚠️ **{exc.message}**"
-    return f"{text}\n\n{exc.fix}" if exc.fix else text
+    """``⚠️ **message**`` then the fix: the text the CLI prints as ``error:`` / ``fix:``."""
+    text = f"⚠️ **{code_settings(exc.message)}**"
+    return f"{text}\n\n{code_settings(exc.fix)}" if exc.fix else text
 
 
 def fail_result(state: SessionState, exc: HeadshotLabError, extra: str = "") -> ActionResult:
@@ -186,13 +201,17 @@ def output_stem(name: str) -> str:
 
 
 def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``stem-2.ext``, ``stem-3.ext`` …: unique by *stem* among ``taken`` (stems), which it updates.
+
+    Unique stems keep every file made from a photo apart (``me.jpg`` and ``me.png`` → ``me.png``, ``me-2.png``).
+    """
     stem, suffix = Path(name).stem, Path(name).suffix
-    candidate, count = name, 1
+    candidate, count = stem, 1
     while candidate in taken:
         count += 1
-        candidate = f"{stem}-{count}{suffix}"
+        candidate = f"{stem}-{count}"
     taken.add(candidate)
-    return candidate
+    return candidate + suffix
 
 
 def reset_state(state: SessionState) -> None:
