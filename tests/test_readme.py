@@ -46,7 +46,7 @@ def test_readme_block_runs_as_written(index, tmp_path, real_photos):
     assert result.returncode == 0, (
         f"README {kind} block {index} failed:\n{code}\n--- stderr ---\n{result.stderr[-4000:]}"
     )
-    if kind == "python" and "check_photos" in code:
+    if kind == "python" and "measure_skin" in code:
         assert (
             "same person" in result.stdout
             and "ITA" in result.stdout
