@@ -42,6 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from headshot_lab.testing.tiny import SDXL_SCHEDULER
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # --- published architectures (diffusers/transformers config.json values) -------------------------
@@ -133,14 +135,7 @@ FULL_SDXL = {
     "vae": {**SD_VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True},
     "text_encoder": CLIP_L,
     "text_encoder_2": CLIP_BIGG,
-    "scheduler": {
-        "_class_name": "EulerDiscreteScheduler",
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "beta_schedule": "scaled_linear",
-        "timestep_spacing": "leading",
-        "steps_offset": 1,
-    },
+    "scheduler": SDXL_SCHEDULER,
 }
 
 #: name → (SpeedOptions fields, batch size, few-step?)

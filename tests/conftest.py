@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +67,38 @@ def tiny_bases(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("tiny-bases")
     return {arch: tiny_pipeline(arch, root / arch) for arch in ("sd15", "sdxl")}
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    """``(url, backend)`` of the Gradio app launched in-process on 127.0.0.1 (a free port), data in a temp dir.
+
+    One server per test module: importing the app stack takes a while.
+    """
+    names = ("HEADSHOT_LAB_DATA_DIR", "GRADIO_TEMP_DIR", "HEADSHOT_LAB_BASE_MODEL")
+    root = tmp_path_factory.mktemp("app-server")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ["HEADSHOT_LAB_DATA_DIR"] = str(root / "data")
+    os.environ["GRADIO_TEMP_DIR"] = str(root / "data" / "gradio")
+    os.environ.pop("HEADSHOT_LAB_BASE_MODEL", None)
+    app = importlib.import_module("app")
+    from headshot_lab.ui import AppBackend
+
+    backend = AppBackend()
+    demo = app.build_demo(backend)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    _, url, _ = app.launch(
+        demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, ssr_mode=False
+    )
+    try:
+        yield url, backend
+    finally:
+        demo.close()
+        backend.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

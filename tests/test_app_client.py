@@ -6,9 +6,7 @@ free port, its sessions and Gradio cache in a temporary data dir.
 
 from __future__ import annotations
 
-import importlib
 import os
-import socket
 import zipfile
 from pathlib import Path
 
@@ -17,41 +15,10 @@ import pytest
 
 from headshot_lab.ui import ACTIONS
 
-ENV = ("HEADSHOT_LAB_DATA_DIR", "GRADIO_TEMP_DIR", "HEADSHOT_LAB_BASE_MODEL")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``(url, backend)`` of the app running on 127.0.0.1 with its data in a temp dir."""
-    root = tmp_path_factory.mktemp("app-server")
-    saved = {name: os.environ.get(name) for name in ENV}
-    os.environ["HEADSHOT_LAB_DATA_DIR"] = str(root / "data")
-    os.environ["GRADIO_TEMP_DIR"] = str(root / "data" / "gradio")
-    os.environ.pop("HEADSHOT_LAB_BASE_MODEL", None)
-    app = importlib.import_module("app")
-    from headshot_lab.ui import AppBackend
-
-    backend = AppBackend()
-    demo = app.build_demo(backend)
-    _, url, _ = app.launch(
-        demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, ssr_mode=False
-    )
-    try:
-        yield url, backend
-    finally:
-        demo.close()
-        backend.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def server(app_server):
+    return app_server
 
 
 def client(url: str, folder: Path):

@@ -7,9 +7,7 @@ the test waits on results (the status text, gallery images), never on file-name 
 
 from __future__ import annotations
 
-import importlib
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -17,7 +15,6 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ENV = ("HEADSHOT_LAB_DATA_DIR", "GRADIO_TEMP_DIR", "HEADSHOT_LAB_BASE_MODEL")
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -37,33 +34,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser-app")
-    saved = {name: os.environ.get(name) for name in ENV}
-    os.environ["HEADSHOT_LAB_DATA_DIR"] = str(root / "data")
-    os.environ["GRADIO_TEMP_DIR"] = str(root / "data" / "gradio")
-    os.environ.pop("HEADSHOT_LAB_BASE_MODEL", None)
-    app = importlib.import_module("app")
-    from headshot_lab.ui import AppBackend
-
-    backend = AppBackend()
-    demo = app.build_demo(backend)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    _, address, _ = app.launch(
-        demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, ssr_mode=False
-    )
-    try:
-        yield address
-    finally:
-        demo.close()
-        backend.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def url(app_server):
+    return app_server[0]
 
 
 @pytest.fixture()

@@ -81,6 +81,15 @@ TINY_SD15: dict[str, dict[str, Any]] = {
 }
 
 #: Tiny SDXL-class architecture: two text encoders, ``text_time`` added conditioning.
+# The published SDXL-base scheduler config (also used by benchmarks/gpu_generate.py).
+SDXL_SCHEDULER: dict[str, object] = {
+    "_class_name": "EulerDiscreteScheduler",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "timestep_spacing": "leading",
+    "steps_offset": 1,
+}
 TINY_SDXL: dict[str, dict[str, Any]] = {
     "unet": {
         **TINY_SD15["unet"],
@@ -94,14 +103,7 @@ TINY_SDXL: dict[str, dict[str, Any]] = {
     "vae": dict(TINY_SD15["vae"]),
     "text_encoder": dict(TINY_SD15["text_encoder"]),
     "text_encoder_2": dict(TINY_SD15["text_encoder"]),
-    "scheduler": {
-        "_class_name": "EulerDiscreteScheduler",
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "beta_schedule": "scaled_linear",
-        "timestep_spacing": "leading",
-        "steps_offset": 1,
-    },
+    "scheduler": SDXL_SCHEDULER,
 }
 
 TINY_SPECS: dict[str, dict[str, dict[str, Any]]] = {"sd15": TINY_SD15, "sdxl": TINY_SDXL}
