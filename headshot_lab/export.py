@@ -432,6 +432,37 @@ class ExportedImage:
     notes: tuple[str, ...] = ()
     fallback: bool = False  # no face found: a centred crop was used
 
+    @classmethod
+    def from_plan(
+        cls,
+        plan: CropPlan,
+        pixels: np.ndarray,
+        path: Path,
+        *,
+        crop: str,
+        format: str,
+        kind: str,
+        source: str,
+        notes: Sequence[str],
+    ) -> ExportedImage:
+        """Describe ``pixels`` written to ``path`` from ``plan`` (face placement, upscaling, extension)."""
+        return cls(
+            crop=crop,
+            path=path,
+            format=format,
+            size=(pixels.shape[1], pixels.shape[0]),
+            face_found=plan.face_found,
+            upscaled=plan.upscaled,
+            upscale_factor=max(1.0, plan.scale),
+            extended=plan.extended,
+            eye_line=plan.eye_line,
+            center_x=plan.center_x,
+            digital_source_type=digital_source_type(kind),
+            source=source,
+            notes=tuple(notes),
+            fallback=plan.fallback,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
@@ -526,7 +557,7 @@ def export_headshots(
         :class:`ExportResult` (paths, per-file placement facts and notes, the zip).
     """
     fmt = image_format("", format)
-    source_type = digital_source_type(kind)
+    digital_source_type(kind)  # refuse an unknown kind before any work
     specs = [get_crop(c) for c in crops]
     if not specs:
         raise ExportError("No crops were requested.", fix=f"Choose from: {', '.join(CROP_NAMES)}.", code="no_crops")
@@ -559,21 +590,8 @@ def export_headshots(
         path = out / f"{stem}_{spec.name}{EXTENSIONS[fmt]}"
         save_with_provenance(rendered, path, kind, format=fmt, quality=quality, c2pa=c2pa)
         result.images.append(
-            ExportedImage(
-                crop=spec.name,
-                path=path,
-                format=fmt,
-                size=(rendered.shape[1], rendered.shape[0]),
-                face_found=plan.face_found,
-                upscaled=plan.upscaled,
-                upscale_factor=max(1.0, plan.scale),
-                extended=plan.extended,
-                eye_line=plan.eye_line,
-                center_x=plan.center_x,
-                digital_source_type=source_type,
-                source=stem,
-                notes=tuple(notes),
-                fallback=plan.fallback,
+            ExportedImage.from_plan(
+                plan, rendered, path, crop=spec.name, format=fmt, kind=kind, source=stem, notes=notes
             )
         )
     if zip_name:
@@ -856,22 +874,15 @@ def export_team(
         styled = apply_style(source, guide, backend=backend)
         path = out / f"{_safe_stem(name)}_{guide.name}_{styled.crop}{EXTENSIONS[fmt]}"
         save_with_provenance(styled.pixels, path, kind, format=fmt, quality=quality, c2pa=c2pa)
-        plan = styled.plan
-        images[name] = ExportedImage(
+        images[name] = ExportedImage.from_plan(
+            styled.plan,
+            styled.pixels,
+            path,
             crop=styled.crop,
-            path=path,
             format=fmt,
-            size=(styled.pixels.shape[1], styled.pixels.shape[0]),
-            face_found=plan.face_found,
-            upscaled=plan.upscaled,
-            upscale_factor=max(1.0, plan.scale),
-            extended=plan.extended,
-            eye_line=plan.eye_line,
-            center_x=plan.center_x,
-            digital_source_type=digital_source_type(kind),
+            kind=kind,
             source=name,
-            notes=plan.notes,
-            fallback=plan.fallback,
+            notes=styled.plan.notes,
         )
         measures.append(measure_portrait(styled.pixels, name, backend=backend))
     result = TeamExport(images=images, consistency=team_consistency(measures))
