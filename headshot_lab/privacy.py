@@ -4,7 +4,7 @@ Everything a person uploads or that is made from it (aligned crops, LoRA weights
 images, caches) lives under one session folder and nowhere else::
 
     <data_dir>/
-      sessions/<session id>/          mode 0700, id = secrets.token_urlsafe(24) (192 random bits)
+      sessions/<session id>/          mode 0700, id = secrets.token_hex(16) (128 random bits)
         session.json                  created_at, expires_at, consent {version, timestamp}
         uploads/ aligned/ lora/ outputs/ cache/
       logs/
@@ -46,8 +46,9 @@ from pathlib import Path
 from headshot_lab.config import Settings, get_settings
 from headshot_lab.errors import HeadshotLabError
 
-SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{32}$")
-"""``secrets.token_urlsafe(24)``: 32 URL-safe characters, 192 random bits."""
+SESSION_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+"""``secrets.token_hex(16)``: 32 lowercase hex characters, 128 random bits. Hex (not URL-safe base64) so an
+id never starts with ``-`` and is never mistaken for a command-line option."""
 SUBFOLDERS = ("uploads", "aligned", "lora", "outputs", "cache")
 MAX_TTL_HOURS = 30 * 24.0
 DEFAULT_TTL_HOURS = 24.0
@@ -299,7 +300,7 @@ class SessionStore:
             self._ensure_dirs()
             now = self.clock()
             while True:
-                session_id = secrets.token_urlsafe(24)
+                session_id = secrets.token_hex(16)
                 folder = self.sessions_dir / session_id
                 try:
                     os.mkdir(folder, _DIR_MODE)

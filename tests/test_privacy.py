@@ -230,7 +230,15 @@ def test_traversal_and_malformed_ids_refused(store, bad_id):
 
 def test_well_formed_but_unknown_id_is_not_found(store):
     with pytest.raises(SessionNotFoundError):
-        store.get_session("A" * 32)
+        store.get_session("a" * 32)
+
+
+def test_session_ids_are_hex_and_never_look_like_an_option(store):
+    # URL-safe base64 ids start with "-" one time in 64, which argparse reads as an option
+    # (``headshot-lab delete-session -Xy…`` failed); hex ids cannot.
+    ids = [store.create_session().id for _ in range(200)]
+    assert all(SESSION_ID_PATTERN.fullmatch(i) and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
 
 
 def test_session_paths_stay_inside(store, tmp_path):
