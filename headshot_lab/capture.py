@@ -68,7 +68,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from headshot_lab.errors import HeadshotLabError, ImageError, ModelUnavailableError
+from headshot_lab.config import resolve_options
+from headshot_lab.errors import ImageError, ModelUnavailableError
 
 if TYPE_CHECKING:
     from headshot_lab.faces.base import Face, FaceBackend
@@ -213,19 +214,8 @@ SAME_PERSON_MIN_COSINE: dict[str, float] = {"dlib": 0.90}
 
 
 def resolve_thresholds(thresholds: CaptureThresholds | Mapping[str, Any] | None) -> CaptureThresholds:
-    """``None`` → defaults; a mapping → defaults with those fields replaced."""
-    if thresholds is None:
-        return CaptureThresholds()
-    if isinstance(thresholds, CaptureThresholds):
-        return thresholds
-    unknown = set(thresholds) - {f.name for f in dataclasses.fields(CaptureThresholds)}
-    if unknown:
-        raise HeadshotLabError(
-            f"Unknown capture threshold(s): {', '.join(sorted(unknown))}.",
-            fix="See headshot_lab.capture.CaptureThresholds for the names.",
-            code="bad_option",
-        )
-    return CaptureThresholds().with_overrides(**dict(thresholds))
+    """``None`` → defaults; a mapping → defaults with those fields replaced (unknown names: ``bad_option``)."""
+    return resolve_options(CaptureThresholds, thresholds, what="capture threshold")
 
 
 # ================================================================================================

@@ -16,9 +16,14 @@ variable                         meaning                                      de
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, TypeVar
+
+OptionsT = TypeVar("OptionsT")
 
 ENV_PREFIX = "HEADSHOT_LAB_"
 
@@ -59,3 +64,25 @@ def get_settings() -> Settings:
         base_model=_env("BASE_MODEL"),
         device=_env("DEVICE", defaults.device),
     )
+
+
+def resolve_options(cls: type[OptionsT], value: OptionsT | Mapping[str, Any] | None, *, what: str) -> OptionsT:
+    """``None`` → ``cls()``; an instance → itself; a mapping → ``cls()`` with those fields replaced.
+
+    Unknown field names raise one :class:`~headshot_lab.errors.HeadshotLabError` (code ``bad_option``)
+    that names them, e.g. ``Unknown capture threshold(s): max_rol.``
+    """
+    from headshot_lab.errors import HeadshotLabError
+
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    unknown = set(value) - {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if unknown:
+        raise HeadshotLabError(
+            f"Unknown {what}(s): {', '.join(sorted(unknown))}.",
+            fix=f"See {cls.__module__}.{cls.__qualname__} for the names.",
+            code="bad_option",
+        )
+    return replace(cls(), **dict(value))  # type: ignore[type-var]

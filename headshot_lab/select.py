@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from headshot_lab.capture import SAME_PERSON_MIN_COSINE, CaptureThresholds
+from headshot_lab.config import resolve_options
 from headshot_lab.errors import HeadshotLabError, ImageError, ModelUnavailableError
 
 if TYPE_CHECKING:
@@ -167,19 +168,8 @@ def identity_threshold(limits: SelectThresholds, backend: str) -> float:
 
 
 def resolve_thresholds(thresholds: SelectThresholds | Mapping[str, Any] | None) -> SelectThresholds:
-    """``None`` → defaults; a mapping → defaults with those fields replaced."""
-    if thresholds is None:
-        return SelectThresholds()
-    if isinstance(thresholds, SelectThresholds):
-        return thresholds
-    unknown = set(thresholds) - {f.name for f in dataclasses.fields(SelectThresholds)}
-    if unknown:
-        raise HeadshotLabError(
-            f"Unknown selection threshold(s): {', '.join(sorted(unknown))}.",
-            fix="See headshot_lab.select.SelectThresholds for the names.",
-            code="bad_option",
-        )
-    return SelectThresholds().with_overrides(**dict(thresholds))
+    """``None`` → defaults; a mapping → defaults with those fields replaced (unknown names: ``bad_option``)."""
+    return resolve_options(SelectThresholds, thresholds, what="selection threshold")
 
 
 # ================================================================================================
