@@ -1,26 +1,62 @@
-"""GPU benchmark: generation and training speed / memory of full-size SD1.5 and SDXL architectures.
+"""GPU benchmark: generation, 40-headshot batch, LoRA training and offload memory of full-size SD1.5 / SDXL.
 
-No weights are downloaded: the published SD1.5 and SDXL configs (below, inline) are built with random
-weights, saved as diffusers folders in a work directory, and then driven through the *same* code as
-users run — :class:`headshot_lab.generate.HeadshotGenerator` and
-:func:`headshot_lab.train.train_identity_lora`. Random weights compute exactly as fast as trained ones.
+On a lent H100 (the device tool: at most 10 minutes a command, 30 minutes of device time a session, a
+bare machine each call; its image has torch, transformers, peft and accelerate). Once, here, fetch the
+wheels it lacks (see /work/.library/device/README.md)::
 
-Measured per family:
+    mkdir -p .git/info && printf "/.whl/\\n/.photos/\\n" >> .git/info/exclude
+    mkdir -p .photos && cp ~/.cache/headshot-lab/test-photos/obama{,2,3}.jpg .photos/   # after `make photos`
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\
+        -d .whl diffusers==0.42.1 controlnet_aux==0.0.10 dlib-bin==20.0.1.post1 ImageHash==4.3.2 PyWavelets \\
+        importlib_metadata
 
-* per-image generation time at the native resolution (style ``corporate``): 30 steps and the few-step
-  path (``LCMScheduler`` + a random rank-64 attention LoRA standing in for an LCM-LoRA, 4 steps),
-  batch 1 and 4, and each speed switch (fp32, bf16, eager attention, VAE slicing, VAE tiling, model CPU
-  offload, ``torch.compile``) — median of ``--repeats`` timed calls after one warm-up call;
-* one DreamBooth-LoRA training step (prior preservation, batch 1+1), with and without gradient
-  checkpointing (median over steps 2…N);
-* peak GPU memory (``torch.cuda.max_memory_allocated``) of each.
+then one command per run, ``carry=[".whl", ".photos"]``, each::
 
-Ratios are against the baseline measured in the same run (fp16, SDPA, batch 1, 30 steps).
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
+    export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PIP_NO_INDEX=1 &&
+    python3 benchmarks/gpu_generate.py ARGS
+
+with ARGS, in priority order (the first two hold every goal; estimated 6–8 minutes each on an H100)::
+
+    --only generate,offload,batch --families sdxl --configs bf16,few_step_bf16 --control-kind canny \\
+        --photos .photos --out $OUT/gpu-sdxl-goals.json
+    --only train --families sd15,sdxl --train-steps 150 --train-class-images 10 --photos .photos \\
+        --out $OUT/gpu-train.json
+    --only generate,offload,batch --families sd15 --control-kind canny --photos .photos --out $OUT/gpu-sd15.json
+    --only generate --families sdxl --out $OUT/gpu-sdxl-switches.json --configs \\
+        batch4,fp32,eager_attention,vae_slicing_batch4,vae_tiling,compile,few_step,few_step_batch4
+
+``canny`` because mediapipe (the ``face`` map) is not on that machine; the dlib face models (126 MB) are
+too large to carry, so there the ``profile`` stage of the batch records ``model_unavailable`` and the
+training photos are centre-cropped (which does not change the speed of a step). Copy the results into
+benchmarks/results/ here and the figures into benchmarks/README.md.
+
+No weights are downloaded: the published architectures are built with random weights
+(:mod:`_gpu_models`) and driven through the *same* code as users run. Sections (``--only``):
+
+* ``generate`` (:mod:`_gpu_speed`) — per-image time at 1024² (512² SD1.5) for each speed switch;
+  headline figures: SDXL 30 steps bf16 (goal ≤ 1.5 s) and SDXL 4-step bf16 (goal ≤ 0.25 s);
+* ``offload`` (:mod:`_gpu_speed`) — peak ``max_memory_allocated`` / ``max_memory_reserved`` without,
+  with model and with sequential CPU offload (goal, SDXL model offload: ≤ 12 GiB reserved);
+* ``batch`` (:mod:`_gpu_batch`) — 40 headshots with identity LoRA + ControlNet, then filter and rank,
+  per stage and in total (goal ≤ 90 s);
+* ``train`` (:mod:`_gpu_train`) — identity LoRA on 15 photos with the product's defaults, full run or
+  extrapolated from ``--train-steps`` (goals: SD1.5 ≤ 4 min, SDXL ≤ 8 min).
+
+A configuration that fails (CUDA out of memory included: recorded with headshot-lab's own message) is a
+row with ``status: "error"``; the run goes on. Ratios are against the baseline of the same run. The
+JSON (via ``_common.write_result``: machine, GPU, CUDA, driver and library versions) ends with a
+``goals`` block (:mod:`_gpu_goals`).
 
 Usage::
 
-    python benchmarks/gpu_generate.py                      # needs CUDA; writes benchmarks/results/*.json
-    python benchmarks/gpu_generate.py --tiny --steps 2     # CPU dry run of the same code on tiny models
+    python benchmarks/gpu_generate.py                    # needs CUDA; benchmarks/results/gpu_generate.json
+    python benchmarks/gpu_generate.py --tiny --steps 2 --repeats 1 --batch-images 4 --train-steps 2 \\
+        --train-class-images 2 --train-photos 3          # CPU dry run of every section and config
+    python benchmarks/gpu_generate.py --tiny --families sd15 --configs bf16,few_step_bf16 --steps 2 \\
+        --repeats 1 --batch-images 3 --train-steps 2 --train-class-images 2 --train-photos 3
+                                                         # the same paths, fewer configs: under a minute
 
 Without CUDA (and without ``--tiny``) it says so and exits with status 1.
 """
@@ -28,307 +64,148 @@ Without CUDA (and without ``--tiny``) it says so and exits with status 1.
 from __future__ import annotations
 
 import argparse
-import gc
-import itertools
-import json
 import os
-import platform
-import statistics
+import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from headshot_lab.testing.tiny import SDXL_SCHEDULER
+from _common import write_result  # type: ignore[import-not-found]
+from _gpu_batch import bench_batch
+from _gpu_device import device_info, run_guarded
+from _gpu_goals import evaluate
+from _gpu_models import FULL_SD15, FULL_SDXL, build_base, build_lora
+from _gpu_photos import PersonPhotos, person_photos
+from _gpu_speed import CONFIGS, generation_section, offload_section
+from _gpu_train import product_defaults, training_section
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# --- published architectures (diffusers/transformers config.json values) -------------------------
-SD15_UNET = {
-    "act_fn": "silu",
-    "attention_head_dim": 8,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "center_input_sample": False,
-    "cross_attention_dim": 768,
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    "downsample_padding": 1,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-5,
-    "norm_num_groups": 32,
-    "out_channels": 4,
-    "sample_size": 64,
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-}
-SD_VAE = {
-    "act_fn": "silu",
-    "block_out_channels": (128, 256, 512, 512),
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "in_channels": 3,
-    "out_channels": 3,
-    "latent_channels": 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "sample_size": 512,
-}
-CLIP_L = {  # openai/clip-vit-large-patch14 text tower (SD1.5 text encoder, SDXL text_encoder)
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_attention_heads": 12,
-    "num_hidden_layers": 12,
-    "max_position_embeddings": 77,
-    "hidden_act": "quick_gelu",
-    "projection_dim": 768,
-    "vocab_size": 49408,
-}
-CLIP_BIGG = {  # OpenCLIP ViT-bigG/14 text tower (SDXL text_encoder_2)
-    "hidden_size": 1280,
-    "intermediate_size": 5120,
-    "num_attention_heads": 20,
-    "num_hidden_layers": 32,
-    "max_position_embeddings": 77,
-    "hidden_act": "gelu",
-    "projection_dim": 1280,
-    "vocab_size": 49408,
-}
-SDXL_UNET = {
-    "act_fn": "silu",
-    "addition_embed_type": "text_time",
-    "addition_embed_type_num_heads": 64,
-    "addition_time_embed_dim": 256,
-    "attention_head_dim": (5, 10, 20),
-    "block_out_channels": (320, 640, 1280),
-    "cross_attention_dim": 2048,
-    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "out_channels": 4,
-    "projection_class_embeddings_input_dim": 2816,
-    "sample_size": 128,
-    "transformer_layers_per_block": (1, 2, 10),
-    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    "use_linear_projection": True,
-}
-FULL_SD15 = {
-    "unet": SD15_UNET,
-    "vae": SD_VAE,
-    "text_encoder": CLIP_L,
-    "scheduler": {
-        "_class_name": "PNDMScheduler",
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "beta_schedule": "scaled_linear",
-        "skip_prk_steps": True,
-        "steps_offset": 1,
-    },
-}
-FULL_SDXL = {
-    "unet": SDXL_UNET,
-    "vae": {**SD_VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True},
-    "text_encoder": CLIP_L,
-    "text_encoder_2": CLIP_BIGG,
-    "scheduler": SDXL_SCHEDULER,
-}
+__all__ = ["CONFIGS", "FULL_SD15", "FULL_SDXL", "SECTIONS", "main"]
 
-#: name → (SpeedOptions fields, batch size, few-step?)
-CONFIGS: dict[str, tuple[dict[str, Any], int, bool]] = {
-    "baseline": ({"precision": "fp16"}, 1, False),
-    "batch4": ({"precision": "fp16"}, 4, False),
-    "fp32": ({"precision": "fp32"}, 1, False),
-    "bf16": ({"precision": "bf16"}, 1, False),
-    "eager_attention": ({"precision": "fp16", "attention": "eager"}, 1, False),
-    "vae_slicing_batch4": ({"precision": "fp16", "vae_slicing": True}, 4, False),
-    "vae_tiling": ({"precision": "fp16", "vae_tiling": True}, 1, False),
-    "cpu_offload_model": ({"precision": "fp16", "cpu_offload": "model"}, 1, False),
-    "compile": ({"precision": "fp16", "compile": True}, 1, False),
-    "few_step": ({"precision": "fp16"}, 1, True),
-    "few_step_batch4": ({"precision": "fp16"}, 4, True),
-}
-#: On CPU (``--tiny``) fp16 is not meaningful: the baseline there is fp32.
-CPU_PRECISION = {"fp16": "fp32"}
+#: ``--only`` name → the key of its block in each family's report.
+SECTIONS = {"generate": "generation", "offload": "offload", "batch": "batch", "train": "training"}
+FULL_SPECS = {"sd15": FULL_SD15, "sdxl": FULL_SDXL}
+FEW_STEP_LORA_RANK = {"full": 64, "tiny": 4}
 
 
-def machine_info(device: Any) -> dict[str, Any]:
-    import diffusers
-    import torch
-
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        info.update(
-            gpu=props.name,
-            gpu_memory_gib=round(props.total_memory / 2**30, 1),
-            cuda=torch.version.cuda,
-            cudnn=torch.backends.cudnn.version(),
-        )
-    return info
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
-def _sync(device: Any) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _reset_peak(device: Any) -> None:
-    import torch
-
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_gib(device: Any) -> float | None:
-    import torch
-
-    return round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if device.type == "cuda" else None
-
-
-def build_family(family: str, spec: dict, workdir: Path, device: Any, *, lora_rank: int) -> tuple[Path, Path]:
-    """Save a random-weight base model and a random few-step LoRA; returns their paths."""
-    import torch
-
-    from headshot_lab.testing.tiny import save_random_pipeline, tiny_lora
-
-    base = workdir / family
-    if not (base / "model_index.json").is_file():
-        dtype = torch.float16 if device.type == "cuda" else None
-        save_random_pipeline(spec, base, seed=0, device=device if device.type == "cuda" else None, dtype=dtype)
-    lora = tiny_lora(base, workdir / f"{family}-few-step-lora", rank=lora_rank, std=0.01)
-    return base, lora
-
-
-def bench_generation(
-    name: str, base: Path, lora: Path, device: Any, *, steps: int, few_steps: int, repeats: int
-) -> dict[str, Any]:
-    """Time one speed configuration (see :data:`CONFIGS`)."""
-    from headshot_lab.generate import HeadshotGenerator, SpeedOptions
-    from headshot_lab.styles import load_style
-
-    fields, batch, few = CONFIGS[name]
-    fields = dict(fields)
-    if device.type != "cuda":
-        fields["precision"] = CPU_PRECISION.get(fields.get("precision", "auto"), fields.get("precision", "auto"))
-    speed = SpeedOptions(**fields, batch_size=batch, few_step_lora=str(lora) if few else None, few_step_steps=few_steps)
-    _reset_peak(device)
-    t0 = time.perf_counter()
-    generator = HeadshotGenerator(str(base), speed=speed, device=str(device), progress=False)
-    generator.load()
-    load_s = time.perf_counter() - t0
-    style = load_style("corporate")
-    n_steps, guidance = generator.sampling(style, few_steps if few else steps, None)
-    width, height = generator.output_size(style, None, None)
-    prompt = style.render_prompt("sks person")
-
-    def call() -> float:
-        _sync(device)
-        start = time.perf_counter()
-        generator.render(
-            prompt,
-            style.negative_prompt,
-            list(range(batch)),
-            steps=n_steps,
-            guidance_scale=guidance,
-            width=width,
-            height=height,
-        )
-        _sync(device)
-        return time.perf_counter() - start
-
-    warmup = call()
-    times = [call() for _ in range(repeats)]
-    median = statistics.median(times)
-    result = {
-        "config": name,
-        "speed": asdict(speed),
-        "batch_size": batch,
-        "steps": n_steps,
-        "guidance_scale": guidance,
-        "width": width,
-        "height": height,
-        "load_s": round(load_s, 3),
-        "warmup_s": round(warmup, 3),
-        "call_s": [round(t, 4) for t in times],
-        "per_image_s": round(median / batch, 4),
-        "peak_vram_gib": _peak_gib(device),
-        "notes": generator.notes,
-    }
-    return result
-
-
-def bench_training(base: Path, device: Any, *, steps: int, checkpointing: bool, workdir: Path) -> dict[str, Any]:
-    """Median time of a DreamBooth-LoRA step (prior preservation, batch 1 + 1 class image)."""
-    import numpy as np
-
-    from headshot_lab.train import TrainConfig, train_identity_lora
-
-    rng = np.random.default_rng(0)
-    photos = [(rng.random((256, 256, 3)) * 255).astype(np.uint8) for _ in range(4)]
-    stamps: list[float] = []
-    config = TrainConfig(
-        steps=steps,
-        rank=16,
-        prior_preservation=True,
-        num_class_images=1,
-        class_image_steps=2,
-        gradient_checkpointing=checkpointing,
-        checkpoint_every=10**9,
-        face_crop=False,
-    )
-    _reset_peak(device)
-    out = Path(tempfile.mkdtemp(dir=workdir, prefix="train-"))
-    t0 = time.perf_counter()
-    stamps.append(t0)
-    train_identity_lora(
-        photos,
-        str(base),
-        out,
-        config,
-        resume=False,
-        progress=False,
-        device=str(device),
-        callback=lambda step, loss: stamps.append(time.perf_counter()),
-    )
-    step_times = [b - a for a, b in itertools.pairwise(stamps[1:])]
-    return {
-        "config": f"train_prior_checkpointing_{'on' if checkpointing else 'off'}",
-        "gradient_checkpointing": checkpointing,
-        "steps": steps,
-        "total_s": round(time.perf_counter() - t0, 3),
-        "step_s": round(statistics.median(step_times), 4) if step_times else None,
-        "peak_vram_gib": _peak_gib(device),
-    }
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from headshot_lab.control import CONTROL_KINDS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", "--dry-run", dest="tiny", action="store_true", help="tiny models, any device")
+    parser.add_argument("--tiny", "--dry-run", dest="tiny", action="store_true", help="tiny models on the CPU")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of sections: {', '.join(SECTIONS)}")
     parser.add_argument("--families", default="sd15,sdxl")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma list of generation configs")
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--few-steps", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--train-steps", type=int, default=6)
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="generation configs (baseline always runs)")
+    parser.add_argument("--steps", type=_positive, default=30, help="sampler steps (generate, offload, batch)")
+    parser.add_argument("--few-steps", type=_positive, default=4)
+    parser.add_argument("--repeats", type=_positive, default=3, help="timed calls per generation config")
+    parser.add_argument("--batch-images", type=_positive, default=40, help="headshots in the batch section")
+    parser.add_argument("--batch-size", type=_positive, default=4, help="images per pipeline call in the batch")
+    parser.add_argument("--control-kind", default="face", choices=CONTROL_KINDS)
+    parser.add_argument("--train-steps", type=_positive, default=None, help="shorten training (default: full)")
+    parser.add_argument("--train-class-images", type=_positive, default=None, help="default: the product's 100")
+    parser.add_argument("--train-photos", type=_positive, default=15)
+    parser.add_argument("--photos", default=None, help="folder of one person's photos (default: the test photos)")
     parser.add_argument("--workdir", default=None, help="where the random models go (default: a temp dir)")
-    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/gpu_generate-<time>.json)")
+    parser.add_argument("--out", default=None, help="a .json path or a folder (default benchmarks/results/)")
     return parser.parse_args(argv)
+
+
+def _output(out: str | None, tiny: bool) -> tuple[Path, str]:
+    """``(folder, name)`` for ``write_result``: ``--out x.json`` → ``(dirname, "x")``."""
+    default_name = "gpu_generate_tiny" if tiny else "gpu_generate"
+    if out is None:
+        return Path(__file__).resolve().parent / "results", default_name
+    path = Path(out)
+    if path.suffix == ".json":
+        return path.parent, path.stem
+    return path, default_name
+
+
+def bench_family(
+    family: str,
+    spec: dict,
+    args: argparse.Namespace,
+    sections: list[str],
+    device: Any,
+    workdir: Path,
+    photos: PersonPhotos | None,
+) -> dict[str, Any]:
+    """Build one family and run the chosen sections on it."""
+    started = time.perf_counter()
+    built = run_guarded(f"building {family}", lambda: {"base": build_base(family, spec, workdir, device)})
+    report: dict[str, Any] = {"build": {k: v for k, v in built.items() if k != "base"}}
+    report["build"]["build_s"] = round(time.perf_counter() - started, 1)
+    if built["status"] != "ok":
+        return report
+    base: Path = built["base"]
+    mode = "tiny" if args.tiny else "full"
+    if "generate" in sections:
+        built_lora = run_guarded(
+            f"building the few-step LoRA ({family})",
+            lambda: {"path": build_lora(base, workdir / f"{family}-few-step-lora", rank=FEW_STEP_LORA_RANK[mode])},
+        )
+        few_step = built_lora.pop("path", None)
+        report["few_step_lora"] = built_lora
+        report["generation"] = generation_section(
+            _names(args.configs),
+            base,
+            few_step,
+            device,
+            steps=args.steps,
+            few_steps=args.few_steps,
+            repeats=args.repeats,
+        )
+    if "offload" in sections:
+        report["offload"] = offload_section(base, device, steps=args.steps, repeats=args.repeats)
+    if "batch" in sections and photos is not None:
+        batch = run_guarded(
+            f"the {args.batch_images}-headshot batch ({family})",
+            lambda: bench_batch(
+                base,
+                device,
+                workdir,
+                photos=photos.distinct,
+                n_images=args.batch_images,
+                batch_size=args.batch_size,
+                steps=args.steps,
+                lora_rank=int(product_defaults()["rank"]),
+                control_kind=args.control_kind,
+                tiny=args.tiny,
+            ),
+        )
+        baseline = next((r for r in report.get("generation", []) if r["config"] == "baseline"), {})
+        per_image, reference = batch.get("generate_per_image_s"), baseline.get("per_image_s")
+        batch["generate_per_image_ratio_vs_baseline"] = (
+            round(per_image / reference, 3) if per_image and reference and baseline.get("steps") == args.steps else None
+        )
+        report["batch"] = batch
+    if "train" in sections and photos is not None:
+        report["training"] = training_section(
+            base,
+            device,
+            workdir,
+            photos,
+            count=args.train_photos,
+            steps=args.train_steps,
+            class_images=args.train_class_images,
+        )
+    report["total_s"] = round(time.perf_counter() - started, 1)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -345,52 +222,44 @@ def main(argv: list[str] | None = None) -> int:
     from headshot_lab.testing.tiny import TINY_SPECS
 
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
-    specs = TINY_SPECS if args.tiny else {"sd15": FULL_SD15, "sdxl": FULL_SDXL}
-    families = [f for f in args.families.split(",") if f]
-    configs = [c for c in args.configs.split(",") if c]
-    unknown = [c for c in configs if c not in CONFIGS] + [f for f in families if f not in specs]
-    if unknown:
-        print(f"gpu_generate: unknown config/family: {', '.join(unknown)}", file=sys.stderr)
+    specs = TINY_SPECS if args.tiny else FULL_SPECS
+    sections, families, configs = _names(args.only), _names(args.families), _names(args.configs)
+    unknown = (
+        [s for s in sections if s not in SECTIONS]
+        + [f for f in families if f not in specs]
+        + [c for c in configs if c not in CONFIGS]
+    )
+    if unknown or not sections or not families:
+        print(f"gpu_generate: unknown (or no) section/family/config: {', '.join(unknown) or '-'}", file=sys.stderr)
         return 2
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="headshot-bench-"))
+    own_workdir = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="headshot-bench-")) if own_workdir else Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {
+    threads = torch.get_num_threads()
+    if args.tiny:
+        torch.set_num_threads(1)  # tiny models run faster on one thread (no thread start-up per tiny op)
+    try:
+        photos = person_photos(args.photos, workdir) if {"batch", "train"} & set(sections) else None
+        report_families = {
+            family: bench_family(family, specs[family], args, sections, device, workdir, photos) for family in families
+        }
+    finally:
+        torch.set_num_threads(threads)
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    payload = {
         "benchmark": "gpu_generate",
         "mode": "tiny" if args.tiny else "full",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(device),
+        "device": {**device_info(device), "torch_threads": 1 if args.tiny else torch.get_num_threads()},
         "settings": {k: v for k, v in vars(args).items() if k not in {"out", "workdir"}},
-        "families": {},
+        "sections": sections,
+        "photos": photos.to_dict(len(photos.distinct)) if photos else None,
+        "families": report_families,
+        "goals": evaluate(report_families, comparable=device.type == "cuda" and not args.tiny),
     }
-    for family in families:
-        started = time.perf_counter()
-        base, lora = build_family(family, specs[family], workdir, device, lora_rank=4 if args.tiny else 64)
-        generation = []
-        for name in configs:
-            print(f"[{family}] {name} …", file=sys.stderr, flush=True)
-            generation.append(
-                bench_generation(
-                    name, base, lora, device, steps=args.steps, few_steps=args.few_steps, repeats=args.repeats
-                )
-            )
-        training = [
-            bench_training(base, device, steps=args.train_steps, checkpointing=flag, workdir=workdir)
-            for flag in (True, False)
-        ]
-        baseline = next((r for r in generation if r["config"] == "baseline"), None)
-        for row in generation:
-            if baseline:
-                row["ratio_vs_baseline"] = round(row["per_image_s"] / baseline["per_image_s"], 3)
-                row["speedup_vs_baseline"] = round(baseline["per_image_s"] / row["per_image_s"], 3)
-        report["families"][family] = {
-            "build_s": round(time.perf_counter() - started, 1),
-            "generation": generation,
-            "training": training,
-        }
-    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"gpu_generate-{int(time.time())}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(str(out))
+    folder, name = _output(args.out, args.tiny)
+    path = write_result(name, payload, folder)
+    print(f"gpu_generate: wrote {path}", file=sys.stderr)
     return 0
 
 
