@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup demo test test-all lint format photos bench clean
+.PHONY: setup demo test test-all lint format photos corpus bench bench-concurrency bench-gpu-dry clean
 
 setup: $(STAMP)
 
@@ -40,8 +40,20 @@ format: setup
 photos: setup
 	$(PY) -m headshot_lab.testing
 
+corpus: setup
+	$(PY) -m headshot_lab.testing.hostile $(or $(OUT),build/hostile-corpus)
+
 bench: setup
 	$(PY) benchmarks/cpu_check.py
+	$(PY) benchmarks/cpu_audit.py
+	$(PY) benchmarks/app_startup.py
+
+bench-concurrency: setup
+	$(PY) benchmarks/concurrent_sessions.py
+
+bench-gpu-dry: setup
+	$(PY) benchmarks/gpu_generate.py --tiny --families sd15 --configs bf16,few_step_bf16 --steps 2 --repeats 1 \
+		--batch-images 3 --train-steps 2 --train-class-images 2 --train-photos 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

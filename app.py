@@ -351,6 +351,8 @@ def launch(app: gr.Blocks | None = None, **options: Any) -> Any:
         "run_history": False,  # no record of runs in the browser (or a linked bucket)
         "enable_monitoring": False,
         "footer_links": ["api", "gradio", "settings"],
+        # Session folders and logs are never served nor taken as inputs, even if GRADIO_TEMP_DIR encloses them.
+        "blocked_paths": [str(backend().store.sessions_dir), str(backend().store.logs_dir)],
         **options,
     }
     return (app or demo).queue(default_concurrency_limit=2).launch(share=False, **settings)

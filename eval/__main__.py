@@ -101,6 +101,7 @@ def power_from_args(argv: Sequence[str]) -> int:
 
     from eval.power import resampling_power
     from eval.runner import EvalConfig, read_samples
+    from headshot_lab.atomic import write_json_atomic, write_text_atomic
     from headshot_lab.audit.report import render_power
     from headshot_lab.errors import HeadshotLabError
 
@@ -124,8 +125,8 @@ def power_from_args(argv: Sequence[str]) -> int:
     config.power = {"seeds": args.seeds, "fraction": args.fraction, "n_resamples": args.n_resamples}
     records, _, _ = read_samples(folder)
     power = resampling_power(records, config, progress=not args.quiet)
-    (folder / "power.json").write_text(json.dumps(power, indent=2) + "\n", encoding="utf-8")
-    (folder / "power.md").write_text("\n".join(render_power(power)), encoding="utf-8")
+    write_json_atomic(folder / "power.json", power)
+    write_text_atomic(folder / "power.md", "\n".join(render_power(power)))
     print("\n".join(render_power(power)))
     print(f"wrote {folder / 'power.json'} and power.md")
     return 0

@@ -40,6 +40,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _savefig(fig: Any, path: Path) -> None:
+    """``fig.savefig`` as PNG (110 dpi), atomically: a reader never sees half a plot."""
+    from headshot_lab.atomic import atomic_write
+
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png", dpi=110)
+
+
 def _errorbars(entries: Sequence[Mapping[str, Any] | None]) -> tuple[np.ndarray, np.ndarray]:
     values, errors = [], [[], []]
     for entry in entries:
@@ -74,7 +82,7 @@ def plot_by_group(
     ax.set_title(f"{metric} by source group (95 % CI)")
     ax.legend(fontsize=8, ncols=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _savefig(fig, path)
     plt.close(fig)
     return True
 
@@ -96,7 +104,7 @@ def plot_roc(runs: Sequence[Mapping[str, Any]], path: Path) -> bool:
     ax.set_title("Detectability: classifier two-sample test")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _savefig(fig, path)
     plt.close(fig)
     return True
 
@@ -134,7 +142,7 @@ def plot_drift(runs: Sequence[Mapping[str, Any]], directory: Path) -> list[str]:
         fig.suptitle(f"Drift versus {axis} (95 % CI)")
         fig.tight_layout()
         name = f"drift_{axis}.png"
-        fig.savefig(directory / name, dpi=110)
+        _savefig(fig, directory / name)
         plt.close(fig)
         names.append(name)
     return names

@@ -49,6 +49,7 @@ from eval.generators import (
     make_donors,
     parse_spec,
 )
+from headshot_lab.atomic import atomic_write, write_json_atomic, write_text_atomic
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 
 SCHEMA_VERSION = 1
@@ -961,14 +962,15 @@ def write_samples(
     """``samples.jsonl`` (one line per output image, plus one per unreadable source) and ``features.npz``."""
     directory.mkdir(parents=True, exist_ok=True)
     unreadable = [s for s in skipped if s.get("stage") == "load"]
-    with (directory / "samples.jsonl").open("w", encoding="utf-8") as handle:
+    with atomic_write(directory / "samples.jsonl", "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         for problem in unreadable:
             handle.write(
                 json.dumps({"id": problem["id"], "generator": None, "error": dict(problem)}, ensure_ascii=False) + "\n"
             )
-    np.savez_compressed(directory / "features.npz", **features)
+    with atomic_write(directory / "features.npz") as handle:
+        np.savez_compressed(handle, **features)
 
 
 def read_samples(directory: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
@@ -992,13 +994,13 @@ def write_outputs(directory: Path, results: Mapping[str, Any], *, plots: bool = 
     from headshot_lab.audit.report import render_markdown
 
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json_atomic(directory / "results.json", results)
     names: list[str] = []
     if plots:
         from eval.plots import write_plots
 
         names = write_plots(results, directory)
-    (directory / "report.md").write_text(render_markdown(results, plots=names), encoding="utf-8")
+    write_text_atomic(directory / "report.md", render_markdown(results, plots=names))
     return names
 
 

@@ -32,6 +32,8 @@ code               severity  measured as
 ``head_turned``    warning   ``|yaw|``, ``|pitch|`` or ``|roll|`` of the face mesh too large
 ``expression``     warning   mouth aspect ratio of the face mesh (wide-open mouth)
 ``analysis_failed`` error    an unexpected failure while analysing this one photo
+``animated``       warning   the file holds several frames or pages (GIF/WebP/PNG animation,
+                             multi-page TIFF); only the first is checked and used
 =================  ========  ==============================================================
 
 Per-set codes: ``too_few_photos`` (no usable photo: error; fewer than 15: warning),
@@ -74,6 +76,8 @@ from headshot_lab.errors import ImageError, ModelUnavailableError
 if TYPE_CHECKING:
     from headshot_lab.faces.base import Face, FaceBackend
     from headshot_lab.faces.mesh import FaceMesh
+    from headshot_lab.io import Photo
+    from headshot_lab.skin import SkinTone
 
 logger = logging.getLogger(__name__)
 
@@ -281,6 +285,8 @@ class PhotoReport:
             not measurable.
         box: the main face ``(left, top, right, bottom)`` in original pixels, or ``None``.
         embedding: the main face's identity embedding (not serialised).
+        skin: the main face's skin tone, measured only by ``check_photos(..., skin=True)`` (then
+            serialised as ``"skin"``); ``None`` otherwise or when too little coloured skin shows.
     """
 
     path: str
@@ -290,6 +296,7 @@ class PhotoReport:
     metrics: dict[str, Any] = field(default_factory=dict)
     box: tuple[int, int, int, int] | None = None
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    skin: SkinTone | None = field(default=None, repr=False, compare=False)
 
     @property
     def codes(self) -> list[str]:
@@ -320,6 +327,7 @@ class PhotoReport:
             "box": list(self.box) if self.box is not None else None,
             **dict.fromkeys(PHOTO_METRIC_KEYS),
             **self.metrics,
+            **({"skin": self.skin.to_dict()} if self.skin is not None else {}),
         }
 
 
@@ -556,6 +564,7 @@ class _Prepared:
     scale: float = 1.0
     metrics: dict[str, Any] = field(default_factory=dict)
     problem: Problem | None = None
+    notes: list[Problem] = field(default_factory=list)
 
 
 def _name_of(item: Any, index: int) -> str:
@@ -568,21 +577,21 @@ def _name_of(item: Any, index: int) -> str:
     return f"photo-{index + 1}"
 
 
-def _decode(item: Any, name: str) -> np.ndarray | Problem:
-    """Pixels of one input, or the problem that says why there are none. Never raises for bad input."""
+def _decode(item: Any, name: str) -> Photo | np.ndarray | Problem:
+    """The decoded input, or the problem that says why there is none. Never raises for bad input."""
     from PIL import Image
 
     from headshot_lab.io import Photo, as_rgb_array, load_photo
 
     try:
         if isinstance(item, Photo):
-            return item.pixels
+            return item
         if isinstance(item, np.ndarray | Image.Image):
             pixels = as_rgb_array(item)
             if pixels.shape[0] < 2 or pixels.shape[1] < 2:
                 raise ValueError(f"the image is {pixels.shape[1]}×{pixels.shape[0]} pixels")
             return pixels
-        return load_photo(item, name=Path(name).name).pixels
+        return load_photo(item, name=Path(name).name)
     except ImageError as exc:
         return Problem(exc.code, exc.message, exc.fix, "error")
     except (ValueError, TypeError, OSError) as exc:
@@ -602,9 +611,24 @@ def _prepare(item: Any, name: str, limits: CaptureThresholds) -> _Prepared:
     import imagehash
     from PIL import Image
 
+    from headshot_lab.io import Photo
+
     decoded = _decode(item, name)
     if isinstance(decoded, Problem):
         return _Prepared(name, problem=decoded)
+    notes: list[Problem] = []
+    if isinstance(decoded, Photo):
+        if decoded.frames > 1 and decoded.format != "MPO":  # an MPO's extra frames are the camera's extra views
+            notes.append(
+                Problem(
+                    "animated",
+                    f"{Path(name).name}: the file holds {decoded.frames} frames (an animation or several pages); "
+                    "only the first one is checked and used.",
+                    "If the first frame is not the photo you meant, save that photo as a still JPEG or PNG.",
+                    "warning",
+                )
+            )
+        decoded = decoded.pixels
     try:
         small, scale = downscale(decoded, limits.analysis_side)
         metrics: dict[str, Any] = {"width": int(decoded.shape[1]), "height": int(decoded.shape[0])}
@@ -614,7 +638,7 @@ def _prepare(item: Any, name: str, limits: CaptureThresholds) -> _Prepared:
     except Exception as exc:  # an odd image must not stop the other photos
         logger.exception("capture preparation failed for %s", name)
         return _Prepared(name, problem=_analysis_failed(exc))
-    return _Prepared(name, decoded, small, scale, metrics)
+    return _Prepared(name, decoded, small, scale, metrics, notes=notes)
 
 
 def _analysis_failed(exc: BaseException) -> Problem:
@@ -748,6 +772,7 @@ def analyze_photo(
     name: str | None = None,
     backend: FaceBackend | str | None = None,
     thresholds: CaptureThresholds | Mapping[str, Any] | None = None,
+    skin: bool = False,
 ) -> PhotoReport:
     """Check one photo (path, bytes, :class:`~headshot_lab.io.Photo`, array or PIL image).
 
@@ -757,23 +782,25 @@ def analyze_photo(
     """
     limits = resolve_thresholds(thresholds)
     prepared = _prepare(item, name or _name_of(item, 0), limits)
-    return _analyze_prepared(prepared, _Detector(backend, limits), limits)
+    return _analyze_prepared(prepared, _Detector(backend, limits), limits, skin=skin)
 
 
-def _analyze_prepared(prepared: _Prepared, backend: _Detector, limits: CaptureThresholds) -> PhotoReport:
+def _analyze_prepared(
+    prepared: _Prepared, backend: _Detector, limits: CaptureThresholds, *, skin: bool = False
+) -> PhotoReport:
     report = PhotoReport(path=prepared.name, ok=True, metrics=dict(prepared.metrics))
     if prepared.problem is not None or prepared.pixels is None or prepared.small is None:
         report.add(prepared.problem or Problem("unreadable", f"{prepared.name}: no pixels.", "Upload the photo again."))
         return report
     try:
-        _measure_face(prepared.pixels, prepared.small, prepared.scale, backend, limits, report)
+        _measure_face(prepared.pixels, prepared.small, prepared.scale, backend, limits, report, skin=skin)
     except ModelUnavailableError:
         raise
     except Exception as exc:  # one odd photo must not stop the other 19
         logger.exception("capture analysis failed for %s", prepared.name)
         report.add(_analysis_failed(exc))
         return report
-    for problem in photo_problems(report.metrics, limits, report.faces):
+    for problem in [*photo_problems(report.metrics, limits, report.faces), *prepared.notes]:
         report.add(problem)
     return report
 
@@ -785,8 +812,10 @@ def _measure_face(
     backend: _Detector,
     limits: CaptureThresholds,
     report: PhotoReport,
+    *,
+    skin: bool = False,
 ) -> None:
-    """Find the faces and fill the face metrics, ``faces``, ``box`` and ``embedding`` (no judgement here).
+    """Find the faces and fill the face metrics, ``faces``, ``box``, ``embedding`` and ``skin`` (no judgement here).
 
     Detection, landmarks, exposure, eyes, mesh and embedding run on ``small`` (the analysis copy,
     ``scale`` × the original); only the sharpness crop is taken from the full-resolution ``pixels``.
@@ -818,10 +847,23 @@ def _measure_face(
         metrics.update(eye_region_stats(small, landmarks))
     else:
         metrics.update(eye_darkness=None, eye_contrast=None)
-    metrics.update(_mesh_stats(face_mesh_near(small, face.box)))
+    mesh = face_mesh_near(small, face.box)
+    metrics.update(_mesh_stats(mesh))
+    if skin and mesh is not None:
+        report.skin = _skin_tone(small, mesh)
     embedded = backend.embed(small, [face])
     if embedded and embedded[0].embedding is not None:
         report.embedding = np.asarray(embedded[0].embedding, dtype=np.float32)
+
+
+def _skin_tone(small: np.ndarray, mesh: FaceMesh) -> SkinTone | None:
+    """The skin tone on the analysis copy with the face's mesh (as :mod:`headshot_lab.select` measures it)."""
+    from headshot_lab.skin import NoColourError, NoSkinError, measure_skin
+
+    try:
+        return measure_skin(small, mesh=mesh)
+    except (NoSkinError, NoColourError):  # too little (coloured) skin to measure: no tone, not a problem
+        return None
 
 
 def photo_problems(metrics: Mapping[str, Any], limits: CaptureThresholds, faces: int = 1) -> list[Problem]:
@@ -1242,6 +1284,7 @@ def check_photos(
     backend: FaceBackend | str | None = None,
     thresholds: CaptureThresholds | Mapping[str, Any] | None = None,
     progress: ProgressCallback | bool | None = None,
+    skin: bool = False,
 ) -> CaptureReport:
     """Run the capture checklist on a set of photos.
 
@@ -1253,6 +1296,9 @@ def check_photos(
         thresholds: :class:`CaptureThresholds`, or a mapping of fields to override.
         progress: ``callback(done, total)`` after each photo, or ``True`` for a tqdm bar (which
             ``gr.Progress(track_tqdm=True)`` shows in the app).
+        skin: also measure each face's skin tone (:func:`headshot_lab.skin.measure_skin`: ITA°, Monk)
+            into :attr:`PhotoReport.skin`, on the same analysis copy and with the same face mesh as
+            the checks (no second decode, detection or mesh; ~15 ms a photo).
 
     Returns:
         A :class:`CaptureReport`. Unreadable photos are entries with a problem; they never stop
@@ -1266,7 +1312,7 @@ def check_photos(
     try:
         update(0, len(items))
         for prepared in _prepared_stream(items, limits):
-            reports.append(_analyze_prepared(prepared, model, limits))
+            reports.append(_analyze_prepared(prepared, model, limits, skin=skin))
             prepared.pixels = prepared.small = None  # free the pixels before the next photo
             update(len(reports), len(items))
     finally:

@@ -70,3 +70,10 @@ class ModelUnavailableError(HeadshotLabError):
 class FaceNotFoundError(HeadshotLabError):
     code = "no_face"
     fix = "Use a photo where your whole face is visible, facing the camera, in good light."
+
+
+class DiskFullError(HeadshotLabError):
+    """The disk (or the user's quota) filled up while writing; nothing was half-written (see :mod:`headshot_lab.atomic`)."""
+
+    code = "disk_full"
+    fix = "Free some disk space and try again."

@@ -44,7 +44,6 @@ size ``F / H`` and of eye line ``e_y / H``, each turned into a score ``exp(−x 
 from __future__ import annotations
 
 import math
-import secrets
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -54,6 +53,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
+from headshot_lab.atomic import atomic_write
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.faces.base import Face, largest_face
 from headshot_lab.io import Photo, as_rgb_array, load_photo
@@ -225,7 +225,7 @@ def _slide(low: float, high: float, limit: float, allowed: float) -> float:
 
 
 def plan_crop(image_shape: Sequence[int], crop: str | CropSpec, face: Face | FaceGeometry | None) -> CropPlan:
-    """Frame ``crop`` on a photo of ``image_shape`` from ``face`` (``None`` → centred crop)."""
+    """Frame ``crop`` on a photo of ``image_shape`` from ``face`` (``None``, or a face under one pixel → centred crop)."""
     spec = get_crop(crop)
     height, width = int(image_shape[0]), int(image_shape[1])
     if spec.size is None:
@@ -243,6 +243,10 @@ def plan_crop(image_shape: Sequence[int], crop: str | CropSpec, face: Face | Fac
     aspect = out_w / out_h
     notes: list[str] = []
     geometry = FaceGeometry.from_face(face) if isinstance(face, Face) else face
+    if geometry is not None and not (
+        geometry.size >= 1.0 and all(map(math.isfinite, (*geometry.eyes, geometry.center_x, geometry.size)))
+    ):
+        geometry = None  # an empty (zero-area) or sub-pixel face box gives nothing to frame by: centred crop
     if geometry is None:
         crop_h = min(float(height), width / aspect)
         crop_w = crop_h * aspect
@@ -359,7 +363,9 @@ def render_crop(image: np.ndarray, plan: CropPlan, *, transparent_circle: bool =
         result = pixels.copy()
     else:
         box = (max(left, 0.0), max(top, 0.0), min(right, float(width)), min(bottom, float(height)))
-        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+        # At least one photo pixel must be behind the frame, or all of it when the frame itself is under a
+        # pixel (the centred frame of a photo a few pixels wide, e.g. a banner of a 3×3 image).
+        if box[2] - box[0] < min(1.0, right - left) or box[3] - box[1] < min(1.0, bottom - top):
             raise ExportError("The crop lies outside the photo.", code="bad_crop")
         x0 = min(out_w - 1, max(0, round((box[0] - left) * plan.scale)))
         y0 = min(out_h - 1, max(0, round((box[1] - top) * plan.scale)))
@@ -605,22 +611,16 @@ def zip_exports(paths: Iterable[str | Path], zip_path: str | Path) -> Path:
     Entries are the bare file names; a repeated name gets ``-2``, ``-3`` … before its extension.
     """
     zip_path = Path(zip_path)
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = zip_path.with_name(f".{zip_path.name}.{secrets.token_hex(4)}.tmp")
     used: set[str] = set()
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-            for item in paths:
-                path = Path(item)
-                name, count = path.name, 1
-                while name in used:
-                    count += 1
-                    name = f"{path.stem}-{count}{path.suffix}"
-                used.add(name)
-                archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), path.read_bytes())
-        tmp.replace(zip_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(zip_path) as handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
+        for item in paths:
+            path = Path(item)
+            name, count = path.name, 1
+            while name in used:
+                count += 1
+                name = f"{path.stem}-{count}{path.suffix}"
+            used.add(name)
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), path.read_bytes())
     return zip_path
 
 

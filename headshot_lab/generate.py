@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from headshot_lab.atomic import append_line, atomic_write
 from headshot_lab.errors import FaceNotFoundError, HeadshotLabError, ModelUnavailableError
 from headshot_lab.styles import Style, load_style
 
@@ -598,7 +599,8 @@ class HeadshotGenerator:
         if face_embedding is not None:
             digest = pixels_sha256(face_embedding)
             name = f"faceid-{digest[:12]}.npy"
-            np.save(out / name, face_embedding.astype(np.float32))
+            with atomic_write(out / name) as handle:
+                np.save(handle, face_embedding.astype(np.float32))
             assets["faceid"] = {"embedding_file": name, "embedding_sha256": digest}
         if control_image is not None:
             digest = pixels_sha256(np.asarray(control_image))
@@ -679,14 +681,21 @@ class HeadshotGenerator:
         }
 
     def write_outputs(self, out: Path, record: dict[str, Any], image: Any) -> Path:
-        """Write the PNG (lossless, metadata-free) and append the manifest line."""
+        """Write the PNG (lossless, metadata-free) and append the manifest line, both all or nothing.
+
+        The image goes first (atomically); when its manifest line cannot be written (e.g. a full disk) the
+        image is removed again, so every image in ``out`` has its line and every line its image.
+        """
         from headshot_lab.control import pixels_sha256
         from headshot_lab.io import save_image
 
         path = save_image(image, out / record["file"])
         record["image_sha256"] = pixels_sha256(np.asarray(image))
-        with open(out / MANIFEST_NAME, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+        try:
+            append_line(out / MANIFEST_NAME, json.dumps(record, ensure_ascii=False, sort_keys=True))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         return path
 
 

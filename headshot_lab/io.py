@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from headshot_lab.atomic import write_bytes_atomic
 from headshot_lab.config import get_settings
 from headshot_lab.errors import (
     EmptyFileError,
@@ -43,6 +44,8 @@ except ImportError:  # pragma: no cover - depends on the install
     HEIF_SUPPORTED = False
 
 DEFAULT_MAX_BYTES = 60 * 1024 * 1024
+#: EXIF orientations that turn or flip the pixels (1 and a missing tag leave them as stored).
+_EXIF_TURNS = frozenset(range(2, 9))
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF", "AVIF", "TIFF", "BMP", "GIF"})
 ImageSource = str | Path | bytes | bytearray | BinaryIO
 
@@ -57,6 +60,32 @@ _NOT_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MZ", "a Windows program"),
 )
 
+# Magic numbers of the accepted formats: a file that starts like one but cannot be opened is damaged
+# or cut short (an interrupted upload), not "some other kind of file".
+_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
+
+
+def _image_format_of(head: bytes) -> str | None:
+    """The accepted format ``head`` starts like (by its magic number), or ``None``."""
+    for signature, fmt in _IMAGE_SIGNATURES:
+        if head.startswith(signature):
+            return fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "AVIF" if head[8:12] in {b"avif", b"avis"} else "HEIC"
+    if head[:2] == b"BM" and len(head) >= 10 and head[6:10] == b"\x00\x00\x00\x00":  # reserved bytes are zero
+        return "BMP"
+    return None
+
 
 @dataclass(frozen=True)
 class Photo:
@@ -68,6 +97,7 @@ class Photo:
         format: the format sniffed from the content (``"JPEG"``, ``"PNG"`` …).
         original_mode: Pillow mode before conversion (``"CMYK"``, ``"I;16"``, ``"RGBA"`` …).
         exif_rotated: whether an EXIF orientation tag turned the image.
+        frames: frames (or pages) in the file: animations, multi-page TIFF, MPO; only the first is used.
     """
 
     pixels: np.ndarray
@@ -75,6 +105,7 @@ class Photo:
     format: str
     original_mode: str
     exif_rotated: bool = False
+    frames: int = 1
 
     @property
     def width(self) -> int:
@@ -125,8 +156,12 @@ def _describe_non_image(head: bytes) -> str | None:
     if stripped.startswith(b"<svg") or (stripped.startswith(b"<?xml") and b"<svg" in head):
         return "a vector drawing (SVG)"
     try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason != "unexpected end of data":  # not merely a character cut by the 512-byte window
+            return None
+        text = head[: exc.start].decode("utf-8")
+    if any(ord(ch) < 32 and ch not in "\t\n\r\f" for ch in text):  # NUL and friends: binary (a video, audio …)
         return None
     return "a text file"
 
@@ -134,14 +169,23 @@ def _describe_non_image(head: bytes) -> str | None:
 def _to_rgb(image: Image.Image) -> np.ndarray:
     """Convert any Pillow mode to 8-bit RGB.
 
-    * 16-bit and 32-bit integer greyscale are rescaled by their range (``I;16``: ÷257), not clipped.
+    * 16-bit and 32-bit integer greyscale are rescaled by their range (``I;16``: ÷257), not clipped:
+      ``I`` and ``F`` by the smallest of 255, 65535 and 2³¹ − 1 that holds the data, ``F`` within
+      0…1 by 1 (the float convention); NaN becomes 0 and ±inf the ends of the range.
     * Transparency is composited on white, as a viewer would show it.
     * CMYK uses the embedded ICC profile when there is one (else Pillow's conversion).
     """
     mode = image.mode
     if mode in {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}:
         values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        peak = float(values.max(initial=0.0, where=np.isfinite(values)))
+        if mode.startswith("I;16"):
+            top = 65535.0
+        elif mode == "F" and peak <= 1.0:
+            top = 1.0
+        else:
+            top = next((limit for limit in (255.0, 65535.0, 2.0**31 - 1) if peak <= limit), peak)
+        values = np.nan_to_num(values, nan=0.0, posinf=top, neginf=0.0)
         grey = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     if mode == "CMYK" and image.info.get("icc_profile"):
@@ -158,7 +202,7 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode in {"RGBA", "RGBa"}:
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"))
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))  # convert() would copy RGB
 
 
 def load_photo(
@@ -192,6 +236,11 @@ def load_photo(
         try:
             image = Image.open(_io.BytesIO(data))
         except UnidentifiedImageError:
+            fmt = _image_format_of(data[:16])
+            if fmt:
+                raise TruncatedImageError(
+                    f"{name}: the file starts like a {fmt} image but is damaged or incomplete."
+                ) from None
             what = _describe_non_image(data[:512])
             if what:
                 raise NotAnImageError(f"{name}: this is {what}, not a photo.") from None
@@ -216,7 +265,9 @@ def load_photo(
         try:
             image.seek(0)  # first frame of animations
             image.load()
-            oriented = ImageOps.exif_transpose(image)
+            # exif_transpose copies the whole image when there is nothing to turn (36 MB for 12 MP): skip that.
+            turn = image.getexif().get(ExifTags.Base.Orientation, 1) in _EXIF_TURNS
+            oriented = ImageOps.exif_transpose(image) if turn else image
             pixels = _to_rgb(oriented)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _bomb_error(name, max_pixels) from None
@@ -230,7 +281,14 @@ def load_photo(
             f"{name}: {pixels.shape[1]}×{pixels.shape[0]} is too small; the shorter side must be at least {min_side} pixels."
         )
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-    return Photo(pixels=pixels, name=name, format=fmt, original_mode=original_mode, exif_rotated=exif_rotated)
+    return Photo(
+        pixels=pixels,
+        name=name,
+        format=fmt,
+        original_mode=original_mode,
+        exif_rotated=exif_rotated,
+        frames=_frame_count(image),
+    )
 
 
 def _bomb_error(name: str, max_pixels: int) -> ImageTooLargeError:
@@ -238,6 +296,13 @@ def _bomb_error(name: str, max_pixels: int) -> ImageTooLargeError:
         f"{name}: the image has far more pixels than the limit of {max_pixels / 1e6:.0f} megapixels; "
         "it was not opened (possible decompression bomb)."
     )
+
+
+def _frame_count(image: Image.Image) -> int:
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except Exception:  # counting the frames of a damaged file must not stop loading its first one
+        return 1
 
 
 def _orientation(image: Image.Image) -> int | None:
@@ -282,8 +347,8 @@ def save_image(image: np.ndarray | Image.Image, path: str | Path, *, quality: in
     pil = image if isinstance(image, Image.Image) else Image.fromarray(as_rgb_array(image))
     clean = Image.frombytes(pil.mode, pil.size, pil.tobytes())
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    tmp = path.with_name(f".{path.name}.tmp")
     options = {"quality": quality} if fmt in {"JPEG", "WEBP"} else {}
-    clean.save(tmp, format=fmt, **options)
-    tmp.replace(path)
+    buffer = _io.BytesIO()  # encoded in memory: Pillow's C encoders write to a real file without the errno
+    clean.save(buffer, format=fmt, **options)
+    write_bytes_atomic(path, buffer.getvalue())  # temp file + rename; a full disk raises DiskFullError
     return path

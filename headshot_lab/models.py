@@ -4,7 +4,8 @@ A *base model* is a diffusers folder (``model_index.json`` + one subfolder per c
 Hugging Face Hub id (``stable-diffusion-v1-5/stable-diffusion-v1-5``,
 ``stabilityai/stable-diffusion-xl-base-1.0``) or a local path. It comes from ``--base`` or, by
 default, the ``HEADSHOT_LAB_BASE_MODEL`` environment variable. Nothing is downloaded at import time;
-with ``HF_HUB_OFFLINE=1`` only the local Hub cache is used. When no base model can be reached, every
+a Hub model already in the local cache is used without a network round trip, and with
+``HF_HUB_OFFLINE=1`` only the local Hub cache is used. When no base model can be reached, every
 entry point raises the same :class:`~headshot_lab.errors.ModelUnavailableError`, which names
 ``HEADSHOT_LAB_BASE_MODEL`` and what to set it to.
 
@@ -24,16 +25,17 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from headshot_lab.config import get_settings
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 FAMILIES = ("sd15", "sdxl")
 ENV_BASE_MODEL = "HEADSHOT_LAB_BASE_MODEL"
@@ -80,7 +82,7 @@ def offline() -> bool:
 
 def unavailable(reason: str, *, base: str | None = None) -> ModelUnavailableError:
     """The one error for "no base model": says what failed and what to set."""
-    where = f" ({base})" if base else ""
+    where = f" ({_origin(base)})" if base else ""
     return ModelUnavailableError(
         f"No base diffusion model is available{where}: {reason}",
         fix=(
@@ -90,6 +92,29 @@ def unavailable(reason: str, *, base: str | None = None) -> ModelUnavailableErro
             "For a smoke test without any download, run `headshot-lab tiny-model DIR` and use DIR."
         ),
     )
+
+
+def _origin(base: str) -> str:
+    """``HEADSHOT_LAB_BASE_MODEL=<base>`` when ``base`` is that variable's value (so the message says what to change)."""
+    setting = os.environ.get(ENV_BASE_MODEL) or ""
+    if setting == base:
+        return f"{ENV_BASE_MODEL}={base}"
+    try:
+        same = bool(setting) and Path(setting).expanduser().resolve() == Path(base).expanduser().resolve()
+    except (OSError, ValueError):
+        same = False
+    return f"{ENV_BASE_MODEL}={setting} → {base}" if same else base
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What loading from the Hub raises when the network or a file fails: ``OSError`` (huggingface_hub's own
+    errors, ``requests``), ``ValueError``, and httpx's errors (huggingface_hub ≥ 1 uses httpx; they are not
+    subclasses of ``OSError``)."""
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - a dependency of huggingface_hub
+        return (OSError, ValueError)
+    return (OSError, ValueError, httpx.HTTPError)
 
 
 def resolve_base(base: str | os.PathLike[str] | None = None) -> str:
@@ -128,10 +153,17 @@ def _model_index_dir(source: str) -> Path:
     from huggingface_hub.errors import HfHubHTTPError
 
     try:
-        index = hf_hub_download(source, "model_index.json", local_files_only=offline())
-    except (OSError, ValueError, HfHubHTTPError) as exc:
+        try:  # the cache first: no network round trip (nor huggingface_hub's ~25 s of retries without a network)
+            index = hf_hub_download(source, "model_index.json", local_files_only=True)
+        except _network_errors():
+            if offline():
+                raise
+            index = hf_hub_download(source, "model_index.json")
+    except (*_network_errors(), HfHubHTTPError) as exc:
         mode = (
-            "HF_HUB_OFFLINE is set and it is not in the local Hub cache" if offline() else "it could not be downloaded"
+            "HF_HUB_OFFLINE is set and it is not in the local Hub cache"
+            if offline()
+            else "it could not be downloaded (is the network up, and is the id right?)"
         )
         raise unavailable(f"{source}: {mode} ({type(exc).__name__}).", base=source) from None
     return Path(index).parent
@@ -214,6 +246,19 @@ def dtype_name(dtype: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------- loading
+def _from_pretrained(load: Callable[..., _T], base: BaseModel, **kwargs: Any) -> _T:
+    """``load(folder, **kwargs)`` for a base: its local folder — for a Hub model, the cache snapshot folder (no
+    network round trip, so it is quick and works offline even without ``HF_HUB_OFFLINE``) — and, when files are
+    missing there, the Hub model *by id*, which downloads them: :func:`locate_base` fetched only
+    ``model_index.json``, so a first run's snapshot folder holds nothing else."""
+    try:
+        return load(str(base.local_dir), **kwargs)
+    except _network_errors():
+        if offline() or not is_hub_id(base.source) or Path(base.source).expanduser().exists():
+            raise
+    return load(base.source, **kwargs)
+
+
 def pipeline_class(family: str, *, controlnet: bool = False) -> Any:
     """The diffusers pipeline class for ``family`` (with or without ControlNet)."""
     import diffusers
@@ -247,8 +292,8 @@ def load_pipeline(
     if dtype is not None:
         extra["dtype"] = dtype
     try:
-        pipe = cls.from_pretrained(str(located.local_dir), **extra)
-    except (OSError, ValueError) as exc:
+        pipe = _from_pretrained(cls.from_pretrained, located, **extra)
+    except _network_errors() as exc:
         raise unavailable(f"loading failed: {exc}", base=located.source) from None
     pipe.set_progress_bar_config(disable=True)
     return pipe, located
@@ -259,21 +304,27 @@ def load_training_components(base: BaseModel) -> dict[str, Any]:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import AutoTokenizer, CLIPTextModel, CLIPTextModelWithProjection
 
-    folder = str(base.local_dir)
-    try:
+    def build(folder: str, **hub: Any) -> dict[str, Any]:
         parts: dict[str, Any] = {
-            "tokenizer": AutoTokenizer.from_pretrained(folder, subfolder="tokenizer", model_max_length=77),
-            "text_encoder": CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
-            "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae"),
-            "unet": UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
-            "noise_scheduler": DDPMScheduler.from_pretrained(folder, subfolder="scheduler"),
+            "tokenizer": AutoTokenizer.from_pretrained(folder, subfolder="tokenizer", model_max_length=77, **hub),
+            "text_encoder": CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **hub),
+            "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae", **hub),
+            "unet": UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **hub),
+            "noise_scheduler": DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **hub),
         }
         if base.family == "sdxl":
-            parts["tokenizer_2"] = AutoTokenizer.from_pretrained(folder, subfolder="tokenizer_2", model_max_length=77)
-            parts["text_encoder_2"] = CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder_2")
-    except (OSError, ValueError) as exc:
+            parts["tokenizer_2"] = AutoTokenizer.from_pretrained(
+                folder, subfolder="tokenizer_2", model_max_length=77, **hub
+            )
+            parts["text_encoder_2"] = CLIPTextModelWithProjection.from_pretrained(
+                folder, subfolder="text_encoder_2", **hub
+            )
+        return parts
+
+    try:
+        return _from_pretrained(build, base)
+    except _network_errors() as exc:
         raise unavailable(f"loading the components failed: {exc}", base=base.source) from None
-    return parts
 
 
 # ------------------------------------------------------------------------------------------- errors

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from headshot_lab.atomic import append_line, write_bytes_atomic
 from headshot_lab.config import Settings, get_settings
 from headshot_lab.errors import HeadshotLabError
 
@@ -181,10 +182,20 @@ class DeletionRecord:
 
 
 class PurgeLoop:
-    """Handle of the background purge thread. ``stop()`` ends it (idempotent)."""
+    """Handle of the background purge thread. ``stop()`` ends it (idempotent).
 
-    def __init__(self, store: SessionStore, interval_s: float, on_error: Callable[[Exception], None] | None) -> None:
+    ``purge`` replaces ``store.purge_expired`` (e.g. the app's, which also removes the copies it published).
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        interval_s: float,
+        on_error: Callable[[Exception], None] | None,
+        purge: Callable[[], int] | None = None,
+    ) -> None:
         self._store = store
+        self._purge = purge
         self._interval = interval_s
         self._on_error = on_error
         self._stop = threading.Event()
@@ -195,7 +206,7 @@ class PurgeLoop:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.purged += self._store.purge_expired()
+                self.purged += (self._purge or self._store.purge_expired)()
             except Exception as exc:  # the loop must survive a bad disk moment
                 if self._on_error is not None:
                     self._on_error(exc)
@@ -285,12 +296,7 @@ class SessionStore:
 
     def _append_log(self, path: Path, record: dict[str, object]) -> None:
         self._ensure_dirs()
-        line = json.dumps(record, sort_keys=True) + "\n"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, _FILE_MODE)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        append_line(path, json.dumps(record, sort_keys=True), file_mode=_FILE_MODE, fsync=False)  # all or nothing
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -372,7 +378,10 @@ class SessionStore:
             version = str(meta.get("consent", {}).get("version", ""))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             # Unreadable metadata: age the folder by its modification time so it still expires.
-            created = folder.stat().st_mtime
+            try:
+                created = folder.stat().st_mtime
+            except FileNotFoundError:  # deleted meanwhile (another thread renamed it away): not a session
+                return None
             expires, version = created + self.ttl_seconds, ""
         return Session(id=session_id, root=folder, created_at=created, expires_at=expires, consent_version=version)
 
@@ -431,12 +440,19 @@ class SessionStore:
         return purged
 
     def start_purge_loop(
-        self, interval_s: float = 600.0, *, on_error: Callable[[Exception], None] | None = None
+        self,
+        interval_s: float = 600.0,
+        *,
+        on_error: Callable[[Exception], None] | None = None,
+        purge: Callable[[], int] | None = None,
     ) -> PurgeLoop:
-        """Purge now and then every ``interval_s`` seconds on a daemon thread; ``handle.stop()`` ends it."""
+        """Purge now and then every ``interval_s`` seconds on a daemon thread; ``handle.stop()`` ends it.
+
+        ``purge`` (default :meth:`purge_expired`) is what runs each time; it returns how many sessions went.
+        """
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
-        loop = PurgeLoop(self, interval_s, on_error)
+        loop = PurgeLoop(self, interval_s, on_error, purge)
         loop.thread.start()
         return loop
 
@@ -462,14 +478,7 @@ def _private_mkdir(path: Path) -> None:
 
 def _write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` with mode 0600, atomically."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data, file_mode=_FILE_MODE)
 
 
 def _count(folder: Path) -> tuple[int, int]:

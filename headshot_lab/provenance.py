@@ -34,7 +34,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +46,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from headshot_lab import __version__
+from headshot_lab.atomic import write_bytes_atomic
 from headshot_lab.config import ENV_PREFIX
 from headshot_lab.errors import HeadshotLabError
 
@@ -292,21 +292,8 @@ def save_with_provenance(
         )
     if credentials is not None:
         data = sign_c2pa(data, fmt, kind, credentials, title=path.name, disclosure=disclosure)
-    _atomic_write(path, data)
+    write_bytes_atomic(path, data)  # temp file + rename; a full disk raises DiskFullError, no partial file
     return path
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def c2pa_manifest(kind: str, *, title: str, fmt: str, disclosure: str | None = None) -> dict[str, object]:

@@ -364,19 +364,20 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _embed_card(weights: Path, card: dict[str, Any]) -> None:
-    """Rewrite the LoRA file with the card in its ``__metadata__`` (keeps diffusers' own metadata)."""
+def _embed_card(weights: Path, card: dict[str, Any], target: Path | None = None) -> None:
+    """Write the LoRA file with the card in its ``__metadata__`` (keeps diffusers' own metadata) to ``target``
+    (default: ``weights`` itself), atomically."""
     from safetensors import safe_open
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from headshot_lab.atomic import write_bytes_atomic
 
     with safe_open(str(weights), framework="pt") as handle:
         metadata = dict(handle.metadata() or {})
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open has no __iter__
     metadata.setdefault("format", "pt")
     metadata[CARD_METADATA_KEY] = json.dumps(card, sort_keys=True)
-    tmp = weights.with_name(f".{weights.name}.tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(weights)
+    write_bytes_atomic(target or weights, save(tensors, metadata=metadata))
 
 
 def _versions() -> dict[str, str]:
@@ -522,9 +523,40 @@ def ensure_class_images(
     return existing[:count]
 
 
-def _latest_checkpoint(root: Path) -> Path | None:
-    candidates = sorted(p for p in root.glob("step-*") if (p / "state.pt").is_file())
-    return candidates[-1] if candidates else None
+def _load_checkpoint(root: Path) -> tuple[Path, dict[str, Any], dict[str, Any]] | None:
+    """The newest checkpoint that loads completely: ``(folder, state, LoRA tensors)``, or ``None``.
+
+    A checkpoint folder is renamed into place only once complete, so a killed run never leaves a half one
+    under ``step-*``; one damaged later (a power cut before the data reached the disk, a bad copy) is
+    removed with a warning and the one before it is used.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    for folder in sorted((p for p in root.glob("step-*") if (p / "state.pt").is_file()), reverse=True):
+        try:
+            state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+            lora_state = load_file(str(folder / "lora.safetensors"))
+        except Exception as exc:  # truncated zip/pickle, SafetensorError, missing file, ...
+            logger.warning("checkpoint %s is damaged (%s: %s); removed it", folder, type(exc).__name__, exc)
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        return folder, state, lora_state
+    return None
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Delete what a run killed while saving left behind (never read): ``checkpoints/.tmp-step-*``,
+    ``.tmp-lora/`` and the temp files of the LoRA and its card. Nothing else in ``out`` is touched."""
+    from headshot_lab.atomic import is_temp_file
+
+    shutil.rmtree(out / ".tmp-lora", ignore_errors=True)
+    for folder in (out / "checkpoints").glob(".tmp-step-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+    for name in (LORA_WEIGHT_NAME, CARD_NAME):
+        for leftover in out.glob(f".{name}.*"):
+            if is_temp_file(leftover):
+                leftover.unlink(missing_ok=True)
 
 
 def _fingerprint(config: TrainConfig, base_source: str, family: str, photos_sha: str, resolution: int) -> dict:
@@ -598,9 +630,10 @@ def train_identity_lora(
     from diffusers.training_utils import cast_training_params, compute_snr
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save
     from tqdm.auto import tqdm
 
+    from headshot_lab.atomic import atomic_write, write_bytes_atomic, write_json_atomic
     from headshot_lab.models import (
         choose_device,
         load_training_components,
@@ -738,9 +771,10 @@ def train_identity_lora(
     fingerprint = _fingerprint(config, located.source, located.family, photos_sha, resolution)
     checkpoints = out / "checkpoints"
     start_step, resumed_from, losses = 0, None, []
-    latest = _latest_checkpoint(checkpoints) if resume else None
-    if latest is not None:
-        state = torch.load(latest / "state.pt", map_location="cpu", weights_only=True)
+    _remove_stale_temps(out)  # leftovers of a run killed while saving; never read
+    found = _load_checkpoint(checkpoints) if resume else None
+    if found is not None:
+        latest, state, lora_state = found
         if state["fingerprint"] != fingerprint:
             changed = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
             raise HeadshotLabError(
@@ -748,7 +782,6 @@ def train_identity_lora(
                 fix="Use a new output folder, or start over with resume=False (--no-resume).",
                 code="checkpoint_mismatch",
             )
-        lora_state = load_file(str(latest / "lora.safetensors"))
         modules = {"unet": accelerator.unwrap_model(unet)}
         modules.update(
             {f"text_encoder_{i}": enc for i, enc in enumerate(text_encoders)} if config.train_text_encoder else {}
@@ -778,18 +811,22 @@ def train_identity_lora(
                         for k, v in get_peft_model_state_dict(encoder, save_embedding_layers=False).items()
                     }
                 )
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "lora.safetensors"))
-        torch.save(
-            {
-                "step": step,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
-                "losses": losses,
-                "fingerprint": fingerprint,
-            },
-            tmp / "state.pt",
-        )
+        # Each file is fsynced before the folder is renamed into place: a crash leaves a complete checkpoint or
+        # only the .tmp-step-* folder, which the next run deletes.
+        lora_bytes = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+        write_bytes_atomic(tmp / "lora.safetensors", lora_bytes)
+        with atomic_write(tmp / "state.pt") as handle:
+            torch.save(
+                {
+                    "step": step,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
+                    "losses": losses,
+                    "fingerprint": fingerprint,
+                },
+                handle,
+            )
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
         for old in sorted(checkpoints.glob("step-*"))[: -config.checkpoints_to_keep]:
@@ -885,7 +922,8 @@ def train_identity_lora(
             )
             save_kwargs[f"{key}_lora_adapter_metadata"] = encoder.peft_config["default"].to_dict()
     out.mkdir(parents=True, exist_ok=True)
-    pipeline_class(located.family).save_lora_weights(out, weight_name=LORA_WEIGHT_NAME, **save_kwargs)
+    staging = out / ".tmp-lora"  # diffusers writes in place: stage there, then one atomic write with the card
+    pipeline_class(located.family).save_lora_weights(staging, weight_name=LORA_WEIGHT_NAME, **save_kwargs)
     weights = out / LORA_WEIGHT_NAME
     card = {
         "format": CARD_FORMAT,
@@ -927,10 +965,11 @@ def train_identity_lora(
         "versions": _versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    _embed_card(weights, card)
+    _embed_card(staging / LORA_WEIGHT_NAME, card, weights)
+    shutil.rmtree(staging, ignore_errors=True)
     card_path = out / CARD_NAME
     card_with_hash = {**card, "lora_file": LORA_WEIGHT_NAME, "lora_sha256": file_sha256(weights)}
-    card_path.write_text(json.dumps(card_with_hash, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json_atomic(card_path, card_with_hash)
     if accelerator.device.type == "cuda":
         torch.cuda.empty_cache()
     return TrainResult(

@@ -24,7 +24,7 @@ def server(app_server):
 def client(url: str, folder: Path):
     from gradio_client import Client
 
-    return Client(url, verbose=False, download_files=str(folder))
+    return Client(url, verbose=False, download_files=str(folder), analytics_enabled=False)
 
 
 def session_ids(backend) -> set[str]:

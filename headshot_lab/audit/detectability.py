@@ -287,11 +287,16 @@ def auroc_with_ci(
         raise HeadshotLabError("Detectability needs both real and generated images.", code="detectability_one_class")
     auc = float(roc_auc_score(y, s))
     fpr, tpr, _ = roc_curve(y, s)
-    codes = np.arange(len(y)) if clusters is None else np.unique([str(c) for c in clusters], return_inverse=True)[1]
+    y_boot, s_boot = y, s
+    if clusters is None:  # one cluster per image, in a canonical order: the interval ignores row order
+        order = np.lexsort((s, y))
+        y_boot, s_boot, codes = y[order], s[order], np.arange(len(y))
+    else:
+        codes = np.unique([str(c) for c in clusters], return_inverse=True)[1]
     n_clusters = int(codes.max()) + 1
     ci: tuple[float | None, float | None] = (None, None)
     if n_clusters >= 2:
-        boots = _bootstrap_aucs(y, s, codes, n_clusters, int(n_resamples), np.random.default_rng(seed))
+        boots = _bootstrap_aucs(y_boot, s_boot, codes, n_clusters, int(n_resamples), np.random.default_rng(seed))
         if len(boots):
             low, high = np.percentile(boots, interval_levels(confidence, n_clusters, ci_method))
             ci = (float(low), float(high))

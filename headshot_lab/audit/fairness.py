@@ -189,6 +189,8 @@ def bootstrap_ci(
     if data.ndim != 1:
         raise ValueError(f"values must be one-dimensional, got shape {data.shape}")
     interval_levels(confidence, 2, method)  # validates confidence and method
+    if clusters is None:  # each value is its own cluster: resample in value order, so the row order cannot matter
+        data = np.sort(data)
     codes = _cluster_codes(len(data), clusters)
     n_clusters = int(codes.max()) + 1 if len(codes) else 0
     if n_clusters < 2:

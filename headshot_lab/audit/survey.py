@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from headshot_lab.atomic import atomic_write, write_text_atomic
 from headshot_lab.errors import HeadshotLabError
 
 SIDES = ("left", "right")
@@ -172,9 +173,9 @@ def make_survey(
         key_rows.append({"trial": trial, "left": left, "right": right, "ai_side": SIDES[int(side)]})
         blocks.append(_TRIAL.format(trial=trial, number=trial, left=left, right=right))
     page = out / "survey.html"
-    page.write_text(_PAGE.format(title=html.escape(title), trials="\n".join(blocks)), encoding="utf-8")
+    write_text_atomic(page, _PAGE.format(title=html.escape(title), trials="\n".join(blocks)))
     key = out / "key.csv"
-    with key.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_write(key, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["trial", "left", "right", "ai_side"])
         writer.writeheader()
         writer.writerows(key_rows)

@@ -79,7 +79,8 @@ def similarity_transform(src5: np.ndarray, dst5: np.ndarray) -> np.ndarray:
 
     src = _as_points(src5, "src5")
     dst = _as_points(dst5, "dst5", count=src.shape[0])
-    tform = SimilarityTransform.from_estimate(src, dst)
+    with np.errstate(divide="ignore", invalid="ignore"):  # degenerate points: refused below, not a warning
+        tform = SimilarityTransform.from_estimate(src, dst)
     if not tform or not np.all(np.isfinite(tform.params)) or abs(np.linalg.det(tform.params[:2, :2])) < 1e-12:
         raise HeadshotLabError(
             "The face landmarks are degenerate (they collapse to a point), so the face cannot be aligned.",

@@ -150,7 +150,8 @@ def similarity(a: np.ndarray | Face, b: np.ndarray | Face) -> float:
         raise ValueError("both faces need an embedding; call backend.embed() first")
     if isinstance(a, Face) and isinstance(b, Face) and a.backend != b.backend:
         raise ValueError(f"cannot compare {a.backend} and {b.backend} embeddings")
-    return float(np.dot(l2_normalize(va), l2_normalize(vb)))
+    # Clipped: the float32 dot product of two unit vectors can land an ulp outside [-1, 1].
+    return float(np.clip(np.dot(l2_normalize(va), l2_normalize(vb)), -1.0, 1.0))
 
 
 def largest_face(faces: list[Face]) -> Face | None:

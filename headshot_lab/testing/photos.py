@@ -31,6 +31,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from headshot_lab.atomic import write_bytes_atomic
+
 FACE_RECOGNITION_SDIST = "face_recognition==1.3.0"
 INSIGHTFACE_WHEEL = "insightface==2.1"
 
@@ -103,9 +105,7 @@ def _extract(archive: Path, member: str, target: Path) -> None:
             if handle is None:
                 raise PhotoSourceUnavailable(f"{member} is missing from {archive.name}")
             data = handle.read()
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    write_bytes_atomic(target, data)  # unique temp name: two test runs fetching at once cannot mix their bytes
 
 
 def real_photo(name: str) -> Path:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from headshot_lab.atomic import atomic_write
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.privacy import Session
 from headshot_lab.ui.batch_audit import audit_batch
@@ -176,7 +177,8 @@ class AppBackend(SessionFiles):
         mean = np.mean(embeddings, axis=0)
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
         target = session.lora / "faceid_embedding.npy"
-        np.save(target, mean.astype(np.float32))
+        with atomic_write(target) as handle:
+            np.save(handle, mean.astype(np.float32))
         state.identity = {"mode": "faceid", "embedding": str(target)}
         status = (
             f"✅ Tuning-free identity ready: the mean ArcFace embedding of {len(embeddings)} photos "
@@ -346,9 +348,12 @@ class AppBackend(SessionFiles):
             )
         key = (session.id, tuple(item.name for item in references))
         with self._lock:
-            if key not in self._profiles:
-                self._profiles[key] = ReferenceProfile.from_images({i.name: i.path for i in references})
-            return self._profiles[key]
+            profile = self._profiles.get(key)
+        if profile is None:  # measured outside the lock: one page's selfies never hold up the other pages
+            profile = ReferenceProfile.from_images({i.name: i.path for i in references})
+            with self._lock:
+                profile = self._profiles.setdefault(key, profile)
+        return profile
 
     @guarded
     def select(self, state: SessionState, top_k: int = 8, *, progress: Progress | None = None) -> ActionResult:

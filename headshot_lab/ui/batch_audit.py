@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from headshot_lab.atomic import write_json_atomic, write_text_atomic
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.ui.formatting import number
 from headshot_lab.ui.state import Progress, report_progress, table_cell
@@ -128,8 +129,6 @@ def audit_batch(
     Raises:
         HeadshotLabError: ``no_reference`` (no face measurable in any reference), ``no_outputs``.
     """
-    import json
-
     from eval.runner import analyse_image, encoder_name
     from headshot_lab.audit.detectability import classifier_two_sample_test
     from headshot_lab.audit.fairness import grouped_metric
@@ -277,8 +276,8 @@ def audit_batch(
     details = render_markdown(results, plots=[p.name for p in plots])
     card = format_audit_card(encoder, group, person, images, run, details)
     if out_dir is not None:
-        (Path(out_dir) / "report.md").write_text(card, encoding="utf-8")
-        (Path(out_dir) / "results.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+        write_text_atomic(Path(out_dir) / "report.md", card)
+        write_json_atomic(Path(out_dir) / "results.json", results, default=str)
     report_progress(progress, 1.0, "Done")
     return BatchAudit(
         encoder=encoder,

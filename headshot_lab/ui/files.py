@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from headshot_lab.atomic import atomic_write, copy_file_atomic, write_bytes_atomic
 from headshot_lab.errors import HeadshotLabError, ImageError
 from headshot_lab.privacy import CONSENT_VERSION, PurgeLoop, Session, SessionNotFoundError, SessionStore
 from headshot_lab.ui.state import (
@@ -31,6 +32,9 @@ from headshot_lab.ui.state import (
     safe_name,
     unique_name,
 )
+
+DELETED_MEMORY_S = 24 * 3600.0
+"""How long the app remembers that a session was deleted (longer than any action runs; see ``settle_deleted``)."""
 
 
 class SessionFiles:
@@ -57,6 +61,7 @@ class SessionFiles:
         self._lock = threading.RLock()
         self._profiles: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._generator: tuple[tuple[Any, ...], Any] | None = None
+        self._deleted: dict[str, float] = {}  # session id -> when it was deleted (see settle_deleted)
         self.purge_loop: PurgeLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -65,10 +70,23 @@ class SessionFiles:
         with self._lock:
             if self.purge_loop is None or not self.purge_loop.running:
                 self.purge_loop = self.store.start_purge_loop(
-                    interval_s, on_error=lambda exc: logger.warning("purge failed: %s", exc)
+                    interval_s, on_error=lambda exc: logger.warning("purge failed: %s", exc), purge=self.purge_expired
                 )
             self.remove_orphaned_copies()
             return self.purge_loop
+
+    def purge_expired(self) -> int:
+        """The store's TTL purge, plus the published copies (and cached profiles) of every session it removed.
+
+        What the purge loop runs: without it, a purged session's thumbnails and downloads would stay in
+        Gradio's cache until the next visitor (or Gradio's own cache sweep) came along.
+        """
+        before = {session.id for session in self.store.list_sessions()}
+        purged = self.store.purge_expired()
+        for session_id in before - {session.id for session in self.store.list_sessions()}:
+            self._gone(session_id)
+        self.remove_orphaned_copies()  # sessions purged elsewhere (``headshot-lab purge``) or before a restart
+        return purged
 
     def stop(self) -> None:
         if self.purge_loop is not None:
@@ -92,9 +110,10 @@ class SessionFiles:
             return 0
         live = {self.publish_key(session.id) for session in self.store.list_sessions()}
         for entry in self.publish_root.iterdir():
-            if entry.is_dir() and entry.name not in live and now - entry.stat().st_mtime > 60:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile by another thread's deletion
+                if entry.is_dir() and entry.name not in live and now - entry.stat().st_mtime > 60:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed += 1
         return removed
 
     # -- sessions ----------------------------------------------------------------------------------
@@ -116,8 +135,7 @@ class SessionFiles:
             try:
                 return self.store.get_session(state.session_id)
             except SessionNotFoundError:  # expired (the store has just purged it): its published copies go too
-                shutil.rmtree(self.publish_dir(state.session_id), ignore_errors=True)
-                self.forget_memory(state.session_id)
+                self._gone(state.session_id)
                 reset_state(state)
                 if not create:
                     raise
@@ -139,9 +157,7 @@ class SessionFiles:
         session.path(*relative.parts)  # refuses anything outside the session folder
         target = self.publish_dir(session.id) / relative
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        copy_file_atomic(source, target, fsync=False)  # a copy for display: atomic, but no need to hit the disk
         return str(target)
 
     def forget(self, state: Any) -> None:
@@ -156,9 +172,38 @@ class SessionFiles:
 
     def delete_session(self, session_id: str, *, reason: str) -> Any:
         record = self.store.delete_session(session_id, reason=reason, missing_ok=True)
+        self._gone(session_id)
+        return record
+
+    def _gone(self, session_id: str) -> None:
+        """A session was deleted or purged: its published copies and cached profiles go, and the id is noted."""
         shutil.rmtree(self.publish_dir(session_id), ignore_errors=True)
         self.forget_memory(session_id)
-        return record
+        now = time.monotonic()
+        with self._lock:
+            self._deleted = {k: t for k, t in self._deleted.items() if now - t < DELETED_MEMORY_S}
+            self._deleted[session_id] = now
+
+    def settle_deleted(self, state: SessionState) -> bool:
+        """After an action: if ``state``'s session was deleted while the action ran, delete what it wrote since.
+
+        "Delete my data now" (or the TTL purge) can run while an action of the same page is still working;
+        that action's next write would re-create the session folder (and its published copies), so a
+        deleted session would come back. This removes them again and empties ``state``.
+
+        Returns:
+            ``True`` when the session had been deleted (``state`` is then empty).
+        """
+        session_id = state.session_id
+        if session_id is None:
+            return False
+        with self._lock:
+            if session_id not in self._deleted:
+                return False
+        self.store.delete_session(session_id, reason="orphan", missing_ok=True)
+        self._gone(session_id)
+        reset_state(state)
+        return True
 
     def discard_upload(self, path: str) -> None:
         """Delete Gradio's copy of an upload (only inside Gradio's upload folder)."""
@@ -181,8 +226,22 @@ class SessionFiles:
 
         item = Item(name=unique_name(safe_name(path), taken), path="", kind="upload", origin=path)
         try:
+            if self.publish_root.resolve() in Path(path).resolve().parents:  # shown by the app (to any page)
+                raise ImageError(
+                    f"{Path(path).name}: this is a file the app made, not one of your uploads.",
+                    fix="Upload photos from your device.",
+                    code="not_an_upload",
+                )
             data, _ = read_bytes(path)
         except ImageError as exc:
+            if exc.code == "file_not_found" and self.upload_root.resolve() in Path(path).resolve().parents:
+                # Gradio keeps one copy per content: a page that checked a byte-identical file a moment
+                # earlier has already deleted it. Re-adding the photo uploads it again.
+                exc = ImageError(
+                    f"{Path(path).name}: this upload is no longer on the server.",
+                    fix="Remove the photo from the uploader and add it again.",
+                    code="upload_gone",
+                )
             item.ok, item.error = False, exc.to_dict()
             self.discard_upload(path)
             return item
@@ -192,7 +251,7 @@ class SessionFiles:
             item.ok = False
             raw = session.cache / "rejected" / item.name  # kept (privately) only to report on it
             raw.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            raw.write_bytes(data)
+            write_bytes_atomic(raw, data)
             item.raw = str(raw)
         else:
             item.path = str(save_image(photo.pixels, session.uploads / f"{Path(item.name).stem}.png"))
@@ -214,5 +273,6 @@ class SessionFiles:
             draw = ImageDraw.Draw(image)
             draw.line((40, 40, THUMBNAIL_SIDE - 40, THUMBNAIL_SIDE - 40), fill=(150, 40, 40), width=10)
             draw.line((40, THUMBNAIL_SIDE - 40, THUMBNAIL_SIDE - 40, 40), fill=(150, 40, 40), width=10)
-        image.save(target, "WEBP", quality=85)
+        with atomic_write(target, fsync=False) as handle:
+            image.save(handle, "WEBP", quality=85)
         return self.publish(session, target)

@@ -144,11 +144,28 @@ def fail_result(state: SessionState, exc: HeadshotLabError, extra: str = "") -> 
 
 
 def guarded(method: Callable[..., ActionResult]) -> Callable[..., ActionResult]:
-    """Turn every failure into a status (never a traceback): user errors verbatim, bugs as one line."""
+    """Turn every failure into a status (never a traceback): user errors verbatim, bugs as one line.
+
+    Afterwards, if the session was deleted while the action ran ("Delete my data now" pressed meanwhile,
+    or the TTL purge), the backend's ``settle_deleted`` removes whatever the action wrote since, and the
+    action reports that nothing was kept.
+    """
 
     @functools.wraps(method)
     def wrapper(self: Any, state: SessionState | None, *args: Any, **kwargs: Any) -> ActionResult:
         state = state if isinstance(state, SessionState) else SessionState()
+        result = attempt(self, state, *args, **kwargs)
+        settle = getattr(self, "settle_deleted", None)
+        if settle is not None and settle(result.state):
+            deleted = HeadshotLabError(
+                "Your data was deleted while this was running, so nothing it made was kept.",
+                fix="Upload your photos again (tab 1) to start over.",
+                code="session_deleted",
+            )
+            result = fail_result(result.state, deleted)
+        return result
+
+    def attempt(self: Any, state: SessionState, *args: Any, **kwargs: Any) -> ActionResult:
         try:
             result = method(self, state, *args, **kwargs)
             result.report = without_path_keys(result.report)
