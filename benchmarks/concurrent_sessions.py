@@ -40,12 +40,14 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from headshot_lab.testing.client import server_paths
 
 from _common import write_result  # type: ignore[import-not-found]
 
@@ -152,18 +154,6 @@ def make_photos(folder: Path, index: int, count: int, side: int) -> list[Path]:
         image.save(path, "JPEG", quality=92)
         paths.append(path)
     return paths
-
-
-def server_paths(value: Any) -> Iterator[str]:
-    """Every server-side file path in a ``gradio_client`` result (``download_files=False``: FileData dicts)."""
-    if isinstance(value, dict):
-        if isinstance(value.get("path"), str) and value.get("meta", {}).get("_type") == "gradio.FileData":
-            yield value["path"]
-        for item in value.values():
-            yield from server_paths(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from server_paths(item)
 
 
 def failed(result: Any) -> str:

@@ -27,6 +27,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from headshot_lab.testing.client import server_paths
+
 pytestmark = pytest.mark.timeout(900)  # a hang fails the module instead of blocking the suite
 
 SESSIONS = 20
@@ -74,18 +76,6 @@ def new_client(url: str) -> Any:
     from gradio_client import Client
 
     return Client(url, verbose=False, download_files=False, analytics_enabled=False)
-
-
-def server_paths(value: Any) -> Iterator[str]:
-    """Every server-side path in a gradio_client result (``download_files=False`` keeps FileData dicts)."""
-    if isinstance(value, dict):
-        if isinstance(value.get("path"), str) and value.get("meta", {}).get("_type") == "gradio.FileData":
-            yield value["path"]
-        for item in value.values():
-            yield from server_paths(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from server_paths(item)
 
 
 def file_data(path: str | Path) -> dict[str, Any]:
