@@ -44,6 +44,7 @@ from headshot_lab.ui import (
     base_model_notice,
     style_swatches,
 )
+from headshot_lab.ui.warmup import start_warm_up
 
 MAX_FILE_SIZE = f"{MAX_UPLOAD_MB}mb"
 CROP_CHOICES = ("square", "circle", "bio", "banner", "hires")
@@ -344,6 +345,7 @@ def launch(app: gr.Blocks | None = None, **options: Any) -> Any:
     ``GRADIO_SERVER_PORT`` unless given.
     """
     backend().start()
+    start_warm_up()  # the face models load while the server starts: the first click is not the slow one
     options.pop("share", None)
     settings = {
         "max_file_size": MAX_FILE_SIZE,
