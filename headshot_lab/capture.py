@@ -272,6 +272,22 @@ class Problem:
         return {"code": self.code, "message": self.message, "fix": self.fix, "severity": self.severity}
 
 
+def animation_warning(name: str, frames: int, image_format: str | None) -> Problem | None:
+    """The ``animated`` warning for a file of several frames or pages (only the first is used), else ``None``.
+
+    An MPO (a camera's multi-picture JPEG) is exempt: its extra frames are the camera's other views.
+    """
+    if frames <= 1 or image_format == "MPO":
+        return None
+    return Problem(
+        "animated",
+        f"{Path(name).name}: the file holds {frames} frames (an animation or several pages); "
+        "only the first one is checked and used.",
+        "If the first frame is not the photo you meant, save that photo as a still JPEG or PNG.",
+        "warning",
+    )
+
+
 @dataclass
 class PhotoReport:
     """The checklist result for one photo.
@@ -618,16 +634,9 @@ def _prepare(item: Any, name: str, limits: CaptureThresholds) -> _Prepared:
         return _Prepared(name, problem=decoded)
     notes: list[Problem] = []
     if isinstance(decoded, Photo):
-        if decoded.frames > 1 and decoded.format != "MPO":  # an MPO's extra frames are the camera's extra views
-            notes.append(
-                Problem(
-                    "animated",
-                    f"{Path(name).name}: the file holds {decoded.frames} frames (an animation or several pages); "
-                    "only the first one is checked and used.",
-                    "If the first frame is not the photo you meant, save that photo as a still JPEG or PNG.",
-                    "warning",
-                )
-            )
+        animated = animation_warning(name, decoded.frames, decoded.format)
+        if animated is not None:
+            notes.append(animated)
         decoded = decoded.pixels
     try:
         small, scale = downscale(decoded, limits.analysis_side)

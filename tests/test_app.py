@@ -146,6 +146,24 @@ def test_check_copies_pixels_only_reports_bad_files_and_deletes_gradio_copies(tm
     assert "path" not in json.dumps(result.report) and str(tmp_path) not in json.dumps(result.report)
 
 
+def test_an_animated_upload_keeps_its_first_frame_and_says_so(tmp_path, photo_files):
+    backend = make_backend(tmp_path)
+    first = Image.open(photo_files["obama"]).convert("RGB")
+    animation = tmp_path / "wave.gif"
+    first.save(animation, save_all=True, append_images=[first.rotate(10), first.rotate(20)], duration=100, loop=0)
+    files = [upload(backend, animation), upload(backend, photo_files["obama2"])]
+    result = backend.check_photos(SessionState(), files, True)
+    assert result.ok, result.status
+    photo = next(p for p in result.report["photos"] if p["name"] == "wave.gif")
+    codes = [problem["code"] for problem in photo["problems"]]
+    assert codes.count("animated") == 1 and "3 frames" in photo["problems"][codes.index("animated")]["message"]
+    assert photo["ok"] and result.state.uploads[0].ok  # a warning: the first frame is still usable
+    assert Image.open(result.state.uploads[0].path).format == "PNG"  # the session keeps one still frame
+    other = next(p for p in result.report["photos"] if p["name"] == "obama2.jpg")
+    assert "animated" not in [problem["code"] for problem in other["problems"]]
+    assert "3 frames" in result.status
+
+
 def test_resubmitting_the_same_uploads_reuses_them_and_removed_ones_leave(tmp_path, photo_files):
     backend = make_backend(tmp_path)
     files = [upload(backend, photo_files["obama"]), upload(backend, photo_files["obama2"])]

@@ -99,6 +99,8 @@ class AppBackend(SessionFiles):
         for item in uploads:  # a file that could not even be read: its own error replaces "empty file"
             if item.error and item.name in by_name:
                 by_name[item.name].update(ok=False, problems=[{**item.error, "severity": "error"}])
+            elif item.notes and item.name in by_name:  # warnings from the copy-in (e.g. only the first frame kept)
+                by_name[item.name]["problems"].extend(item.notes)
         gallery = []
         for item in uploads:
             photo = by_name.get(item.name, {})

@@ -222,6 +222,7 @@ class SessionFiles:
 
     def ingest(self, session: Session, path: str, taken: set[str]) -> Item:
         """Copy one upload into the session, pixels only (lossless PNG), then delete Gradio's copy."""
+        from headshot_lab.capture import animation_warning
         from headshot_lab.io import load_photo, read_bytes, save_image
 
         item = Item(name=unique_name(safe_name(path), taken), path="", kind="upload", origin=path)
@@ -255,6 +256,9 @@ class SessionFiles:
             item.raw = str(raw)
         else:
             item.path = str(save_image(photo.pixels, session.uploads / f"{Path(item.name).stem}.png"))
+            animated = animation_warning(item.name, photo.frames, photo.format)
+            if animated is not None:  # the session keeps a still copy: the checklist would not see the frames
+                item.notes.append(animated.to_dict())
         finally:
             self.discard_upload(path)
         return item

@@ -52,6 +52,8 @@ class Item:
         origin: uploads: the path Gradio handed over (to recognise a re-submitted file).
         raw: uploads that are not images: their bytes, kept in the session only to report on them.
         error: uploads that could not even be read: the error.
+        notes: uploads: warnings found while copying it in (e.g. ``animated``: only the first frame was
+            kept), added to the checklist's report, since the checklist sees the session's still copy.
     """
 
     name: str
@@ -62,6 +64,7 @@ class Item:
     origin: str = ""
     raw: str = ""
     error: dict[str, str] | None = None
+    notes: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
