@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from headshot_lab.testing.client import free_loopback_port
 
 from _common import ratio, write_result  # type: ignore[import-not-found]
 
@@ -76,12 +77,6 @@ open(profile + ".txt", "w").write(profiler.output_text(unicode=True, color=False
 open(profile + ".html", "w").write(profiler.output_html())
 backend.stop()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def child_env(data_dir: Path) -> dict[str, str]:
@@ -154,7 +149,7 @@ def one_start(photo: Path, timeout: float, profile: str = "") -> dict[str, Any]:
     from gradio_client import Client, handle_file
 
     with tempfile.TemporaryDirectory() as tmp, (Path(tmp) / "app.log").open("w") as errors:
-        port, log = free_port(), Path(errors.name)
+        port, log = free_loopback_port(), Path(errors.name)
         started = time.time()
         with subprocess.Popen(
             [sys.executable, "-c", CHILD, str(port), profile],

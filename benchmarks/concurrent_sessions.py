@@ -34,7 +34,6 @@ import importlib
 import io
 import os
 import resource
-import socket
 import sys
 import tempfile
 import threading
@@ -47,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from headshot_lab.testing.client import server_paths
+from headshot_lab.testing.client import free_loopback_port, server_paths
 
 from _common import write_result  # type: ignore[import-not-found]
 
@@ -104,12 +103,6 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
     return stats
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def launch_app(root: Path, clock: OffsetClock, ttl_hours: float, purge_interval_s: float) -> tuple[str, Any, Any]:
     """Launch ``app.py`` in this process on 127.0.0.1, sessions and Gradio's cache under ``root``.
 
@@ -127,7 +120,12 @@ def launch_app(root: Path, clock: OffsetClock, ttl_hours: float, purge_interval_
     demo = app.build_demo(backend)
     backend.start(interval_s=purge_interval_s)  # launch() finds it running and keeps it
     _, url, _ = app.launch(
-        demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, ssr_mode=False
+        demo,
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=free_loopback_port(),
+        quiet=True,
+        ssr_mode=False,
     )
     return url, backend, demo
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from headshot_lab.atomic import write_bytes_atomic
 from headshot_lab.config import get_settings
@@ -265,16 +265,16 @@ def load_photo(
         try:
             image.seek(0)  # first frame of animations
             image.load()
+            orientation = _orientation(image)
             # exif_transpose copies the whole image when there is nothing to turn (36 MB for 12 MP): skip that.
-            turn = image.getexif().get(ExifTags.Base.Orientation, 1) in _EXIF_TURNS
-            oriented = ImageOps.exif_transpose(image) if turn else image
+            oriented = ImageOps.exif_transpose(image) if orientation in _EXIF_TURNS else image
             pixels = _to_rgb(oriented)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _bomb_error(name, max_pixels) from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise TruncatedImageError(f"{name}: the file is incomplete or damaged ({exc}).") from None
 
-    exif_rotated = oriented.size != image.size or _orientation(image) not in (None, 1)
+    exif_rotated = oriented.size != image.size or orientation not in (None, 1)
     short = min(pixels.shape[:2])
     if min_side and short < min_side:
         raise ImageTooSmallError(

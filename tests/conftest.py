@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -82,15 +81,18 @@ def app_server(tmp_path_factory):
     os.environ["GRADIO_TEMP_DIR"] = str(root / "data" / "gradio")
     os.environ.pop("HEADSHOT_LAB_BASE_MODEL", None)
     app = importlib.import_module("app")
+    from headshot_lab.testing.client import free_loopback_port
     from headshot_lab.ui import AppBackend
 
     backend = AppBackend()
     demo = app.build_demo(backend)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
     _, url, _ = app.launch(
-        demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, ssr_mode=False
+        demo,
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=free_loopback_port(),
+        quiet=True,
+        ssr_mode=False,
     )
     try:
         yield url, backend

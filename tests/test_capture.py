@@ -508,3 +508,25 @@ def test_problem_and_report_types():
     assert not report.ok and report.codes == ["b", "a"]  # errors first
     report.discard("b")
     assert report.ok and report.codes == ["a"]
+
+
+def test_skin_option_measures_the_tone_on_the_checklists_own_pass(real_photos, load_real):
+    from headshot_lab.skin import measure_skin
+
+    names = ("obama", "biden")
+    plain = check_photos([real_photos[n] for n in names])
+    with_skin = check_photos([real_photos[n] for n in names], skin=True)
+    assert all(photo.skin is None and "skin" not in photo.to_dict() for photo in plain.photos)
+    # The same checklist otherwise: the option only adds the tone.
+    assert [p.to_dict() for p in plain.photos] == [
+        {k: v for k, v in p.to_dict().items() if k != "skin"} for p in with_skin.photos
+    ]
+    tones = {}
+    for name, photo in zip(names, with_skin.photos, strict=True):
+        assert photo.skin is not None and photo.to_dict()["skin"]["ita"] == pytest.approx(
+            photo.skin.ita, abs=0.05
+        )  # rounded
+        # Measured on the analysis copy: close to a full-resolution measurement of the same photo.
+        assert photo.skin.ita == pytest.approx(measure_skin(load_real(name)).ita, abs=3.0)
+        tones[name] = photo.skin.ita
+    assert tones["obama"] > tones["biden"] + 20  # the two people's tones are told apart, the right way round

@@ -367,6 +367,18 @@ def test_check_photos_reports_each_file_never_raises(corpus):
 
 
 # -- 3. retouch, select, export on what loads ------------------------------------------------------------
+@contextlib.contextmanager
+def _only_clear_errors(failures: list[str], label: str):
+    """Record in ``failures`` an error raised in the block without code/message/fix, or any other exception."""
+    try:
+        yield
+    except HeadshotLabError as exc:
+        if not (exc.code and exc.message and exc.fix):
+            failures.append(f"{label} error without code/fix {exc.to_dict()}")
+    except Exception as exc:
+        failures.append(f"{label} raised {type(exc).__name__}: {exc}")
+
+
 def _pipeline(corpus: Corpus, cases: list[HostileCase], tmp_path: Path, profile) -> None:
     from headshot_lab.export import export_headshots
     from headshot_lab.io import load_rgb
@@ -381,27 +393,17 @@ def _pipeline(corpus: Corpus, cases: list[HostileCase], tmp_path: Path, profile)
         except HeadshotLabError:
             continue
         usable.append(case)
-        try:
+        with _only_clear_errors(failures, f"{case.path.name}: retouch"):
             result = retouch(pixels, "corporate")
             if result.image.shape != pixels.shape or result.image.dtype != np.uint8:
                 failures.append(f"{case.path.name}: retouch gave {result.image.shape} {result.image.dtype}")
-        except HeadshotLabError as exc:
-            if not (exc.code and exc.message and exc.fix):
-                failures.append(f"{case.path.name}: retouch error without code/fix {exc.to_dict()}")
-        except Exception as exc:
-            failures.append(f"{case.path.name}: retouch raised {type(exc).__name__}: {exc}")
-        try:
+        with _only_clear_errors(failures, f"{case.path.name}: export"):
             exported = export_headshots(
                 case.path, tmp_path / "export", ["square", "circle", "banner"], format="png", kind="retouched"
             )
             for image in exported.images:
                 if not image.path.is_file():
                     failures.append(f"{case.path.name}: export did not write {image.path.name}")
-        except HeadshotLabError as exc:
-            if not (exc.code and exc.message and exc.fix):
-                failures.append(f"{case.path.name}: export error without code/fix {exc.to_dict()}")
-        except Exception as exc:
-            failures.append(f"{case.path.name}: export raised {type(exc).__name__}: {exc}")
     # Selection takes every file (refused ones become reasons), as the app passes its outputs.
     selection = select_candidates({c.path.name: c.path for c in cases}, profile)
     assert [c.path for c in selection.candidates] == [c.path.name for c in cases]

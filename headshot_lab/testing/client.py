@@ -1,9 +1,17 @@
-"""Helpers for driving the app with ``gradio_client`` (tests and benchmarks)."""
+"""Helpers for driving the app on this machine with ``gradio_client`` (tests and benchmarks)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
+
+
+def free_loopback_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now (the app is only ever launched on loopback here)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def server_paths(value: Any) -> Iterator[str]:
