@@ -70,13 +70,28 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from headshot_lab.analysis import (
+    AnalysisOptions,
+    FaceFinder,
+    PhotoAnalysis,
+    colour_stats,
+    decode_image,
+    downscale,
+    eye_region_stats,
+    face_exposure_stats,
+    face_mesh_near,
+    face_sharpness,
+    image_exposure_stats,
+    luma,
+    measure_faces,
+    prepare_photo,
+    significant_faces,
+)
 from headshot_lab.config import resolve_options
 from headshot_lab.errors import ImageError, ModelUnavailableError
 
 if TYPE_CHECKING:
-    from headshot_lab.faces.base import Face, FaceBackend
-    from headshot_lab.faces.mesh import FaceMesh
-    from headshot_lab.io import Photo
+    from headshot_lab.faces.base import FaceBackend
     from headshot_lab.skin import SkinTone
 
 logger = logging.getLogger(__name__)
@@ -388,174 +403,8 @@ class CaptureReport:
 # Measurements (pure functions on pixels and landmarks)
 # ================================================================================================
 
+
 # dlib / iBUG 68-point indices.
-_JAW_AND_BROWS = slice(0, 27)
-_EYE_68 = (slice(36, 42), slice(42, 48))  # image-left eye, image-right eye
-_MOUTH_CORNERS_68 = (48, 54)
-
-
-def luma(rgb: np.ndarray) -> np.ndarray:
-    """Rec. 709 luma of gamma-encoded 8-bit RGB: ``Y′ = 0.2126 R′ + 0.7152 G′ + 0.0722 B′`` (0–255)."""
-    rgb = np.asarray(rgb, dtype=np.float32)
-    return rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722
-
-
-def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """``(copy whose longer side ≤ max_side, scale s)`` with ``s = min(1, max_side / max(H, W))`` (area filter)."""
-    import cv2
-
-    height, width = image.shape[:2]
-    scale = min(1.0, max_side / float(max(height, width)))
-    if scale >= 1.0:
-        return image, 1.0
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)), scale
-
-
-def face_sharpness(image: np.ndarray, box: Sequence[float], size: int = 256) -> float:
-    """Scale- and exposure-normalised sharpness of the face in ``box`` (original pixels).
-
-    The box grown by 10 % is cropped from the full-resolution image, converted to grey ``G`` and
-    resized to ``size × size`` (area filter when shrinking, bilinear when enlarging), then
-
-        S = Var(∇²(G · 128 / m))
-
-    where ``∇²`` is the 3×3 Laplacian and ``m`` the median of the crop's central half (the face).
-    The fixed size makes ``S`` independent of the photo's resolution; the ``128 / m`` factor makes
-    it independent of exposure and of how light or dark the skin is (a texture's Laplacian scales
-    with its brightness). Sharp faces score in the hundreds; blur drives it towards 0.
-    """
-    import cv2
-
-    height, width = image.shape[:2]
-    left, top, right, bottom = (float(v) for v in box)
-    margin = 0.1 * max(right - left, 1.0)
-    x0, y0 = max(0, int(left - margin)), max(0, int(top - margin))
-    x1, y1 = min(width, int(np.ceil(right + margin))), min(height, int(np.ceil(bottom + margin)))
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        return 0.0
-    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    interpolation = cv2.INTER_AREA if (x1 - x0) >= size else cv2.INTER_LINEAR
-    grey = cv2.resize(grey, (size, size), interpolation=interpolation)
-    quarter = size // 4
-    median = float(np.median(grey[quarter : size - quarter, quarter : size - quarter]))
-    laplacian = cv2.Laplacian(grey * (128.0 / max(median, 1.0)), cv2.CV_32F, ksize=1)
-    return float(laplacian.var())
-
-
-def _face_hull_mask(shape: tuple[int, int], landmarks68: np.ndarray) -> np.ndarray:
-    """Boolean mask of the convex hull of the jaw line and brows (the face, eyes and mouth included)."""
-    import cv2
-
-    mask = np.zeros(shape, dtype=np.uint8)
-    hull = cv2.convexHull(np.round(landmarks68[_JAW_AND_BROWS]).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 1)
-    return mask.astype(bool)
-
-
-def image_exposure_stats(image: np.ndarray) -> dict[str, Any]:
-    """``image_luma_p99`` and ``image_luma_median``: luma percentiles of the whole photo (≤ 512 px copy)."""
-    p99, median = np.percentile(luma(downscale(image, 512)[0]), [99.0, 50.0])
-    return {"image_luma_p99": round(float(p99), 1), "image_luma_median": round(float(median), 1)}
-
-
-def face_exposure_stats(image: np.ndarray, landmarks68: np.ndarray, thresholds: CaptureThresholds) -> dict[str, Any]:
-    """Clipping and brightness of the face: the convex hull of the 68-point jaw line and brows.
-
-    * ``face_highlight_clip``: fraction of face pixels with any channel ≥ ``clip_high`` (blown out);
-    * ``face_shadow_clip``: fraction with every channel ≤ ``clip_low`` (crushed to black);
-    * ``face_luma_median`` (0–255) and ``face_lightness`` (median CIELAB L*, D65), reported and
-      used only to compare one person's photos with each other (lighting variety), never against a
-      fixed value.
-    """
-    from skimage.color import rgb2lab
-
-    pixels = image[_face_hull_mask(image.shape[:2], landmarks68)]
-    if pixels.size == 0:
-        return {}
-    brightest = pixels.max(axis=1)
-    lightness = rgb2lab(pixels[None].astype(np.float64) / 255.0)[0, :, 0]
-    return {
-        "face_luma_median": round(float(np.median(luma(pixels))), 1),
-        "face_highlight_clip": round(float((brightest >= thresholds.clip_high).mean()), 4),
-        "face_shadow_clip": round(float((brightest <= thresholds.clip_low).mean()), 4),
-        "face_lightness": round(float(np.median(lightness)), 2),
-    }
-
-
-def colour_stats(image: np.ndarray, thresholds: CaptureThresholds) -> dict[str, Any]:
-    """White-patch colour cast and overall colourfulness, on a ≤ 256 px thumbnail in CIELAB (D65).
-
-    * ``cast_a``, ``cast_b``, ``cast_chroma``: mean ``(a*, b*)`` of the white patch — unclipped
-      pixels (every channel < ``clip_high``, 15 < L* < 97) at or above the
-      ``white_patch_percentile`` of L* — and its chroma ``√(a*² + b*²)``. Bright surfaces are
-      near-neutral in a balanced photo (white-patch / max-RGB assumption), so their tint is the cast.
-    * ``colour_p99_chroma``: 99th percentile of every pixel's chroma (≈ 0 in black-and-white).
-    """
-    from skimage.color import rgb2lab
-
-    thumb, _ = downscale(image, 256)
-    lab = rgb2lab(thumb.astype(np.float64) / 255.0).reshape(-1, 3)
-    chroma = np.hypot(lab[:, 1], lab[:, 2])
-    stats: dict[str, Any] = {"colour_p99_chroma": round(float(np.percentile(chroma, 99.0)), 2)}
-    usable = (thumb.reshape(-1, 3).max(axis=1) < thresholds.clip_high) & (lab[:, 0] > 15.0) & (lab[:, 0] < 97.0)
-    if usable.sum() < 50:
-        stats.update(cast_a=None, cast_b=None, cast_chroma=None)
-        return stats
-    cutoff = np.percentile(lab[usable, 0], thresholds.white_patch_percentile)
-    patch = lab[usable & (lab[:, 0] >= cutoff)]
-    a_star, b_star = float(patch[:, 1].mean()), float(patch[:, 2].mean())
-    stats.update(
-        cast_a=round(a_star, 2), cast_b=round(b_star, 2), cast_chroma=round(float(np.hypot(a_star, b_star)), 2)
-    )
-    return stats
-
-
-def eye_region_stats(image: np.ndarray, landmarks68: np.ndarray) -> dict[str, Any]:
-    """How dark and how flat each eye region is compared with the cheeks (sunglasses, hair, a hand).
-
-    With ``d`` the distance between the eye centres (means of the 68-point eye contours):
-
-    * eye region: ``0.6d × 0.3d`` around each eye centre; cheek: ``0.3d`` squares halfway between
-      each eye centre and the mouth corner below it, ``0.1d`` lower;
-    * ``eye_darkness`` = median luma(eye) / median luma(cheeks);
-    * ``eye_contrast`` = (p95 − p5 of luma(eye)) / median luma(cheeks).
-
-    Both are ratios against the same person's skin, so they do not depend on skin tone or exposure.
-    An open eye has a bright sclera and a dark iris/lashes (contrast ≈ 0.6–1.1); sunglasses are dark
-    and flat. Values are ``[image-left eye, image-right eye]``.
-    """
-    grey = luma(image)
-    height, width = grey.shape
-    points = np.asarray(landmarks68, dtype=np.float64)
-    centres = [points[eye].mean(axis=0) for eye in _EYE_68]
-    distance = float(np.hypot(*(centres[1] - centres[0])))
-
-    def patch(centre: np.ndarray, half_w: float, half_h: float) -> np.ndarray:
-        x0, x1 = int(max(0, centre[0] - half_w)), int(min(width, centre[0] + half_w + 1))
-        y0, y1 = int(max(0, centre[1] - half_h)), int(min(height, centre[1] + half_h + 1))
-        return grey[y0:y1, x0:x1].ravel()
-
-    cheeks = np.concatenate(
-        [
-            patch((centre + points[corner]) / 2.0 + [0.0, 0.1 * distance], 0.15 * distance, 0.15 * distance)
-            for centre, corner in zip(centres, _MOUTH_CORNERS_68, strict=True)
-        ]
-    )
-    if distance < 4 or cheeks.size < 4:
-        return {"eye_darkness": None, "eye_contrast": None}
-    cheek = max(float(np.median(cheeks)), 1.0)
-    darkness, contrast = [], []
-    for centre in centres:
-        eye = patch(centre, 0.3 * distance, 0.15 * distance)
-        if eye.size < 4:
-            return {"eye_darkness": None, "eye_contrast": None}
-        p5, p95 = np.percentile(eye, [5.0, 95.0])
-        darkness.append(round(float(np.median(eye)) / cheek, 3))
-        contrast.append(round(float(p95 - p5) / cheek, 3))
-    return {"eye_darkness": darkness, "eye_contrast": contrast}
-
-
 def _cast_name(a_star: float, b_star: float) -> str:
     """Plain name of a CIELAB hue angle ``h = atan2(b*, a*)``."""
     hue = float(np.degrees(np.arctan2(b_star, a_star))) % 360.0
@@ -572,13 +421,10 @@ def _cast_name(a_star: float, b_star: float) -> str:
 
 @dataclass
 class _Prepared:
-    """One photo decoded and downscaled, with its whole-image metrics (or the problem that stopped it)."""
+    """One photo decoded, downscaled and measured as a whole (or the problem that stopped it)."""
 
     name: str
-    pixels: np.ndarray | None = None
-    small: np.ndarray | None = None
-    scale: float = 1.0
-    metrics: dict[str, Any] = field(default_factory=dict)
+    photo: PhotoAnalysis | None = None
     problem: Problem | None = None
     notes: list[Problem] = field(default_factory=list)
 
@@ -593,29 +439,15 @@ def _name_of(item: Any, index: int) -> str:
     return f"photo-{index + 1}"
 
 
-def _decode(item: Any, name: str) -> Photo | np.ndarray | Problem:
-    """The decoded input, or the problem that says why there is none. Never raises for bad input."""
-    from PIL import Image
-
-    from headshot_lab.io import Photo, as_rgb_array, load_photo
-
-    try:
-        if isinstance(item, Photo):
-            return item
-        if isinstance(item, np.ndarray | Image.Image):
-            pixels = as_rgb_array(item)
-            if pixels.shape[0] < 2 or pixels.shape[1] < 2:
-                raise ValueError(f"the image is {pixels.shape[1]}×{pixels.shape[0]} pixels")
-            return pixels
-        return load_photo(item, name=Path(name).name)
-    except ImageError as exc:
+def _decode_problem(exc: BaseException, name: str) -> Problem:
+    """The problem that says why a photo could not be decoded."""
+    if isinstance(exc, ImageError):
         return Problem(exc.code, exc.message, exc.fix, "error")
-    except (ValueError, TypeError, OSError) as exc:
-        return Problem(
-            "unreadable",
-            f"{Path(name).name}: this is not a usable image ({exc}).",
-            "Upload a JPEG, PNG, WebP or HEIC photo straight from your camera or phone.",
-        )
+    return Problem(
+        "unreadable",
+        f"{Path(name).name}: this is not a usable image ({exc}).",
+        "Upload a JPEG, PNG, WebP or HEIC photo straight from your camera or phone.",
+    )
 
 
 def _prepare(item: Any, name: str, limits: CaptureThresholds) -> _Prepared:
@@ -624,30 +456,17 @@ def _prepare(item: Any, name: str, limits: CaptureThresholds) -> _Prepared:
     Runs in the prefetch thread; everything here is numpy/OpenCV/Pillow work that mostly releases
     the GIL, so it overlaps with the face work on the previous photo.
     """
-    import imagehash
-    from PIL import Image
-
-    from headshot_lab.io import Photo
-
-    decoded = _decode(item, name)
-    if isinstance(decoded, Problem):
-        return _Prepared(name, problem=decoded)
-    notes: list[Problem] = []
-    if isinstance(decoded, Photo):
-        animated = animation_warning(name, decoded.frames, decoded.format)
-        if animated is not None:
-            notes.append(animated)
-        decoded = decoded.pixels
     try:
-        small, scale = downscale(decoded, limits.analysis_side)
-        metrics: dict[str, Any] = {"width": int(decoded.shape[1]), "height": int(decoded.shape[0])}
-        metrics["hash"] = str(imagehash.phash(Image.fromarray(downscale(small, 512)[0])))
-        metrics.update(image_exposure_stats(small))
-        metrics.update(colour_stats(small, limits))
+        pixels, frames, image_format = decode_image(item, name, min_side=None)
+    except (ImageError, ValueError, TypeError, OSError) as exc:
+        return _Prepared(name, problem=_decode_problem(exc, name))
+    animated = animation_warning(name, frames, image_format)
+    try:
+        photo = prepare_photo(pixels, name, AnalysisOptions.from_limits(limits))
     except Exception as exc:  # an odd image must not stop the other photos
         logger.exception("capture preparation failed for %s", name)
         return _Prepared(name, problem=_analysis_failed(exc))
-    return _Prepared(name, decoded, small, scale, metrics, notes=notes)
+    return _Prepared(name, photo, notes=[animated] if animated is not None else [])
 
 
 def _analysis_failed(exc: BaseException) -> Problem:
@@ -656,51 +475,6 @@ def _analysis_failed(exc: BaseException) -> Problem:
         f"This photo could not be analysed ({type(exc).__name__}: {exc}).",
         "Re-export the photo as a standard JPEG and upload it again; if it keeps failing, leave it out.",
     )
-
-
-def face_mesh_near(small: np.ndarray, box: Sequence[float]) -> FaceMesh | None:
-    """The 478-point mesh of the face in ``box`` (analysis pixels), run on a crop around it.
-
-    Cropping to the box grown by 60 % guarantees the mesh describes *this* face (not another person)
-    and that it fills the frame, which mediapipe's short-range detector needs. Points are shifted
-    back to ``small``'s coordinates.
-    """
-    from headshot_lab.faces.mesh import FaceMesh, face_mesh
-
-    height, width = small.shape[:2]
-    left, top, right, bottom = box
-    grow = 0.6 * max(right - left, bottom - top)
-    x0, y0 = int(max(0, left - grow)), int(max(0, top - grow))
-    x1, y1 = int(min(width, right + grow)), int(min(height, bottom + grow))
-    try:
-        meshes = face_mesh(np.ascontiguousarray(small[y0:y1, x0:x1]), max_faces=1)
-    except ModelUnavailableError as exc:
-        logger.warning("face mesh unavailable, pose/eye/mouth checks skipped: %s", exc.message)
-        return None
-    if not meshes:
-        return None
-    mesh = meshes[0]
-    offset = np.array([x0, y0], dtype=np.float64)
-    points3d = mesh.points3d.copy()
-    points3d[:, :2] += offset
-    mesh_box = (mesh.box[0] + x0, mesh.box[1] + y0, mesh.box[2] + x0, mesh.box[3] + y0)
-    return FaceMesh(points=mesh.points + offset, points3d=points3d, box=mesh_box, image_shape=(height, width))
-
-
-def _mesh_stats(mesh: FaceMesh | None) -> dict[str, Any]:
-    from headshot_lab.faces.mesh import eye_openness, head_pose, mouth_openness
-
-    if mesh is None:
-        return {"yaw": None, "pitch": None, "roll": None, "eye_openness": None, "mouth_openness": None}
-    pose = head_pose(mesh)
-    left, right = eye_openness(mesh)
-    return {
-        "yaw": round(pose.yaw, 2),
-        "pitch": round(pose.pitch, 2),
-        "roll": round(pose.roll, 2),
-        "eye_openness": [round(left, 3), round(right, 3)],
-        "mouth_openness": round(mouth_openness(mesh), 3),
-    }
 
 
 def cut_off_edges(
@@ -726,55 +500,6 @@ def cut_off_edges(
     return edges
 
 
-def significant_faces(faces: list[Face], ratio: float) -> list[Face]:
-    """Faces at least ``ratio`` × as wide as the largest, largest first (background faces and false hits dropped)."""
-    if not faces:
-        return []
-    ordered = sorted(faces, key=lambda face: face.area, reverse=True)
-    return [face for face in ordered if face.width >= ratio * ordered[0].width]
-
-
-class _Detector:
-    """The face backend, plus a slower, more sensitive pass only for photos where it finds nothing.
-
-    For the default dlib backend the first pass runs HOG without upsampling on the analysis copy
-    (``analysis_side`` px; finds faces ≥ 80 px there, e.g. ≥ 8 % of the longer side at 1024 px,
-    ~0.1 s); a photo with no face found gets the backend's default pass (upsampled once on an
-    800 px copy: faces ≥ 40 px there, ~3× slower). Both use the same landmark and embedding models.
-    A backend passed as an instance is used as it is.
-    """
-
-    def __init__(self, backend: FaceBackend | str | None, limits: CaptureThresholds) -> None:
-        from headshot_lab.config import get_settings
-        from headshot_lab.faces import get_backend
-
-        self._fallback_name: str | None = None
-        if backend is not None and not isinstance(backend, str):
-            self.primary: FaceBackend = backend
-            return
-        name = backend or get_settings().face_backend
-        if name == "dlib":
-            self.primary = get_backend("dlib", upsample=0, max_side=limits.analysis_side)
-            self._fallback_name = "dlib"
-        else:
-            self.primary = get_backend(name)
-
-    @property
-    def name(self) -> str:
-        return str(getattr(self.primary, "name", ""))
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        from headshot_lab.faces import get_backend
-
-        faces = self.primary.detect(image)
-        if not faces and self._fallback_name is not None:
-            faces = get_backend(self._fallback_name).detect(image)
-        return faces
-
-    def embed(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
-        return self.primary.embed(image, faces)
-
-
 def analyze_photo(
     item: Any,
     *,
@@ -791,18 +516,20 @@ def analyze_photo(
     """
     limits = resolve_thresholds(thresholds)
     prepared = _prepare(item, name or _name_of(item, 0), limits)
-    return _analyze_prepared(prepared, _Detector(backend, limits), limits, skin=skin)
+    return _analyze_prepared(prepared, FaceFinder(backend, limits.analysis_side), limits, skin=skin)
 
 
 def _analyze_prepared(
-    prepared: _Prepared, backend: _Detector, limits: CaptureThresholds, *, skin: bool = False
+    prepared: _Prepared, finder: FaceFinder, limits: CaptureThresholds, *, skin: bool = False
 ) -> PhotoReport:
-    report = PhotoReport(path=prepared.name, ok=True, metrics=dict(prepared.metrics))
-    if prepared.problem is not None or prepared.pixels is None or prepared.small is None:
+    photo = prepared.photo
+    report = PhotoReport(path=prepared.name, ok=True, metrics={} if photo is None else dict(photo.metrics))
+    if prepared.problem is not None or photo is None:
         report.add(prepared.problem or Problem("unreadable", f"{prepared.name}: no pixels.", "Upload the photo again."))
         return report
     try:
-        _measure_face(prepared.pixels, prepared.small, prepared.scale, backend, limits, report, skin=skin)
+        measure_faces(photo, finder, AnalysisOptions.from_limits(limits, skin=skin))
+        judge_record(photo, limits, report)
     except ModelUnavailableError:
         raise
     except Exception as exc:  # one odd photo must not stop the other 19
@@ -814,65 +541,42 @@ def _analyze_prepared(
     return report
 
 
-def _measure_face(
-    pixels: np.ndarray,
-    small: np.ndarray,
-    scale: float,
-    backend: _Detector,
-    limits: CaptureThresholds,
-    report: PhotoReport,
-    *,
-    skin: bool = False,
-) -> None:
-    """Find the faces and fill the face metrics, ``faces``, ``box``, ``embedding`` and ``skin`` (no judgement here).
+#: Per-face numbers of the record that the checklist reports (the selection's own extras stay out of its JSON).
+_CHECKLIST_FACE_METRICS = (
+    "face_px",
+    "face_fraction",
+    "face_score",
+    "sharpness",
+    "face_luma_median",
+    "face_highlight_clip",
+    "face_shadow_clip",
+    "face_lightness",
+    "eye_darkness",
+    "eye_contrast",
+    "yaw",
+    "pitch",
+    "roll",
+    "eye_openness",
+    "mouth_openness",
+)
 
-    Detection, landmarks, exposure, eyes, mesh and embedding run on ``small`` (the analysis copy,
-    ``scale`` × the original); only the sharpness crop is taken from the full-resolution ``pixels``.
-    """
-    height, width = pixels.shape[:2]
-    metrics = report.metrics
-    faces = significant_faces(backend.detect(small), limits.companion_face_ratio)
-    report.faces = len(faces)
-    if not faces:
+
+def judge_record(photo: PhotoAnalysis, limits: CaptureThresholds, report: PhotoReport) -> None:
+    """Fill ``report``'s face fields from the record: ``faces``, ``box``, face metrics, ``embedding``, ``skin``."""
+    report.faces = photo.face_count
+    face = photo.primary
+    if face is None:
         return
-    face = faces[0]
-    landmarks = None if face.landmarks is None else np.asarray(face.landmarks, dtype=np.float64)
-    if landmarks is not None and landmarks.shape != (68, 2):
-        landmarks = None  # the region checks need the 68-point layout
-
-    box = tuple(round(float(v) / scale) for v in face.box)
+    width, height = photo.width, photo.height
+    box = tuple(round(v) for v in photo.box_original(face))
     report.box = (min(box[0], width), min(box[1], height), min(box[2], width), min(box[3], height))
-    face_px = (face.box[2] - face.box[0]) / scale
-    metrics["face_px"] = round(face_px)
-    metrics["face_fraction"] = round(face_px / min(width, height), 4)
-    metrics["face_score"] = round(float(face.score), 3)
-    original_box = [float(v) / scale for v in face.box]
-    metrics["cut_off_edges"] = cut_off_edges(
-        original_box, None if landmarks is None else landmarks / scale, width, height, limits.cutoff_margin
+    report.metrics.update({key: face.metrics[key] for key in _CHECKLIST_FACE_METRICS if key in face.metrics})
+    landmarks = None if face.landmarks68 is None else face.landmarks68 / photo.scale
+    report.metrics["cut_off_edges"] = cut_off_edges(
+        photo.box_original(face), landmarks, width, height, limits.cutoff_margin
     )
-    metrics["sharpness"] = round(face_sharpness(pixels, original_box, limits.sharpness_size), 1)
-    if landmarks is not None:
-        metrics.update(face_exposure_stats(small, landmarks, limits))
-        metrics.update(eye_region_stats(small, landmarks))
-    else:
-        metrics.update(eye_darkness=None, eye_contrast=None)
-    mesh = face_mesh_near(small, face.box)
-    metrics.update(_mesh_stats(mesh))
-    if skin and mesh is not None:
-        report.skin = _skin_tone(small, mesh)
-    embedded = backend.embed(small, [face])
-    if embedded and embedded[0].embedding is not None:
-        report.embedding = np.asarray(embedded[0].embedding, dtype=np.float32)
-
-
-def _skin_tone(small: np.ndarray, mesh: FaceMesh) -> SkinTone | None:
-    """The skin tone on the analysis copy with the face's mesh (as :mod:`headshot_lab.select` measures it)."""
-    from headshot_lab.skin import NoColourError, NoSkinError, measure_skin
-
-    try:
-        return measure_skin(small, mesh=mesh)
-    except (NoSkinError, NoColourError):  # too little (coloured) skin to measure: no tone, not a problem
-        return None
+    report.embedding = face.embedding
+    report.skin = face.tone
 
 
 def photo_problems(metrics: Mapping[str, Any], limits: CaptureThresholds, faces: int = 1) -> list[Problem]:
@@ -1314,7 +1018,7 @@ def check_photos(
         the others from being checked.
     """
     limits = resolve_thresholds(thresholds)
-    model = _Detector(backend, limits)
+    model = FaceFinder(backend, limits.analysis_side)
     items = _items(photos)
     update, close = _progress_reporter(progress, len(items))
     reports: list[PhotoReport] = []
@@ -1322,7 +1026,7 @@ def check_photos(
         update(0, len(items))
         for prepared in _prepared_stream(items, limits):
             reports.append(_analyze_prepared(prepared, model, limits, skin=skin))
-            prepared.pixels = prepared.small = None  # free the pixels before the next photo
+            prepared.photo = None  # free the pixels before the next photo
             update(len(reports), len(items))
     finally:
         close()
@@ -1341,9 +1045,14 @@ __all__ = [
     "check_photos",
     "check_set",
     "colour_stats",
+    "downscale",
     "eye_region_stats",
     "face_exposure_stats",
+    "face_mesh_near",
     "face_sharpness",
     "image_exposure_stats",
+    "judge_record",
+    "luma",
     "photo_problems",
+    "significant_faces",
 ]

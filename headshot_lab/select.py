@@ -17,7 +17,7 @@ code                 measured as
 ``face_too_small``   face-box width < ``min_face_fraction`` × the image's shorter side, or
                      < ``min_face_px`` pixels
 ``face_cut_off``     the face box grown by ``cutoff_margin`` × its width, or a landmark, leaves the frame
-``eyes_missing``     the face mesh finds no face where dlib does, or an eye is flat: :func:`eye_contrast`
+``eyes_missing``     the face mesh finds no face where dlib does, or an eye is flat: :func:`~headshot_lab.analysis.eye_contour_contrast`
                      < ``min_eye_contrast`` (no iris, no sclera, no lashes)
 ``eyes_closed``      mean eye aspect ratio of the mesh < ``min(min_eye_openness,
                      closed_ratio × the selfies' median)`` (never stricter than for the selfies)
@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from headshot_lab.analysis import AnalysisOptions, FaceAnalysis, FaceFinder, analyse_photo, angle_diff
 from headshot_lab.capture import SAME_PERSON_MIN_COSINE, CaptureThresholds
 from headshot_lab.config import resolve_options
 from headshot_lab.errors import HeadshotLabError, ImageError, ModelUnavailableError
@@ -85,10 +86,6 @@ _CAPTURE = CaptureThresholds()
 DEFAULT_BACKEND = "dlib"
 #: Expected pHash distance (bits of 64) between unrelated images; the MMR similarity scale.
 HASH_UNRELATED_DISTANCE = 32.0
-
-# dlib / iBUG 68-point indices.
-_EYES_68 = (slice(36, 42), slice(42, 48))
-_BROWS_68 = (slice(17, 22), slice(22, 27))
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,7 @@ class SelectThresholds:
     min_sharpness: float = _CAPTURE.min_sharpness
     # px; face crop side for the sharpness measure (capture).
     sharpness_size: int = _CAPTURE.sharpness_size
-    # ratio (see eye_contrast): (p95 − p5) luma inside the mesh's eye contour / the face's median
+    # ratio (see headshot_lab.analysis.eye_contour_contrast): (p95 − p5) luma inside the mesh's eye contour / the face's median
     # luma. Real eyes 0.54–1.51; eyes painted shut 0.21–0.38; heavy blur 0.23–0.31; eyes painted
     # over with skin colour or black: 0.0.
     min_eye_contrast: float = 0.15
@@ -263,101 +260,30 @@ class ImageAnalysis:
     skin: SkinTone | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: Reason | None = None
+    record: FaceAnalysis | None = field(default=None, repr=False)
 
 
-def _angle(a: np.ndarray, b: np.ndarray) -> float:
-    """Angle in degrees of the line from ``a`` to ``b`` (``y`` down: positive = clockwise on screen)."""
-    return math.degrees(math.atan2(float(b[1] - a[1]), float(b[0] - a[0])))
+def _finder(backend: FaceBackend | FaceFinder | str | None, limits: SelectThresholds) -> FaceFinder:
+    """The one face finder of a selection run (default :data:`DEFAULT_BACKEND`).
 
-
-def _angle_diff(a: float, b: float) -> float:
-    """Signed difference ``a − b`` wrapped to (−180°, 180°]."""
-    return (a - b + 180.0) % 360.0 - 180.0
-
-
-def eye_geometry(landmarks68: np.ndarray, mesh: FaceMesh | None) -> dict[str, float | None]:
-    """Eye-line measurements (degrees) from dlib's 68 points and the mesh's iris centres.
-
-    * ``eye_line_disagreement`` = ``|θ_mesh − θ_dlib|``: the two detectors put the eyes in different places;
-    * ``eye_brow_tilt`` = ``θ_mesh − angle(brow line)`` (brow line through the means of dlib points
-      17–21 and 22–26): how far the eye line is rotated against the brows, independent of head roll.
+    A backend named by string runs its default detection pass (dlib: HOG upsampled once), the pass the
+    selection limits were calibrated with (capture's faster first pass moves the mesh crop, and with
+    it the eye measures of borderline candidates).
     """
-    if mesh is None:
-        return {"eye_line_disagreement": None, "eye_brow_tilt": None}
-    points = np.asarray(landmarks68, dtype=np.float64)
-    dlib_eyes = [points[eye].mean(axis=0) for eye in _EYES_68]
-    brows = [points[brow].mean(axis=0) for brow in _BROWS_68]
-    left, right = mesh.eye_centers
-    theta_mesh = _angle(left, right)
-    return {
-        "eye_line_disagreement": round(abs(_angle_diff(theta_mesh, _angle(*dlib_eyes))), 3),
-        "eye_brow_tilt": round(_angle_diff(theta_mesh, _angle(*brows)), 3),
-    }
+    from headshot_lab.faces import get_backend
 
-
-def eye_contrast(image: np.ndarray, mesh: FaceMesh) -> list[float | None]:
-    """How much is going on inside each eye: ``C = (p95 − p5 of luma in the eye contour) / median luma of the face``.
-
-    The eye contours are the mesh's :data:`~headshot_lab.faces.mesh.LEFT_EYE` and
-    :data:`~headshot_lab.faces.mesh.RIGHT_EYE` polygons, the face is the
-    :data:`~headshot_lab.faces.mesh.FACE_OVAL`; luma is :func:`headshot_lab.capture.luma`. An open
-    eye holds a bright sclera and a dark iris, a closed one dark lashes; an eye painted over (or
-    never drawn) is flat. Dividing by the same face's brightness keeps it independent of exposure.
-    (The capture checklist's ``eye_region_stats`` places its boxes from dlib's landmarks, which
-    drift onto the brows once the eyes are covered, so it cannot see missing eyes.) ``[left, right]``.
-    """
-    import cv2
-
-    from headshot_lab.capture import luma
-    from headshot_lab.faces.mesh import FACE_OVAL, LEFT_EYE, RIGHT_EYE
-
-    grey = luma(image)
-
-    def pixels(region: tuple[int, ...]) -> np.ndarray:
-        mask = np.zeros(grey.shape, dtype=np.uint8)
-        cv2.fillPoly(mask, [np.round(mesh.region(region)).astype(np.int32)], 1)
-        return grey[mask > 0]
-
-    face = pixels(FACE_OVAL)
-    if face.size < 16:
-        return [None, None]
-    reference = max(float(np.median(face)), 1.0)
-    values: list[float | None] = []
-    for eye in (LEFT_EYE, RIGHT_EYE):
-        inside = pixels(eye)
-        if inside.size < 4:
-            values.append(None)
-            continue
-        low, high = np.percentile(inside, [5.0, 95.0])
-        values.append(round(float(high - low) / reference, 3))
-    return values
-
-
-def _decode(item: Any, name: str) -> tuple[np.ndarray | None, Reason | None]:
-    from PIL import Image
-
-    from headshot_lab.io import Photo, as_rgb_array, load_photo
-
-    try:
-        if isinstance(item, Photo):
-            return item.pixels, None
-        if isinstance(item, np.ndarray | Image.Image):
-            pixels = as_rgb_array(item)
-            if min(pixels.shape[:2]) < 2:
-                raise ValueError(f"the image is {pixels.shape[1]}×{pixels.shape[0]} pixels")
-            return pixels, None
-        return load_photo(item, name=Path(name).name, min_side=0).pixels, None
-    except ImageError as exc:
-        return None, Reason(exc.code, exc.message)
-    except (ValueError, TypeError, OSError) as exc:
-        return None, Reason("unreadable", f"{Path(name).name}: this is not a usable image ({exc}).")
+    if isinstance(backend, FaceFinder):
+        return backend
+    if backend is None or isinstance(backend, str):
+        backend = get_backend(backend or DEFAULT_BACKEND)
+    return FaceFinder(backend, limits.analysis_side)
 
 
 def analyze_image(
     item: Any,
     *,
     name: str = "image",
-    backend: FaceBackend | str | None = None,
+    backend: FaceBackend | FaceFinder | str | None = None,
     thresholds: SelectThresholds | None = None,
 ) -> ImageAnalysis:
     """Measure one image (path, bytes, :class:`~headshot_lab.io.Photo`, array or PIL image).
@@ -365,17 +291,15 @@ def analyze_image(
     Never raises for a bad image: decoding problems and unexpected failures end up in ``error``.
     Raises only :class:`~headshot_lab.errors.ModelUnavailableError` (the tools are missing).
     """
-    from headshot_lab.faces import get_backend
-
     limits = thresholds or SelectThresholds()
-    model = backend if backend is not None and not isinstance(backend, str) else get_backend(backend or DEFAULT_BACKEND)
-    pixels, problem = _decode(item, name)
+    finder = _finder(backend, limits)
     result = ImageAnalysis(name=name)
-    if pixels is None:
-        result.error = problem
-        return result
     try:
-        _measure(pixels, model, limits, result)
+        _measure(item, name, finder, limits, result)
+    except ImageError as exc:
+        result.error = Reason(exc.code, exc.message)
+    except (ValueError, TypeError, OSError) as exc:
+        result.error = Reason("unreadable", f"{Path(name).name}: this is not a usable image ({exc}).")
     except ModelUnavailableError:
         raise
     except Exception as exc:  # one odd image must not stop the batch
@@ -384,62 +308,39 @@ def analyze_image(
     return result
 
 
-def _measure(pixels: np.ndarray, backend: FaceBackend, limits: SelectThresholds, out: ImageAnalysis) -> None:
-    import imagehash
-    from PIL import Image
+def _measure(item: Any, name: str, finder: FaceFinder, limits: SelectThresholds, out: ImageAnalysis) -> None:
+    """Fill ``out`` from the one analysis record of the image (:func:`headshot_lab.analysis.analyse_photo`)."""
+    from headshot_lab.capture import cut_off_edges
 
-    from headshot_lab.capture import (
-        cut_off_edges,
-        downscale,
-        face_mesh_near,
-        face_sharpness,
-        significant_faces,
-    )
-    from headshot_lab.faces.mesh import eye_openness
-
-    height, width = pixels.shape[:2]
-    small, scale = downscale(pixels, limits.analysis_side)
-    out.width, out.height, out.scale = width, height, scale
-    out.hash = str(imagehash.phash(Image.fromarray(downscale(small, 512)[0])))
-    faces = significant_faces(backend.detect(small), limits.companion_face_ratio)
-    out.faces = len(faces)
+    photo = analyse_photo(item, name=name, backend=finder, options=AnalysisOptions.from_limits(limits))
+    out.width, out.height, out.scale = photo.width, photo.height, photo.scale
+    out.hash = photo.metrics["hash"]
+    out.faces = photo.face_count
     m = out.metrics
-    m["faces"] = len(faces)
-    if not faces:
+    m["faces"] = photo.face_count
+    face = photo.primary
+    if face is None:
         return
-    (face,) = backend.embed(small, [faces[0]])
-    out.box = tuple(float(v) for v in face.box)  # type: ignore[assignment]
-    out.embedding = None if face.embedding is None else np.asarray(face.embedding, dtype=np.float32)
-    landmarks = None if face.landmarks is None else np.asarray(face.landmarks, dtype=np.float64)
-    out.landmarks = landmarks if landmarks is not None and landmarks.shape == (68, 2) else None
-
-    face_px = (face.box[2] - face.box[0]) / scale
-    m["face_px"] = round(face_px)
-    m["face_fraction"] = round(face_px / min(width, height), 4)
-    original_landmarks = None if landmarks is None else landmarks / scale
+    out.record = face
+    out.box = face.box
+    out.embedding = face.embedding
+    out.landmarks = face.landmarks68
+    out.mesh = face.mesh
+    out.skin = face.tone
+    for key in ("face_px", "face_fraction", "sharpness", "mesh_found"):
+        m[key] = face.metrics[key]
+    original_landmarks = None if face.landmarks68 is None else face.landmarks68 / photo.scale
     m["cut_off_edges"] = cut_off_edges(
-        [v / scale for v in face.box], original_landmarks, width, height, limits.cutoff_margin
+        photo.box_original(face), original_landmarks, photo.width, photo.height, limits.cutoff_margin
     )
-    m["sharpness"] = round(face_sharpness(pixels, [v / scale for v in face.box], limits.sharpness_size), 1)
-    out.mesh = face_mesh_near(small, face.box)
-    m["mesh_found"] = out.mesh is not None
-    if out.mesh is not None:
-        m["eye_contrast"] = eye_contrast(small, out.mesh)
-        m["eye_openness"] = round(float(np.mean(eye_openness(out.mesh))), 3)
-        if out.landmarks is not None:
-            m.update(eye_geometry(out.landmarks, out.mesh))
-        out.skin = _skin(small, out.mesh)
+    if face.mesh is not None:
+        m["eye_contour_contrast"] = face.metrics["eye_contour_contrast"]
+        m["mean_eye_openness"] = round(float(np.mean(face.metrics["eye_openness"])), 3)
+        for key in ("eye_line_disagreement", "eye_brow_tilt"):
+            if key in face.metrics:
+                m[key] = face.metrics[key]
     if out.skin is not None:
         m["ita"] = round(out.skin.ita, 2)
-
-
-def _skin(pixels: np.ndarray, mesh: FaceMesh) -> SkinTone | None:
-    from headshot_lab.skin import NoColourError, NoSkinError, measure_skin
-
-    try:
-        return measure_skin(pixels, mesh=mesh)
-    except (NoSkinError, NoColourError):
-        return None
 
 
 # ================================================================================================
@@ -494,7 +395,7 @@ class ReferenceProfile:
         cls,
         references: Iterable[Any] | Mapping[str, Any],
         *,
-        backend: FaceBackend | str | None = None,
+        backend: FaceBackend | FaceFinder | str | None = None,
         thresholds: SelectThresholds | Mapping[str, Any] | None = None,
     ) -> ReferenceProfile:
         """Analyse the selfies (paths, arrays, PIL images or Photos; or ``{name: image}``).
@@ -502,12 +403,8 @@ class ReferenceProfile:
         Raises:
             HeadshotLabError: ``no_reference`` when none of them shows exactly one face.
         """
-        from headshot_lab.faces import get_backend
-
         limits = resolve_thresholds(thresholds)
-        model = (
-            backend if backend is not None and not isinstance(backend, str) else get_backend(backend or DEFAULT_BACKEND)
-        )
+        model = _finder(backend, limits)
         analyses = [
             analyze_image(item, name=name, backend=model, thresholds=limits)
             for name, item in _items(references, "selfie")
@@ -534,7 +431,7 @@ class ReferenceProfile:
         embeddings = np.stack([a.embedding for a in used]).astype(np.float32)  # type: ignore[misc]
         centroid = embeddings.sum(axis=0)
         centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-        openness = [a.metrics["eye_openness"] for a in used if a.metrics.get("eye_openness") is not None]
+        openness = [a.metrics["mean_eye_openness"] for a in used if a.metrics.get("mean_eye_openness") is not None]
         tilts = [a.metrics["eye_brow_tilt"] for a in used if a.metrics.get("eye_brow_tilt") is not None]
         return cls(
             encoder=getattr(backend, "encoder", getattr(backend, "name", "unknown")),
@@ -610,7 +507,7 @@ def candidate_reasons(
     reasons: list[Reason] = []
     if analysis.faces > 1:
         reasons.append(Reason("multiple_faces", f"{analysis.faces} faces were found; a headshot shows one person."))
-    for key in ("face_px", "face_fraction", "sharpness", "eye_openness", "eye_contrast"):
+    for key in ("face_px", "face_fraction", "sharpness", "mean_eye_openness", "eye_contour_contrast"):
         scores[key] = m.get(key)
     scores["eye_misalignment"] = None
 
@@ -635,7 +532,7 @@ def candidate_reasons(
         )
 
     # -- eyes ----------------------------------------------------------------------------------
-    contrast = m.get("eye_contrast")
+    contrast = m.get("eye_contour_contrast")
     flat = [i for i, value in enumerate(contrast or []) if value is not None and value < limits.min_eye_contrast]
     if not m.get("mesh_found", False):
         reasons.append(Reason("eyes_missing", "No eyes could be located on the face (the face mesh found none)."))
@@ -649,7 +546,7 @@ def candidate_reasons(
             )
         )
     else:
-        openness = m.get("eye_openness")
+        openness = m.get("mean_eye_openness")
         limit = limits.min_eye_openness
         if profile.eye_openness is not None:
             limit = min(limit, limits.closed_ratio * profile.eye_openness)
@@ -658,7 +555,7 @@ def candidate_reasons(
         disagreement, tilt = m.get("eye_line_disagreement"), m.get("eye_brow_tilt")
         if disagreement is not None and tilt is not None:
             reference_tilt = profile.eye_brow_tilt if profile.eye_brow_tilt is not None else 0.0
-            misalignment = max(disagreement, abs(_angle_diff(tilt, reference_tilt)))
+            misalignment = max(disagreement, abs(angle_diff(tilt, reference_tilt)))
             scores["eye_misalignment"] = round(misalignment, 2)
             if misalignment > limits.max_eye_misalignment:
                 reasons.append(
@@ -781,7 +678,7 @@ def select_candidates(
     *,
     thresholds: SelectThresholds | Mapping[str, Any] | None = None,
     top_k: int | None = None,
-    backend: FaceBackend | str | None = None,
+    backend: FaceBackend | FaceFinder | str | None = None,
 ) -> Selection:
     """Filter and rank candidate headshots of one person.
 
@@ -800,12 +697,10 @@ def select_candidates(
     Raises:
         HeadshotLabError: ``no_reference`` (no usable selfie), ``backend_mismatch``, ``bad_option``.
     """
-    from headshot_lab.faces import get_backend
-
     limits = resolve_thresholds(thresholds)
     if top_k is not None and top_k < 1:
         raise HeadshotLabError(f"top_k must be at least 1, got {top_k}.", code="bad_option", fix="Use e.g. --top-k 4.")
-    model = backend if backend is not None and not isinstance(backend, str) else get_backend(backend or DEFAULT_BACKEND)
+    model = _finder(backend, limits)
     profile = (
         references
         if isinstance(references, ReferenceProfile)

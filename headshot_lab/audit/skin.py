@@ -33,13 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from headshot_lab.audit.fairness import GroupedMetric, grouped_metric
-
-#: Common face width (pixels) at which texture energy is measured.
-TEXTURE_SIZE = 256
-#: Erosion (pixels) of the skin mask before measuring texture.
-TEXTURE_ERODE = 2
-#: Fewest mask pixels (after erosion) needed for a texture measurement.
-MIN_TEXTURE_PIXELS = 200
+from headshot_lab.skin import MIN_TEXTURE_PIXELS, TEXTURE_ERODE, TEXTURE_SIZE, texture_energy  # noqa: F401 (moved there)
 
 
 class ToneLike(Protocol):
@@ -128,82 +122,8 @@ def skin_shift_metrics(
 
 
 # --------------------------------------------------------------------------------------------
-# Texture energy
+# Texture (the measurement lives in headshot_lab.skin.texture_energy)
 # --------------------------------------------------------------------------------------------
-
-
-def _crop_to_face(
-    image: np.ndarray, mask: np.ndarray, box: Sequence[float] | None, size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    import cv2
-
-    if box is None:
-        ys, xs = np.nonzero(mask)
-        if len(xs) == 0:
-            return image, mask
-        box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-    left, top, right, bottom = (float(v) for v in box)
-    pad_x, pad_y = 0.1 * (right - left), 0.1 * (bottom - top)
-    height, width = mask.shape
-    x0, y0 = max(int(left - pad_x), 0), max(int(top - pad_y), 0)
-    x1, y1 = min(int(np.ceil(right + pad_x)), width), min(int(np.ceil(bottom + pad_y)), height)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return image, mask
-    crop, crop_mask = image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
-    scale = size / max(right - left, 1.0)
-    new_size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(crop, new_size, interpolation=interpolation)
-    resized_mask = cv2.resize(crop_mask.astype(np.uint8), new_size, interpolation=cv2.INTER_NEAREST) > 0
-    return resized, resized_mask
-
-
-def texture_energy(
-    image: Any,
-    mask: np.ndarray,
-    *,
-    box: Sequence[float] | None = None,
-    size: int = TEXTURE_SIZE,
-    erode: int = TEXTURE_ERODE,
-) -> float | None:
-    """``T = mean_M((∇²Y)²) / var_M(Y)`` on the skin mask at a common face scale (module docstring).
-
-    Args:
-        image: ``(H, W, 3)`` RGB image (array, PIL or :class:`~headshot_lab.io.Photo`).
-        mask: ``(H, W)`` skin mask (bool, or weights > 0.5).
-        box: the face box ``(left, top, right, bottom)`` that sets the scale (default: the mask's bounds).
-        size: width in pixels the face box is resized to.
-        erode: pixels the mask is eroded by.
-
-    Returns:
-        ``T`` (≥ 0), or ``None`` when fewer than :data:`MIN_TEXTURE_PIXELS` pixels remain or the skin is flat.
-    """
-    import cv2
-
-    from headshot_lab.io import as_rgb_array
-
-    rgb = as_rgb_array(image)
-    skin = np.asarray(mask)
-    skin = skin > 0.5 if skin.dtype != bool else skin
-    if skin.shape != rgb.shape[:2]:
-        raise ValueError(f"the mask has shape {skin.shape} but the image is {rgb.shape[:2]}")
-    if int(skin.sum()) < MIN_TEXTURE_PIXELS:
-        return None
-    rgb, skin = _crop_to_face(rgb, skin, box, size)
-    luma = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float64) / 255.0
-    laplacian = cv2.Laplacian(luma, cv2.CV_64F, ksize=1, borderType=cv2.BORDER_REFLECT)
-    if erode > 0:
-        kernel = np.ones((3, 3), np.uint8)
-        eroded = cv2.erode(
-            skin.astype(np.uint8), kernel, iterations=int(erode), borderType=cv2.BORDER_CONSTANT, borderValue=0
-        )
-        skin = eroded > 0
-    if int(skin.sum()) < MIN_TEXTURE_PIXELS:
-        return None
-    variance = float(np.var(luma[skin]))
-    if variance <= 1e-12:
-        return None
-    return float(np.mean(laplacian[skin] ** 2) / variance)
 
 
 def texture_ratio(output_energy: float | None, reference_energy: float | None) -> float | None:
