@@ -15,9 +15,9 @@ Named steps (``run_eval`` reads top to bottom):
 7. ``aggregate`` — every metric overall and by group with bootstrap CIs, flags, power;
 8. ``write_outputs`` — ``results.json``, PNG plots, ``report.md``.
 
-An output that is pixel-identical to its source (the ``null`` generator) reuses the source's
-analysis, so the null run is exact, not re-measured. Outputs of generators that keep the geometry
-(every canary, the studio mode) are embedded with the source's landmarks instead of a new detection.
+Every output is measured from scratch, the ``null`` generator's too (per-image analysis:
+:func:`headshot_lab.audit.measure.analyse_image`, one record per image). Outputs of generators that
+keep the geometry exactly are measured with the source's face box and mesh instead of a new detection.
 Bad input never stops a run: an unreadable image, a face not found, skin that cannot be measured are
 counted and listed (``skipped`` in results.json, and the report).
 """
@@ -50,6 +50,7 @@ from eval.generators import (
     parse_spec,
 )
 from headshot_lab.atomic import atomic_write, write_json_atomic, write_text_atomic
+from headshot_lab.audit.measure import AUDIT_BACKEND, AuditAnalysis, analyse_image, encoder_name
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 
 SCHEMA_VERSION = 1
@@ -63,7 +64,6 @@ METRIC_FIELDS: tuple[str, ...] = (
     "skin_monk_shift",
     "texture_ratio",
 )
-AUDIT_BACKEND = "dlib"
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,37 +177,6 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> EvalConfig:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Analysis:
-    """Everything measured on one image (pixels aside)."""
-
-    face: Any = None
-    mesh: Any = None
-    skin: np.ndarray | None = None
-    tone: Any = None
-    texture: float | None = None
-    pose: tuple[float, float, float] | None = None
-    features: np.ndarray | None = None
-    detector_score: float | None = None
-    errors: list[dict[str, str]] = field(default_factory=list)
-
-    def measurements(self) -> dict[str, Any]:
-        """The JSON-friendly part written into ``samples.jsonl``."""
-        tone = self.tone
-        return {
-            "face_found": self.face is not None,
-            "box": [int(v) for v in self.face.box] if self.face is not None else None,
-            "ita": None if tone is None else round(float(tone.ita), 4),
-            "ita_group": None if tone is None else int(tone.ita_group),
-            "lab": None if tone is None else [round(float(v), 3) for v in tone.lab],
-            "monk": None if tone is None else int(tone.monk),
-            "skin_pixels": None if tone is None else int(tone.skin_pixels),
-            "texture": None if self.texture is None else round(float(self.texture), 6),
-            "pose": None if self.pose is None else [round(float(v), 2) for v in self.pose],
-            "detector_score": None if self.detector_score is None else round(float(self.detector_score), 6),
-        }
-
-
 def _error(stage: str, exc: BaseException) -> dict[str, str]:
     if isinstance(exc, HeadshotLabError):
         return {"stage": stage, "code": exc.code, "message": exc.message}
@@ -223,57 +192,6 @@ def _recorded(errors: list[dict[str, str]], stage: str) -> Iterator[None]:
         raise
     except Exception as exc:  # one image's failure is counted and listed in the report, never fatal
         errors.append(_error(stage, exc))
-
-
-def analyse_image(
-    image: np.ndarray,
-    *,
-    hint_face: Any = None,
-    hint_mesh: Any = None,
-    embed_features: bool = False,
-) -> Analysis:
-    """Analyse one image: face + embedding, mesh, skin mask/tone, texture, pose, features.
-
-    ``hint_face`` (a :class:`~headshot_lab.faces.Face` with 68 landmarks) skips detection;
-    ``hint_mesh`` skips the face mesh (both only for images that share the hint's geometry).
-    """
-    from headshot_lab.audit.detectability import image_features
-    from headshot_lab.audit.skin import texture_energy
-    from headshot_lab.faces import get_backend, largest_face
-    from headshot_lab.faces.mesh import face_mesh, head_pose
-    from headshot_lab.skin import measure_skin, skin_mask
-
-    result = Analysis()
-    backend = get_backend(AUDIT_BACKEND)
-    with _recorded(result.errors, "face"):
-        face = hint_face if hint_face is not None else largest_face(backend.detect(image))
-        if face is None:
-            result.errors.append({"stage": "face", "code": "no_face", "message": "no face was found"})
-        else:
-            result.face = backend.embed(image, [face])[0]
-    with _recorded(result.errors, "mesh"):
-        mesh = hint_mesh
-        if mesh is None:
-            meshes = face_mesh(image, max_faces=1)
-            mesh = meshes[0] if meshes else None
-        result.mesh = mesh
-        if mesh is None:
-            result.errors.append({"stage": "mesh", "code": "no_mesh", "message": "the face mesh found no face"})
-        else:
-            result.pose = tuple(float(v) for v in dataclasses.astuple(head_pose(mesh)))  # type: ignore[assignment]
-            result.skin = skin_mask(image, mesh)
-    box = result.face.box if result.face is not None else (result.mesh.box if result.mesh is not None else None)
-    if result.skin is not None:
-        with _recorded(result.errors, "skin"):
-            result.tone = measure_skin(image, mask=result.skin)
-        with _recorded(result.errors, "texture"):
-            result.texture = texture_energy(image, result.skin, box=box)
-    with _recorded(result.errors, "features"):
-        embedding = result.face.embedding if (embed_features and result.face is not None) else None
-        result.features = image_features(image, box, embedding=embedding)
-        if embed_features and embedding is None:
-            result.features = np.concatenate([result.features, np.zeros(128)])
-    return result
 
 
 def _face_from_hint(hint: Mapping[str, Any] | None) -> Any:
@@ -358,7 +276,7 @@ def _process_batch(batch: list[Sample]) -> list[SampleResult]:
     return [_process_sample(sample, _STATE) for sample in batch]
 
 
-def _score_detector(state: _WorkerState, image: np.ndarray, analysis: Analysis) -> None:
+def _score_detector(state: _WorkerState, image: np.ndarray, analysis: AuditAnalysis) -> None:
     if state.detector is not None:
         with _recorded(analysis.errors, "detector"):
             analysis.detector_score = float(state.detector.score([image])[0])
@@ -380,18 +298,23 @@ def _process_sample(sample: Sample, state: _WorkerState) -> SampleResult:
         sample.image, hint_face=_face_from_hint(sample.face_hint), embed_features=state.embed_features
     )
     _score_detector(state, sample.image, source)
-    face = source.face
+    geometry = source.original_geometry()
     view = SourceView(
         id=sample.id,
         image=sample.image,
         identity=sample.person,
-        landmarks=None if face is None else face.landmarks,
-        landmarks5=None if face is None else face.landmarks5,
-        box=None if face is None else tuple(face.box),  # type: ignore[arg-type]
-        mesh=source.mesh,
-        skin=source.skin,
+        landmarks=geometry["landmarks"],
+        landmarks5=geometry["landmarks5"],
+        box=geometry["box"],
+        mesh=geometry["mesh"],
+        skin=geometry["skin"],
         ita=None if source.tone is None else float(source.tone.ita),
     )
+    hint = None if source.face is None else source.face.to_face()
+    if hint is not None and source.photo is not None and source.photo.scale != 1.0:
+        hint = dataclasses.replace(
+            hint, box=geometry["box"], landmarks=geometry["landmarks"], landmarks5=geometry["landmarks5"]
+        )
     outputs: dict[str, OutputResult] = {}
     for generator in state.generators:
         started = time.perf_counter()
@@ -402,28 +325,25 @@ def _process_sample(sample: Sample, state: _WorkerState) -> SampleResult:
         if image is None:
             outputs[generator.spec] = OutputResult(generator.spec, None, None, None, errors, 0.0)
             continue
-        if image is sample.image or (image.shape == sample.image.shape and np.array_equal(image, sample.image)):
-            analysis = source
-        elif generator.preserves_geometry and image.shape == sample.image.shape:
-            analysis = analyse_image(image, hint_face=face, hint_mesh=source.mesh, embed_features=state.embed_features)
-            _score_detector(state, image, analysis)
+        # Every output is measured from scratch, the null's too (an unchanged image must earn its
+        # zero, not inherit it); only generators that keep the geometry exactly reuse the face box.
+        if generator.preserves_geometry and image.shape == sample.image.shape and hint is not None:
+            analysis = analyse_image(image, hint_face=hint, hint_mesh=source.mesh, embed_features=state.embed_features)
         else:
             analysis = analyse_image(image, embed_features=state.embed_features)
-            _score_detector(state, image, analysis)
+        _score_detector(state, image, analysis)
         outputs[generator.spec] = OutputResult(
             spec=generator.spec,
             measurements=analysis.measurements(),
-            embedding=None if analysis.face is None else np.asarray(analysis.face.embedding, np.float32),
+            embedding=analysis.embedding,
             features=analysis.features,
-            errors=[dict(e, stage=f"output:{e.get('stage', '')}") for e in analysis.errors]
-            if analysis is not source
-            else [],
+            errors=[dict(e, stage=f"output:{e.get('stage', '')}") for e in analysis.errors],
             seconds=time.perf_counter() - started,
         )
     return SampleResult(
         **base,
         source=source.measurements(),
-        embedding=None if face is None else np.asarray(face.embedding, np.float32),
+        embedding=source.embedding,
         features=source.features,
         errors=source.errors,
         outputs=outputs,
@@ -905,13 +825,6 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
-
-
-def encoder_name() -> str:
-    """The audit identity encoder's name (written into every report)."""
-    from headshot_lab.faces import get_backend
-
-    return str(get_backend(AUDIT_BACKEND).encoder)
 
 
 def aggregate(

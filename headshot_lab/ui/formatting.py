@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from headshot_lab.errors import ModelUnavailableError
-from headshot_lab.ui.state import RETOUCH_OFFER, code_settings, table_cell
+from headshot_lab.reporting import number, table_cell
+from headshot_lab.ui.state import RETOUCH_OFFER, code_settings
 
 
 def photo_caption(name: str, photo: Mapping[str, Any]) -> str:
@@ -82,10 +83,6 @@ def format_export(
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines)
-
-
-def number(value: Any, pattern: str) -> str:
-    return "–" if value is None else pattern.format(float(value))
 
 
 def style_swatches(size: tuple[int, int] = (160, 200)) -> list[tuple[np.ndarray, str]]:

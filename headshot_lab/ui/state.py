@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import re
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
+from headshot_lab.reporting import Progress, report_progress, table_cell  # noqa: F401 (re-exported)
 
 logger = logging.getLogger("headshot_lab.ui")
 
@@ -35,8 +35,6 @@ RETOUCH_OFFER = (
     "Studio retouch (tab 3, below the generator) works without any model: it puts your own photo on a studio "
     "backdrop with even light."
 )
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass
@@ -130,11 +128,6 @@ def code_settings(text: str) -> str:
     return _SETTING.sub(r"`\1`", text)
 
 
-def table_cell(text: object) -> str:
-    """``text`` safe inside a Markdown table cell (``|`` escaped, line breaks as ``<br>``)."""
-    return str(text).replace("|", "\\|").replace("\n", "<br>")
-
-
 def format_error(exc: HeadshotLabError) -> str:
     """``⚠️ **message**`` then the fix: the text the CLI prints as ``error:`` / ``fix:``."""
     text = f"⚠️ **{code_settings(exc.message)}**"
@@ -200,12 +193,6 @@ def without_path_keys(payload: Any) -> Any:
     if isinstance(payload, list):
         return [without_path_keys(value) for value in payload]
     return payload
-
-
-def report_progress(progress: Progress | None, fraction: float, text: str) -> None:
-    if progress is not None:
-        with contextlib.suppress(Exception):  # a UI progress bar must never break the work
-            progress(fraction, text)
 
 
 def safe_name(name: str, fallback: str = "photo") -> str:
