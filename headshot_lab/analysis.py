@@ -752,6 +752,38 @@ def analyse_photo(
     return measure_faces(photo, finder, options, face_hint=face_hint, mesh_hint=mesh_hint)
 
 
+#: The backend every judge of a finished image uses (selection, audit, retouch's report, ``headshot-lab skin``).
+JUDGE_BACKEND = "dlib"
+
+
+def judge_finder(backend: FaceBackend | str | None = None) -> FaceFinder:
+    """The face finder of the judges of finished images: the backend's default detection pass.
+
+    Selection, the audit card, the suite, studio retouch's report and ``headshot-lab skin`` all use it
+    with the default :class:`AnalysisOptions`, so one image gets one skin tone everywhere.
+    """
+    from headshot_lab.faces import get_backend
+
+    if backend is None or isinstance(backend, str):
+        backend = get_backend(backend or JUDGE_BACKEND)
+    return FaceFinder(backend)
+
+
+def skin_delta_ita(source: PhotoAnalysis | None, output: PhotoAnalysis | None) -> float | None:
+    """``ΔITA = ITA(output's main face) − ITA(source's main face)`` in degrees (positive = lighter).
+
+    The one definition of "how much lighter did this image make the person": each tone is read from
+    its own photo's record (its own detection, mesh and skin mask), so the number does not depend on
+    which tool reports it. ``None`` when either tone is missing.
+    """
+    if source is None or output is None or source.primary is None or output.primary is None:
+        return None
+    before, after = source.primary.tone, output.primary.tone
+    if before is None or after is None:
+        return None
+    return float(after.ita - before.ita)
+
+
 def analyse_photos(
     items: Mapping[str, Any], *, backend: FaceBackend | str | None = None, options: AnalysisOptions | None = None
 ) -> dict[str, PhotoAnalysis | HeadshotLabError]:

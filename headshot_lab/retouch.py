@@ -113,7 +113,10 @@ class RetouchResult:
         digital_source_type: always ``"compositeWithTrainedAlgorithmicMedia"`` (IPTC).
         skin_before: skin tone of the input (``None`` when no face/skin could be measured).
         skin_after: skin tone of the output on the same skin pixels.
-        delta_ita: ``skin_after.ita − skin_before.ita`` (positive = lighter), or ``None``.
+        delta_ita: :func:`headshot_lab.analysis.skin_delta_ita` of the output against the input (positive =
+            lighter; each tone from its own photo's analysis record, exactly as selection and the audit
+            report it), or ``None``. ``steps["delta_ita_same_pixels"]`` is the change on the input's own
+            skin pixels (``skin_after.ita − skin_before.ita``).
         steps: what each step did (cast removed, light offset, matte radius …), for reports.
     """
 
@@ -567,7 +570,9 @@ def retouch(
     out[rows, cols] = np.clip(np.round(a * person + (1.0 - a) * out[rows, cols]), 0, 255).astype(np.uint8)
 
     skin_after = _measure(out, skin) if skin_before is not None else None
-    change = float(skin_after.ita - skin_before.ita) if skin_before is not None and skin_after is not None else None
+    if skin_before is not None and skin_after is not None:
+        steps["delta_ita_same_pixels"] = round(float(skin_after.ita - skin_before.ita), 3)
+    change = _reported_delta_ita(pixels, out) if skin_before is not None else None
     return RetouchResult(
         image=out,
         mask=alpha,
@@ -577,6 +582,16 @@ def retouch(
         skin_after=skin_after,
         delta_ita=change,
         steps=steps,
+    )
+
+
+def _reported_delta_ita(source: np.ndarray, output: np.ndarray) -> float | None:
+    """ΔITA of the output against its source, as selection and the audit report it (one record each)."""
+    from headshot_lab.analysis import AnalysisOptions, analyse_photo, judge_finder, skin_delta_ita
+
+    finder, options = judge_finder(), AnalysisOptions(embed=False)
+    return skin_delta_ita(
+        analyse_photo(source, backend=finder, options=options), analyse_photo(output, backend=finder, options=options)
     )
 
 

@@ -373,6 +373,7 @@ class ReferenceProfile:
     skin: list[SkinTone] = field(default_factory=list)
     eye_openness: float | None = None
     eye_brow_tilt: float | None = None
+    tones: dict[str, SkinTone] = field(default_factory=dict)
 
     @property
     def ita_range(self) -> tuple[float, float] | None:
@@ -441,6 +442,7 @@ class ReferenceProfile:
             used=[a.name for a in used],
             skipped=skipped,
             skin=[a.skin for a in used if a.skin is not None],
+            tones={a.name: a.skin for a in used if a.skin is not None},
             eye_openness=float(np.median(openness)) if openness else None,
             eye_brow_tilt=float(np.median(tilts)) if tilts else None,
         )
@@ -493,9 +495,14 @@ def _items(images: Iterable[Any] | Mapping[str, Any], prefix: str) -> list[tuple
 
 
 def candidate_reasons(
-    analysis: ImageAnalysis, profile: ReferenceProfile, limits: SelectThresholds
+    analysis: ImageAnalysis, profile: ReferenceProfile, limits: SelectThresholds, *, source: str | None = None
 ) -> tuple[dict[str, Any], list[Reason]]:
-    """``(scores, reasons)`` for one analysed candidate (pure: no pixels needed)."""
+    """``(scores, reasons)`` for one analysed candidate (pure: no pixels needed).
+
+    ``delta_ita`` is measured against ``source`` (the selfie the candidate was made from) when it is one
+    of the profile's selfies with a tone (``delta_ita_vs = "source"``), else against the median selfie
+    (``delta_ita_vs = "median selfie"``); both with :func:`headshot_lab.skin.delta_ita` on the records' tones.
+    """
     from headshot_lab.skin import delta_e2000, delta_ita
 
     if analysis.error is not None:
@@ -567,8 +574,10 @@ def candidate_reasons(
                 )
 
     # -- skin tone -----------------------------------------------------------------------------
-    tone, reference = analysis.skin, profile.median_skin
-    scores.update(ita=None, delta_ita=None, ita_outside=None, delta_e2000=None)
+    tone = analysis.skin
+    own = profile.tones.get(source) if source is not None else None
+    reference = own if own is not None else profile.median_skin
+    scores.update(ita=None, delta_ita=None, delta_ita_vs=None, ita_outside=None, delta_e2000=None)
     if tone is not None and reference is not None:
         low, high = profile.ita_range  # type: ignore[misc]
         outside = tone.ita - high if tone.ita > high else (tone.ita - low if tone.ita < low else 0.0)
@@ -576,6 +585,7 @@ def candidate_reasons(
         scores.update(
             ita=round(tone.ita, 2),
             delta_ita=round(delta_ita(reference, tone), 2),
+            delta_ita_vs="source" if own is not None else "median selfie",
             ita_outside=round(outside, 2),
             delta_e2000=round(nearest, 2),
         )
@@ -679,8 +689,12 @@ def select_candidates(
     thresholds: SelectThresholds | Mapping[str, Any] | None = None,
     top_k: int | None = None,
     backend: FaceBackend | FaceFinder | str | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> Selection:
     """Filter and rank candidate headshots of one person.
+
+    ``sources`` maps a candidate's name to the selfie (reference name) it was made from, e.g. a
+    studio retouch: its ``delta_ita`` is then measured against that photo, as the audit does.
 
     Args:
         candidates: image paths, arrays, PIL images or :class:`~headshot_lab.io.Photo` objects (or ``{name: image}``),
@@ -719,7 +733,7 @@ def select_candidates(
             analysis = item
         else:
             analysis = analyze_image(item, name=name, backend=model, thresholds=limits)
-        scores, reasons = candidate_reasons(analysis, profile, limits)
+        scores, reasons = candidate_reasons(analysis, profile, limits, source=(sources or {}).get(name))
         results.append(Candidate(path=name, scores=scores, reasons=reasons, hash=analysis.hash))
     rank_candidates(results, limits, top_k)
     return Selection(candidates=results, profile=profile, thresholds=limits)

@@ -39,7 +39,10 @@ def test_skin_tone_is_kept_within_one_degree_ita(retouched, name):
     original, result = retouched[name]
     assert result.skin_before is not None and result.skin_after is not None
     assert abs(result.delta_ita) <= 1.0, f"{name}: ΔITA {result.delta_ita:+.2f}°"
-    assert result.delta_ita == pytest.approx(result.skin_after.ita - result.skin_before.ita)
+    # On the input's own skin pixels the change is just as small.
+    same_pixels = result.skin_after.ita - result.skin_before.ita
+    assert result.steps["delta_ita_same_pixels"] == pytest.approx(same_pixels, abs=1e-3)
+    assert abs(same_pixels) <= 1.0, f"{name}: ΔITA on the same pixels {same_pixels:+.2f}°"
     # An independent measurement (its own mesh and skin mask on the output) agrees.
     independent = measure_skin(result.image).ita - measure_skin(original).ita
     assert abs(independent) <= 1.0, f"{name}: independent ΔITA {independent:+.2f}°"

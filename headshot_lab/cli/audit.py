@@ -1,4 +1,8 @@
-"""``headshot-lab audit ...``: the fairness audit from the command line (a thin face over :mod:`eval`).
+"""``headshot-lab audit ...``: the fairness audit from the command line.
+
+``run`` and ``merge`` belong to the audit suite (``eval/``, which sits above the package and may
+import it, never the reverse): the suite adds them through the ``headshot_lab.audit_commands``
+entry point (``eval.cli:register``, declared in ``pyproject.toml``), the plugin pattern of pytest.
 
 * ``audit run --config NAME|FILE --output-path DIR [--limit N] [--seed S] [--generator SPEC] [--dataset SPEC]
   [--num-proc N] [--shard I/N]`` — the same as ``python -m eval``;
@@ -13,27 +17,22 @@ JSON contract of ``audit score --json``: ``{"n", "correct", "accuracy", "ci": [l
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import entry_points
 
 from headshot_lab.cli import print_json
 
+#: Entry-point group through which the audit suite adds ``audit run`` / ``audit merge``.
+PLUGIN_GROUP = "headshot_lab.audit_commands"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from eval.__main__ import add_run_arguments
-
     audit = subparsers.add_parser(
         "audit", help="audit a generator for bias (identity, skin tone, smoothing, detectability)"
     )
     commands = audit.add_subparsers(dest="audit_command", metavar="AUDIT_COMMAND", required=True)
 
-    run = commands.add_parser("run", help="run an audit config (python -m eval)")
-    add_run_arguments(run)
-    run.set_defaults(handler=run_audit)
-
-    merge = commands.add_parser("merge", help="merge the output folders of sharded runs")
-    merge.add_argument("shards", nargs="+", help="shard output folders")
-    merge.add_argument("--output-path", dest="output_path", required=True)
-    merge.add_argument("--quiet", action="store_true")
-    merge.set_defaults(handler=run_merge)
+    for plugin in entry_points(group=PLUGIN_GROUP):
+        plugin.load()(commands)
 
     survey = commands.add_parser("survey", help="write a two-alternative forced-choice survey (HTML + answer key)")
     survey.add_argument("--real", required=True, help="folder (or files) of real photos")
@@ -51,18 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     score.add_argument("answers", nargs="+", help="answers.csv files (one per participant)")
     score.add_argument("--json", action="store_true")
     score.set_defaults(handler=run_score)
-
-
-def run_audit(args: argparse.Namespace) -> int:
-    from eval.__main__ import run_from_args
-
-    return run_from_args(args)
-
-
-def run_merge(args: argparse.Namespace) -> int:
-    from eval.__main__ import merge_from_args
-
-    return merge_from_args([*args.shards, "--output-path", args.output_path, *(["--quiet"] if args.quiet else [])])
 
 
 def run_survey(args: argparse.Namespace) -> int:

@@ -71,27 +71,41 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_skin(args: argparse.Namespace) -> int:
+    """One row per face (every face of a group photo), from the same analysis record the audit reads."""
+    from headshot_lab.analysis import AnalysisOptions, analyse_photo, judge_finder
     from headshot_lab.errors import HeadshotLabError
-    from headshot_lab.io import load_rgb
-    from headshot_lab.skin import measure_skin
 
+    finder, options = judge_finder(), AnalysisOptions(embed=False, faces="all")
     rows: list[dict[str, object]] = []
     for path in expand_photo_args(args.photos):
         try:
-            tone = measure_skin(load_rgb(path))
+            photo = analyse_photo(path, name=str(path), backend=finder, options=options)
         except HeadshotLabError as exc:
             rows.append({"path": str(path), "error": exc.to_dict()})
             continue
-        rows.append({"path": str(path), **tone.to_dict()})
+        if not photo.faces:
+            rows.append({"path": str(path), "error": {"code": "no_face", "message": "No face was found."}})
+        for index, face in enumerate(photo.faces):
+            row: dict[str, object] = {"path": str(path), "face": index, "box": face.to_dict(photo.scale)["box"]}
+            if face.tone is not None:
+                rows.append({**row, **face.tone.to_dict()})
+            elif not photo.has_colour:
+                rows.append(
+                    {**row, "error": {"code": "no_colour", "message": "The photo has no colour (black and white)."}}
+                )
+            else:
+                problem = face.errors[-1] if face.errors else {"code": "no_skin", "message": "Too little skin."}
+                rows.append({**row, "error": {"code": problem["code"], "message": problem["message"]}})
     if args.json:
         print_json(rows)
         return 0
     for row in rows:
+        where = f"{row['path']}" + (f" face {row['face']}" if "face" in row else "")
         if "error" in row:
-            print(f"{row['path']}: {row['error']['message']}")  # type: ignore[index]
+            print(f"{where}: {row['error']['message']}")  # type: ignore[index]
         else:
             print(
-                f"{row['path']}: ITA {row['ita']:.1f}° ({row['ita_group_label']}, {row['ita_band']}), "
+                f"{where}: ITA {row['ita']:.1f}° ({row['ita_group_label']}, {row['ita_band']}), "
                 f"Monk {row['monk']}, {row['skin_pixels']} skin pixels"
             )
     return 0

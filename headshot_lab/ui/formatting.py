@@ -53,15 +53,25 @@ def candidate_caption(candidate: Any) -> str:
     return f"✗ {reasons}{identity_text}"
 
 
+def _compared_with(reference: str | None) -> str:
+    """Plain words for what a candidate's ΔITA was measured against."""
+    return {"source": "the photo it was made from", "median selfie": "your middle-toned photo"}.get(
+        reference or "", "–"
+    )
+
+
 def format_selection(payload: Mapping[str, Any], total: int) -> str:
     lines = [f"### {len(payload['kept'])} of {total} headshots kept (encoder: {payload['encoder']})", ""]
     if payload["kept"]:
-        lines += ["| rank | headshot | identity | sharpness | ΔITA vs your photos |", "|---|---|---|---|---|"]
+        lines += [
+            "| rank | headshot | identity | sharpness | ΔITA ° | skin compared with |",
+            "|---|---|---|---|---|---|",
+        ]
         for rank, entry in enumerate(payload["kept"], start=1):
             s = entry["scores"]
             lines.append(
                 f"| {rank} | {table_cell(entry['path'])} | {number(s.get('identity'), '{:.3f}')} | {number(s.get('sharpness'), '{:.0f}')} "
-                f"| {number(s.get('delta_ita'), '{:+.1f}°')} |"
+                f"| {number(s.get('delta_ita'), '{:+.2f}')} | {_compared_with(s.get('delta_ita_vs'))} |"
             )
     if payload["rejected"]:
         lines += ["", "**Rejected:**", ""]
