@@ -209,6 +209,8 @@ def _model(kind: str, **options: Any) -> tuple[Any, threading.Lock]:
             solutions = _solutions()
             if kind == "face_mesh":
                 model = solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, **options)
+            elif kind == "face_detection":
+                model = solutions.face_detection.FaceDetection(**options)
             elif kind == "selfie_segmentation":
                 model = solutions.selfie_segmentation.SelfieSegmentation(**options)
             else:  # pragma: no cover - internal misuse
