@@ -235,6 +235,28 @@ def test_every_face_found_by_both_detectors_appears_once(found, photo):
                 assert face.box == boxes["mediapipe"]
 
 
+def test_tile_detections_at_an_inner_edge_are_dropped():
+    tile = (0, 0, 600, 400)  # the top-left tile of a 1000×700 photo: right and bottom edges are inner
+    assert fd._touches_inner_edge((580, 100, 650, 170), tile, (700, 1000), fd.TILE_EDGE_MARGIN)
+    assert fd._touches_inner_edge((100, 350, 160, 399), tile, (700, 1000), fd.TILE_EDGE_MARGIN)
+    assert not fd._touches_inner_edge((0, 0, 60, 60), tile, (700, 1000), fd.TILE_EDGE_MARGIN)  # image edges are fine
+    assert not fd._touches_inner_edge((300, 100, 400, 200), tile, (700, 1000), fd.TILE_EDGE_MARGIN)
+    tiles = fd._tiles(700, 1000, fd.TILE_FRACTION)
+    assert [t[1:] for t in tiles] == [(0, 0, 600, 420), (400, 0, 1000, 420), (0, 280, 600, 700), (400, 280, 1000, 700)]
+
+
+def test_dlib_landmarks68_on_any_box(photo, found):
+    backend = get_backend("dlib")
+    image = photo("astronaut")
+    (face,) = found("astronaut")
+    points = backend.landmarks68(image, face.box)
+    assert points.shape == (68, 2) and points.dtype == np.float32
+    np.testing.assert_allclose(points, face.landmarks, atol=0.1 * face.width)
+    with pytest.raises(HeadshotLabError) as info:
+        backend.landmarks68(image, (600, 600, 700, 700))
+    assert info.value.code == "bad_face_box"
+
+
 def test_partial_face_box_is_clipped_to_the_image(found, photo):
     (face,) = found("obama_partial")
     assert face.box[0] == 0  # MediaPipe's box starts ~60 px left of the photo
