@@ -312,7 +312,15 @@ def backend_detections(backend: FaceBackend, pixels: np.ndarray) -> list[Detecti
         faces = backend.detect(pixels, upsample=backend.upsample + 1 if small else None)
     else:
         faces = backend.detect(pixels)
-    return [Detection(box=tuple(map(float, f.box)), score=float(f.score), detector=backend.name, face=f) for f in faces]
+    return [
+        Detection(
+            box=(float(f.box[0]), float(f.box[1]), float(f.box[2]), float(f.box[3])),
+            score=float(f.score),
+            detector=backend.name,
+            face=f,
+        )
+        for f in faces
+    ]
 
 
 def _match(
@@ -331,6 +339,48 @@ def _match(
     return pairs
 
 
+def _keypoints_for(
+    pixels: np.ndarray,
+    mp: Detection | None,
+    own: Detection | None,
+    min_confidence: float,
+    iou_threshold: float,
+    use_mediapipe: bool,
+) -> tuple[np.ndarray | None, str | None]:
+    """MediaPipe's keypoints of the face: from its own detection, else from a crop around the backend's box."""
+    if mp is not None and mp.keypoints is not None:
+        return mp.keypoints, "mediapipe"
+    if use_mediapipe and own is not None:
+        keypoints = _keypoints_in_crop(pixels, own.box, min_confidence, iou_threshold)
+        return keypoints, ("mediapipe on a crop" if keypoints is not None else None)
+    return None, None
+
+
+def _landmarks68_for(
+    pixels: np.ndarray, backend: FaceBackend, own: Detection | None, box: tuple[int, int, int, int]
+) -> np.ndarray | None:
+    """dlib's 68 points: the backend's own (fitted in its own box) or, for dlib, fitted in ``box``."""
+    if own is not None and own.face is not None and own.face.landmarks is not None:
+        points = np.asarray(own.face.landmarks, dtype=np.float32)
+        return points if points.shape == (68, 2) else None
+    if isinstance(backend, DlibBackend):
+        return backend.landmarks68(pixels, box)
+    return None
+
+
+def _landmarks5_for(
+    landmarks68: np.ndarray | None, own: Detection | None, keypoints: np.ndarray | None, checked: bool, name: str
+) -> tuple[np.ndarray | None, str | None]:
+    """The 5 ArcFace points and where they came from: dlib 68 → the backend's own (if unchecked) → MediaPipe."""
+    if landmarks68 is not None:
+        return landmarks5_from_68(landmarks68), "dlib 68"
+    if own is not None and own.face is not None and own.face.landmarks5 is not None and not checked:
+        return np.asarray(own.face.landmarks5, dtype=np.float32), name
+    if keypoints is not None:
+        return landmarks5_from_keypoints(keypoints), "mediapipe keypoints (mouth corners estimated)"
+    return None, None
+
+
 def _build_face(
     pixels: np.ndarray,
     backend: FaceBackend,
@@ -343,6 +393,7 @@ def _build_face(
     landmark_tolerance: float,
     use_mediapipe: bool,
 ) -> Face | None:
+    """One :class:`Face` from a matched pair (either side may be missing); ``None`` if its box is empty."""
     height, width = pixels.shape[:2]
     primary = mp if mp is not None else own
     assert primary is not None
@@ -355,29 +406,15 @@ def _build_face(
         "scores": {d.detector: round(d.score, 4) for d in found_by},
         "boxes": {d.detector: clip_box(d.box, width, height) for d in found_by},
         "grayscale": grayscale,
+        "mediapipe_view": mp.view if mp is not None else None,
     }
-    if mp is not None:
-        extra["mediapipe_view"] = mp.view
     if own is not None and own.face is not None:
         extra.update({k: v for k, v in own.face.extra.items() if k in ("hog_view", "detect_scale")})
 
-    keypoints = mp.keypoints if mp is not None else None
-    if keypoints is None and use_mediapipe and own is not None:
-        keypoints = _keypoints_in_crop(pixels, own.box, min_confidence, iou_threshold)
-        extra["keypoints_from"] = "mediapipe on a crop" if keypoints is not None else None
-    elif keypoints is not None:
-        extra["keypoints_from"] = "mediapipe"
+    keypoints, extra["keypoints_from"] = _keypoints_for(pixels, mp, own, min_confidence, iou_threshold, use_mediapipe)
     if keypoints is not None:
         extra["keypoints"] = keypoints
-
-    landmarks68: np.ndarray | None = None
-    if own is not None and own.face is not None and own.face.landmarks is not None:
-        landmarks68 = np.asarray(own.face.landmarks, dtype=np.float32)
-        if landmarks68.shape != (68, 2):
-            landmarks68 = None
-    elif isinstance(backend, DlibBackend):
-        landmarks68 = backend.landmarks68(pixels, box)
-
+    landmarks68 = _landmarks68_for(pixels, backend, own, box)
     check: dict[str, object] = {"checked": False}
     if landmarks68 is not None and keypoints is not None:
         error = landmarks_disagreement(landmarks68, keypoints, box[2] - box[0])
@@ -385,19 +422,9 @@ def _build_face(
         if error > landmark_tolerance:
             landmarks68 = None
     extra["landmarks_check"] = check
-
-    if landmarks68 is not None:
-        landmarks5: np.ndarray | None = landmarks5_from_68(landmarks68)
-        extra["landmarks5_from"] = "dlib 68"
-    elif own is not None and own.face is not None and own.face.landmarks5 is not None and not check.get("checked"):
-        landmarks5 = np.asarray(own.face.landmarks5, dtype=np.float32)
-        extra["landmarks5_from"] = backend.name
-    elif keypoints is not None:
-        landmarks5 = landmarks5_from_keypoints(keypoints)
-        extra["landmarks5_from"] = "mediapipe keypoints (mouth corners estimated)"
-    else:
-        landmarks5 = None
-        extra["landmarks5_from"] = None
+    landmarks5, extra["landmarks5_from"] = _landmarks5_for(
+        landmarks68, own, keypoints, bool(check["checked"]), backend.name
+    )
     return Face(
         box=box,
         score=float(primary.score),

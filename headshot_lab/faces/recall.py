@@ -138,7 +138,7 @@ def load_photo(name: str) -> np.ndarray:
 
 
 def _affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    return points @ matrix[:, :2].T + matrix[:, 2]
+    return np.asarray(points @ matrix[:, :2].T + matrix[:, 2], dtype=np.float64)
 
 
 def _box_through(box: Box, matrix: np.ndarray, width: int, height: int) -> Box:
