@@ -443,3 +443,49 @@ def test_recall_table_union_beats_each_detector():
     assert found / total >= 0.97 and fps <= 2
     assert all(found > totals[d][0] for d in ("dlib HOG", "MediaPipe (1 view)"))
     assert "| union |" in recall.table(rows)
+
+
+# -- realistic nulls ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("quality", "scale", "crop"), [(85, 0.95, 0.02), (92, 1.05, 0.0), (95, 0.9, 0.03)])
+def test_jpeg_resave_resize_and_crop_keep_every_face(found, photo, quality, scale, crop):
+    """A harmless re-save (JPEG q85–95), a 5–10 % resize and a slight crop find the same faces at the same places.
+
+    The box may come from the other detector after the change (MediaPipe finds the right-edge face
+    in a shifted tile; HOG's pyramid level flips): one face's boxes of the two detectors overlap with
+    IoU 0.59–0.92, so boxes must keep IoU > 0.5; the eye centres, fitted at full resolution, move
+    less than 10 % of the face width.
+    """
+    import cv2
+
+    image = photo("group")
+    height, width = image.shape[:2]
+    dx, dy = round(crop * width), round(crop * height)
+    cropped = image[dy : height - dy, dx : width - dx]
+    resized = cv2.resize(cropped, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", resized[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    changed = np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
+    faces = find_faces(changed)
+    originals = found("group")
+    assert len(faces) == len(originals) == 6
+    offset = np.array([dx, dy], dtype=np.float64)
+    for original in originals:
+        # back to the original's pixels: x = x' / scale + dx
+        ious = [box_iou(original.box, tuple(np.array(f.box) / scale + np.tile(offset, 2))) for f in faces]
+        best = faces[int(np.argmax(ious))]
+        assert max(ious) > 0.5
+        eyes = best.landmarks5[:2] / scale + offset
+        assert np.max(np.linalg.norm(eyes - original.landmarks5[:2], axis=1)) < 0.1 * original.width
+
+
+def test_pil_and_rgba_inputs(photo):
+    from PIL import Image
+
+    image = photo("astronaut")
+    rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    boxes = {tuple(f.box) for f in find_faces(rgba)} | {tuple(f.box) for f in find_faces(Image.fromarray(image))}
+    assert len(boxes) == 1
+    (gray,) = find_faces(Image.fromarray(image).convert("L"))
+    assert gray.extra["grayscale"] is True

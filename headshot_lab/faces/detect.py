@@ -27,11 +27,14 @@ Every face then gets dlib's 68 landmarks (the shape predictor, on dlib's own box
 face, else on the MediaPipe box), **checked** against MediaPipe's keypoints (eye centres, nose tip,
 mouth centre; for a HOG-only face, MediaPipe is rerun on a crop of 3× the box to get them): the
 landmarks are kept only when ``max_k ‖p_k^dlib − p_k^mp‖ / w ≤ landmark_tolerance`` (``w`` the box
-width, default :data:`LANDMARK_TOLERANCE` = 0.15). The predictor returns a frontal-looking shape for
-any rectangle, so on a profile it can put the eyes on the cheek (measured on the 70 faces of the
-recall set: disagreement 0.02–0.10 for most, 0.12–0.15 for the 112-px crop and the mirrored
-cameraman, rejected 4: two ¾ views of the rotated group photo at 0.17 and 0.26, a 33-px face at
-0.19, the rotated half-cut face at 0.71): such landmarks are set to ``None``
+width, default :data:`LANDMARK_TOLERANCE` = 0.25). The predictor returns a frontal-looking shape for
+any rectangle, so on a profile it can put the eyes on the cheek. The referee is noisy too: under a
+JPEG re-save with a 5–10 % resize, dlib's eye centres move by < 0.01 w but MediaPipe's keypoints
+by up to 0.13 w, and the disagreement of a good dlib fit reached 0.20; so the tolerance only
+catches gross failures (measured on the 70 faces of the recall set: 0.02–0.10 for most, 0.12–0.19
+for the 112-px crop, the mirrored cameraman, a 33-px face and ¾ views of the rotated group photo;
+rejected: a rotated ¾ view at 0.26 whose dlib eyes sit on the brow, the rotated half-cut face at
+0.71). Such landmarks are set to ``None``
 (``extra["landmarks_check"]`` says why) and ``landmarks5`` comes from MediaPipe's keypoints instead,
 the mouth corners estimated as ``mouth_centre ∓ 0.414 · (right_eye − left_eye)`` (the ArcFace
 template's mouth width / eye distance = 29.2 / 35.2 = 0.828).
@@ -70,7 +73,7 @@ TILE_EDGE_MARGIN = 0.02
 #: Two boxes with at least this IoU are one face.
 IOU_THRESHOLD = 0.4
 #: The largest keypoint disagreement (fraction of the box width) at which dlib's landmarks are kept.
-LANDMARK_TOLERANCE = 0.15
+LANDMARK_TOLERANCE = 0.25
 #: MediaPipe's detection threshold (``min_detection_confidence``). Measured: 0.5, 0.3 and 0.1 give the
 #: same detections on every test photo and negative (kept scores 0.61–0.95), so lowering it buys nothing.
 MIN_CONFIDENCE = 0.5
