@@ -116,7 +116,7 @@ def test_group_photo_every_face_once_and_each_detector_misses_one(found, photo):
     assert both >= 4
 
 
-@pytest.mark.parametrize("variant", ["mirrored", "rotated", "small"])
+@pytest.mark.parametrize("variant", ["gray", "mirrored", "rotated", "small"])
 def test_group_photo_variants(photo, variant):
     pixels, matrix = recall.make_variant(photo("group"), variant)
     truth = recall.variant_truth(recall.GROUND_TRUTH["group"], matrix, pixels.shape[1], pixels.shape[0])
@@ -489,3 +489,35 @@ def test_pil_and_rgba_inputs(photo):
     assert len(boxes) == 1
     (gray,) = find_faces(Image.fromarray(image).convert("L"))
     assert gray.extra["grayscale"] is True
+
+
+# -- the mesh of each face ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["group", "camera"])
+def test_every_found_face_gets_its_own_mesh(found, photo, name):
+    """The whole-photo mesh finds no face in the group photo; a crop per found face gives each its own mesh."""
+    from headshot_lab.faces.mesh import NUM_POINTS, face_mesh, mesh_for_face
+
+    image = photo(name)
+    faces = found(name)
+    meshes = [mesh_for_face(image, face) for face in faces]
+    assert all(m is not None for m in meshes)
+    height, width = image.shape[:2]
+    for face, mesh in zip(faces, meshes, strict=True):
+        assert mesh.points.shape == (NUM_POINTS, 2) and mesh.image_shape == (height, width)
+        assert box_iou(mesh.box, face.box) > 0.5
+        inside = (mesh.points[:, 0] >= face.box[0] - face.width) & (mesh.points[:, 0] <= face.box[2] + face.width)
+        assert inside.all()
+    for a, b in itertools.combinations(meshes, 2):
+        assert box_iou(a.box, b.box) == 0.0  # six different people
+    if name == "group":
+        assert face_mesh(image, max_faces=6) == []
+
+
+def test_mesh_for_face_is_none_where_there_is_no_face(photo):
+    from headshot_lab.faces.mesh import mesh_for_face
+
+    image = photo("group")
+    assert mesh_for_face(image, (600, 700, 700, 800)) is None  # the poker table
+    assert mesh_for_face(image, (0, 0, 4, 4)) is None
