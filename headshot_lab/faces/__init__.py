@@ -4,6 +4,8 @@
 >>> backend = faces.get_backend("dlib")          # doctest: +SKIP
 >>> found = backend.analyze(pixels)              # doctest: +SKIP
 >>> faces.similarity(found[0], other[0])         # doctest: +SKIP
+>>> every = faces.find_faces(pixels)             # doctest: +SKIP  (MediaPipe ∪ dlib HOG, largest first)
+>>> embedded = backend.embed(pixels, every)      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from headshot_lab.faces.base import (
     register_backend,
     similarity,
 )
+from headshot_lab.faces.detect import box_iou, find_faces, is_grayscale
 
 __all__ = [
     "LANDMARK5_NAMES",
@@ -31,9 +34,12 @@ __all__ = [
     "align_face",
     "arcface_template",
     "available_backends",
+    "box_iou",
     "detect_faces",
     "embed",
+    "find_faces",
     "get_backend",
+    "is_grayscale",
     "l2_normalize",
     "landmarks5_from_68",
     "largest_face",

@@ -178,21 +178,25 @@ class DlibBackend:
         """``s = min(1, max_side / max(H, W))``: the factor applied before detection."""
         return min(1.0, self.max_side / float(max(shape[0], shape[1])))
 
-    def _raw_detections(self, models: _DlibModels, small: np.ndarray) -> list[tuple[Any, float, int]]:
+    def _raw_detections(
+        self, models: _DlibModels, small: np.ndarray, upsample: int | None = None
+    ) -> list[tuple[Any, float, int]]:
         """``[(rectangle, score, view_index)]`` in detection-image pixels, above ``min_score``."""
+        upsample = self.upsample if upsample is None else int(upsample)
         if self.detector == "cnn":
-            found = models.detector(small, self.upsample)
+            found = models.detector(small, upsample)
             out = [(d.rect, float(d.confidence), -1) for d in found]
         else:
-            rects, scores, views = models.detector.run(small, self.upsample, 0.0)
+            rects, scores, views = models.detector.run(small, upsample, 0.0)
             out = [(r, float(s), int(v)) for r, s, v in zip(rects, scores, views, strict=True)]
         return [d for d in out if d[1] > self.min_score]
 
-    def detect(self, image: np.ndarray) -> list[Face]:
+    def detect(self, image: np.ndarray, *, upsample: int | None = None) -> list[Face]:
         """Find faces with 68 + 5 landmarks, largest first (no embeddings).
 
         Boxes are ``(left, top, right, bottom)`` in the original image's pixels, right/bottom exclusive,
-        clipped to the image.
+        clipped to the image. ``upsample`` overrides the backend's own for this call (e.g. one more
+        doubling for a small photo, as :func:`headshot_lab.faces.find_faces` does).
         """
         import cv2
         import dlib
@@ -211,7 +215,7 @@ class DlibBackend:
         )
         with self._lock:
             models = self._load()
-            detections = self._raw_detections(models, small)
+            detections = self._raw_detections(models, small, upsample)
             faces: list[Face] = []
             for rect, score, view in detections:
                 box = clip_box(
@@ -238,6 +242,26 @@ class DlibBackend:
                 )
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
+
+    def landmarks68(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """dlib's 68 landmarks ``(68, 2)`` fitted inside ``box`` (any rectangle, e.g. another detector's).
+
+        The shape predictor always returns 68 points, whatever the rectangle holds: judge them (see
+        :func:`headshot_lab.faces.detect.landmarks_agree`) before trusting them on a profile.
+        """
+        import dlib
+
+        pixels = to_pixels(image)
+        height, width = pixels.shape[:2]
+        left, top, right, bottom = clip_box(box, width, height)
+        if right - left < 2 or bottom - top < 2:
+            raise HeadshotLabError(
+                f"The face box {tuple(box)} lies outside the {width}×{height} image.", code="bad_face_box"
+            )
+        with self._lock:
+            models = self._load()
+            shape = models.shape_predictor(pixels, dlib.rectangle(left, top, right - 1, bottom - 1))
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
     # -- embedding -----------------------------------------------------------------------------
 
