@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from headshot_lab.analysis import AnalysisOptions, FaceAnalysis, FaceFinder, analyse_photo, angle_diff
+from headshot_lab.analysis import AnalysisOptions, FaceAnalysis, FaceFinder, analyse_photo, angle_diff, judge_finder
 from headshot_lab.capture import SAME_PERSON_MIN_COSINE, CaptureThresholds
 from headshot_lab.config import resolve_options
 from headshot_lab.errors import HeadshotLabError, ImageError, ModelUnavailableError
@@ -264,19 +264,14 @@ class ImageAnalysis:
 
 
 def _finder(backend: FaceBackend | FaceFinder | str | None, limits: SelectThresholds) -> FaceFinder:
-    """The one face finder of a selection run (default :data:`DEFAULT_BACKEND`).
+    """The one face finder of a selection run: :func:`headshot_lab.analysis.judge_finder` (default :data:`DEFAULT_BACKEND`).
 
-    A backend named by string runs its default detection pass (dlib: HOG upsampled once), the pass the
-    selection limits were calibrated with (capture's faster first pass moves the mesh crop, and with
-    it the eye measures of borderline candidates).
+    The same finder as the audit's, so a candidate's skin tone and identity are the numbers the audit
+    card reports for it.
     """
-    from headshot_lab.faces import get_backend
-
     if isinstance(backend, FaceFinder):
         return backend
-    if backend is None or isinstance(backend, str):
-        backend = get_backend(backend or DEFAULT_BACKEND)
-    return FaceFinder(backend, limits.analysis_side)
+    return judge_finder(backend or DEFAULT_BACKEND)
 
 
 def analyze_image(

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from headshot_lab.analysis import AnalysisOptions, analyse_photo, box_iou, judge_finder, skin_delta_ita
+from headshot_lab.analysis import AnalysisOptions, analyse_photo, judge_finder, skin_delta_ita
+from headshot_lab.faces import box_iou
 
 REPO = Path(__file__).resolve().parents[1]
 

