@@ -67,8 +67,10 @@ _MOUTH_CORNERS_68 = (48, 54)
 
 
 class _MeasurementLimits(Protocol):
-    clip_high: int
-    clip_low: int
+    @property
+    def clip_high(self) -> int: ...
+    @property
+    def clip_low(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ def face_sharpness(image: np.ndarray, box: Sequence[float], size: int = 256) -> 
         return 0.0
     grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
     interpolation = cv2.INTER_AREA if (x1 - x0) >= size else cv2.INTER_LINEAR
-    grey = cv2.resize(grey, (size, size), interpolation=interpolation)
+    grey = np.asarray(cv2.resize(grey, (size, size), interpolation=interpolation), dtype=np.float32)
     quarter = size // 4
     median = float(np.median(grey[quarter : size - quarter, quarter : size - quarter]))
     laplacian = cv2.Laplacian(grey * (128.0 / max(median, 1.0)), cv2.CV_32F, ksize=1)

@@ -21,14 +21,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 OptionsT = TypeVar("OptionsT")
 
 ENV_PREFIX = "HEADSHOT_LAB_"
 
 
+@overload
+def _env(name: str) -> str | None: ...
+@overload
+def _env(name: str, default: str) -> str: ...
 def _env(name: str, default: str | None = None) -> str | None:
+    """``HEADSHOT_LAB_<name>`` from the environment (an empty value counts as unset), else ``default``."""
     value = os.environ.get(ENV_PREFIX + name)
     return value if value not in (None, "") else default
 
@@ -46,7 +51,7 @@ class Settings:
     base_model: str | None = None
     device: str = "auto"
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
 
@@ -85,4 +90,4 @@ def resolve_options(cls: type[OptionsT], value: OptionsT | Mapping[str, Any] | N
             fix=f"See {cls.__module__}.{cls.__qualname__} for the names.",
             code="bad_option",
         )
-    return replace(cls(), **dict(value))  # type: ignore[type-var]
+    return replace(cls(), **dict(value))  # type: ignore[type-var,arg-type]

@@ -159,7 +159,7 @@ def _model_index_dir(source: str) -> Path:
             if offline():
                 raise
             index = hf_hub_download(source, "model_index.json")
-    except (*_network_errors(), HfHubHTTPError) as exc:
+    except (*_network_errors(), HfHubHTTPError) as exc:  # type: ignore[misc]  # a tuple of exception types
         mode = (
             "HF_HUB_OFFLINE is set and it is not in the local Hub cache"
             if offline()

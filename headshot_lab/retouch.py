@@ -196,7 +196,7 @@ def resolve_backdrop(style: Any) -> tuple[str, Backdrop]:
         try:
             from headshot_lab.styles import load_style
         except ImportError:
-            load_style = None
+            load_style = None  # type: ignore[assignment]
         if load_style is not None:
             try:
                 loaded = load_style(name)
@@ -287,7 +287,7 @@ def grabcut_mask(
     trimap[sure_bg] = cv2.GC_BGD
     bgd_model, fgd_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     bgr = np.ascontiguousarray(small[..., ::-1])
-    cv2.grabCut(bgr, trimap, None, bgd_model, fgd_model, iterations, cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(bgr, trimap, None, bgd_model, fgd_model, iterations, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     hard = ((trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)).astype(np.float32)
     return cv2.resize(hard, (width, height), interpolation=cv2.INTER_LINEAR) if scale < 1 else hard
 

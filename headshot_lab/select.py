@@ -408,7 +408,7 @@ class ReferenceProfile:
         return cls.from_analyses(analyses, model)
 
     @classmethod
-    def from_analyses(cls, analyses: Sequence[ImageAnalysis], backend: FaceBackend) -> ReferenceProfile:
+    def from_analyses(cls, analyses: Sequence[ImageAnalysis], backend: FaceBackend | FaceFinder) -> ReferenceProfile:
         """Build the profile from already analysed selfies (see :func:`analyze_image`)."""
         used, skipped = [], {}
         for analysis in analyses:
@@ -471,7 +471,7 @@ def _items(images: Iterable[Any] | Mapping[str, Any], prefix: str) -> list[tuple
         return [(str(name), source) for name, source in images.items()]
     if isinstance(images, str | Path | np.ndarray):
         images = [images]
-    items = []
+    items: list[tuple[str, Any]] = []
     for index, source in enumerate(images):
         if isinstance(source, ImageAnalysis):
             items.append((source.name, source))

@@ -47,7 +47,8 @@ def _savefig(fig: Any, path: Path) -> None:
 
 
 def _errorbars(entries: Sequence[Mapping[str, Any] | None]) -> tuple[np.ndarray, np.ndarray]:
-    values, errors = [], [[], []]
+    values: list[float] = []
+    errors: list[list[float]] = [[], []]
     for entry in entries:
         value = None if not entry else entry.get("value")
         ci = (entry or {}).get("ci") or [None, None]
@@ -93,8 +94,9 @@ def plot_roc(runs: Sequence[Mapping[str, Any]], path: Path) -> bool:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, roc in curves:
+        assert roc is not None  # curves keeps only runs with a ROC
         run = next(r for r in runs if r["generator"] == name)
-        auc = ((run.get("metrics") or {}).get("detectability_auroc") or {}).get("overall", {}).get("value")
+        auc = (((run.get("metrics") or {}).get("detectability_auroc") or {}).get("overall") or {}).get("value")
         ax.plot(roc["fpr"], roc["tpr"], label=f"{name} (AUROC {auc:.2f})" if auc is not None else name)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.set_xlabel("false positive rate (real called generated)")

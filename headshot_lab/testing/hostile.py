@@ -430,7 +430,7 @@ def _body_range(fmt: str, data: bytes) -> tuple[int, int]:
         return idat[0][0], idat[-1][1]
     if fmt == "TIFF":
         with Image.open(io.BytesIO(data)) as image:
-            strips = image.tag_v2[273]
+            strips = image.tag_v2[273]  # type: ignore[attr-defined]  # TIFF images only
         return min(strips) if isinstance(strips, tuple) else strips, len(data)
     if fmt == "BMP":
         return struct.unpack("<I", data[10:14])[0], len(data)
@@ -524,7 +524,11 @@ def _not_images(corpus: _Corpus) -> None:
 
 
 def _wrong_extensions(corpus: _Corpus, face: Image.Image, formats: Sequence[str]) -> None:
-    table = {"JPEG": ("png", "webp", "heic"), "PNG": ("jpg", "jpeg", "webp"), "WEBP": ("jpg", "png", "gif")}
+    table: dict[str, tuple[str, ...]] = {
+        "JPEG": ("png", "webp", "heic"),
+        "PNG": ("jpg", "jpeg", "webp"),
+        "WEBP": ("jpg", "png", "gif"),
+    }
     table |= {"GIF": ("jpg", "png", "webp"), "TIFF": ("jpg", "png"), "BMP": ("jpg", "webp"), "HEIF": ("jpg", "png")}
     for fmt, extensions in table.items():
         if fmt not in formats:
@@ -909,7 +913,8 @@ def _content(corpus: _Corpus, faces: dict[str, Image.Image], formats: Sequence[s
         "top": (0, height * 0.19, width, height * 1.19),
         "bottom": (0, -height * 0.69, width, height * 0.31),
     }.items():
-        shifted = face.crop(tuple(round(v) for v in box))
+        left, top, right, bottom = (round(v) for v in box)
+        shifted = face.crop((left, top, right, bottom))
         corpus.image("face_cut_off", side, shifted, "JPEG", "accept", capture=("face_cut_off", "no_face"))
 
     array = np.asarray(face, dtype=np.float32)
