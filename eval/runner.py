@@ -49,11 +49,11 @@ from eval.generators import (
     make_donors,
     parse_spec,
 )
-from headshot_lab.atomic import atomic_write, write_json_atomic, write_text_atomic
+from headshot_lab.atomic import atomic_write
 from headshot_lab.audit.measure import AUDIT_BACKEND, AuditAnalysis, analyse_image, encoder_name
+from headshot_lab.audit.results import AuditResults, AuditRun, write_results
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 
-SCHEMA_VERSION = 1
 #: Per-sample metric fields aggregated into ``results.json`` (name → statistic).
 METRIC_FIELDS: tuple[str, ...] = (
     "identity_cosine",
@@ -844,21 +844,20 @@ def aggregate(
         aggregate_run(records, features, spec, config)
         for spec in tqdm(config.generators, desc="aggregate", disable=not progress)
     ]
-    results: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "config": config.to_dict(),
-        "versions": versions(),
-        "encoder": encoder_name(),
-        "n_sources": n_sources if n_sources is not None else len({r["id"] for r in records}),
-        "runs": runs,
-        "skipped": list(skipped),
-        "notes": list(notes),
-    }
+    results = AuditResults(
+        config=config.to_dict(),
+        versions=versions(),
+        encoder=encoder_name(),
+        n_sources=n_sources if n_sources is not None else len({r["id"] for r in records}),
+        runs=[AuditRun(**run) for run in runs],
+        skipped=list(skipped),
+        notes=list(notes),
+    )
     if int((config.power or {}).get("seeds", 0)) > 0:
         from eval.power import resampling_power
 
-        results["power"] = resampling_power(records, config, progress=progress)
-    return results
+        results.power = resampling_power(records, config, progress=progress)
+    return results.to_dict()
 
 
 # --------------------------------------------------------------------------------------------
@@ -903,18 +902,8 @@ def read_samples(directory: Path) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def write_outputs(directory: Path, results: Mapping[str, Any], *, plots: bool = True) -> list[str]:
-    """``results.json``, the PNG plots and ``report.md``; returns the plot file names."""
-    from headshot_lab.audit.report import render_markdown
-
-    directory.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(directory / "results.json", results)
-    names: list[str] = []
-    if plots:
-        from eval.plots import write_plots
-
-        names = write_plots(results, directory)
-    write_text_atomic(directory / "report.md", render_markdown(results, plots=names))
-    return names
+    """``results.json``, the PNG plots and ``report.md`` (:func:`headshot_lab.audit.results.write_results`)."""
+    return write_results(directory, results, plots=plots)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from headshot_lab.atomic import write_json_atomic, write_text_atomic
 from headshot_lab.audit.measure import analyse_image, encoder_name
-from headshot_lab.audit.plots import write_plots
+from headshot_lab.audit.results import AuditResults, AuditRun, write_results
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.reporting import Progress, number, report_progress, table_cell
 
@@ -239,17 +238,17 @@ def audit_batch(
         curves["roc"] = {"fpr": [float(v) for v in c2st.fpr], "tpr": [float(v) for v in c2st.tpr]}
     flags, group_flags, evidence = compute_flags(metrics)
     encoder = encoder_name()
-    run = {
-        "generator": "this batch",
-        "n": len(rows),
-        "metrics": metrics,
-        "flags": flags,
-        "group_flags": group_flags,
-        "evidence": evidence,
-        "curves": curves,
-    }
-    results = {
-        "config": {
+    run = AuditRun(
+        generator="this batch",
+        n=len(rows),
+        metrics=metrics,
+        flags=flags,
+        group_flags=group_flags,
+        evidence=evidence,
+        curves=curves,
+    )
+    audit = AuditResults(
+        config={
             "name": "your batch",
             "dataset": "your photos",
             "seed": seed,
@@ -257,25 +256,25 @@ def audit_batch(
             "n_resamples": n_resamples,
             "group_by": "the person's ITA group",
         },
-        "encoder": encoder,
-        "n_sources": len(refs),
-        "runs": [run],
-        "skipped": skipped,
-        "notes": notes,
-    }
+        encoder=encoder,
+        n_sources=len(refs),
+        runs=[run],
+        skipped=skipped,
+        notes=notes,
+    )
+    results = audit.to_dict()
     images = [
         {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k != "cluster"} for row in rows
     ]
+
+    def card_for(payload: Mapping[str, Any], plot_names: list[str]) -> str:
+        details = render_markdown(payload, plots=plot_names)
+        return format_audit_card(encoder, group, person, images, payload["runs"][0], details)
+
     plots: list[Path] = []
     if out_dir is not None:
-        folder = Path(out_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        plots = [folder / name for name in write_plots(results, folder)]
-    details = render_markdown(results, plots=[p.name for p in plots])
-    card = format_audit_card(encoder, group, person, images, run, details)
-    if out_dir is not None:
-        write_text_atomic(Path(out_dir) / "report.md", card)
-        write_json_atomic(Path(out_dir) / "results.json", results, default=str)
+        plots = [Path(out_dir) / name for name in write_results(out_dir, audit, render=card_for, default=str)]
+    card = card_for(results, [p.name for p in plots])
     report_progress(progress, 1.0, "Done")
     return BatchAudit(
         encoder=encoder,
