@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import re
@@ -13,19 +12,25 @@ from typing import Any
 
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 
+# The policies live in the service layer; re-exported here for the UI.
+from headshot_lab.workflow import (  # noqa: F401
+    FORMATS,
+    IDENTITY_MODES,
+    MAX_PHOTOS,
+    MAX_PICKS,
+    MIN_PHOTOS,
+    POSE_CHOICES,
+    PUBLISHED_DIR,
+    Progress,
+    report_progress,
+)
+
 logger = logging.getLogger("headshot_lab.ui")
 
-MIN_PHOTOS = 1
-MAX_PHOTOS = 20
 MIN_PICKS = 5
-MAX_PICKS = 15
 THUMBNAIL_SIDE = 320
 MAX_UPLOAD_MB = 25
-PUBLISHED_DIR = "published"
 ACTIONS = ("check_photos", "train_identity", "generate", "retouch", "select", "export", "audit", "delete_my_data")
-IDENTITY_MODES = ("lora", "faceid")
-POSE_CHOICES = ("none", "face", "pose", "depth", "canny")
-FORMATS = ("jpeg", "png", "webp")
 CONSENT_TEXT = (
     "I am the person in these photos (or have their written permission) and I agree that they are processed "
     "on this server to make headshots. Nothing is shared; everything is deleted when I press “Delete my data "
@@ -35,8 +40,6 @@ RETOUCH_OFFER = (
     "Studio retouch (tab 3, below the generator) works without any model: it puts your own photo on a studio "
     "backdrop with even light."
 )
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass
@@ -200,12 +203,6 @@ def without_path_keys(payload: Any) -> Any:
     if isinstance(payload, list):
         return [without_path_keys(value) for value in payload]
     return payload
-
-
-def report_progress(progress: Progress | None, fraction: float, text: str) -> None:
-    if progress is not None:
-        with contextlib.suppress(Exception):  # a UI progress bar must never break the work
-            progress(fraction, text)
 
 
 def safe_name(name: str, fallback: str = "photo") -> str:
