@@ -213,6 +213,16 @@ class IdentityResult:
         }
 
 
+def require_learnable(photos: Sequence[Any] | Mapping[str, Any]) -> None:
+    """Policy: an identity is learned only from photos that passed the checklist; none left → ``no_photos``."""
+    if not photos:
+        raise HeadshotLabError(
+            "None of your photos passed the checklist, so there is nothing to learn from.",
+            fix="Fix the problems listed under each photo in tab 1 and check again.",
+            code="no_photos",
+        )
+
+
 def train_identity(
     photos: str | Path | Sequence[Any],
     out_dir: str | Path,
@@ -231,12 +241,8 @@ def train_identity(
     """
     from headshot_lab.train import train_identity_lora
 
-    if not isinstance(photos, str | Path) and not list(photos):
-        raise HeadshotLabError(
-            "None of your photos passed the checklist, so there is nothing to learn from.",
-            fix="Fix the problems listed under each photo and check again.",
-            code="no_photos",
-        )
+    if not isinstance(photos, str | Path):
+        require_learnable(photos)
     count = len(photos) if not isinstance(photos, str | Path) else 0
     result = train_identity_lora(
         photos if isinstance(photos, str | Path) else list(photos),
@@ -282,8 +288,7 @@ def faceid_identity(photos: Sequence[Any] | Mapping[str, Any], out: str | Path) 
         if isinstance(photos, Mapping)
         else {str(p) if isinstance(p, str | Path) else f"photo-{i}": p for i, p in enumerate(photos)}
     )
-    if not named:
-        raise HeadshotLabError("No photos were given.", fix="Pass photos of the person.", code="no_photos")
+    require_learnable(named)
     backend = get_backend("insightface")  # ModelUnavailableError names HEADSHOT_LAB_INSIGHTFACE_DIR
     embeddings, skipped = [], []
     for name, photo in named.items():

@@ -14,8 +14,8 @@ Contracts (stable; tools parse them):
   (the zip last) and the consistency score on stderr; ``--json``: ``{"images": [records as for export],
   "team_consistency": [{"kind", "score", ...}], "notes"}``.
 * ``headshot-lab provenance FILE [--json]`` — ``{"digital_source_type", "disclosure", "software", "c2pa", "kind"}``.
-* ``headshot-lab purge [--data-dir D] [--json]`` — deletes expired sessions, with their published copies, and
-  prints how many (``--json``: ``{"purged", "remaining", "published_removed"}``).
+* ``headshot-lab purge [--data-dir D] [--json]`` — deletes expired sessions, with the app's published copies of
+  them, and prints how many (``--json``: ``{"purged", "remaining"}``).
 
 Every command calls :mod:`headshot_lab.workflow`, the service layer the app calls too.
 """
@@ -177,7 +177,7 @@ def run_purge(args: argparse.Namespace) -> int:
 
     report = workflow.purge_expired(store=SessionStore(data_dir=args.data_dir))
     if args.json:
-        print_json(report.to_dict())
+        print_json({"purged": report.purged, "remaining": report.remaining})
     else:
         print(report.purged)
     return 0

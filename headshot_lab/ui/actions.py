@@ -117,12 +117,11 @@ class AppBackend(SessionFiles):
         """``lora``: DreamBooth-LoRA on the usable photos; ``faceid``: the ArcFace embedding for IP-Adapter-FaceID."""
         session = self.open_session(state)
         photos = state.usable_uploads(strict=True)  # never learn from a photo the checklist refused
+        paths = [item.path for item in photos]
+        workflow.require_learnable(paths)
         if mode not in IDENTITY_MODES:
             raise HeadshotLabError(f"Unknown mode {mode!r}.", fix="Use lora or faceid.", code="bad_option")
-        paths = [item.path for item in photos]
         if mode == "faceid":
-            if not paths:
-                workflow.train_identity(paths, session.lora)  # the same "nothing to learn from" refusal
             result = workflow.faceid_identity(paths, session.lora / workflow.FACEID_EMBEDDING_NAME)
             state.identity = result.ref
             status = (
