@@ -46,7 +46,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from headshot_lab import capture as capturing
 from headshot_lab import export as exporting
+from headshot_lab import faces, models
+from headshot_lab import io as image_io
+from headshot_lab import retouch as retouching
+from headshot_lab import select as selecting
+from headshot_lab import train as training
 from headshot_lab.atomic import atomic_write
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.generate import (
@@ -60,13 +66,12 @@ from headshot_lab.generate import (
 )
 from headshot_lab.privacy import DeletionRecord, SessionStore, validate_session_id
 from headshot_lab.provenance import read_provenance, save_with_provenance
-from headshot_lab.retouch import DEFAULT_LIGHT, resolve_backdrop
 from headshot_lab.styles import load_style
+from headshot_lab.train import TrainConfig
 
 if TYPE_CHECKING:
     from headshot_lab.select import ReferenceProfile, Selection
-    from headshot_lab.train import TrainConfig
-    from headshot_lab.ui.batch_audit import BatchAudit
+    from headshot_lab.ui.batch_audit import BatchAudit  # TODO(coordinator): headshot_lab.audit.BatchAudit
 
 Progress = Callable[[float, str], None]
 """``progress(fraction in [0, 1], text)``."""
@@ -151,9 +156,7 @@ def check_photos(
     copy-in) instead of the checklist's "empty file"; warnings found while copying a photo in (``notes[name]``,
     e.g. "only the first frame of an animation is used") are added to that photo's problems.
     """
-    from headshot_lab.capture import check_photos as capture_check
-
-    report = capture_check(dict(sources), progress=on_photo).to_dict()
+    report = capturing.check_photos(dict(sources), progress=on_photo).to_dict()
     by_name = {photo["path"]: photo for photo in report["photos"]}
     for name, error in (unreadable or {}).items():
         if name in by_name:
@@ -239,12 +242,10 @@ def train_identity(
     Policy: learn only from what is given (the app gives the photos that passed the checklist); an empty list is
     refused before any model loads.
     """
-    from headshot_lab.train import train_identity_lora
-
     if not isinstance(photos, str | Path):
         require_learnable(photos)
     count = len(photos) if not isinstance(photos, str | Path) else 0
-    result = train_identity_lora(
+    result = training.train_identity_lora(
         photos if isinstance(photos, str | Path) else list(photos),
         base,
         out_dir,
@@ -279,9 +280,6 @@ def faceid_identity(photos: Sequence[Any] | Mapping[str, Any], out: str | Path) 
         ModelUnavailableError: the insightface model pack is missing (names ``HEADSHOT_LAB_INSIGHTFACE_DIR``).
         HeadshotLabError: ``no_face`` when no photo shows a face.
     """
-    from headshot_lab.faces import get_backend, largest_face
-    from headshot_lab.io import as_rgb_array, load_rgb
-
     started = time.perf_counter()
     named = (
         dict(photos)
@@ -289,11 +287,14 @@ def faceid_identity(photos: Sequence[Any] | Mapping[str, Any], out: str | Path) 
         else {str(p) if isinstance(p, str | Path) else f"photo-{i}": p for i, p in enumerate(photos)}
     )
     require_learnable(named)
-    backend = get_backend("insightface")  # ModelUnavailableError names HEADSHOT_LAB_INSIGHTFACE_DIR
+    backend = faces.get_backend("insightface")  # ModelUnavailableError names HEADSHOT_LAB_INSIGHTFACE_DIR
     embeddings, skipped = [], []
     for name, photo in named.items():
-        pixels = load_rgb(photo, min_side=0) if isinstance(photo, str | Path | bytes) else as_rgb_array(photo)
-        face = largest_face(backend.analyze(pixels))
+        if isinstance(photo, str | Path | bytes):
+            pixels = image_io.load_rgb(photo, min_side=0)
+        else:
+            pixels = image_io.as_rgb_array(photo)
+        face = faces.largest_face(backend.analyze(pixels))
         if face is None or face.embedding is None:
             skipped.append(name)
             continue
@@ -412,10 +413,8 @@ class GeneratorCache:
         device: str | None = None,
         progress: bool = True,
     ) -> HeadshotGenerator:
-        from headshot_lab.models import resolve_base
-
         key = (
-            resolve_base(base),
+            models.resolve_base(base),
             None if faceid is None else (faceid.weights, faceid.weight_name, faceid.scale),
             None if control is None else (control.model, control.kind, control.scale),
             None if speed is None else tuple(sorted(vars(speed).items())),
@@ -477,15 +476,13 @@ def generate_headshots(
     image is labelled IPTC ``trainedAlgorithmicMedia`` by the generator itself as it is written
     (:meth:`HeadshotGenerator.write_outputs`), so no unlabelled file exists at any moment.
     """
-    from headshot_lab.models import resolve_base
-
     load_style(request.style)
     n = int(request.n)
     if max_images is not None and not 1 <= n <= max_images:
         raise HeadshotLabError(
             f"Ask for 1–{max_images} images at a time (not {request.n}).", fix="Use e.g. 4.", code="bad_option"
         )
-    resolve_base(base)  # the plain "no base model" message before anything else
+    models.resolve_base(base)  # the plain "no base model" message before anything else
     if require_identity and not request.has_identity:
         raise HeadshotLabError(
             "Your identity has not been learned yet.",
@@ -611,10 +608,7 @@ def retouch_photos(
     files (default :func:`retouched_stem`); ``min_side`` is passed to the loader (the app: 0, its checklist has
     already judged the size).
     """
-    from headshot_lab.io import load_rgb
-    from headshot_lab.retouch import retouch
-
-    style_name, _ = resolve_backdrop(style)  # fail fast on an unknown style
+    style_name, _ = retouching.resolve_backdrop(style)  # fail fast on an unknown style
     if not photos:
         raise HeadshotLabError(
             "None of your photos can be retouched.", fix="Upload readable photos first.", code="no_photos"
@@ -625,10 +619,9 @@ def retouch_photos(
     for index, (name, photo) in enumerate(photos.items()):
         report_progress(progress, index / len(photos), f"Retouching {name}")
         try:
-            pixels = load_rgb(photo, min_side=min_side) if isinstance(photo, str | Path | bytes) else photo
-            result = retouch(
-                pixels, style, light=DEFAULT_LIGHT if light is None else float(light), white_balance=white_balance
-            )
+            pixels = image_io.load_rgb(photo, min_side=min_side) if isinstance(photo, str | Path | bytes) else photo
+            strength = retouching.DEFAULT_LIGHT if light is None else float(light)
+            result = retouching.retouch(pixels, style, light=strength, white_balance=white_balance)
             base = out / stem(name, style_name)
             paths = [save_with_provenance(result.image, base.with_name(base.name + suffix), RETOUCHED_KIND)]
             for crop in crops:
@@ -646,15 +639,13 @@ def retouch_photos(
 # ================================================================================== 5. select
 def reference_profile(references: Mapping[str, Any] | Sequence[Any], *, backend: str | None = None) -> ReferenceProfile:
     """The person's own photos, measured once (what every candidate is judged against)."""
-    from headshot_lab.select import ReferenceProfile
-
     if not references:
         raise HeadshotLabError(
             "There are no usable selfies to compare with.",
             fix="Give the person's own photos (--reference, or upload them in tab 1).",
             code="no_reference",
         )
-    return ReferenceProfile.from_images(references, backend=backend)
+    return selecting.ReferenceProfile.from_images(references, backend=backend)
 
 
 def check_selection(count: int, top_k: int | None, *, max_keep: int | None = None) -> None:
@@ -686,11 +677,13 @@ def select_headshots(
     Policy: :func:`check_selection` (the app's limit: :data:`MAX_PICKS`); every candidate is judged against the
     person's own photos (a :class:`~headshot_lab.select.ReferenceProfile`, measured here when not given).
     """
-    from headshot_lab.select import ReferenceProfile, select_candidates
-
     check_selection(len(candidates), top_k, max_keep=max_keep)
-    profile = references if isinstance(references, ReferenceProfile) else reference_profile(references, backend=backend)
-    return select_candidates(candidates, profile, top_k=None if top_k is None else int(top_k), backend=backend)
+    if isinstance(references, selecting.ReferenceProfile):
+        profile = references
+    else:
+        profile = reference_profile(references, backend=backend)
+    keep = None if top_k is None else int(top_k)
+    return selecting.select_candidates(candidates, profile, top_k=keep, backend=backend)
 
 
 # ================================================================================== 6. export

@@ -409,3 +409,48 @@ def test_retouch_labels_every_file_written_crops_included(load_real, tmp_path):
     with pytest.raises(HeadshotLabError) as info:
         workflow.RetouchBatch(style="corporate", failures=batch.failures).require_any()
     assert info.value.code == "no_person" and "blank.png" in info.value.message
+
+
+# -- the layering this module promises ----------------------------------------------------------------------------
+PIPELINE = ("capture", "control", "export", "faces", "generate", "models", "provenance", "retouch", "select", "train")
+
+
+def imported_modules(path: Path, *, top_level_only: bool = False) -> set[str]:
+    """Every ``headshot_lab…`` module a file imports (``from headshot_lab import x`` counts as ``headshot_lab.x``)."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "headshot_lab":
+                found |= {f"headshot_lab.{alias.name}" for alias in node.names}
+            else:
+                found.add(node.module)
+    return {name for name in found if name.startswith("headshot_lab.")}
+
+
+def test_the_ui_actions_call_the_service_layer_not_the_pipeline():
+    modules = imported_modules(ROOT / "headshot_lab" / "ui" / "actions.py")
+    assert "headshot_lab.workflow" in modules
+    assert not {m for m in modules if m.split(".")[1] in PIPELINE}, modules
+
+
+def test_the_service_layer_never_imports_the_ui_or_the_cli_at_import_time(tmp_path):
+    modules = imported_modules(ROOT / "headshot_lab" / "workflow.py", top_level_only=True)
+    assert not {m for m in modules if m.startswith(("headshot_lab.ui", "headshot_lab.cli"))}, modules
+    # The planted control: the checker does see a forbidden import when there is one.
+    planted = tmp_path / "workflow.py"
+    source = (ROOT / "headshot_lab" / "workflow.py").read_text(encoding="utf-8")
+    planted.write_text(source + "\nfrom headshot_lab.ui.state import SessionState\n", encoding="utf-8")
+    assert "headshot_lab.ui.state" in imported_modules(planted, top_level_only=True)
+
+
+def test_the_cli_commands_of_the_app_actions_call_the_service_layer():
+    for name in ("generate.py", "ship.py", "studio.py"):
+        assert "headshot_lab.workflow" in imported_modules(ROOT / "headshot_lab" / "cli" / name), name
+    ui_cli = imported_modules(ROOT / "headshot_lab" / "ui" / "cli.py")
+    assert "headshot_lab.workflow" in ui_cli and "headshot_lab.ui.files" not in ui_cli

@@ -129,9 +129,7 @@ class AppBackend(SessionFiles):
                 f"({result.encoder}). No training needed; generation conditions on it with IP-Adapter-FaceID."
             )
             return ActionResult(state=state, status=status, report={"mode": "faceid", "photos": result.photos})
-        from headshot_lab.train import TrainConfig
-
-        config = TrainConfig(
+        config = workflow.TrainConfig(
             steps=int(steps), rank=int(rank), prior_preservation=bool(prior_preservation), seed=int(seed)
         )
         report_progress(progress, 0.0, "Training your identity LoRA")
