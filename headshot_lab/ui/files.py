@@ -58,7 +58,6 @@ class SessionFiles:
         self.upload_root = Path(upload_root) if upload_root is not None else default_root.parent
         self._lock = threading.RLock()
         self._profiles: dict[tuple[str, tuple[str, ...]], Any] = {}
-        self._generator: tuple[tuple[Any, ...], Any] | None = None
         self._deleted: dict[str, float] = {}  # session id -> when it was deleted (see settle_deleted)
         self.purge_loop: PurgeLoop | None = None
 
