@@ -38,6 +38,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -370,6 +371,7 @@ class GenerateRequest:
 
     @property
     def has_identity(self) -> bool:
+        """A LoRA, a FaceID embedding, or FaceID weights with a selfie to embed."""
         return bool(self.lora or self.face_embedding or (self.faceid_weights and self.selfie is not None))
 
     def faceid_options(self) -> FaceIDOptions | None:
@@ -398,8 +400,6 @@ class GeneratorCache:
     """One loaded :class:`HeadshotGenerator`, reused while the setup (base, FaceID, ControlNet, speed) stays."""
 
     def __init__(self) -> None:
-        import threading
-
         self._lock = threading.Lock()
         self._entry: tuple[tuple[Any, ...], HeadshotGenerator] | None = None
 
