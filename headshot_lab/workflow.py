@@ -178,7 +178,7 @@ class IdentityResult:
         path: the LoRA ``.safetensors`` file or the ``.npy`` embedding.
         photos: how many photos it was learned from.
         seconds: wall time.
-        steps, resumed_from, card_path, card: LoRA training facts (the card without the photos' hashes).
+        steps, resumed_from, card_path, card: LoRA training facts (the LoRA card, as ``lora_card.json``).
         encoder: FaceID: the embedding model.
         skipped: FaceID: photos in which no face was found.
         notes: training notes.
@@ -245,7 +245,6 @@ def train_identity(
     """
     if not isinstance(photos, str | Path):
         require_learnable(photos)
-    count = len(photos) if not isinstance(photos, str | Path) else 0
     result = training.train_identity_lora(
         photos if isinstance(photos, str | Path) else list(photos),
         base,
@@ -260,7 +259,7 @@ def train_identity(
     return IdentityResult(
         mode="lora",
         path=result.lora_path,
-        photos=count or len(result.card.get("photos_sha256", [])),
+        photos=int((result.card.get("photos") or {}).get("count", 0)),
         seconds=result.seconds,
         steps=result.steps,
         resumed_from=result.resumed_from,
