@@ -781,7 +781,10 @@ def generate(
     height: int | None = None,
     progress: bool = True,
 ) -> GenerationResult:
-    """Generate ``n`` headshots and a ``manifest.jsonl`` (one-call form of :class:`HeadshotGenerator`)."""
+    """Generate ``n`` headshots and a ``manifest.jsonl`` (one-call form of :class:`HeadshotGenerator`).
+
+    Every PNG is labelled AI-generated (IPTC ``trainedAlgorithmicMedia``) as it is written (:meth:`~HeadshotGenerator.write_outputs`).
+    """
     generator = HeadshotGenerator(base, speed=speed, faceid=faceid, control=control, device=device, progress=progress)
     return generator(
         identity, style, n, seed, out_dir, steps=steps, guidance_scale=guidance_scale, width=width, height=height
