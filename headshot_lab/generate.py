@@ -8,7 +8,8 @@
 4. ``prepare_face_embedding`` — ArcFace embedding for IP-Adapter-FaceID (insightface backend);
 5. ``prepare_control`` — the ControlNet conditioning image (pose / face landmarks / depth / edges);
 6. ``render`` — one pipeline call per batch, each image with its own seeded CPU generator;
-7. ``write_outputs`` — PNGs and one ``manifest.jsonl`` line per image.
+7. ``write_outputs`` — PNGs labelled AI-generated (IPTC ``trainedAlgorithmicMedia``) and one ``manifest.jsonl``
+   line per image.
 
 A manifest line holds everything needed to make its image again — seed, the batch's seeds, prompts,
 style, base model id, LoRA path + SHA-256 + scale, adapters and their scales, ControlNet and its saved
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.jsonl"
 MANIFEST_SCHEMA = "headshot-lab/generate/1"
+GENERATED_KIND = "generated"
+"""The provenance kind of every image the generator writes (IPTC ``trainedAlgorithmicMedia``)."""
 IDENTITY_ADAPTER = "identity"
 FEW_STEP_ADAPTER = "few_step"
 ATTENTION_MODES = ("sdpa", "eager")
@@ -681,15 +684,22 @@ class HeadshotGenerator:
         }
 
     def write_outputs(self, out: Path, record: dict[str, Any], image: Any) -> Path:
-        """Write the PNG (lossless, metadata-free) and append the manifest line, both all or nothing.
+        """Write the PNG, labelled as AI-generated, and append the manifest line, both all or nothing.
+
+        Disclosure policy: every image the generator writes carries IPTC DigitalSourceType
+        ``trainedAlgorithmicMedia`` and the disclosure sentence in XMP (plus a C2PA manifest when
+        ``HEADSHOT_LAB_C2PA_CERT``/``KEY`` are set), written by :func:`headshot_lab.provenance.save_with_provenance`
+        at the moment the file is made, so the app, ``headshot-lab generate`` and :func:`generate` all label
+        alike. Only the pixels are kept (no other metadata); PNG is lossless, so the pixels are exactly the
+        model's (``image_sha256`` in the manifest is their hash).
 
         The image goes first (atomically); when its manifest line cannot be written (e.g. a full disk) the
         image is removed again, so every image in ``out`` has its line and every line its image.
         """
         from headshot_lab.control import pixels_sha256
-        from headshot_lab.io import save_image
+        from headshot_lab.provenance import save_with_provenance
 
-        path = save_image(image, out / record["file"])
+        path = save_with_provenance(image, out / record["file"], GENERATED_KIND, format="PNG")
         record["image_sha256"] = pixels_sha256(np.asarray(image))
         try:
             append_line(out / MANIFEST_NAME, json.dumps(record, ensure_ascii=False, sort_keys=True))
@@ -771,7 +781,10 @@ def generate(
     height: int | None = None,
     progress: bool = True,
 ) -> GenerationResult:
-    """Generate ``n`` headshots and a ``manifest.jsonl`` (one-call form of :class:`HeadshotGenerator`)."""
+    """Generate ``n`` headshots and a ``manifest.jsonl`` (one-call form of :class:`HeadshotGenerator`).
+
+    Every PNG is labelled AI-generated (IPTC ``trainedAlgorithmicMedia``) as it is written (:meth:`~HeadshotGenerator.write_outputs`).
+    """
     generator = HeadshotGenerator(base, speed=speed, faceid=faceid, control=control, device=device, progress=progress)
     return generator(
         identity, style, n, seed, out_dir, steps=steps, guidance_scale=guidance_scale, width=width, height=height

@@ -1,9 +1,13 @@
-"""``train``, ``generate`` and ``tiny-model``: identity learning and headshot generation.
+"""``train``, ``faceid``, ``generate`` and ``tiny-model``: identity learning and headshot generation.
+
+Each command calls one function of :mod:`headshot_lab.workflow` (the service layer the app calls too), so a
+headshot made here is labelled exactly as one made in the app (IPTC ``trainedAlgorithmicMedia``).
 
 JSON contracts (stable, printed on stdout):
 
 * ``train --photos DIR --out DIR`` → ``{"lora", "card", "steps", "resumed_from", "seconds", "notes"}``
-* ``generate --style NAME -n N --out DIR`` → ``{"images": [...], "manifest", "seconds"}``
+* ``faceid PHOTO... --out FILE.npy`` → ``{"embedding", "photos", "encoder", "skipped", "seconds"}``
+* ``generate --style NAME -n N --out DIR [--face-embedding FILE.npy]`` → ``{"images": [...], "manifest", "seconds"}``
 * ``tiny-model OUT --arch sd15|sdxl`` → ``{"path", "arch"}``
 
 ``--base`` defaults to ``HEADSHOT_LAB_BASE_MODEL``; without either the command exits 1 with a message
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 
+from headshot_lab import workflow
 from headshot_lab.cli import print_json
 
 _BASE_HELP = "Hub id or local diffusers folder (default: $HEADSHOT_LAB_BASE_MODEL)"
@@ -61,6 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="enable IP-Adapter-FaceID (optional: weights Hub id or folder)",
     )
+    gen.add_argument(
+        "--face-embedding",
+        default=None,
+        help="FaceID embedding (.npy from `headshot-lab faceid`); turns IP-Adapter-FaceID on, no --selfie needed",
+    )
     gen.add_argument("--faceid-weight-name", default=None)
     gen.add_argument("--faceid-scale", type=float, default=0.7)
     gen.add_argument("--controlnet", default=None, help="ControlNet Hub id or folder")
@@ -78,6 +88,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--device", default=None)
     gen.set_defaults(handler=run_generate)
 
+    faceid = subparsers.add_parser(
+        "faceid", help="tuning-free identity: the mean ArcFace embedding of photos (for generate --face-embedding)"
+    )
+    faceid.add_argument("photos", nargs="+", metavar="PHOTO", help="photos of one person (files or folders)")
+    faceid.add_argument("--out", required=True, help="the .npy file to write (or a folder: faceid_embedding.npy)")
+    faceid.set_defaults(handler=run_faceid)
+
     tiny = subparsers.add_parser("tiny-model", help="write a tiny random base model (tests, smoke tests)")
     tiny.add_argument("out", help="output folder")
     tiny.add_argument("--arch", default="sd15", choices=["sd15", "sdxl"])
@@ -86,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from headshot_lab.train import TrainConfig, train_identity_lora
+    from headshot_lab.train import TrainConfig
 
     config = TrainConfig(
         steps=args.steps,
@@ -102,41 +119,68 @@ def run_train(args: argparse.Namespace) -> int:
         mixed_precision=args.mixed_precision,
         checkpoint_every=args.checkpoint_every,
     )
-    result = train_identity_lora(
+    result = workflow.train_identity(
         args.photos,
-        args.base,
         args.out,
         config,
+        base=args.base,
         class_images=args.class_images,
         resume=not args.no_resume,
         device=args.device,
     )
     print_json(
         {
-            "lora": str(result.lora_path),
+            "lora": str(result.path),
             "card": str(result.card_path),
             "steps": result.steps,
             "resumed_from": result.resumed_from,
             "seconds": round(result.seconds, 2),
-            "notes": result.card.get("notes", []),
+            "notes": result.notes,
+        }
+    )
+    return 0
+
+
+def run_faceid(args: argparse.Namespace) -> int:
+    from headshot_lab.cli.check import expand_photo_args
+
+    photos = expand_photo_args(args.photos)
+    result = workflow.faceid_identity({str(p): p for p in photos}, args.out)
+    print_json(
+        {
+            "embedding": str(result.path),
+            "photos": result.photos,
+            "encoder": result.encoder,
+            "skipped": result.skipped,
+            "seconds": round(result.seconds, 2),
         }
     )
     return 0
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from headshot_lab.generate import ControlOptions, FaceIDOptions, Identity, SpeedOptions, generate
+    from headshot_lab.generate import SpeedOptions
 
-    identity = Identity.from_lora(args.lora, args.lora_scale) if args.lora else Identity()
-    identity.selfie = args.selfie
-    faceid = None
-    if args.faceid:
-        faceid = FaceIDOptions(weights=args.faceid, weight_name=args.faceid_weight_name, scale=args.faceid_scale)
-    control = None
-    if args.controlnet:
-        control = ControlOptions(
-            model=args.controlnet, kind=args.control_kind, image=args.control_image, scale=args.control_scale
-        )
+    request = workflow.GenerateRequest(
+        style=args.style,
+        n=args.n,
+        seed=args.seed,
+        lora=args.lora,
+        lora_scale=args.lora_scale,
+        face_embedding=args.face_embedding,
+        selfie=args.selfie,
+        faceid_weights=args.faceid,
+        faceid_weight_name=args.faceid_weight_name,
+        faceid_scale=args.faceid_scale,
+        pose=args.control_kind if args.controlnet else "none",
+        controlnet=args.controlnet,
+        control_image=args.control_image,
+        control_scale=args.control_scale,
+        steps=args.steps,
+        guidance_scale=args.guidance,
+        width=args.width,
+        height=args.height,
+    )
     speed = SpeedOptions(
         precision=args.precision,
         attention=args.attention,
@@ -147,22 +191,7 @@ def run_generate(args: argparse.Namespace) -> int:
         compile=args.compile,
         batch_size=args.batch_size,
     )
-    result = generate(
-        identity,
-        args.style,
-        args.n,
-        args.seed,
-        args.out,
-        base=args.base,
-        speed=speed,
-        faceid=faceid,
-        control=control,
-        device=args.device,
-        steps=args.steps,
-        guidance_scale=args.guidance,
-        width=args.width,
-        height=args.height,
-    )
+    result = workflow.generate_headshots(request, args.out, base=args.base, speed=speed, device=args.device)
     print_json(
         {
             "images": [str(p) for p in result.images],

@@ -1,4 +1,4 @@
-"""``export``, ``provenance`` and ``purge``: getting finished headshots out, and data gone.
+"""``export``, ``team-export``, ``provenance`` and ``purge``: getting finished headshots out, and data gone.
 
 Contracts (stable; tools parse them):
 
@@ -9,9 +9,15 @@ Contracts (stable; tools parse them):
   ``format``, ``width``, ``height``, ``face_found``, ``fallback``, ``upscaled``, ``upscale_factor``,
   ``extended``, ``eye_line``, ``center_x``, ``digital_source_type``, ``notes`` (the zip as
   ``{"path", "crop": "zip", "files"}``). Exit 1 if any photo could not be exported (the others are).
+* ``headshot-lab team-export PHOTO... --out DIR [--crop square] [--format jpeg] [--kind generated|retouched]
+  [--zip] [--json]`` — one style guide for everyone (:func:`headshot_lab.workflow.export_team`); prints the paths
+  (the zip last) and the consistency score on stderr; ``--json``: ``{"images": [records as for export],
+  "team_consistency": [{"kind", "score", ...}], "notes"}``.
 * ``headshot-lab provenance FILE [--json]`` — ``{"digital_source_type", "disclosure", "software", "c2pa", "kind"}``.
-* ``headshot-lab purge [--data-dir D] [--json]`` — deletes expired sessions and prints how many
-  (``--json``: ``{"purged", "remaining"}``).
+* ``headshot-lab purge [--data-dir D] [--json]`` — deletes expired sessions, with the app's published copies of
+  them, and prints how many (``--json``: ``{"purged", "remaining"}``).
+
+Every command calls :mod:`headshot_lab.workflow`, the service layer the app calls too.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from headshot_lab import workflow
 from headshot_lab.cli import print_json
 
 CROP_CHOICES = ("square", "circle", "bio", "banner", "hires")
@@ -67,6 +74,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--json", action="store_true", help="print a JSON list instead of paths")
     export.set_defaults(handler=run_export)
 
+    team = subparsers.add_parser(
+        "team-export",
+        help="one style for a whole team: the same crop, backdrop and colour grade, with a consistency score",
+        description="Put every photo on one backdrop with one colour grade and one framing (faces on the same "
+        "eye line at the same size), write each with its AI-disclosure metadata, and score how consistent "
+        "the set is (backdrop ΔE, face-scale and eye-line spread). Photos are grouped by --kind.",
+    )
+    team.add_argument("photos", nargs="+", metavar="PHOTO", type=Path, help="one headshot per person")
+    team.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
+    team.add_argument("--crop", choices=CROP_CHOICES, default="square", help="the team's crop (default: square)")
+    team.add_argument("--format", choices=FORMAT_CHOICES, default="jpeg", help="file format (default: jpeg)")
+    team.add_argument("--kind", choices=KIND_CHOICES, default="generated", help="as for export")
+    team.add_argument("--zip", action="store_true", help=f"also write DIR/{ZIP_NAME} with every file")
+    team.add_argument("--json", action="store_true", help="print JSON (images, team_consistency, notes)")
+    team.set_defaults(handler=run_team_export)
+
     provenance = subparsers.add_parser("provenance", help="read the AI-disclosure metadata (XMP, C2PA) of an image")
     provenance.add_argument("file", type=Path, metavar="FILE")
     provenance.add_argument("--json", action="store_true", help="print JSON")
@@ -79,43 +102,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from headshot_lab.errors import HeadshotLabError
-    from headshot_lab.export import export_headshots, zip_exports
+    items = [workflow.ExportItem(photo, kind=args.kind, name=photo.name) for photo in args.photos]
+    outcome = workflow.export_single(items, args.out, args.formats, format=args.format, zip_name=_zip(args))
+    for failure in outcome.failures:
+        print(f"error: {failure.source}: {failure.error['message']}", file=sys.stderr)
+        if failure.error.get("fix"):
+            print(f"fix: {failure.error['fix']}", file=sys.stderr)
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
+    records = _records(outcome)
+    _print_records(args, records)
+    return 1 if outcome.failures else 0
 
-    records: list[dict[str, Any]] = []
-    failed = 0
-    stems: dict[str, int] = {}
-    for photo in args.photos:
-        stem = photo.stem
-        stems[stem] = stems.get(stem, 0) + 1
-        if stems[stem] > 1:  # two photos with one name: keep both
-            stem = f"{stem}-{stems[stem]}"
-        try:
-            result = export_headshots(
-                photo, args.out, args.formats, format=args.format, kind=args.kind, stem=stem, zip_name=None
-            )
-        except HeadshotLabError as exc:
-            failed += 1
-            print(f"error: {photo.name}: {exc.message}", file=sys.stderr)
-            if exc.fix:
-                print(f"fix: {exc.fix}", file=sys.stderr)
-            continue
-        for note in result.notes:
-            print(f"note: {photo.name}: {note}", file=sys.stderr)
-        for image in result.images:
-            records.append(image.to_dict())
-            for note in image.notes:
-                print(f"note: {image.path.name}: {note}", file=sys.stderr)
-    if args.zip and records:
-        files = [record["path"] for record in records]
-        zip_path = zip_exports(files, args.out / ZIP_NAME)
-        records.append({"path": str(zip_path), "crop": "zip", "files": [Path(f).name for f in files]})
+
+def run_team_export(args: argparse.Namespace) -> int:
+    items = [workflow.ExportItem(photo, kind=args.kind, name=photo.name) for photo in args.photos]
+    outcome = workflow.export_team(items, args.out, args.crop, format=args.format, zip_name=_zip(args))
+    records = _records(outcome)
+    if args.json:
+        print_json({"images": records, "team_consistency": outcome.consistency, "notes": outcome.notes})
+        return 0
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for entry in outcome.consistency:
+        print(f"note: team consistency ({entry['kind']}): {entry['score']:.2f}", file=sys.stderr)
+    _print_records(args, records)
+    return 0
+
+
+def _zip(args: argparse.Namespace) -> str | None:
+    return ZIP_NAME if args.zip else None
+
+
+def _records(outcome: workflow.ExportOutcome) -> list[dict[str, Any]]:
+    """One record per file (``ExportedImage.to_dict()``), then the zip as ``{"path", "crop": "zip", "files"}``."""
+    records: list[dict[str, Any]] = [image.to_dict() for image in outcome.images]
+    if outcome.zip_path is not None:
+        files = [Path(record["path"]).name for record in records]
+        records.append({"path": str(outcome.zip_path), "crop": "zip", "files": files})
+    return records
+
+
+def _print_records(args: argparse.Namespace, records: list[dict[str, Any]]) -> None:
+    for record in records:
+        for note in record.get("notes") or [] if record.get("crop") != "zip" else []:
+            print(f"note: {Path(record['path']).name}: {note}", file=sys.stderr)
     if args.json:
         print_json(records)
-    else:
-        for record in records:
-            print(record["path"])
-    return 1 if failed else 0
+        return
+    for record in records:
+        print(record["path"])
 
 
 def run_provenance(args: argparse.Namespace) -> int:
@@ -139,10 +175,9 @@ def run_provenance(args: argparse.Namespace) -> int:
 def run_purge(args: argparse.Namespace) -> int:
     from headshot_lab.privacy import SessionStore
 
-    store = SessionStore(data_dir=args.data_dir)
-    purged = store.purge_expired()
+    report = workflow.purge_expired(store=SessionStore(data_dir=args.data_dir))
     if args.json:
-        print_json({"purged": purged, "remaining": len(store.list_sessions())})
+        print_json({"purged": report.purged, "remaining": report.remaining})
     else:
-        print(purged)
+        print(report.purged)
     return 0

@@ -10,6 +10,8 @@ Contracts (stable; other tools parse them):
   ``{"kept": [{"path", "scores"}], "rejected": [{"path", "reasons": [{"code", "message"}]}], "encoder"}``
   with ``kept`` best first.
 
+Both call :mod:`headshot_lab.workflow` (the service layer the app calls too).
+
 Exit codes: 0 when the command did its job (a selection that rejects everything is still a
 selection), 1 when it could not (no usable reference, no photo could be retouched).
 """
@@ -18,16 +20,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from headshot_lab import workflow
 from headshot_lab.cli import print_json
 from headshot_lab.cli.check import expand_photo_args
 from headshot_lab.errors import HeadshotLabError
-
-if TYPE_CHECKING:
-    from headshot_lab.retouch import RetouchResult
 
 OUTPUT_FORMATS = ("png", "jpg", "webp")
 
@@ -61,69 +58,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     select.set_defaults(handler=run_select)
 
 
-def _output_stem(photo: Path, style: str) -> str:
-    stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in photo.stem) or "photo"
-    return f"{stem}-{style}-retouched"
-
-
 def run_retouch(args: argparse.Namespace) -> int:
-    from headshot_lab.io import load_rgb
-    from headshot_lab.retouch import DEFAULT_LIGHT, resolve_backdrop, retouch
+    from headshot_lab.retouch import resolve_backdrop
 
-    style_name, _ = resolve_backdrop(args.style)  # fail fast on an unknown style
+    resolve_backdrop(args.style)  # fail fast on an unknown style, before the photos are looked for
     photos = expand_photo_args(args.photos)
     if not photos:
         raise HeadshotLabError("No photos were given.", fix="Pass photo files or a folder of photos.", code="no_input")
-    out_dir = Path(args.out)
-    light = DEFAULT_LIGHT if args.light is None else args.light
-    outputs, errors = [], []
-    for photo in photos:
-        try:
-            result = retouch(load_rgb(photo), args.style, light=light, white_balance=not args.no_white_balance)
-            paths = _write(result, out_dir / _output_stem(photo, style_name), args.format, args.crop)
-        except HeadshotLabError as exc:
-            errors.append({"photo": str(photo), **exc.to_dict()})
-            continue
-        outputs.append({"photo": str(photo), "paths": [str(p) for p in paths], "retouch": result.to_dict()})
+    batch = workflow.retouch_photos(
+        {str(photo): photo for photo in photos},
+        args.style,
+        args.out,
+        light=args.light,
+        white_balance=not args.no_white_balance,
+        format=args.format,
+        crops=args.crop,
+    )
+    payload = batch.to_dict()
     if args.json:
-        print_json({"outputs": outputs, "errors": errors})
+        print_json({"outputs": payload["outputs"], "errors": payload["errors"]})
     else:
-        for output in outputs:
-            for path in output["paths"]:
+        for output in batch.outputs:
+            for path in output.paths:
                 print(path)
-        for error in errors:
+        for error in payload["errors"]:
             print(f"error: {error['photo']}: {error['message']}\nfix: {error['fix']}", file=sys.stderr)
-    return 0 if outputs else 1
-
-
-def _write(result: RetouchResult, base: Path, fmt: str, crops: list[str]) -> list[Path]:
-    """Write the retouched image (and its crops) with the retouch disclosure; return the paths."""
-    save = _writer()
-    suffix = "." + fmt
-    paths = [save(result.image, base.with_name(base.name + suffix))]
-    if crops:
-        from headshot_lab.export import crop_image
-
-        for crop in crops:
-            cropped = crop_image(result.image, crop)
-            paths.append(save(cropped.pixels[..., :3], base.with_name(f"{base.name}-{cropped.crop}{suffix}")))
-    return paths
-
-
-def _writer() -> Callable[[Any, Path], Path]:
-    """``save(image, path) -> Path``: with the provenance disclosure when that module is installed."""
-    try:
-        from headshot_lab.provenance import save_with_provenance
-    except ImportError:  # pragma: no cover - provenance is part of the package
-        from headshot_lab.io import save_image
-
-        return save_image
-    return lambda image, path: save_with_provenance(image, path, kind="retouched")
+    return 0 if batch.outputs else 1
 
 
 def run_select(args: argparse.Namespace) -> int:
-    from headshot_lab.select import ReferenceProfile, select_candidates
-
     references = expand_photo_args(args.reference)
     if not references:
         raise HeadshotLabError(
@@ -136,8 +99,9 @@ def run_select(args: argparse.Namespace) -> int:
         raise HeadshotLabError(
             "No candidate images were found.", fix="Pass a folder of generated headshots.", code="no_input"
         )
-    profile = ReferenceProfile.from_images([str(p) for p in references], backend=args.backend)
-    selection = select_candidates([str(p) for p in candidates], profile, top_k=args.top_k, backend=args.backend)
+    selection = workflow.select_headshots(
+        [str(p) for p in candidates], [str(p) for p in references], top_k=args.top_k, backend=args.backend
+    )
     payload = selection.to_dict()
     if args.json:
         print_json(payload)

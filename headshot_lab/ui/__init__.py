@@ -4,19 +4,23 @@
 everything here is plain Python, so it is tested without launching a server (``tests/test_app.py``)
 and the same functions serve the UI, the ``gradio_client`` API and the command line.
 
-======================  ===================================================  ============================
-action (``api_name``)   what it does                                         library call
-======================  ===================================================  ============================
-``check_photos``        consent → session, uploads copied in (metadata-      :func:`headshot_lab.capture.check_photos`
-                        stripped), the capture checklist
-``train_identity``      DreamBooth-LoRA, or the tuning-free FaceID embedding  :func:`headshot_lab.train.train_identity_lora`
-``generate``            headshots in a style (+ ControlNet pose)             :func:`headshot_lab.generate.generate`
-``retouch``             studio retouch of the person's own photos            :func:`headshot_lab.retouch.retouch`
-``select``              filter + rank with reasons                           :func:`headshot_lab.select.select_candidates`
-``export``              crops, disclosure metadata, zip (team mode)          :mod:`headshot_lab.export`
-``audit``               the batch's audit card and plots                     :func:`~headshot_lab.ui.batch_audit.audit_batch`
-``delete_my_data``      delete the session now                               :meth:`SessionStore.delete_session`
-======================  ===================================================  ============================
+Every action formats and calls one function of :mod:`headshot_lab.workflow`, the service layer the
+``headshot-lab`` commands call too; the rules (consent, limits, disclosure labels, what a deletion removes)
+live there, so the app and the command line behave the same.
+
+======================  ===================================================  ==========================================
+action (``api_name``)   what it does                                         service call (:mod:`headshot_lab.workflow`)
+======================  ===================================================  ==========================================
+``check_photos``        consent → session, uploads copied in (metadata-      :func:`~headshot_lab.workflow.admit_photos`,
+                        stripped), the capture checklist                     :func:`~headshot_lab.workflow.check_photos`
+``train_identity``      DreamBooth-LoRA, or the tuning-free FaceID embedding  ``train_identity`` / ``faceid_identity``
+``generate``            headshots in a style (+ ControlNet pose)             ``generate_headshots``
+``retouch``             studio retouch of the person's own photos            ``retouch_photos``
+``select``              filter + rank with reasons                           ``select_headshots``
+``export``              crops, disclosure metadata, zip (team mode)          ``export_single`` / ``export_team``
+``audit``               the batch's audit card and plots                     ``audit_batch``
+``delete_my_data``      delete the session and its published copies now      ``delete_session``
+======================  ===================================================  ==========================================
 
 Privacy model
 -------------

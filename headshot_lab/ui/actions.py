@@ -1,4 +1,9 @@
-"""The eight actions of the app, as methods of :class:`AppBackend` (one per ``api_name``)."""
+"""The eight actions of the app, as methods of :class:`AppBackend` (one per ``api_name``).
+
+Each method maps the page's state and widget values onto one function of :mod:`headshot_lab.workflow` (the service
+layer the command line calls too) and formats what it returns: Markdown status, gallery captions, published copies.
+The rules (what is allowed, what is written, how it is labelled) live in the service layer, not here.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from headshot_lab.atomic import atomic_write
+from headshot_lab import workflow
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.privacy import Session
-from headshot_lab.ui.batch_audit import audit_batch
 from headshot_lab.ui.files import SessionFiles
 from headshot_lab.ui.formatting import (
     candidate_caption,
@@ -21,12 +23,8 @@ from headshot_lab.ui.formatting import (
     photo_caption,
 )
 from headshot_lab.ui.state import (
-    FORMATS,
     IDENTITY_MODES,
-    MAX_PHOTOS,
     MAX_PICKS,
-    MIN_PHOTOS,
-    POSE_CHOICES,
     ActionResult,
     Item,
     Progress,
@@ -40,6 +38,10 @@ from headshot_lab.ui.state import (
 class AppBackend(SessionFiles):
     """Sessions (:class:`SessionFiles`) plus the app's actions; each returns an :class:`ActionResult`, never raises."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.generators = workflow.GeneratorCache()
+
     # -- 1. upload & check -------------------------------------------------------------------------
     @guarded
     def check_photos(
@@ -51,23 +53,14 @@ class AppBackend(SessionFiles):
         progress: Progress | None = None,
     ) -> ActionResult:
         """Consent → session; copy the uploads in (pixels only); run the capture checklist."""
-        from headshot_lab.capture import check_photos as capture_check
-
         paths = [str(getattr(f, "name", f)) for f in (files or [])]
-        if not consent:
-            for path in paths:
-                self.discard_upload(path)
-            raise HeadshotLabError(
-                "Please tick the consent box first.",
-                fix="Your photos are only processed after you agree; unticked, nothing is kept.",
-                code="consent_required",
-            )
-        if not MIN_PHOTOS <= len(paths) <= MAX_PHOTOS:
-            raise HeadshotLabError(
-                f"Upload {MIN_PHOTOS}–{MAX_PHOTOS} photos of yourself (you uploaded {len(paths)}).",
-                fix="15–20 varied, sharp, well-lit photos give the best likeness; 1 is enough for studio retouch.",
-                code="photo_count",
-            )
+        try:
+            workflow.admit_photos(len(paths), consent=consent)
+        except HeadshotLabError as exc:
+            if exc.code == "consent_required":  # without consent nothing is kept, not even Gradio's copies
+                for path in paths:
+                    self.discard_upload(path)
+            raise
         session = self.open_session(state, create=True)
         known = {item.origin: item for item in state.uploads if item.origin}
         taken: set[str] = set()
@@ -94,19 +87,18 @@ class AppBackend(SessionFiles):
         def on_photo(done: int, total: int) -> None:
             report_progress(progress, 0.1 + 0.85 * done / max(total, 1), f"Checking photo {done}/{total}")
 
-        report = capture_check(sources, progress=on_photo).to_dict()
-        by_name = {photo["path"]: photo for photo in report["photos"]}
-        for item in uploads:  # a file that could not even be read: its own error replaces "empty file"
-            if item.error and item.name in by_name:
-                by_name[item.name].update(ok=False, problems=[{**item.error, "severity": "error"}])
-            elif item.notes and item.name in by_name:  # warnings from the copy-in (e.g. only the first frame kept)
-                by_name[item.name]["problems"].extend(item.notes)
+        check = workflow.check_photos(
+            sources,
+            unreadable={item.name: item.error for item in uploads if item.error},
+            notes={item.name: item.notes for item in uploads if item.notes},
+            on_photo=on_photo,
+        )
         gallery = []
         for item in uploads:
-            photo = by_name.get(item.name, {})
-            item.ok = bool(photo.get("ok")) and bool(item.path)
-            gallery.append((self.thumbnail(session, item), photo_caption(item.name, photo)))
+            item.ok = check.usable(item.name) and bool(item.path)
+            gallery.append((self.thumbnail(session, item), photo_caption(item.name, check.photo(item.name))))
         report_progress(progress, 1.0, "Done")
+        report = check.to_dict()
         return ActionResult(state=state, status=format_capture_report(report), gallery=gallery, report=report)
 
     # -- 2. learn identity -------------------------------------------------------------------------
@@ -125,87 +117,36 @@ class AppBackend(SessionFiles):
         """``lora``: DreamBooth-LoRA on the usable photos; ``faceid``: the ArcFace embedding for IP-Adapter-FaceID."""
         session = self.open_session(state)
         photos = state.usable_uploads(strict=True)  # never learn from a photo the checklist refused
-        if not photos:
-            raise HeadshotLabError(
-                "None of your photos passed the checklist, so there is nothing to learn from.",
-                fix="Fix the problems listed under each photo in tab 1 and check again.",
-                code="no_photos",
-            )
+        paths = [item.path for item in photos]
+        workflow.require_learnable(paths)
         if mode not in IDENTITY_MODES:
             raise HeadshotLabError(f"Unknown mode {mode!r}.", fix="Use lora or faceid.", code="bad_option")
         if mode == "faceid":
-            return self._faceid_identity(state, session, photos)
-        from headshot_lab.train import TrainConfig, train_identity_lora
-
-        config = TrainConfig(
+            result = workflow.faceid_identity(paths, session.lora / workflow.FACEID_EMBEDDING_NAME)
+            state.identity = result.ref
+            status = (
+                f"✅ Tuning-free identity ready: the mean ArcFace embedding of {result.photos} photos "
+                f"({result.encoder}). No training needed; generation conditions on it with IP-Adapter-FaceID."
+            )
+            return ActionResult(state=state, status=status, report={"mode": "faceid", "photos": result.photos})
+        config = workflow.TrainConfig(
             steps=int(steps), rank=int(rank), prior_preservation=bool(prior_preservation), seed=int(seed)
         )
         report_progress(progress, 0.0, "Training your identity LoRA")
-        result = train_identity_lora(
-            [item.path for item in photos],
-            None,
-            session.lora / "identity",
-            config,
-            class_images=session.cache / "class_images",
-            progress=True,
+        result = workflow.train_identity(
+            paths, session.lora / "identity", config, class_images=session.cache / "class_images", progress=True
         )
-        state.identity = {"mode": "lora", "path": str(result.lora_path)}
+        state.identity = result.ref
         card = result.card
-        notes = "".join(f"\n- {note}" for note in card.get("notes", []))
+        notes = "".join(f"\n- {note}" for note in result.notes)
         status = (
             f"✅ Identity learned: {result.steps} steps on {len(photos)} photos in {result.seconds:.0f} s "
             f"(base `{card.get('base_model')}`, {card.get('family')}, rank {config.rank}). "
             "The LoRA stays in your session and is deleted with it." + notes
         )
-        report = {k: v for k, v in card.items() if k not in {"photos_sha256"}}
-        return ActionResult(state=state, status=status, report=report)
-
-    def _faceid_identity(self, state: SessionState, session: Session, photos: list[Item]) -> ActionResult:
-        from headshot_lab.faces import get_backend, largest_face
-        from headshot_lab.io import load_rgb
-
-        backend = get_backend("insightface")  # ModelUnavailableError names HEADSHOT_LAB_INSIGHTFACE_DIR
-        embeddings = []
-        for item in photos:
-            face = largest_face(backend.analyze(load_rgb(item.path, min_side=0)))
-            if face is not None and face.embedding is not None:
-                embeddings.append(np.asarray(face.embedding, dtype=np.float32))
-        if not embeddings:
-            raise HeadshotLabError(
-                "No face was found in your photos by the ArcFace model.",
-                fix="Use photos where your face is clearly visible, facing the camera.",
-                code="no_face",
-            )
-        mean = np.mean(embeddings, axis=0)
-        mean /= max(float(np.linalg.norm(mean)), 1e-12)
-        target = session.lora / "faceid_embedding.npy"
-        with atomic_write(target) as handle:
-            np.save(handle, mean.astype(np.float32))
-        state.identity = {"mode": "faceid", "embedding": str(target)}
-        status = (
-            f"✅ Tuning-free identity ready: the mean ArcFace embedding of {len(embeddings)} photos "
-            f"({backend.encoder}). No training needed; generation conditions on it with IP-Adapter-FaceID."
-        )
-        return ActionResult(state=state, status=status, report={"mode": "faceid", "photos": len(embeddings)})
+        return ActionResult(state=state, status=status, report=card)
 
     # -- 3. generate / retouch ---------------------------------------------------------------------
-    def _generator_for(self, faceid: Any, control: Any) -> Any:
-        """One loaded generator, reused while the setup (base, FaceID, ControlNet) stays the same."""
-        from headshot_lab.config import get_settings
-        from headshot_lab.generate import HeadshotGenerator
-
-        key = (
-            get_settings().base_model,
-            None if faceid is None else (faceid.weights, faceid.weight_name, faceid.scale),
-            None if control is None else (control.model, control.kind, control.scale),
-        )
-        with self._lock:
-            if self._generator is not None and self._generator[0] == key:
-                return self._generator[1]
-            generator = HeadshotGenerator(None, faceid=faceid, control=control, progress=True)
-            self._generator = (key, generator)
-            return generator
-
     @guarded
     def generate(
         self,
@@ -221,69 +162,39 @@ class AppBackend(SessionFiles):
         progress: Progress | None = None,
     ) -> ActionResult:
         """Generate ``n`` headshots of the learned identity in ``style`` into the session."""
-        from headshot_lab.generate import ControlOptions, FaceIDOptions, Identity
-        from headshot_lab.models import resolve_base
-        from headshot_lab.provenance import save_with_provenance
-        from headshot_lab.styles import load_style
-
         session = self.open_session(state)
-        load_style(style)
-        if not 1 <= int(n) <= 8:
-            raise HeadshotLabError(f"Ask for 1–8 images at a time (not {n}).", fix="Use e.g. 4.", code="bad_option")
-        resolve_base()  # the plain "no base model" message before anything else
-        if not state.identity:
-            raise HeadshotLabError(
-                "Your identity has not been learned yet.",
-                fix="Run “Learn identity” (tab 2) first — or use studio retouch, which needs no training.",
-                code="no_identity",
-            )
-        selfie = state.usable_uploads()[0].path if state.usable_uploads() else None
-        faceid = None
-        if state.identity["mode"] == "faceid":
-            from headshot_lab.generate import FACEID_REPO
-
-            identity = Identity(face_embedding=np.load(state.identity["embedding"]), selfie=selfie)
-            faceid = FaceIDOptions(weights=faceid_weights.strip() or FACEID_REPO)
-        else:
-            identity = Identity.from_lora(state.identity["path"], selfie=selfie)
-        control = None
-        if pose not in POSE_CHOICES:
-            raise HeadshotLabError(
-                f"Unknown pose control {pose!r}.", fix=f"Use one of {', '.join(POSE_CHOICES)}.", code="bad_option"
-            )
-        if pose != "none":
-            if not controlnet.strip():
-                raise HeadshotLabError(
-                    f"A {pose} ControlNet needs a ControlNet model.",
-                    fix="Give a Hub id or folder of a ControlNet for your base model, or choose pose “none”.",
-                    code="controlnet_missing",
-                )
-            control = ControlOptions(model=controlnet.strip(), kind=pose, image=selfie)
-        generator = self._generator_for(faceid, control)
+        usable = state.usable_uploads()
+        request = workflow.GenerateRequest.for_identity(
+            state.identity,
+            style=style,
+            n=n,
+            seed=seed,
+            selfie=usable[0].path if usable else None,
+            faceid_weights=faceid_weights if (state.identity or {}).get("mode") == "faceid" else None,
+            pose=pose,
+            controlnet=controlnet,
+            steps=steps or None,
+        )
         run = state.next_run()
-        out = session.outputs / "generated" / f"run-{run:03d}"
         report_progress(progress, 0.0, "Generating")
-        result = generator(
-            identity, style, int(n), None if seed in (None, "", -1) else int(seed), out, steps=steps or None
+        result = workflow.generate_headshots(
+            request,
+            session.outputs / "generated" / f"run-{run:03d}",
+            generators=self.generators,
+            require_identity=True,
+            max_images=workflow.MAX_IMAGES_PER_RUN,
         )
         gallery, added = [], []
         for path, record in zip(result.images, result.records, strict=True):
-            from PIL import Image
-
-            with Image.open(path) as opened:
-                pixels = np.asarray(opened.convert("RGB"))
-            save_with_provenance(pixels, path, "generated", format="PNG")  # lossless: same pixels, now labelled
             item = Item(name=f"generated/run-{run:03d}/{Path(path).name}", path=str(path), kind="generated")
             added.append(item)
-            gallery.append((self.publish(session, path), f"{style} · seed {record['seed']}"))
+            gallery.append((self.publish(session, path), f"{result.style} · seed {record['seed']}"))
         state.outputs.extend(added)
         status = (
-            f"✅ {len(added)} headshots in the {style} style ({result.seconds:.0f} s; base `{generator.base.source}`). "
+            f"✅ {len(added)} headshots in the {result.style} style ({result.seconds:.0f} s; base `{result.base}`). "
             "Each file is labelled as AI-generated (IPTC trainedAlgorithmicMedia); the manifest can remake each one."
         )
-        report = {
-            "records": [{k: r[k] for k in ("file", "seed", "style", "steps", "guidance_scale")} for r in result.records]
-        }
+        report = {"records": result.to_dict()["records"]}
         return ActionResult(state=state, status=status, gallery=gallery, report=report)
 
     @guarded
@@ -296,43 +207,31 @@ class AppBackend(SessionFiles):
         progress: Progress | None = None,
     ) -> ActionResult:
         """Studio retouch of every usable upload: new backdrop, refined matte, even light. No generative model."""
-        from headshot_lab.io import load_rgb
-        from headshot_lab.provenance import save_with_provenance
-        from headshot_lab.retouch import retouch as studio_retouch
-        from headshot_lab.styles import load_style
-
         session = self.open_session(state)
-        load_style(style)
-        photos = state.usable_uploads()
-        if not photos:
-            raise HeadshotLabError(
-                "None of your photos can be retouched.", fix="Upload readable photos in tab 1 first.", code="no_photos"
-            )
-        gallery, lines, report = [], [], []
-        for index, item in enumerate(photos):
-            report_progress(progress, index / len(photos), f"Retouching {item.name}")
-            try:
-                result = studio_retouch(load_rgb(item.path, min_side=0), style, light=float(light))
-            except HeadshotLabError as exc:
-                lines.append(f"- {item.name}: **{exc.message}** — {exc.fix}")
-                report.append({"source": item.name, "error": exc.to_dict()})
-                continue
-            name = f"retouched/{Path(item.name).stem}_{style}.png"
-            path = save_with_provenance(result.image, session.outputs / name, "retouched", format="PNG")
+        photos = {item.name: item.path for item in state.usable_uploads()}
+        batch = workflow.retouch_photos(
+            photos,
+            style,
+            session.outputs,
+            light=float(light),
+            stem=lambda name, style_name: f"retouched/{Path(name).stem}_{style_name}",
+            min_side=0,  # the checklist has already judged each photo's size
+            progress=progress,
+        )
+        batch.require_any()
+        gallery, report = [], []
+        for output in batch.outputs:
+            path = output.paths[0]
+            name = path.relative_to(session.outputs).as_posix()
             state.outputs = [o for o in state.outputs if o.name != name]
-            state.outputs.append(Item(name=name, path=str(path), kind="retouched", source=item.name))
-            shift = "" if result.delta_ita is None else f" · ΔITA {result.delta_ita:+.2f}°"
+            state.outputs.append(Item(name=name, path=str(path), kind="retouched", source=output.source))
+            shift = "" if output.delta_ita is None else f" · ΔITA {output.delta_ita:+.2f}°"
             gallery.append((self.publish(session, path), f"{name}{shift}"))
-            report.append({"source": item.name, "output": name, **result.to_dict()})
-        report_progress(progress, 1.0, "Done")
-        if not gallery:
-            raise HeadshotLabError(
-                "No photo could be retouched.\n" + "\n".join(lines),
-                fix="Use a photo of one person, from the chest up, facing the camera.",
-                code="no_person",
-            )
+            report.append({"source": output.source, "output": name, **output.facts})
+        lines = [f"- {f.source}: **{f.error['message']}** — {f.error.get('fix', '')}" for f in batch.failures]
+        report += [{"source": f.source, "error": f.error} for f in batch.failures]
         status = (
-            f"✅ {len(gallery)} photo(s) retouched in the {style} style — your real photo, not a generated one "
+            f"✅ {len(gallery)} photo(s) retouched in the {batch.style} style — your real photo, not a generated one "
             "(labelled IPTC compositeWithTrainedAlgorithmicMedia). Skin tone is locked: ΔITA is shown per photo."
         )
         if lines:
@@ -341,18 +240,13 @@ class AppBackend(SessionFiles):
 
     # -- 4. select & export ------------------------------------------------------------------------
     def _profile(self, session: Session, state: SessionState) -> Any:
-        from headshot_lab.select import ReferenceProfile
-
+        """The person's measured photos, cached per session and set of photos (a memory cache, not a policy)."""
         references = state.usable_uploads()
-        if not references:
-            raise HeadshotLabError(
-                "There are no usable selfies to compare with.", fix="Upload photos in tab 1.", code="no_reference"
-            )
         key = (session.id, tuple(item.name for item in references))
         with self._lock:
             profile = self._profiles.get(key)
         if profile is None:  # measured outside the lock: one page's selfies never hold up the other pages
-            profile = ReferenceProfile.from_images({i.name: i.path for i in references})
+            profile = workflow.reference_profile({i.name: i.path for i in references})
             with self._lock:
                 profile = self._profiles.setdefault(key, profile)
         return profile
@@ -360,21 +254,13 @@ class AppBackend(SessionFiles):
     @guarded
     def select(self, state: SessionState, top_k: int = 8, *, progress: Progress | None = None) -> ActionResult:
         """Filter and rank every output against the person's own photos; keep at most ``top_k``."""
-        from headshot_lab.select import select_candidates
-
         session = self.open_session(state)
-        if not state.outputs:
-            raise HeadshotLabError(
-                "There is nothing to select from yet.",
-                fix="Generate or retouch headshots in tab 3 first.",
-                code="no_outputs",
-            )
-        if not 1 <= int(top_k) <= MAX_PICKS:
-            raise HeadshotLabError(f"Keep 1–{MAX_PICKS} headshots (not {top_k}).", fix="Use e.g. 8.", code="bad_option")
+        candidates = {o.name: o.path for o in state.outputs}
+        workflow.check_selection(len(candidates), top_k, max_keep=MAX_PICKS)  # before the selfies are measured
         report_progress(progress, 0.05, "Measuring your selfies")
         profile = self._profile(session, state)
         report_progress(progress, 0.4, "Checking the headshots")
-        selection = select_candidates({o.name: o.path for o in state.outputs}, profile, top_k=int(top_k))
+        selection = workflow.select_headshots(candidates, profile, top_k=int(top_k), max_keep=MAX_PICKS)
         payload = selection.to_dict()
         state.picks = [c.path for c in selection.kept]
         gallery = []
@@ -404,17 +290,9 @@ class AppBackend(SessionFiles):
         progress: Progress | None = None,
     ) -> ActionResult:
         """Write the chosen headshots in the chosen crops with AI-disclosure metadata, plus one zip."""
-        from headshot_lab.export import CROP_NAMES, StyleGuide, export_headshots, export_team, zip_exports
-        from headshot_lab.provenance import read_provenance
-
         session = self.open_session(state)
-        names = list(picks or state.picks)
-        if not names:
-            raise HeadshotLabError(
-                "No headshots are picked.", fix="Run “Select” first, or tick the headshots to export.", code="no_picks"
-            )
         items = []
-        for name in names:
+        for name in list(picks or state.picks):
             item = state.output(name)
             if item is None:  # never a path: only names of this session's own outputs are accepted
                 raise HeadshotLabError(
@@ -422,61 +300,29 @@ class AppBackend(SessionFiles):
                     fix="Pick from the list shown after “Select”.",
                     code="unknown_pick",
                 )
-            items.append(item)
-        if len(items) > MAX_PICKS:
-            raise HeadshotLabError(
-                f"Export at most {MAX_PICKS} headshots (you picked {len(items)}).",
-                fix="Untick some.",
-                code="too_many_picks",
-            )
-        crops = [c for c in crops or () if c]
-        unknown = [c for c in crops if c not in CROP_NAMES]
-        if not crops or unknown:
-            raise HeadshotLabError(
-                f"Choose at least one known crop{f' (unknown: {unknown})' if unknown else ''}.",
-                fix=f"Crops: {', '.join(CROP_NAMES)}.",
-                code="unknown_crop",
-            )
-        if format not in FORMATS:
-            raise HeadshotLabError(f"Unknown format {format!r}.", fix=f"Use {', '.join(FORMATS)}.", code="bad_format")
-        run = state.next_run()
-        out = session.outputs / "export" / f"export-{run:03d}"
-        written: list[Path] = []
-        notes: list[str] = []
-        consistency = []
+            items.append(workflow.ExportItem(item.path, kind=item.kind, stem=output_stem(item.name), name=item.name))
+        out = session.outputs / "export" / f"export-{state.next_run():03d}"
         if team:
-            for kind in ("generated", "retouched"):
-                group = {output_stem(i.name): i.path for i in items if i.kind == kind}
-                if len(group) >= 2:
-                    team_result = export_team(group, out, StyleGuide(crop=crops[0]), format=format, kind=kind)
-                    written += [image.path for image in team_result.images.values()]
-                    consistency.append({"kind": kind, **team_result.consistency.to_dict()})
-                elif group:
-                    ((stem, path),) = group.items()
-                    written += export_headshots(path, out, [crops[0]], format=format, kind=kind, stem=stem).paths
-            notes.append(f"Team mode: one crop ({crops[0]}), one backdrop and one colour grade for everyone.")
+            crop = next((c for c in crops or () if c), "")
+            outcome = workflow.export_team(
+                items, out, crop, format=format, zip_name=workflow.ZIP_NAME, max_items=MAX_PICKS
+            )
         else:
-            for index, item in enumerate(items):
-                report_progress(progress, index / len(items), f"Exporting {item.name}")
-                result = export_headshots(
-                    item.path, out, crops, format=format, kind=item.kind, stem=output_stem(item.name)
-                )
-                written += result.paths
-                notes += [f"{item.name}: {note}" for note in result.notes]
-        zip_path = zip_exports(written, out / "headshots.zip")
-        rows = []
-        for path in written:
-            meta = read_provenance(path, c2pa=False)
-            rows.append({"file": path.name, "kind": meta.get("kind"), "disclosure": meta.get("disclosure")})
-        files = [self.publish(session, path) for path in written]
-        download = self.publish(session, zip_path)
-        status = format_export(rows, notes, consistency)
+            outcome = workflow.export_single(
+                items, out, crops, format=format, zip_name=workflow.ZIP_NAME, max_items=MAX_PICKS, progress=progress
+            )
+        outcome.require_any()
+        notes = outcome.notes + [f"{f.source}: {f.error['message']}" for f in outcome.failures]
+        files = [self.publish(session, path) for path in outcome.paths]
+        assert outcome.zip_path is not None
+        download = self.publish(session, outcome.zip_path)
+        status = format_export(outcome.disclosures, notes, outcome.consistency)
         return ActionResult(
             state=state,
             status=status,
             files=files,
             download=download,
-            report={"files": rows, "notes": notes, "team_consistency": consistency},
+            report={"files": outcome.disclosures, "notes": notes, "team_consistency": outcome.consistency},
         )
 
     # -- 5. audit ----------------------------------------------------------------------------------
@@ -484,19 +330,11 @@ class AppBackend(SessionFiles):
     def audit(self, state: SessionState, *, progress: Progress | None = None) -> ActionResult:
         """The audit card of this session's outputs against the person's own photos."""
         session = self.open_session(state)
-        if not state.outputs:
-            raise HeadshotLabError(
-                "There is nothing to audit yet.", fix="Generate or retouch headshots in tab 3 first.", code="no_outputs"
-            )
-        references = {item.name: item.path for item in state.usable_uploads()}
-        outputs = {item.name: item.path for item in state.outputs}
-        sources = {item.name: item.source for item in state.outputs if item.source}
-        run = state.next_run()
-        card = audit_batch(
-            references,
-            outputs,
-            sources=sources,
-            out_dir=session.outputs / "audit" / f"audit-{run:03d}",
+        card = workflow.audit_batch(
+            {item.name: item.path for item in state.usable_uploads()},
+            {item.name: item.path for item in state.outputs},
+            sources={item.name: item.source for item in state.outputs if item.source},
+            out_dir=session.outputs / "audit" / f"audit-{state.next_run():03d}",
             progress=progress,
         )
         gallery = [(self.publish(session, path), path.stem.replace("_", " ")) for path in card.plots]
@@ -510,11 +348,11 @@ class AppBackend(SessionFiles):
             self.discard_upload(str(getattr(path, "name", path)))
         if not state.session_id:
             return ActionResult(state=SessionState(), status="Nothing to delete: no photos were kept for this page.")
-        record = self.delete_session(state.session_id, reason="user")
-        files_deleted = 0 if record is None else record.files
-        size = 0 if record is None else record.bytes
+        deletion = self.delete_session(state.session_id, reason="user")
         status = (
-            f"🗑️ Deleted: {files_deleted} files ({size / 1e6:.1f} MB) — your photos, everything made from them, "
-            "and the copies shown on this page. The deletion log keeps only the time and these counts."
+            f"🗑️ Deleted: {deletion.files} files ({deletion.bytes / 1e6:.1f} MB) — your photos, everything made from "
+            "them, and the copies shown on this page. The deletion log keeps only the time and these counts."
         )
-        return ActionResult(state=SessionState(), status=status, report={"files": files_deleted, "bytes": size})
+        return ActionResult(
+            state=SessionState(), status=status, report={"files": deletion.files, "bytes": deletion.bytes}
+        )

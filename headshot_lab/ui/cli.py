@@ -1,15 +1,16 @@
 """Command line for the two app actions no other command covers: ``audit-batch`` and ``delete-session``.
 
-Registered in ``headshot_lab.cli.COMMAND_MODULES``; ``python -m headshot_lab.ui audit-batch …`` runs the same thing.
+Both call :mod:`headshot_lab.workflow`, as the app's Audit tab and "Delete my data now" do. Registered in
+``headshot_lab.cli.COMMAND_MODULES``; ``python -m headshot_lab.ui audit-batch …`` runs the same thing.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from headshot_lab import workflow
 from headshot_lab.privacy import SessionStore
 
 
@@ -29,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete = subparsers.add_parser("delete-session", help='delete one session\'s files now ("delete my data")')
     delete.add_argument("session_id", help="the 32-character session id")
     delete.add_argument("--data-dir", default=None, help="data folder (default: HEADSHOT_LAB_DATA_DIR)")
+    delete.add_argument(
+        "--publish-root",
+        default=None,
+        help="the app's published copies (default: $GRADIO_TEMP_DIR/published, else DATA_DIR/gradio/published)",
+    )
     delete.add_argument("--json", action="store_true")
     delete.set_defaults(handler=run_delete_session)
 
@@ -41,17 +47,11 @@ def _expand(paths: Iterable[str]) -> dict[str, Path]:
 
 def run_audit_batch(args: argparse.Namespace) -> int:
     from headshot_lab.cli import print_json
-    from headshot_lab.ui.batch_audit import audit_batch
 
     references = _expand(args.reference)
     outputs = _expand(args.outputs)
-    sources = {}
-    if args.paired:
-        for name in outputs:
-            match = max((r for r in references if Path(name).stem.startswith(Path(r).stem)), key=len, default=None)
-            if match:
-                sources[name] = match
-    card = audit_batch(references, outputs, sources=sources, out_dir=args.out, seed=args.seed)
+    sources = workflow.pair_by_stem(outputs, references) if args.paired else {}
+    card = workflow.audit_batch(references, outputs, sources=sources, out_dir=args.out, seed=args.seed)
     if args.json:
         print_json(card.to_dict())
     else:
@@ -60,18 +60,18 @@ def run_audit_batch(args: argparse.Namespace) -> int:
 
 
 def run_delete_session(args: argparse.Namespace) -> int:
+    """:func:`headshot_lab.workflow.delete_session`: the session folder and its published copies, as the app does."""
     from headshot_lab.cli import print_json
-    from headshot_lab.ui.files import SessionFiles
 
     store = SessionStore(args.data_dir) if args.data_dir else SessionStore()
-    record = store.delete_session(args.session_id, reason="user")
-    backend = SessionFiles(store)
-    shutil.rmtree(backend.publish_dir(args.session_id), ignore_errors=True)
-    payload = record.to_dict() if record is not None else {}
+    deletion = workflow.delete_session(args.session_id, store=store, publish_root=args.publish_root, reason="user")
+    payload = deletion.to_dict()
     if args.json:
         print_json(payload)
     else:
-        print(f"deleted {payload.get('files', 0)} files ({payload.get('bytes', 0)} bytes)")
+        print(
+            f"deleted {payload['files']} files ({payload['bytes']} bytes) and {payload['published_files']} published copies"
+        )
     return 0
 
 

@@ -11,19 +11,17 @@ deleted as soon as the upload has been copied into the session.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 import shutil
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from headshot_lab import workflow
 from headshot_lab.atomic import atomic_write, copy_file_atomic, write_bytes_atomic
 from headshot_lab.errors import HeadshotLabError, ImageError
 from headshot_lab.privacy import CONSENT_VERSION, PurgeLoop, Session, SessionNotFoundError, SessionStore
 from headshot_lab.ui.state import (
-    PUBLISHED_DIR,
     THUMBNAIL_SIDE,
     Item,
     SessionState,
@@ -55,12 +53,11 @@ class SessionFiles:
         upload_root: str | Path | None = None,
     ) -> None:
         self.store = store or SessionStore()
-        gradio_dir = Path(os.environ.get("GRADIO_TEMP_DIR") or self.store.data_dir / "gradio")
-        self.publish_root = Path(publish_root) if publish_root is not None else gradio_dir / PUBLISHED_DIR
-        self.upload_root = Path(upload_root) if upload_root is not None else gradio_dir
+        default_root = workflow.default_publish_root(self.store)  # the same folder `headshot-lab delete-session` cleans
+        self.publish_root = Path(publish_root) if publish_root is not None else default_root
+        self.upload_root = Path(upload_root) if upload_root is not None else default_root.parent
         self._lock = threading.RLock()
         self._profiles: dict[tuple[str, tuple[str, ...]], Any] = {}
-        self._generator: tuple[tuple[Any, ...], Any] | None = None
         self._deleted: dict[str, float] = {}  # session id -> when it was deleted (see settle_deleted)
         self.purge_loop: PurgeLoop | None = None
 
@@ -81,12 +78,11 @@ class SessionFiles:
         What the purge loop runs: without it, a purged session's thumbnails and downloads would stay in
         Gradio's cache until the next visitor (or Gradio's own cache sweep) came along.
         """
-        before = {session.id for session in self.store.list_sessions()}
-        purged = self.store.purge_expired()
-        for session_id in before - {session.id for session in self.store.list_sessions()}:
+        report = workflow.purge_expired(store=self.store, publish_root=self.publish_root)
+        for session_id in report.session_ids:
             self._gone(session_id)
         self.remove_orphaned_copies()  # sessions purged elsewhere (``headshot-lab purge``) or before a restart
-        return purged
+        return report.purged
 
     def stop(self) -> None:
         if self.purge_loop is not None:
@@ -99,31 +95,22 @@ class SessionFiles:
         every call. Anything younger than a minute is left alone (it may belong to a request in flight).
         """
         now = time.time()
-        removed = 0
         if self.upload_root.is_dir():
             for entry in self.upload_root.glob("tmp*"):
                 with contextlib.suppress(OSError):
                     info = entry.lstat()
                     if entry.is_file() and info.st_size == 0 and now - info.st_mtime > 60:
                         entry.unlink()
-        if not self.publish_root.is_dir():
-            return 0
-        live = {self.publish_key(session.id) for session in self.store.list_sessions()}
-        for entry in self.publish_root.iterdir():
-            with contextlib.suppress(FileNotFoundError):  # removed meanwhile by another thread's deletion
-                if entry.is_dir() and entry.name not in live and now - entry.stat().st_mtime > 60:
-                    shutil.rmtree(entry, ignore_errors=True)
-                    removed += 1
-        return removed
+        return workflow.remove_orphaned_copies(self.store, self.publish_root)
 
     # -- sessions ----------------------------------------------------------------------------------
     @staticmethod
     def publish_key(session_id: str) -> str:
         """Folder name of a session's published copies: ``sha256(id)[:32]`` (the id cannot be recovered)."""
-        return hashlib.sha256(session_id.encode()).hexdigest()[:32]
+        return workflow.publish_key(session_id)
 
     def publish_dir(self, session_id: str) -> Path:
-        return self.publish_root / self.publish_key(session_id)
+        return workflow.published_dir(self.publish_root, session_id)
 
     def open_session(self, state: SessionState, *, create: bool = False) -> Session:
         """The state's live session; a new one (consent recorded) when ``create`` and there is none.
@@ -170,10 +157,13 @@ class SessionFiles:
             for key in [k for k in self._profiles if k[0] == session_id]:
                 del self._profiles[key]
 
-    def delete_session(self, session_id: str, *, reason: str) -> Any:
-        record = self.store.delete_session(session_id, reason=reason, missing_ok=True)
+    def delete_session(self, session_id: str, *, reason: str) -> workflow.Deletion:
+        """:func:`headshot_lab.workflow.delete_session` (folder + published copies), then the app's memory of it."""
+        deletion = workflow.delete_session(
+            session_id, store=self.store, publish_root=self.publish_root, reason=reason, missing_ok=True
+        )
         self._gone(session_id)
-        return record
+        return deletion
 
     def _gone(self, session_id: str) -> None:
         """A session was deleted or purged: its published copies and cached profiles go, and the id is noted."""

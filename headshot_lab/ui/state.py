@@ -13,19 +13,25 @@ from typing import Any
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 from headshot_lab.reporting import Progress, report_progress, table_cell  # noqa: F401 (re-exported)
 
+# The policies live in the service layer; re-exported here for the UI.
+from headshot_lab.workflow import (  # noqa: F401
+    FORMATS,
+    IDENTITY_MODES,
+    MAX_PHOTOS,
+    MAX_PICKS,
+    MIN_PHOTOS,
+    POSE_CHOICES,
+    PUBLISHED_DIR,
+    Progress,
+    report_progress,
+)
+
 logger = logging.getLogger("headshot_lab.ui")
 
-MIN_PHOTOS = 1
-MAX_PHOTOS = 20
 MIN_PICKS = 5
-MAX_PICKS = 15
 THUMBNAIL_SIDE = 320
 MAX_UPLOAD_MB = 25
-PUBLISHED_DIR = "published"
 ACTIONS = ("check_photos", "train_identity", "generate", "retouch", "select", "export", "audit", "delete_my_data")
-IDENTITY_MODES = ("lora", "faceid")
-POSE_CHOICES = ("none", "face", "pose", "depth", "canny")
-FORMATS = ("jpeg", "png", "webp")
 CONSENT_TEXT = (
     "I am the person in these photos (or have their written permission) and I agree that they are processed "
     "on this server to make headshots. Nothing is shared; everything is deleted when I press “Delete my data "
