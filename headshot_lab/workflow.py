@@ -34,7 +34,6 @@ temporary exception is marked ``TODO(coordinator)``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -67,15 +66,14 @@ from headshot_lab.generate import (
 )
 from headshot_lab.privacy import DeletionRecord, SessionStore, validate_session_id
 from headshot_lab.provenance import read_provenance, save_with_provenance
+from headshot_lab.reporting import Progress, report_progress
 from headshot_lab.styles import load_style
 from headshot_lab.train import TrainConfig
 
 if TYPE_CHECKING:
+    from headshot_lab.audit.batch import BatchAudit
     from headshot_lab.select import ReferenceProfile, Selection
-    from headshot_lab.ui.batch_audit import BatchAudit  # TODO(coordinator): headshot_lab.audit.BatchAudit
 
-Progress = Callable[[float, str], None]
-"""``progress(fraction in [0, 1], text)``."""
 
 MIN_PHOTOS = 1
 MAX_PHOTOS = 20
@@ -92,13 +90,6 @@ FACEID_EMBEDDING_NAME = "faceid_embedding.npy"
 ZIP_NAME = "headshots.zip"
 ORPHAN_MIN_AGE_S = 60.0
 """Published copies younger than this are never treated as orphans (a request may be writing them)."""
-
-
-def report_progress(progress: Progress | None, fraction: float, text: str) -> None:
-    """Call ``progress(fraction, text)`` if given; a failing progress bar never breaks the work."""
-    if progress is not None:
-        with contextlib.suppress(Exception):
-            progress(fraction, text)
 
 
 def _error_dict(exc: HeadshotLabError) -> dict[str, str]:
@@ -874,8 +865,7 @@ def audit_batch(
     Policy: there must be outputs; an output made from one photo (``sources[output] = reference``) is compared
     with that photo.
     """
-    # TODO(coordinator): headshot_lab.audit.audit_batch
-    from headshot_lab.ui.batch_audit import audit_batch as run_audit
+    from headshot_lab.audit.batch import audit_batch as run_audit
 
     if not outputs:
         raise HeadshotLabError(

@@ -41,14 +41,14 @@ and ``fix`` as the status (the same text the CLI prints); nothing a user does ra
 Modules: :mod:`~headshot_lab.ui.state` (session state, results, the error guard),
 :mod:`~headshot_lab.ui.files` (session folders, publishing, deletion), :mod:`~headshot_lab.ui.actions`
 (the actions), :mod:`~headshot_lab.ui.formatting` (Markdown, captions, style swatches),
-:mod:`~headshot_lab.ui.batch_audit` (the audit card), :mod:`~headshot_lab.ui.cli` (``audit-batch``,
+:mod:`~headshot_lab.audit.batch` (the audit card), :mod:`~headshot_lab.ui.cli` (``audit-batch``,
 ``delete-session``). Importing this package is cheap: heavy libraries load inside the actions.
 """
 
 from __future__ import annotations
 
 from headshot_lab.ui.actions import AppBackend
-from headshot_lab.ui.batch_audit import BatchAudit, PersonTone, audit_batch
+from headshot_lab.audit.batch import BatchAudit, PersonTone, audit_batch
 from headshot_lab.ui.files import SessionFiles
 from headshot_lab.ui.formatting import base_model_notice, format_capture_report, style_swatches
 from headshot_lab.ui.state import (

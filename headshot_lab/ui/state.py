@@ -22,8 +22,6 @@ from headshot_lab.workflow import (  # noqa: F401
     MIN_PHOTOS,
     POSE_CHOICES,
     PUBLISHED_DIR,
-    Progress,
-    report_progress,
 )
 
 logger = logging.getLogger("headshot_lab.ui")
