@@ -1,4 +1,4 @@
-"""Every metric by group, with bootstrap confidence intervals: a MetricFrame-shaped result.
+"""Every metric by group, with cluster confidence intervals: a MetricFrame-shaped result.
 
 The shape follows fairlearn's ``MetricFrame``: an ``overall`` value, a value per group
 (``by_group``), and the spread between groups as ``difference`` and ``ratio``:
@@ -11,26 +11,44 @@ The shape follows fairlearn's ``MetricFrame``: an ``overall`` value, a value per
 Only groups with at least ``min_group_size`` samples and not named in ``exclude_groups``
 (``"unknown"`` by default: samples whose group could not be measured) enter the difference and ratio.
 
-**Confidence intervals** are percentile-bootstrap intervals (Efron & Tibshirani 1993, §13.3)
-computed with numpy (not :func:`scipy.stats.bootstrap`, which has no cluster resampling):
+**Confidence intervals** (``method``; every one treats *clusters* — a source photo with the outputs
+made from it, or a person — as the independent unit, and none depends on the row order):
 
-1. draw ``B`` resamples of the ``C`` *clusters* with replacement (``numpy.random.default_rng(seed)``);
-   without ``clusters`` every sample is its own cluster (the ordinary bootstrap);
-2. compute the statistic ``θ*_b`` on the samples of the drawn clusters;
-3. ``CI = [q_{α′/2}(θ*), q_{1−α′/2}(θ*)]``.
+* ``"hall_t"`` (**default**, mean): the cluster-robust Student-t interval with Hall's (1992)
+  skewness-removing transformation (:func:`t_interval`). The pooled mean ``R = Σ S_c / Σ n_c`` has
+  linearised cluster terms ``u_c = (S_c − R·n_c)/n̄`` (:func:`cluster_terms`), ``SE = sd(u)/√C`` and
+  ``ν = C − 1`` degrees of freedom (:func:`effective_dof` for unequal cluster sizes). Without
+  clusters it is the one-sample t interval, exact for normal data at every ``n ≥ 2``; the
+  skewness term fixes most of the t interval's miss on skewed data. Closed form: no resampling.
+* ``"t"``: the same without the skewness term.
+* ``"bca"``: bias-corrected and accelerated bootstrap (Efron 1987) over resampled clusters
+  (:func:`scipy.stats.bootstrap` on cluster indices); the default for a callable statistic.
+* the median (``statistic="median"``): the distribution-free order-statistic interval
+  (:func:`scipy.stats.quantile_test`, coverage ≥ nominal) — none below ``n = 6`` at 95 %; with
+  multi-row clusters the percentile cluster bootstrap, from :data:`MEDIAN_MIN_CLUSTERS` clusters.
+* older methods, kept for explicit use (:func:`headshot_lab.audit.detectability.auroc_with_ci`):
+  ``"percentile"`` (Efron & Tibshirani 1993, §13.3) and ``"expanded"`` (Hesterberg 2015, §5.3:
+  ``α′/2 = Φ(−√(C/(C−1))·t_{1−α/2, C−1})``). Both under-cover at small ``n``: at ``C ≤ 4`` the
+  expanded interval is the bootstrap range, a sign test with false-alarm rate ``2^{1−n}``.
 
-With ``method="percentile"``, ``α′ = α = 1 − confidence``. The default ``method="expanded"`` is
-Hesterberg's *expanded percentile* interval (Hesterberg 2015, "What teachers should know about the
-bootstrap", §5.3), which corrects the plain percentile interval's known narrowness with few
-clusters: ``α′/2 = Φ(−√(C/(C−1))·t_{1−α/2, C−1})`` (``t`` Student quantile with ``C − 1`` degrees of
-freedom, ``Φ`` the normal CDF; :mod:`scipy.stats`). For large ``C`` it equals the percentile interval;
-for ``C = 2`` it is the whole bootstrap range.
+Measured coverage of the default 95 % interval of the mean (``tests/test_audit_calibration_sim.py``,
+4 000 seeded replicates; Monte-Carlo SE ≈ 0.0035):
 
-Resampling clusters (e.g. all images of one person, or a source and the images made from it)
-instead of images keeps the interval honest when samples are not independent. For the mean the
-resampled statistic is ``θ* = Σ_{c∈draw} S_c / Σ_{c∈draw} n_c`` with ``S_c``, ``n_c`` the sum and
-count of cluster ``c`` (vectorised); other statistics are computed per resample. With fewer than
-two clusters no interval can be estimated and ``ci`` is ``(None, None)``.
+==============================  ======  ======  ======  ======
+data                             n = 4   n = 8  n = 16  n = 32
+==============================  ======  ======  ======  ======
+normal                           0.946   0.947   0.953   0.952
+lognormal σ = 0.5 (skew 1.8)     0.935   0.938   0.935   0.941
+lognormal σ = 1 (skew 6.2)       0.867   0.897   0.907   0.919
+normal, clusters of 1–3 rows     CLUSTERED
+old ``"expanded"``, normal       0.856   0.918   0.947   0.941
+==============================  ======  ======  ======  ======
+
+Heavily skewed data (lognormal σ = 1) stay below nominal up to ``n = 32``: the intervals end too
+low. No interval tried did better at ``n = 4`` without doubling the width (plain t 0.82, bootstrap-t
+0.91). Below two clusters ``ci`` is ``(None, None)``; :mod:`headshot_lab.audit.margins` asks for
+more (``min_n``) before any verdict. :func:`two_sample_difference` gives the unpaired interval
+(Welch, or BCa resampling both samples).
 """
 
 from __future__ import annotations
@@ -207,6 +225,19 @@ def cluster_terms(data: np.ndarray, codes: np.ndarray, n_clusters: int) -> tuple
     return value, (sums - value * counts) / counts.mean()
 
 
+def effective_dof(counts: np.ndarray) -> float:
+    """Degrees of freedom of the cluster-t interval: ``(C − 1)·(Σ w)² / (C·Σ w²)`` with ``w_c = n_c²``.
+
+    A Satterthwaite-type approximation (cf. Bell & McCaffrey 2002) for cluster terms whose variances
+    differ with the cluster size: under a strong shared cluster effect ``Var(S_c) ∝ n_c²``; with
+    independent rows ``∝ n_c`` (fewer lost degrees of freedom), so ``w = n²`` is the cautious end.
+    Equal cluster sizes (and unclustered data) give exactly ``C − 1``.
+    """
+    weights = np.asarray(counts, dtype=np.float64) ** 2
+    n_clusters = len(weights)
+    return float((n_clusters - 1) * weights.sum() ** 2 / (n_clusters * (weights**2).sum()))
+
+
 def hall_inverse(y: float | np.ndarray, gamma: float) -> float | np.ndarray:
     """``g⁻¹(y)`` of Hall's (1992) skewness-removing transformation ``g(T) = T + aγT² + a²γ²T³/3 + γ/6``.
 
@@ -220,11 +251,17 @@ def hall_inverse(y: float | np.ndarray, gamma: float) -> float | np.ndarray:
 
 
 def t_interval(
-    value: float, terms: np.ndarray, confidence: float = CONFIDENCE, *, skew_correct: bool = True
+    value: float,
+    terms: np.ndarray,
+    confidence: float = CONFIDENCE,
+    *,
+    skew_correct: bool = True,
+    dof: float | None = None,
 ) -> tuple[float, float]:
     """Student-t interval of a mean from its cluster terms, optionally skewness-corrected (Hall 1992).
 
-    ``SE = sd(u) / √C`` (``ddof = 1``), ``q = t_{1−α/2, C−1}``:
+    ``SE = sd(u) / √C`` (``ddof = 1``), ``q = t_{1−α/2, ν}`` with ``ν = dof`` (default ``C − 1``;
+    :func:`effective_dof` for unequal clusters):
 
     * plain: ``R ± q·SE`` (exact for normal data at any ``C ≥ 2``);
     * Hall: ``[R − SE·g⁻¹(q), R − SE·g⁻¹(−q)]`` (:func:`hall_inverse`), which removes the first-order
@@ -234,7 +271,7 @@ def t_interval(
     se = float(np.std(terms, ddof=1) / np.sqrt(n_clusters))
     if not se > 0.0:
         return value, value
-    q = float(stats.t.ppf(0.5 + confidence / 2.0, n_clusters - 1))
+    q = float(stats.t.ppf(0.5 + confidence / 2.0, n_clusters - 1 if dof is None else dof))
     if not skew_correct or n_clusters < 3:
         return value - q * se, value + q * se
     gamma = float(stats.skew(terms, bias=True)) / np.sqrt(n_clusters)
@@ -385,7 +422,8 @@ def bootstrap_ci(
             data, codes, n_clusters, function, False, confidence, n_resamples, seed, "percentile"
         )
     value, terms = cluster_terms(data, codes, n_clusters)
-    return t_interval(value, terms, confidence, skew_correct=method == "hall_t")
+    dof = effective_dof(np.bincount(codes, minlength=n_clusters))
+    return t_interval(value, terms, confidence, skew_correct=method == "hall_t", dof=dof)
 
 
 def estimate(
@@ -456,7 +494,8 @@ def two_sample_difference(
 
     * ``"welch"`` (default): Welch's t interval ``D ± t_{1−α/2, ν}·√(SE_a² + SE_b²)`` with the cluster-robust
       ``SE`` of each side (:func:`cluster_terms`) and the Welch–Satterthwaite degrees of freedom
-      ``ν = (SE_a² + SE_b²)² / (SE_a⁴/(C_a − 1) + SE_b⁴/(C_b − 1))`` (exact-ish for normal data with unequal
+      ``ν = (SE_a² + SE_b²)² / (SE_a⁴/ν_a + SE_b⁴/ν_b)`` (``ν_a = C_a − 1`` for equal clusters, else
+      :func:`effective_dof`; close to exact for normal data with unequal
       variances; :func:`scipy.stats.ttest_ind` with ``equal_var=False`` gives the same interval unclustered);
     * ``"bca"``: :func:`scipy.stats.bootstrap` with both samples' clusters resampled independently.
 
@@ -501,7 +540,9 @@ def two_sample_difference(
     se = float(np.sqrt(var_a + var_b))
     if not se > 0.0:
         return Estimate(ci=(value, value), **done)  # type: ignore[arg-type]
-    dof = (var_a + var_b) ** 2 / (var_a**2 / (c_a - 1) + var_b**2 / (c_b - 1))
+    dof_a = effective_dof(np.bincount(codes_a, minlength=c_a))
+    dof_b = effective_dof(np.bincount(codes_b, minlength=c_b))
+    dof = (var_a + var_b) ** 2 / (var_a**2 / dof_a + var_b**2 / dof_b)
     q = float(stats.t.ppf(0.5 + confidence / 2.0, dof))
     return Estimate(ci=(value - q * se, value + q * se), **done)  # type: ignore[arg-type]
 
