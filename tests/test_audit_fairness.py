@@ -10,6 +10,7 @@ from headshot_lab.audit.fairness import (
     Estimate,
     between_groups,
     bootstrap_ci,
+    effective_dof,
     estimate,
     grouped_metric,
     interval_levels,
@@ -167,3 +168,20 @@ def test_estimate_round_trip_and_excludes():
     assert Estimate.from_dict(est.to_dict()) == est
     assert est.excludes(0.0) and not est.excludes(1.0)
     assert not Estimate(value=1.0, ci=(None, None), n=1).excludes(0.0)
+
+
+@pytest.mark.parametrize("method", ["hall_t", "t", "bca"])
+def test_clustered_intervals_ignore_the_row_order(method):
+    rng = np.random.default_rng(8)
+    values = rng.lognormal(size=15)
+    clusters = [f"source{c}" for c in rng.integers(0, 6, 15)]
+    order = rng.permutation(15)
+    first = bootstrap_ci(values, clusters=clusters, method=method, n_resamples=500)
+    again = bootstrap_ci(values[order], clusters=[clusters[i] for i in order], method=method, n_resamples=500)
+    assert again == pytest.approx(first, rel=1e-9)
+
+
+def test_effective_dof_is_c_minus_one_for_equal_clusters_and_less_otherwise():
+    assert effective_dof(np.full(7, 2)) == pytest.approx(6.0)
+    assert effective_dof(np.ones(4)) == pytest.approx(3.0)
+    assert effective_dof(np.array([1, 1, 1, 3])) < 3.0

@@ -321,14 +321,16 @@ def _cluster_statistic(
         counts = np.bincount(codes, minlength=n_clusters).astype(np.float64)
 
         def mean_of(index: np.ndarray, axis: int = -1) -> np.ndarray:
-            index = np.asarray(index, dtype=np.int64)
+            # sorted draws: the same multiset of clusters always gives the bit-identical value, so BCa's
+            # ``θ* < θ̂`` ties do not depend on the draw order
+            index = np.sort(np.asarray(index, dtype=np.int64), axis=axis)
             return sums[index].sum(axis=axis) / counts[index].sum(axis=axis)
 
         return mean_of, True
     members = [np.flatnonzero(codes == c) for c in range(n_clusters)]
 
     def statistic_of(index: np.ndarray) -> float:
-        return float(function(data[np.concatenate([members[int(c)] for c in index])]))
+        return float(function(data[np.concatenate([members[int(c)] for c in np.sort(index)])]))
 
     return statistic_of, False
 
@@ -405,6 +407,9 @@ def bootstrap_ci(
     if clusters is None:  # each value is its own cluster: resample in value order, so the row order cannot matter
         data = np.sort(data)
     codes = _cluster_codes(len(data), clusters)
+    if clusters is not None:  # rows in (cluster, value) order: sums and draws cannot depend on the row order
+        order = np.lexsort((data, codes))
+        data, codes = data[order], codes[order]
     n_clusters = int(codes.max()) + 1 if len(codes) else 0
     if n_clusters < max(2, int(min_clusters)):
         return (None, None)
@@ -473,7 +478,8 @@ def _side(
         raise ValueError(f"clusters has {len(labels)} entries but there are {len(data)} values")
     data, labels = data[keep], labels[keep]
     codes = _cluster_codes(len(data), labels)
-    return data, codes, int(codes.max()) + 1 if len(codes) else 0
+    order = np.lexsort((data, codes))
+    return data[order], codes[order], int(codes.max()) + 1 if len(codes) else 0
 
 
 def two_sample_difference(
