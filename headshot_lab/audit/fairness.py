@@ -505,6 +505,12 @@ def two_sample_difference(
       variances; :func:`scipy.stats.ttest_ind` with ``equal_var=False`` gives the same interval unclustered);
     * ``"bca"``: :func:`scipy.stats.bootstrap` with both samples' clusters resampled independently.
 
+    Measured coverage of the 95 % interval (seeded, ``n_a = n``, ``n_b = n + 2``; the tests and the report
+    of issue 13): Welch, normal with SDs 1 and 2: 0.93–0.97 at ``n`` = 4, 8, 16; Welch, both sides
+    lognormal (σ = 0.5 / 1): 0.965 / 0.977 at ``n = 4``, 0.949 / 0.968 at ``n = 16`` (same-shaped skew
+    cancels in a difference); BCa, normal: 0.88 (``n = 4``), 0.91 (8), 0.93 (16) — use it from
+    ``n ≈ 16`` only.
+
     Returns:
         An :class:`Estimate` with ``n = n_a + n_b`` and ``clusters = min(C_a, C_b)`` (the side that limits the
         interval); no interval when either side has fewer than ``max(2, min_clusters)`` clusters.
