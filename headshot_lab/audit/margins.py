@@ -10,7 +10,7 @@ the metric's ``(1 − α)`` interval ``[L, U]`` (:mod:`headshot_lab.audit.fairne
   ``U ≤ θ₀ − m`` (``below``). With ``m = 0`` (a config may ask for it) the bound is strict
   (``L > θ₀``), so a zero-width interval at the no-effect value never flags;
 * ``"ok"`` — equivalence shown: the interval lies strictly inside the margin on every judged side
-  (``U < θ₀ + m`` for ``above``, ``L > θ₀ − m`` for ``below``; a two-sided TOST at level α/2 per side);
+  (``U < θ₀ + m`` for ``above``, ``L > θ₀ − m`` for ``below``; equivalence by two one-sided tests, each at level α/2);
 * ``"not_enough_to_tell"`` — fewer than ``n_min`` clusters, no interval, or the interval reaches
   past the margin without clearing it.
 
@@ -118,7 +118,9 @@ class MetricSpec:
         return float(self.null), abs(float(given))
 
 
-_MIN_N = 4  # clusters: below it the t interval has < 3 degrees of freedom and a skewness cannot be estimated
+_MIN_N = (
+    4  # clusters: the smallest n whose coverage and false alarms are simulated (tests/test_audit_calibration_sim.py)
+)
 
 #: Every judged metric of the audit, by ``results.json`` key (the one table of margins and flags).
 METRIC_SPECS: dict[str, MetricSpec] = {
