@@ -118,9 +118,8 @@ class MetricSpec:
         return float(self.null), abs(float(given))
 
 
-_MIN_N = (
-    4  # clusters: the smallest n whose coverage and false alarms are simulated (tests/test_audit_calibration_sim.py)
-)
+#: Minimum clusters of the paired metrics: the smallest n simulated in tests/test_audit_calibration_sim.py.
+_MIN_N = 4
 
 #: Every judged metric of the audit, by ``results.json`` key (the one table of margins and flags).
 METRIC_SPECS: dict[str, MetricSpec] = {
