@@ -127,7 +127,7 @@ def test_heavily_skewed_coverage_is_stated_not_nominal(n, floor):
 
 def test_the_old_expanded_percentile_undercovers_at_four_and_the_default_does_not():
     old, new = coverage("normal", 4, method="expanded"), coverage("normal", 4)
-    assert old < 0.90 <= 0.93 <= new  # the 13 % of null intervals excluding the truth
+    assert old < 0.90 and new >= 0.93  # old: the 13 % of null intervals excluding the truth
 
 
 @pytest.mark.parametrize("n", SIZES)
