@@ -324,7 +324,7 @@ def _cluster_statistic(
             # sorted draws: the same multiset of clusters always gives the bit-identical value, so BCa's
             # ``θ* < θ̂`` ties do not depend on the draw order
             index = np.sort(np.asarray(index, dtype=np.int64), axis=axis)
-            return sums[index].sum(axis=axis) / counts[index].sum(axis=axis)
+            return np.asarray(sums[index].sum(axis=axis) / counts[index].sum(axis=axis))
 
         return mean_of, True
     members = [np.flatnonzero(codes == c) for c in range(n_clusters)]
@@ -637,7 +637,7 @@ def grouped_metric(
         for g, e in by_group.items()
         if g not in exclude_groups and e.n >= min_group_size and e.value is not None
     }
-    difference, ratio = between_groups(eligible)  # type: ignore[arg-type]
+    difference, ratio = between_groups(eligible)
     return GroupedMetric(
         name=name,
         overall=overall,
