@@ -114,6 +114,7 @@ def test_verdicts_say_kept_flagged_or_not_enough_to_tell():
     too_few = metric_verdicts({"skin_delta_ita": _metric(3.0, 2.5, 3.5, clusters=3)})["skin_delta_ita"]
     assert too_few.status == "not_enough_to_tell"
     assert compute_flags({"skin_delta_ita": _metric(3.0, 2.5, 3.5, clusters=3)})[0] == []
+    assert compute_flags({"skin_delta_ita": _metric(3.0, 2.5, 3.5, clusters=6)}, min_n=8)[0] == []
 
 
 def test_detectability_minimum_counts_the_smaller_side():

@@ -118,10 +118,12 @@ def compute_flags(
     margins: Mapping[str, float | None] | None = None,
     *,
     min_group_clusters: int = 5,
+    min_n: int | None = None,
 ) -> tuple[list[str], list[str], list[dict[str, Any]]]:
     """Apply the flag rules (:data:`~headshot_lab.audit.margins.METRIC_SPECS`) to a run's metrics.
 
-    Group flags need at least ``max(min_group_clusters, spec.min_n)`` independent clusters (people).
+    Overall flags need at least ``max(min_n, spec.min_n)`` independent clusters, group flags
+    ``max(min_group_clusters, spec.min_n)`` (people).
 
     Returns:
         ``(flags, group_flags, evidence)``: overall flags (sorted, unique), per-group flags
@@ -131,7 +133,7 @@ def compute_flags(
     flags: set[str] = set()
     group_flags: set[str] = set()
     evidence: list[dict[str, Any]] = []
-    for verdict in metric_verdicts(metrics, margins).values():
+    for verdict in metric_verdicts(metrics, margins, min_n=min_n).values():
         if verdict.status == "flag" and verdict.flag:
             flags.add(verdict.flag)
             evidence.append(_evidence(verdict))
