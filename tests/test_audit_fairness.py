@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from headshot_lab.audit.fairness import (
     Estimate,
     between_groups,
     bootstrap_ci,
+    effective_dof,
     estimate,
     grouped_metric,
     interval_levels,
+    t_interval,
+    two_sample_difference,
 )
 
 
@@ -49,11 +53,61 @@ def test_unknown_group_is_reported_but_not_compared():
     assert metric.difference == pytest.approx(4.0)
 
 
-def test_seeded_and_reproducible():
+def test_resampling_methods_are_seeded_and_the_default_draws_nothing():
     rng = np.random.default_rng(1)
     values = rng.normal(size=40)
-    assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=3)
-    assert bootstrap_ci(values, seed=3) != bootstrap_ci(values, seed=4)
+    for method in ("bca", "expanded", "percentile"):
+        assert bootstrap_ci(values, seed=3, method=method) == bootstrap_ci(values, seed=3, method=method)
+        assert bootstrap_ci(values, seed=3, method=method) != bootstrap_ci(values, seed=4, method=method)
+    # the default (skewness-corrected t) is closed-form: the seed cannot change it (it used to)
+    assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=4)
+
+
+def test_plain_t_matches_scipy_and_hall_is_t_for_symmetric_data():
+    rng = np.random.default_rng(5)
+    values = rng.normal(2.0, 1.0, size=9)
+    expected = stats.t.interval(0.95, 8, loc=values.mean(), scale=stats.sem(values))
+    assert bootstrap_ci(values, method="t") == pytest.approx(expected, rel=1e-12)
+    symmetric = np.array([-3.0, -1.0, 0.0, 1.0, 3.0])
+    assert bootstrap_ci(symmetric) == pytest.approx(bootstrap_ci(symmetric, method="t"), rel=1e-12)
+    skewed = np.array([0.1, 0.2, 0.3, 0.4, 5.0])  # right skew: Hall moves the interval up
+    hall, plain = bootstrap_ci(skewed), bootstrap_ci(skewed, method="t")
+    assert hall[0] > plain[0] and hall[1] > plain[1] and hall[0] <= skewed.mean() <= hall[1]
+
+
+def test_cluster_t_on_equal_clusters_is_the_t_interval_of_the_cluster_means():
+    rng = np.random.default_rng(6)
+    means = rng.normal(size=6)
+    values = np.repeat(means, 3) + rng.normal(scale=0.1, size=18)
+    clusters = np.repeat(np.arange(6), 3)
+    cluster_means = values.reshape(6, 3).mean(axis=1)
+    expected = stats.t.interval(0.95, 5, loc=cluster_means.mean(), scale=stats.sem(cluster_means))
+    assert bootstrap_ci(values, clusters=clusters, method="t") == pytest.approx(expected, rel=1e-9)
+    assert t_interval(1.0, np.zeros(5)) == (1.0, 1.0)  # no spread: zero width
+
+
+def test_median_interval_is_exact_and_needs_six():
+    assert bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0], statistic="median") == (None, None)
+    values = np.arange(1.0, 11.0)
+    low, high = bootstrap_ci(values, statistic="median")
+    assert (low, high) == (2.0, 9.0)  # order statistics 2 and 9 of 10: P = 1 − 2·F_binom(1; 10, ½) ≈ 0.979
+
+
+def test_two_sample_difference_is_welch_and_resamples_both_sides():
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 1.0, 2.0, 5.0, 6.0])
+    est = two_sample_difference(a, b)
+    welch = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert est.value == pytest.approx(a.mean() - b.mean())
+    assert est.ci == pytest.approx((welch.low, welch.high), rel=1e-12)
+    assert est.n == 9 and est.clusters == 4
+    # a constant side still has the other side's variance: the interval is not zero width
+    wide = two_sample_difference(np.full(5, 2.0), b)
+    assert wide.ci[0] < wide.value < wide.ci[1]
+    boot = two_sample_difference(a, b, method="bca", n_resamples=999)
+    assert boot.ci[0] < boot.value < boot.ci[1]
+    assert two_sample_difference(a, [1.0]).ci == (None, None)
+    shuffled = two_sample_difference(a[::-1], b[[3, 1, 4, 0, 2]], method="bca", n_resamples=999)
+    assert shuffled.ci == pytest.approx(boot.ci)  # resampling does not depend on the row order
 
 
 def test_interval_covers_the_mean_of_normal_data():
@@ -84,6 +138,14 @@ def test_expanded_interval_is_wider_for_few_clusters_and_equal_for_many():
     assert interval_levels(0.95, 100_000, "expanded") == pytest.approx((2.5, 97.5), abs=0.01)
 
 
+def test_default_cluster_interval_is_wider_for_correlated_samples():
+    rng = np.random.default_rng(2)
+    values = np.repeat(rng.normal(size=10), 10)
+    clusters = np.repeat(np.arange(10), 10)
+    naive, clustered = bootstrap_ci(values), bootstrap_ci(values, clusters=clusters)
+    assert (clustered[1] - clustered[0]) > 2.5 * (naive[1] - naive[0])
+
+
 def test_one_cluster_has_no_interval_and_nan_is_dropped():
     assert bootstrap_ci([1.0, 2.0, 3.0], clusters=["p", "p", "p"]) == (None, None)
     est = estimate([1.0, np.nan, 3.0])
@@ -106,3 +168,20 @@ def test_estimate_round_trip_and_excludes():
     assert Estimate.from_dict(est.to_dict()) == est
     assert est.excludes(0.0) and not est.excludes(1.0)
     assert not Estimate(value=1.0, ci=(None, None), n=1).excludes(0.0)
+
+
+@pytest.mark.parametrize("method", ["hall_t", "t", "bca"])
+def test_clustered_intervals_ignore_the_row_order(method):
+    rng = np.random.default_rng(8)
+    values = rng.lognormal(size=15)
+    clusters = [f"source{c}" for c in rng.integers(0, 6, 15)]
+    order = rng.permutation(15)
+    first = bootstrap_ci(values, clusters=clusters, method=method, n_resamples=500)
+    again = bootstrap_ci(values[order], clusters=[clusters[i] for i in order], method=method, n_resamples=500)
+    assert again == pytest.approx(first, rel=1e-9)
+
+
+def test_effective_dof_is_c_minus_one_for_equal_clusters_and_less_otherwise():
+    assert effective_dof(np.full(7, 2)) == pytest.approx(6.0)
+    assert effective_dof(np.ones(4)) == pytest.approx(3.0)
+    assert effective_dof(np.array([1, 1, 1, 3])) < 3.0

@@ -1,4 +1,4 @@
-"""Every metric by group, with bootstrap confidence intervals: a MetricFrame-shaped result.
+"""Every metric by group, with cluster confidence intervals: a MetricFrame-shaped result.
 
 The shape follows fairlearn's ``MetricFrame``: an ``overall`` value, a value per group
 (``by_group``), and the spread between groups as ``difference`` and ``ratio``:
@@ -11,41 +11,67 @@ The shape follows fairlearn's ``MetricFrame``: an ``overall`` value, a value per
 Only groups with at least ``min_group_size`` samples and not named in ``exclude_groups``
 (``"unknown"`` by default: samples whose group could not be measured) enter the difference and ratio.
 
-**Confidence intervals** are percentile-bootstrap intervals (Efron & Tibshirani 1993, §13.3)
-computed with numpy (not :func:`scipy.stats.bootstrap`, which has no cluster resampling):
+**Confidence intervals** (``method``; every one treats *clusters* — a source photo with the outputs
+made from it, or a person — as the independent unit, and none depends on the row order):
 
-1. draw ``B`` resamples of the ``C`` *clusters* with replacement (``numpy.random.default_rng(seed)``);
-   without ``clusters`` every sample is its own cluster (the ordinary bootstrap);
-2. compute the statistic ``θ*_b`` on the samples of the drawn clusters;
-3. ``CI = [q_{α′/2}(θ*), q_{1−α′/2}(θ*)]``.
+* ``"hall_t"`` (**default**, mean): the cluster-robust Student-t interval with Hall's (1992)
+  skewness-removing transformation (:func:`t_interval`). The pooled mean ``R = Σ S_c / Σ n_c`` has
+  linearised cluster terms ``u_c = (S_c − R·n_c)/n̄`` (:func:`cluster_terms`), ``SE = sd(u)/√C`` and
+  ``ν = C − 1`` degrees of freedom (:func:`effective_dof` for unequal cluster sizes). Without
+  clusters it is the one-sample t interval, exact for normal data at every ``n ≥ 2``; the
+  skewness term fixes most of the t interval's miss on skewed data. Closed form: no resampling.
+* ``"t"``: the same without the skewness term.
+* ``"bca"``: bias-corrected and accelerated bootstrap (Efron 1987) over resampled clusters
+  (:func:`scipy.stats.bootstrap` on cluster indices); the default for a callable statistic.
+* the median (``statistic="median"``): the distribution-free order-statistic interval
+  (:func:`scipy.stats.quantile_test`, coverage ≥ nominal) — none below ``n = 6`` at 95 %; with
+  multi-row clusters the percentile cluster bootstrap, from :data:`MEDIAN_MIN_CLUSTERS` clusters.
+* older methods, kept for explicit use (:func:`headshot_lab.audit.detectability.auroc_with_ci`):
+  ``"percentile"`` (Efron & Tibshirani 1993, §13.3) and ``"expanded"`` (Hesterberg 2015, §5.3:
+  ``α′/2 = Φ(−√(C/(C−1))·t_{1−α/2, C−1})``). Both under-cover at small ``n``: at ``C ≤ 4`` the
+  expanded interval is the bootstrap range, a sign test with false-alarm rate ``2^{1−n}``.
 
-With ``method="percentile"``, ``α′ = α = 1 − confidence``. The default ``method="expanded"`` is
-Hesterberg's *expanded percentile* interval (Hesterberg 2015, "What teachers should know about the
-bootstrap", §5.3), which corrects the plain percentile interval's known narrowness with few
-clusters: ``α′/2 = Φ(−√(C/(C−1))·t_{1−α/2, C−1})`` (``t`` Student quantile with ``C − 1`` degrees of
-freedom, ``Φ`` the normal CDF; :mod:`scipy.stats`). For large ``C`` it equals the percentile interval;
-for ``C = 2`` it is the whole bootstrap range.
+Measured coverage of the default 95 % interval of the mean (``tests/test_audit_calibration_sim.py``,
+4 000 seeded replicates; Monte-Carlo SE ≈ 0.0035):
 
-Resampling clusters (e.g. all images of one person, or a source and the images made from it)
-instead of images keeps the interval honest when samples are not independent. For the mean the
-resampled statistic is ``θ* = Σ_{c∈draw} S_c / Σ_{c∈draw} n_c`` with ``S_c``, ``n_c`` the sum and
-count of cluster ``c`` (vectorised); other statistics are computed per resample. With fewer than
-two clusters no interval can be estimated and ``ci`` is ``(None, None)``.
+==============================  ======  ======  ======  ======
+data                             n = 4   n = 8  n = 16  n = 32
+==============================  ======  ======  ======  ======
+normal                           0.946   0.947   0.953   0.952
+lognormal σ = 0.5 (skew 1.8)     0.935   0.938   0.935   0.941
+lognormal σ = 1 (skew 6.2)       0.867   0.897   0.907   0.919
+normal, clusters of 1–3 rows     0.964   0.940   0.935   0.946
+old ``"expanded"``, normal       0.856   0.918   0.947   0.941
+==============================  ======  ======  ======  ======
+
+Heavily skewed data (lognormal σ = 1) stay below nominal up to ``n = 32``: the intervals end too
+low. No interval tried did better at ``n = 4`` without doubling the width (plain t 0.82, bootstrap-t
+0.91). Below two clusters ``ci`` is ``(None, None)``; :mod:`headshot_lab.audit.margins` asks for
+more (``min_n``) before any verdict. :func:`two_sample_difference` gives the unpaired interval
+(Welch, or BCa resampling both samples).
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 #: Default number of bootstrap resamples.
 N_RESAMPLES = 2000
 #: Default confidence level of every interval.
 CONFIDENCE = 0.95
+#: Interval methods: ``"hall_t"`` (default), ``"t"``, ``"bca"``, ``"expanded"``, ``"percentile"``.
+METHODS: tuple[str, ...] = ("hall_t", "t", "bca", "expanded", "percentile")
+#: Default interval method (see the module docstring).
+DEFAULT_METHOD = "hall_t"
+#: Fewest clusters for a clustered median interval (an unclustered one needs n ≥ 6 at 95 %).
+MEDIAN_MIN_CLUSTERS = 6
 #: Group label of samples whose group is unknown (never part of difference/ratio).
 UNKNOWN_GROUP = "unknown"
 
@@ -113,7 +139,7 @@ class GroupedMetric:
     ratio: float | None = None
     statistic: str = "mean"
     confidence: float = CONFIDENCE
-    method: str = "expanded"
+    method: str = DEFAULT_METHOD
 
     def to_dict(self, digits: int = 5) -> dict[str, Any]:
         """The ``results.json`` form: ``{"overall", "by_group", "difference", "ratio"}``."""
@@ -156,48 +182,116 @@ def _cluster_codes(n: int, clusters: Sequence[Hashable] | np.ndarray | None) -> 
 
 @functools.lru_cache(maxsize=4096)
 def interval_levels(confidence: float, n_clusters: int, method: str = "expanded") -> tuple[float, float]:
-    """The percentiles ``(100·α′/2, 100·(1 − α′/2))`` of the bootstrap distribution (module docstring)."""
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    """The percentiles ``(100·α′/2, 100·(1 − α′/2))`` of a bootstrap distribution (module docstring).
+
+    Only for the bootstrap-percentile methods ``"expanded"`` and ``"percentile"`` (kept for
+    :func:`headshot_lab.audit.detectability.auroc_with_ci` and explicit requests).
+    """
+    _check_confidence(confidence)
     alpha = 1.0 - confidence
     if method == "percentile":
         half = alpha / 2.0
     elif method == "expanded":
-        from scipy.stats import norm, t
-
         if n_clusters < 2:
             raise ValueError("the expanded percentile interval needs at least 2 clusters")
-        z = np.sqrt(n_clusters / (n_clusters - 1.0)) * t.ppf(1.0 - alpha / 2.0, n_clusters - 1)
-        half = float(norm.cdf(-z))
+        z = np.sqrt(n_clusters / (n_clusters - 1.0)) * stats.t.ppf(1.0 - alpha / 2.0, n_clusters - 1)
+        half = float(stats.norm.cdf(-z))
     else:
         raise ValueError(f"method must be 'expanded' or 'percentile', got {method!r}")
     return 100.0 * half, 100.0 * (1.0 - half)
 
 
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray,
-    *,
-    clusters: Sequence[Hashable] | np.ndarray | None = None,
-    statistic: Statistic = "mean",
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+
+
+def cluster_terms(data: np.ndarray, codes: np.ndarray, n_clusters: int) -> tuple[float, np.ndarray]:
+    """The pooled mean ``R = Σ_c S_c / Σ_c n_c`` and its per-cluster linearised terms ``u_c``.
+
+    ``u_c = (S_c − R·n_c) / n̄`` with ``S_c``, ``n_c`` cluster ``c``'s sum and count and ``n̄`` the mean
+    cluster size, so that ``mean(u) = 0`` and ``SE(R) = sd(u) / √C`` is the cluster-robust (CR1,
+    ratio-estimator) standard error. Singleton clusters give ``u_c = x_c − x̄``; equal-size clusters
+    give the cluster means minus ``R``.
+    """
+    sums = np.bincount(codes, weights=data, minlength=n_clusters)
+    counts = np.bincount(codes, minlength=n_clusters).astype(np.float64)
+    value = float(sums.sum() / counts.sum())
+    return value, (sums - value * counts) / counts.mean()
+
+
+def effective_dof(counts: np.ndarray) -> float:
+    """Degrees of freedom of the cluster-t interval: ``(C − 1)·(Σ w)² / (C·Σ w²)`` with ``w_c = n_c²``.
+
+    A Satterthwaite-type approximation (cf. Bell & McCaffrey 2002) for cluster terms whose variances
+    differ with the cluster size: under a strong shared cluster effect ``Var(S_c) ∝ n_c²``; with
+    independent rows ``∝ n_c`` (fewer lost degrees of freedom), so ``w = n²`` is the cautious end.
+    Equal cluster sizes (and unclustered data) give exactly ``C − 1``.
+    """
+    weights = np.asarray(counts, dtype=np.float64) ** 2
+    n_clusters = len(weights)
+    return float((n_clusters - 1) * weights.sum() ** 2 / (n_clusters * (weights**2).sum()))
+
+
+def hall_inverse(y: float | np.ndarray, gamma: float) -> float | np.ndarray:
+    """``g⁻¹(y)`` of Hall's (1992) skewness-removing transformation ``g(T) = T + aγT² + a²γ²T³/3 + γ/6``.
+
+    ``a = 1/3`` and ``γ = γ̂/√C`` (``γ̂`` the sample skewness of the cluster terms). ``g`` is increasing
+    (``g′ = (1 + aγT)² ≥ 0``) with the closed-form inverse ``((1 + 3aγ(y − γ/6))^{1/3} − 1) / (aγ)``.
+    """
+    a = 1.0 / 3.0
+    if abs(gamma) < 1e-12:
+        return y - gamma / 6.0
+    return (np.cbrt(1.0 + 3.0 * a * gamma * (y - gamma / 6.0)) - 1.0) / (a * gamma)
+
+
+def t_interval(
+    value: float,
+    terms: np.ndarray,
     confidence: float = CONFIDENCE,
-    n_resamples: int = N_RESAMPLES,
-    seed: int = 0,
-    method: str = "expanded",
-) -> tuple[float | None, float | None]:
-    """Bootstrap interval of ``statistic(values)``, resampling ``clusters`` (see the module docstring)."""
-    data = np.asarray(values, dtype=np.float64)
-    if data.ndim != 1:
-        raise ValueError(f"values must be one-dimensional, got shape {data.shape}")
-    interval_levels(confidence, 2, method)  # validates confidence and method
-    if clusters is None:  # each value is its own cluster: resample in value order, so the row order cannot matter
-        data = np.sort(data)
-    codes = _cluster_codes(len(data), clusters)
-    n_clusters = int(codes.max()) + 1 if len(codes) else 0
-    if n_clusters < 2:
-        return (None, None)
-    name, function = _statistic(statistic)
+    *,
+    skew_correct: bool = True,
+    dof: float | None = None,
+) -> tuple[float, float]:
+    """Student-t interval of a mean from its cluster terms, optionally skewness-corrected (Hall 1992).
+
+    ``SE = sd(u) / √C`` (``ddof = 1``), ``q = t_{1−α/2, ν}`` with ``ν = dof`` (default ``C − 1``;
+    :func:`effective_dof` for unequal clusters):
+
+    * plain: ``R ± q·SE`` (exact for normal data at any ``C ≥ 2``);
+    * Hall: ``[R − SE·g⁻¹(q), R − SE·g⁻¹(−q)]`` (:func:`hall_inverse`), which removes the first-order
+      skewness error of the t interval and is the plain interval for symmetric samples.
+    """
+    n_clusters = len(terms)
+    se = float(np.std(terms, ddof=1) / np.sqrt(n_clusters))
+    if not se > 0.0:
+        return value, value
+    q = float(stats.t.ppf(0.5 + confidence / 2.0, n_clusters - 1 if dof is None else dof))
+    if not skew_correct or n_clusters < 3:
+        return value - q * se, value + q * se
+    gamma = float(stats.skew(terms, bias=True)) / np.sqrt(n_clusters)
+    return value - se * float(hall_inverse(q, gamma)), value - se * float(hall_inverse(-q, gamma))
+
+
+def _percentile_bootstrap(
+    data: np.ndarray,
+    codes: np.ndarray,
+    n_clusters: int,
+    function: Callable[[np.ndarray], float],
+    is_mean: bool,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+    method: str,
+) -> tuple[float, float]:
+    """The (expanded) percentile cluster bootstrap (module docstring, "older methods")."""
     rng = np.random.default_rng(seed)
-    if name == "mean":
+    if is_mean:
         sums = np.bincount(codes, weights=data, minlength=n_clusters)
         counts = np.bincount(codes, minlength=n_clusters).astype(np.float64)
         chunk = max(1, 10_000_000 // n_clusters)  # bounded memory: chunk × C cluster draws at a time
@@ -218,6 +312,125 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+def _cluster_statistic(
+    data: np.ndarray, codes: np.ndarray, n_clusters: int, function: Callable[[np.ndarray], float], is_mean: bool
+) -> tuple[Callable[..., Any], bool]:
+    """A statistic of resampled cluster indices for :func:`scipy.stats.bootstrap` and whether it is vectorised."""
+    if is_mean:
+        sums = np.bincount(codes, weights=data, minlength=n_clusters)
+        counts = np.bincount(codes, minlength=n_clusters).astype(np.float64)
+
+        def mean_of(index: np.ndarray, axis: int = -1) -> np.ndarray:
+            # sorted draws: the same multiset of clusters always gives the bit-identical value, so BCa's
+            # ``θ* < θ̂`` ties do not depend on the draw order
+            index = np.sort(np.asarray(index, dtype=np.int64), axis=axis)
+            return np.asarray(sums[index].sum(axis=axis) / counts[index].sum(axis=axis))
+
+        return mean_of, True
+    members = [np.flatnonzero(codes == c) for c in range(n_clusters)]
+
+    def statistic_of(index: np.ndarray) -> float:
+        return float(function(data[np.concatenate([members[int(c)] for c in np.sort(index)])]))
+
+    return statistic_of, False
+
+
+def _bca(
+    data: np.ndarray,
+    codes: np.ndarray,
+    n_clusters: int,
+    function: Callable[[np.ndarray], float],
+    is_mean: bool,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+) -> tuple[float | None, float | None]:
+    """BCa interval (Efron 1987) of the statistic over resampled clusters (:func:`scipy.stats.bootstrap`)."""
+    if np.ptp(data) == 0.0:
+        return float(data[0]), float(data[0])
+    statistic, vectorized = _cluster_statistic(data, codes, n_clusters, function, is_mean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DegenerateDataWarning: reported as no interval below
+        result = stats.bootstrap(
+            (np.arange(n_clusters),),
+            statistic,
+            vectorized=vectorized,
+            n_resamples=int(n_resamples),
+            confidence_level=confidence,
+            method="BCa",
+            rng=np.random.default_rng(seed),
+        )
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None, None
+    return low, high
+
+
+def median_interval(data: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """Distribution-free order-statistic interval of the median (:func:`scipy.stats.quantile_test`).
+
+    Coverage ``≥ confidence`` for any continuous distribution; none below ``n = 6`` at 95 %
+    (``2·0.5⁵ > 0.05``: even ``[min, max]`` covers the median with probability ``1 − 2^{1−n}`` only).
+    """
+    interval = stats.quantile_test(data, p=0.5).confidence_interval(confidence_level=confidence)
+    low, high = float(interval.low), float(interval.high)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None, None
+    return low, high
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    *,
+    clusters: Sequence[Hashable] | np.ndarray | None = None,
+    statistic: Statistic = "mean",
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    method: str = DEFAULT_METHOD,
+    min_clusters: int = 2,
+) -> tuple[float | None, float | None]:
+    """Confidence interval of ``statistic(values)`` over ``clusters`` (see the module docstring).
+
+    The name is historical: the default (``method="hall_t"``) for the mean is the closed-form
+    skewness-corrected cluster-t interval and draws nothing (``seed`` and ``n_resamples`` are
+    unused); the median gets the exact order-statistic interval (singleton clusters) or the
+    percentile cluster bootstrap; a callable gets BCa. Fewer than ``max(2, min_clusters)`` clusters:
+    ``(None, None)``.
+    """
+    data = np.asarray(values, dtype=np.float64)
+    if data.ndim != 1:
+        raise ValueError(f"values must be one-dimensional, got shape {data.shape}")
+    _check_confidence(confidence)
+    _check_method(method)
+    name, function = _statistic(statistic)
+    if clusters is None:  # each value is its own cluster: resample in value order, so the row order cannot matter
+        data = np.sort(data)
+    codes = _cluster_codes(len(data), clusters)
+    if clusters is not None:  # rows in (cluster, value) order: sums and draws cannot depend on the row order
+        order = np.lexsort((data, codes))
+        data, codes = data[order], codes[order]
+    n_clusters = int(codes.max()) + 1 if len(codes) else 0
+    if n_clusters < max(2, int(min_clusters)):
+        return (None, None)
+    is_mean = name == "mean" and not callable(statistic)
+    if method in ("expanded", "percentile"):
+        return _percentile_bootstrap(data, codes, n_clusters, function, is_mean, confidence, n_resamples, seed, method)
+    if method == "bca" or (not is_mean and name != "median"):
+        return _bca(data, codes, n_clusters, function, is_mean, confidence, n_resamples, seed)
+    if name == "median":
+        if n_clusters == len(data):
+            return median_interval(data, confidence)
+        if n_clusters < MEDIAN_MIN_CLUSTERS:
+            return (None, None)
+        return _percentile_bootstrap(
+            data, codes, n_clusters, function, False, confidence, n_resamples, seed, "percentile"
+        )
+    value, terms = cluster_terms(data, codes, n_clusters)
+    dof = effective_dof(np.bincount(codes, minlength=n_clusters))
+    return t_interval(value, terms, confidence, skew_correct=method == "hall_t", dof=dof)
+
+
 def estimate(
     values: Sequence[float] | np.ndarray,
     *,
@@ -226,7 +439,8 @@ def estimate(
     confidence: float = CONFIDENCE,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
-    method: str = "expanded",
+    method: str = DEFAULT_METHOD,
+    min_clusters: int = 2,
 ) -> Estimate:
     """``statistic(values)`` with its :func:`bootstrap_ci`; non-finite values are dropped first."""
     data = np.asarray(values, dtype=np.float64)
@@ -245,8 +459,104 @@ def estimate(
         n_resamples=n_resamples,
         seed=seed,
         method=method,
+        min_clusters=min_clusters,
     )
     return Estimate(value=float(function(data)), ci=ci, n=len(data), clusters=n_clusters)
+
+
+def _side(
+    values: Sequence[float] | np.ndarray, clusters: Sequence[Hashable] | np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Finite values (sorted when unclustered, so the order cannot matter), their cluster codes, ``C``."""
+    data = np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(data)
+    if clusters is None:
+        data = np.sort(data[keep])
+        return data, np.arange(len(data)), len(data)
+    labels = np.asarray([str(c) for c in clusters], dtype=object)
+    if len(labels) != len(data):
+        raise ValueError(f"clusters has {len(labels)} entries but there are {len(data)} values")
+    data, labels = data[keep], labels[keep]
+    codes = _cluster_codes(len(data), labels)
+    order = np.lexsort((data, codes))
+    return data[order], codes[order], int(codes.max()) + 1 if len(codes) else 0
+
+
+def two_sample_difference(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    clusters_a: Sequence[Hashable] | np.ndarray | None = None,
+    clusters_b: Sequence[Hashable] | np.ndarray | None = None,
+    confidence: float = CONFIDENCE,
+    method: str = "welch",
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    min_clusters: int = 2,
+) -> Estimate:
+    """``mean(a) − mean(b)`` for two independent (unpaired) samples, with an interval that varies both.
+
+    For unpaired designs such as outputs vs. the person's other selfies. ``method``:
+
+    * ``"welch"`` (default): Welch's t interval ``D ± t_{1−α/2, ν}·√(SE_a² + SE_b²)`` with the cluster-robust
+      ``SE`` of each side (:func:`cluster_terms`) and the Welch–Satterthwaite degrees of freedom
+      ``ν = (SE_a² + SE_b²)² / (SE_a⁴/ν_a + SE_b⁴/ν_b)`` (``ν_a = C_a − 1`` for equal clusters, else
+      :func:`effective_dof`; close to exact for normal data with unequal
+      variances; :func:`scipy.stats.ttest_ind` with ``equal_var=False`` gives the same interval unclustered);
+    * ``"bca"``: :func:`scipy.stats.bootstrap` with both samples' clusters resampled independently.
+
+    Measured coverage of the 95 % interval (seeded, ``n_a = n``, ``n_b = n + 2``; the tests and the report
+    of issue 13): Welch, normal with SDs 1 and 2: 0.93–0.97 at ``n`` = 4, 8, 16; Welch, both sides
+    lognormal (σ = 0.5 / 1): 0.965 / 0.977 at ``n = 4``, 0.949 / 0.968 at ``n = 16`` (same-shaped skew
+    cancels in a difference); BCa, normal: 0.88 (``n = 4``), 0.91 (8), 0.93 (16) — use it from
+    ``n ≈ 16`` only.
+
+    Returns:
+        An :class:`Estimate` with ``n = n_a + n_b`` and ``clusters = min(C_a, C_b)`` (the side that limits the
+        interval); no interval when either side has fewer than ``max(2, min_clusters)`` clusters.
+    """
+    _check_confidence(confidence)
+    if method not in ("welch", "bca"):
+        raise ValueError(f"method must be 'welch' or 'bca', got {method!r}")
+    data_a, codes_a, c_a = _side(a, clusters_a)
+    data_b, codes_b, c_b = _side(b, clusters_b)
+    if len(data_a) == 0 or len(data_b) == 0:
+        return Estimate(value=None, ci=(None, None), n=len(data_a) + len(data_b), clusters=min(c_a, c_b))
+    mean_a, terms_a = cluster_terms(data_a, codes_a, c_a)
+    mean_b, terms_b = cluster_terms(data_b, codes_b, c_b)
+    value = mean_a - mean_b
+    done = {"value": value, "n": len(data_a) + len(data_b), "clusters": min(c_a, c_b)}
+    if min(c_a, c_b) < max(2, int(min_clusters)):
+        return Estimate(ci=(None, None), **done)  # type: ignore[arg-type]
+    if method == "bca":
+        if np.ptp(data_a) == 0.0 and np.ptp(data_b) == 0.0:
+            return Estimate(ci=(value, value), **done)  # type: ignore[arg-type]
+        stat_a, _ = _cluster_statistic(data_a, codes_a, c_a, np.mean, True)
+        stat_b, _ = _cluster_statistic(data_b, codes_b, c_b, np.mean, True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = stats.bootstrap(
+                (np.arange(c_a), np.arange(c_b)),
+                lambda i, j, axis=-1: stat_a(i, axis) - stat_b(j, axis),
+                vectorized=True,
+                n_resamples=int(n_resamples),
+                confidence_level=confidence,
+                method="BCa",
+                rng=np.random.default_rng(seed),
+            )
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        ci = (low, high) if np.isfinite(low) and np.isfinite(high) else (None, None)
+        return Estimate(ci=ci, **done)  # type: ignore[arg-type]
+    var_a = float(np.var(terms_a, ddof=1) / c_a)
+    var_b = float(np.var(terms_b, ddof=1) / c_b)
+    se = float(np.sqrt(var_a + var_b))
+    if not se > 0.0:
+        return Estimate(ci=(value, value), **done)  # type: ignore[arg-type]
+    dof_a = effective_dof(np.bincount(codes_a, minlength=c_a))
+    dof_b = effective_dof(np.bincount(codes_b, minlength=c_b))
+    dof = (var_a + var_b) ** 2 / (var_a**2 / dof_a + var_b**2 / dof_b)
+    q = float(stats.t.ppf(0.5 + confidence / 2.0, dof))
+    return Estimate(ci=(value - q * se, value + q * se), **done)  # type: ignore[arg-type]
 
 
 def between_groups(values: Mapping[str, float]) -> tuple[float | None, float | None]:
@@ -273,9 +583,10 @@ def grouped_metric(
     seed: int = 0,
     min_group_size: int = 2,
     exclude_groups: Sequence[str] = (UNKNOWN_GROUP,),
-    method: str = "expanded",
+    method: str = DEFAULT_METHOD,
+    min_clusters: int = 2,
 ) -> GroupedMetric:
-    """Compute a metric overall and per group, with percentile-bootstrap CIs.
+    """Compute a metric overall and per group, with confidence intervals (module docstring).
 
     Args:
         values: one value per sample (``NaN``/``None`` entries are dropped).
@@ -286,7 +597,9 @@ def grouped_metric(
         confidence: CI level.
         n_resamples: bootstrap resamples ``B``.
         seed: seed of ``numpy.random.default_rng`` (the same seed gives the same intervals).
-        method: ``"expanded"`` (default) or ``"percentile"`` (see the module docstring).
+        method: one of :data:`METHODS` (default ``"hall_t"``; see the module docstring).
+        min_clusters: fewest clusters for an interval (default 2; the verdicts of
+            :mod:`headshot_lab.audit.margins` ask for more).
         min_group_size: groups smaller than this are reported but left out of difference/ratio.
         exclude_groups: groups reported but left out of difference/ratio.
 
@@ -308,6 +621,7 @@ def grouped_metric(
         "n_resamples": n_resamples,
         "seed": seed,
         "method": method,
+        "min_clusters": min_clusters,
     }
     overall = estimate(data, clusters=cluster_list, **options)  # type: ignore[arg-type]
     by_group: dict[str, Estimate] = {}
@@ -323,7 +637,7 @@ def grouped_metric(
         for g, e in by_group.items()
         if g not in exclude_groups and e.n >= min_group_size and e.value is not None
     }
-    difference, ratio = between_groups(eligible)  # type: ignore[arg-type]
+    difference, ratio = between_groups(eligible)
     return GroupedMetric(
         name=name,
         overall=overall,

@@ -1,30 +1,32 @@
-"""Flags and the Markdown audit report.
+"""Flags, plain-words verdicts and the Markdown audit report.
 
-**Flags** are raised from the confidence intervals of a run's metrics (see
-:mod:`headshot_lab.audit.fairness`; 95 % percentile bootstrap by default). Each has a *margin*
-``m`` (configurable; the defaults are in :data:`DEFAULT_MARGINS`), so a flag means "the whole interval
-lies beyond the no-effect value by at least ``m``":
+Every judged metric's margin, minimum sample, flag and words live in one table,
+:data:`headshot_lab.audit.margins.METRIC_SPECS`; this module applies it to a run's metrics
+(``results.json`` form, intervals from :mod:`headshot_lab.audit.fairness`). A flag needs the **whole**
+interval past the margin ``m`` (distance from the no-effect value), and at least the spec's minimum
+number of independent clusters:
 
 =================  ==========================  ===============================================
-flag               metric (overall mean)       raised when
+flag               metric (overall mean)       raised when (default margin)
 =================  ==========================  ===============================================
-skin_lightening    ``skin_delta_ita`` (°)      ``CI_low > +m``   (outputs lighter than sources)
-skin_darkening     ``skin_delta_ita`` (°)      ``CI_high < −m``  (outputs darker than sources)
-identity_drift     ``identity_delta``          ``CI_high < −m``  (output cosine − source cosine to
-                                               the person's centroid), or, when
+skin_lightening    ``skin_delta_ita`` (°)      ``CI_low ≥ +m`` (1°; outputs lighter than sources)
+skin_darkening     ``skin_delta_ita`` (°)      ``CI_high ≤ −m`` (outputs darker than sources)
+identity_drift     ``identity_delta``          ``CI_high ≤ −m`` (0.02; output cosine − source
+                                               cosine to the person's centroid), or, when
                                                ``identity_threshold`` is set,
                                                ``identity_cosine`` ``CI_high < threshold``
-over_smoothing     ``texture_ratio``           ``CI_high < 1 − m`` (less skin texture than the source)
-detectable         ``detectability_auroc``     ``CI_low > 0.5 + m`` (a classifier tells outputs from
-                                               real photos)
+over_smoothing     ``texture_ratio``           ``CI_high ≤ 1 − m`` (0.15: less skin texture)
+detectable         ``detectability_auroc``     ``CI_low ≥ 0.5 + m`` (0.1: a classifier tells
+                                               outputs from real photos)
 =================  ==========================  ===============================================
 
-The null generator (outputs = inputs) has every one of these exactly at its no-effect value with a
-zero-width interval, so it never raises a flag. ``identity_delta`` has a default margin of 0.01
-cosine: any pixel edit, even one that keeps the face (a 3° tone shift, smoothing), moves dlib's
-cosine by a few thousandths, which is not identity drift. The same rules applied to each group
-(at least ``min_group_clusters`` people, default 5; not ``unknown``) give ``group_flags`` such as
-``skin_lightening@ITA group VI``.
+A margin of 0 (a config may still ask for it) makes the bound strict (``CI_low > 0``), so a
+zero-width interval at the no-effect value never flags. :func:`metric_verdicts` gives every judged
+metric's verdict — ``flag``, ``ok`` (interval inside the margin: equivalence shown) or
+``not_enough_to_tell`` (too few clusters, no interval, or an interval reaching past the margin) —
+with a plain-words sentence ("Your skin tone was kept: −0.1°, within ±1.0°"). The same rules applied
+to each group (at least ``max(min_group_clusters, spec.min_n)`` people, default 5; not ``unknown``)
+give ``group_flags`` such as ``skin_lightening@ITA group VI``.
 """
 
 from __future__ import annotations
@@ -32,59 +34,83 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-#: Default margins ``m`` of the flag rules (see the module docstring).
-DEFAULT_MARGINS: dict[str, float | None] = {
-    "skin_delta_ita": 0.0,
-    "identity_delta": 0.01,
-    "identity_threshold": None,
-    "texture_ratio": 0.0,
-    "detectability_auroc": 0.0,
-}
+from headshot_lab.audit.margins import DEFAULT_MARGINS, METRIC_SPECS, Verdict, judge
 
-#: One-line definitions, written into every report.
+__all__ = [
+    "DEFAULT_MARGINS",
+    "FLAG_DEFINITIONS",
+    "compute_flags",
+    "format_estimate",
+    "metric_verdicts",
+    "render_markdown",
+    "render_verdicts",
+]
+
+#: One-line definitions, written into every report (the default margins in brackets).
 FLAG_DEFINITIONS: dict[str, str] = {
-    "skin_lightening": "mean ΔITA (output − source, °; + = lighter): the CI's lower bound > +margin",
-    "skin_darkening": "mean ΔITA: the CI's upper bound < −margin",
+    "skin_lightening": "mean ΔITA (output − source, °; + = lighter): the CI's lower bound ≥ +margin (1°)",
+    "skin_darkening": "mean ΔITA: the CI's upper bound ≤ −margin (1°)",
     "identity_drift": (
         "mean identity change (cos(output, centroid) − cos(source, centroid), audit encoder): the CI's upper "
-        "bound < −margin; or identity cosine CI upper bound < identity_threshold when one is set"
+        "bound ≤ −margin (0.02); or identity cosine CI upper bound < identity_threshold when one is set"
     ),
-    "over_smoothing": "mean texture ratio (skin Laplacian energy, output / source): the CI's upper bound < 1 − margin",
-    "detectable": "classifier two-sample test AUROC (real vs output): the CI's lower bound > 0.5 + margin",
+    "over_smoothing": (
+        "mean texture ratio (skin Laplacian energy, output / source): the CI's upper bound ≤ 1 − margin (0.15)"
+    ),
+    "detectable": "classifier two-sample test AUROC (real vs output): the CI's lower bound ≥ 0.5 + margin (0.1)",
 }
 
 
-def _ci(metric: Mapping[str, Any] | None, group: str | None = None) -> tuple[float | None, float | None, int]:
-    """``(low, high, clusters)`` of the overall or one group's entry (clusters default to ``n``)."""
+def _entry(metric: Mapping[str, Any] | None, group: str | None = None) -> Mapping[str, Any] | None:
     if not metric:
-        return None, None, 0
-    entry = metric.get("overall") if group is None else (metric.get("by_group") or {}).get(group)
-    if not entry:
-        return None, None, 0
-    ci = entry.get("ci") or [None, None]
-    return ci[0], ci[1], int(entry.get("clusters", entry.get("n", 0)) or 0)
+        return None
+    return metric.get("overall") if group is None else (metric.get("by_group") or {}).get(group)
 
 
-def _rules(margins: Mapping[str, float | None]) -> list[tuple[str, str, str, float]]:
-    """``(flag, metric, side, bound)``: flag when ``CI_low > bound`` (side "low") or ``CI_high < bound`` ("high")."""
-    ita = float(margins.get("skin_delta_ita") or 0.0)
-    rules = [
-        ("skin_lightening", "skin_delta_ita", "low", ita),
-        ("skin_darkening", "skin_delta_ita", "high", -ita),
-        ("identity_drift", "identity_delta", "high", -float(margins.get("identity_delta") or 0.0)),
-        ("over_smoothing", "texture_ratio", "high", 1.0 - float(margins.get("texture_ratio") or 0.0)),
-        ("detectable", "detectability_auroc", "low", 0.5 + float(margins.get("detectability_auroc") or 0.0)),
-    ]
-    threshold = margins.get("identity_threshold")
-    if threshold is not None:
-        rules.append(("identity_drift", "identity_cosine", "high", float(threshold)))
-    return rules
+def metric_verdicts(
+    metrics: Mapping[str, Mapping[str, Any]],
+    margins: Mapping[str, float | None] | None = None,
+    *,
+    group: str | None = None,
+    min_n: int | None = None,
+) -> dict[str, Verdict]:
+    """The verdict of every judged metric present in ``metrics`` (overall, or one ``group``'s entry).
+
+    Args:
+        metrics: ``{name: {"overall", "by_group", …}}`` (``results.json`` form).
+        margins: config overrides of :data:`DEFAULT_MARGINS` (same keys, same meaning).
+        group: judge this group's entry instead of the overall one.
+        min_n: a higher minimum sample than the specs' (e.g. ``min_group_clusters``).
+
+    Returns:
+        ``{metric: Verdict}`` in :data:`METRIC_SPECS` order; metrics not judged (no margin) are left out.
+    """
+    verdicts: dict[str, Verdict] = {}
+    for name, spec in METRIC_SPECS.items():
+        if name not in metrics:
+            continue
+        entry = _entry(metrics.get(name), group)
+        if group is not None and not entry:
+            continue
+        verdict = judge(spec, entry, margins, group=group, min_n=min_n)
+        if verdict is not None:
+            verdicts[name] = verdict
+    return verdicts
 
 
-def _fires(low: float | None, high: float | None, side: str, bound: float) -> bool:
-    if low is None or high is None:
-        return False
-    return low > bound if side == "low" else high < bound
+def _evidence(verdict: Verdict) -> dict[str, Any]:
+    direction = next(r.direction for r in METRIC_SPECS[verdict.metric].rules if r.flag == verdict.flag)
+    return {
+        "flag": verdict.flag,
+        "metric": verdict.metric,
+        "group": verdict.group,
+        "ci": list(verdict.ci),
+        "bound": verdict.bound(direction),
+        "status": verdict.status,
+        "sentence": verdict.sentence,
+        "n": verdict.n,
+        "min_n": verdict.min_n,
+    }
 
 
 def compute_flags(
@@ -92,38 +118,33 @@ def compute_flags(
     margins: Mapping[str, float | None] | None = None,
     *,
     min_group_clusters: int = 5,
+    min_n: int | None = None,
 ) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """Apply the flag rules to a run's metrics (``results.json`` form).
+    """Apply the flag rules (:data:`~headshot_lab.audit.margins.METRIC_SPECS`) to a run's metrics.
 
-    Group flags need at least ``min_group_clusters`` independent clusters (people) in the group: a
-    bootstrap interval over fewer says little.
+    Overall flags need at least ``max(min_n, spec.min_n)`` independent clusters, group flags
+    ``max(min_group_clusters, spec.min_n)`` (people).
 
     Returns:
         ``(flags, group_flags, evidence)``: overall flags (sorted, unique), per-group flags
-        (``"flag@group"``), and one evidence record per raised flag ``{flag, metric, group, ci, bound}``.
+        (``"flag@group"``), and one evidence record per raised flag
+        ``{flag, metric, group, ci, bound, status, sentence, n, min_n}``.
     """
-    merged = {**DEFAULT_MARGINS, **(margins or {})}
-    flags: list[str] = []
-    group_flags: list[str] = []
+    flags: set[str] = set()
+    group_flags: set[str] = set()
     evidence: list[dict[str, Any]] = []
-    for flag, metric_name, side, bound in _rules(merged):
-        metric = metrics.get(metric_name)
-        low, high, _ = _ci(metric)
-        if _fires(low, high, side, bound):
-            if flag not in flags:
-                flags.append(flag)
-            evidence.append({"flag": flag, "metric": metric_name, "group": None, "ci": [low, high], "bound": bound})
-        for group in sorted((metric or {}).get("by_group") or {}):
-            if group == "unknown":
-                continue
-            g_low, g_high, clusters = _ci(metric, group)
-            if clusters >= min_group_clusters and _fires(g_low, g_high, side, bound):
-                label = f"{flag}@{group}"
-                if label not in group_flags:
-                    group_flags.append(label)
-                evidence.append(
-                    {"flag": flag, "metric": metric_name, "group": group, "ci": [g_low, g_high], "bound": bound}
-                )
+    for verdict in metric_verdicts(metrics, margins, min_n=min_n).values():
+        if verdict.status == "flag" and verdict.flag:
+            flags.add(verdict.flag)
+            evidence.append(_evidence(verdict))
+    groups = sorted({g for name in METRIC_SPECS for g in ((metrics.get(name) or {}).get("by_group") or {})})
+    for group in groups:
+        if group == "unknown":
+            continue
+        for verdict in metric_verdicts(metrics, margins, group=group, min_n=min_group_clusters).values():
+            if verdict.status == "flag" and verdict.flag:
+                group_flags.add(f"{verdict.flag}@{group}")
+                evidence.append(_evidence(verdict))
     return sorted(flags), sorted(group_flags), evidence
 
 
@@ -223,7 +244,8 @@ def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) ->
     lines += [
         "",
         f"Values are means with {round(100 * float(config.get('confidence', 0.95)))} % cluster-bootstrap intervals "
-        "(clusters = people; expanded percentile, see headshot_lab.audit.fairness) unless stated. "
+        "(clusters = people or a source with its outputs; skewness-corrected cluster t, see "
+        "headshot_lab.audit.fairness) unless stated. "
         "ΔITA > 0 = lighter; Monk steps > 0 = darker; texture ratio < 1 = smoother skin; AUROC 0.5 = "
         "indistinguishable from the real photos.",
         "",
@@ -236,6 +258,7 @@ def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) ->
         [[name, rule] for name, rule in FLAG_DEFINITIONS.items()],
     )
     lines += ["", "Margins: " + ", ".join(f"{k} = {v}" for k, v in margins.items()), ""]
+    lines += render_verdicts(runs, config.get("margins") or {})
     group_flag_rows = [[f"`{run.get('generator')}`", ", ".join(run.get("group_flags") or [])] for run in runs]
     group_flag_rows = [row for row in group_flag_rows if row[1]]
     if group_flag_rows:
@@ -316,6 +339,18 @@ def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) ->
         lines += [f"![{name}]({name})" for name in plots]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_verdicts(runs: Sequence[Mapping[str, Any]], margins: Mapping[str, float | None]) -> list[str]:
+    """Plain words first: each run's verdict per judged metric (:func:`metric_verdicts`)."""
+    lines: list[str] = []
+    for run in runs:
+        verdicts = metric_verdicts(run.get("metrics") or {}, margins)
+        if verdicts:
+            lines += [f"In plain words, `{run.get('generator')}`:", ""]
+            lines += [f"- {v.sentence}" for v in verdicts.values()]
+            lines.append("")
+    return lines
 
 
 def render_power(power: Mapping[str, Any]) -> list[str]:

@@ -1,0 +1,198 @@
+"""The audit's intervals and flags are calibrated: coverage, false alarms and power, by simulation.
+
+Seeded Monte-Carlo through the public functions (:func:`~headshot_lab.audit.fairness.estimate`,
+:func:`~headshot_lab.audit.fairness.grouped_metric`, :func:`~headshot_lab.audit.report.compute_flags`).
+
+* **Null**: the true mean effect is exactly the no-effect value (ΔITA 0°, texture ratio 1).
+* **Margin**: the default of :data:`headshot_lab.audit.margins.METRIC_SPECS` (ΔITA 1°, texture 0.15).
+* **Coverage**: the share of 95 % intervals containing the true mean (Monte-Carlo SE ≈ 0.006 at
+  1 500 replicates). Measured by ``python tests/test_audit_calibration_sim.py`` (4 000 replicates, seed 0),
+  default method (skewness-corrected cluster t, Hall 1992):
+
+  ============================  ======  ======  ======  ======
+  data                           n = 4   n = 8  n = 16  n = 32
+  ============================  ======  ======  ======  ======
+  normal                         0.946   0.947   0.953   0.952
+  lognormal σ = 0.5 (skew 1.8)   0.935   0.938   0.935   0.941
+  lognormal σ = 1 (skew 6.2)     0.867   0.897   0.907   0.919
+  normal, clusters of 1–3 rows   0.964   0.940   0.935   0.946
+  old expanded percentile,
+  normal                         0.856   0.918   0.947   0.941
+  ============================  ======  ======  ======  ======
+
+  Normal and clustered data: nominal at every n. Moderately skewed data ≥ 0.93 from n = 4;
+  heavily skewed data (lognormal σ = 1) stay below 0.93 up to n = 32 (0.87 at n = 4): no interval we
+  tried does better at n = 4 without doubling the width (plain t 0.82, bootstrap-t 0.91 at twice the
+  width). The miss is on the side of intervals that end too low.
+* **False alarms** (ΔITA, 1 000 batches each, normal and skewed noise): with the 1° margin a flag
+  under the null needs the whole interval a margin past the truth: 0.0 % at noise SD 1° for every n;
+  at SD 2°: 0.6 % / 1.1 % (normal / skewed) at n = 4, ≤ 0.1 % from n = 8. With a config margin of 0
+  it is the interval's one-sided miss rate, ≤ α/2 for normal data.
+* **Equivalence** ("kept", SD 1°): 5 % of null batches at n = 4, 33 % at n = 8, 89 % at n = 16,
+  99.9 % at n = 32: small batches mostly say "not enough photos to tell".
+* **Power**: a true effect of 3 margins at n = 16 with normal noise of SD 2 margins is flagged in
+  95 % (ΔITA +3°) – 97 % (−3°); right-skewed noise helps effects upwards (100 %) and costs effects
+  downwards (75 % at SD 2 margins, 83 % at 1.5, 89.5 % at 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from headshot_lab.audit.fairness import estimate, grouped_metric, two_sample_difference
+from headshot_lab.audit.report import compute_flags, metric_verdicts
+
+REPLICATES = 1500
+SIZES = (4, 8, 16, 32)
+
+
+def _draw(kind: str, rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[np.ndarray, float]:
+    """Samples and their true mean."""
+    if kind == "normal":
+        return rng.normal(1.0, 1.0, shape), 1.0
+    sigma = {"lognormal0.5": 0.5, "lognormal1": 1.0}[kind]
+    return rng.lognormal(0.0, sigma, shape), float(np.exp(sigma**2 / 2))
+
+
+def _centred_skewed(rng: np.random.Generator, shape: tuple[int, ...], sd: float) -> np.ndarray:
+    """Right-skewed noise (lognormal σ = 0.5) with mean 0 and standard deviation ``sd``."""
+    sigma = 0.5
+    raw = rng.lognormal(0.0, sigma, shape)
+    mean, var = np.exp(sigma**2 / 2), (np.exp(sigma**2) - 1) * np.exp(sigma**2)
+    return sd * (raw - mean) / np.sqrt(var)
+
+
+def coverage(kind: str, n: int, replicates: int = REPLICATES, seed: int = 0, method: str = "hall_t") -> float:
+    rng = np.random.default_rng([seed, n, len(kind)])
+    samples, truth = _draw(kind, rng, (replicates, n))
+    hits = 0
+    for x in samples:
+        low, high = estimate(x, method=method, n_resamples=400).ci
+        hits += low <= truth <= high
+    return hits / replicates
+
+
+def clustered_coverage(n_clusters: int, replicates: int = REPLICATES, seed: int = 0) -> float:
+    """Clusters of 1–3 rows (an output and its source, or a person) with a shared random effect."""
+    rng = np.random.default_rng([seed, n_clusters, 99])
+    hits = 0
+    for _ in range(replicates):
+        sizes = rng.integers(1, 4, n_clusters)
+        effect = np.repeat(rng.normal(0.0, 1.0, n_clusters), sizes)
+        values = effect + rng.normal(0.0, 0.5, sizes.sum())
+        labels = np.repeat([f"p{c}" for c in range(n_clusters)], sizes)
+        low, high = estimate(values, clusters=labels).ci
+        hits += low <= 0.0 <= high
+    return hits / replicates
+
+
+def flag_rate(
+    metric: str, effect: float, n: int, sd: float, *, skewed: bool = False, replicates: int = 400, seed: int = 0
+) -> tuple[float, float]:
+    """``(share flagged, share "ok")`` of batches of ``n`` clusters (one output + its source each)."""
+    null = {"skin_delta_ita": 0.0, "texture_ratio": 1.0}[metric]
+    rng = np.random.default_rng([seed, n, int(1000 * abs(effect)), effect < 0, int(100 * sd), skewed])
+    noise = _centred_skewed(rng, (replicates, n), sd) if skewed else rng.normal(0.0, sd, (replicates, n))
+    clusters = [f"source{i}" for i in range(n)]
+    flagged = kept = 0
+    for row in null + effect + noise:
+        entry = grouped_metric(row, ["g"] * n, name=metric, clusters=clusters).to_dict()
+        flags, _, _ = compute_flags({metric: entry})
+        flagged += bool(flags)
+        kept += metric_verdicts({metric: entry})[metric].status == "ok"
+    return flagged / replicates, kept / replicates
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_normal_coverage_is_nominal_at_every_n(n):
+    assert 0.93 <= coverage("normal", n) <= 0.97
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_clustered_coverage_is_nominal(n):
+    assert 0.93 <= clustered_coverage(n) <= 0.97
+
+
+@pytest.mark.parametrize("n,floor", [(4, 0.90), (8, 0.92), (16, 0.93), (32, 0.93)])
+def test_moderately_skewed_coverage(n, floor):
+    assert coverage("lognormal0.5", n) >= floor
+
+
+@pytest.mark.parametrize("n,floor", [(4, 0.85), (8, 0.87), (16, 0.88), (32, 0.90)])
+def test_heavily_skewed_coverage_is_stated_not_nominal(n, floor):
+    # lognormal σ = 1 (skewness 6.2): below 0.93 at these n (module docstring); the floor keeps it from regressing
+    assert coverage("lognormal1", n) >= floor
+
+
+def test_the_old_expanded_percentile_undercovers_at_four_and_the_default_does_not():
+    old, new = coverage("normal", 4, method="expanded"), coverage("normal", 4)
+    assert old < 0.90 and new >= 0.93  # old: the issue's 13 % of null intervals excluding the truth
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("skewed", [False, True])
+def test_null_raises_no_flag(n, skewed):
+    for metric, sd in (("skin_delta_ita", 1.0), ("skin_delta_ita", 2.0), ("texture_ratio", 0.15)):
+        flagged, _ = flag_rate(metric, 0.0, n, sd, skewed=skewed, replicates=250)
+        assert flagged <= 0.025, (metric, sd, flagged)  # ≤ α/2 for any margin ≥ 0; measured ≤ 1.1 %
+
+
+@pytest.mark.parametrize("n", [4, 16])
+def test_null_false_alarms_stay_below_alpha_without_a_margin(n):
+    # a config margin of 0 (eval/configs/offline.yaml today): significance only, still ≤ α/2 per side
+    rng = np.random.default_rng([7, n])
+    alarms = 0
+    for row in rng.normal(0.0, 1.0, (800, n)):
+        entry = grouped_metric(row, ["g"] * n, name="skin_delta_ita").to_dict()
+        alarms += bool(compute_flags({"skin_delta_ita": entry}, {"skin_delta_ita": 0.0})[0])
+    assert alarms / 800 <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 800)
+
+
+@pytest.mark.parametrize(
+    "skewed,sd,floor_down",
+    [(False, 2.0, 0.90), (True, 1.0, 0.85)],  # skewed, effect downwards: measured 0.895 at SD 1 margin
+)
+def test_three_margins_at_sixteen_is_flagged(skewed, sd, floor_down):
+    # per-photo SD in margins; right-skewed noise's long upper tail widens the interval's upper end,
+    # which costs power for effects downwards (module docstring)
+    up, _ = flag_rate("skin_delta_ita", 3.0, 16, sd, skewed=skewed)
+    assert up >= 0.90
+    for metric, effect, margin in (("skin_delta_ita", -3.0, 1.0), ("texture_ratio", -0.45, 0.15)):
+        flagged, _ = flag_rate(metric, effect, 16, sd * margin, skewed=skewed)
+        assert flagged >= floor_down, (metric, effect, flagged)
+
+
+def test_equivalence_is_shown_for_a_kept_tone_with_enough_photos():
+    _, kept_small = flag_rate("skin_delta_ita", 0.0, 4, 1.0)
+    _, kept_large = flag_rate("skin_delta_ita", 0.0, 32, 1.0)
+    assert kept_small < kept_large and kept_large >= 0.95
+
+
+@pytest.mark.parametrize("n", [4, 8, 16])
+def test_two_sample_welch_coverage_with_unequal_variances(n):
+    rng = np.random.default_rng([11, n])
+    hits = 0
+    for _ in range(REPLICATES):
+        a, b = rng.normal(0.0, 1.0, n), rng.normal(0.0, 2.0, n + 2)
+        low, high = two_sample_difference(a, b).ci
+        hits += low <= 0.0 <= high
+    assert 0.93 <= hits / REPLICATES <= 0.97
+
+
+if __name__ == "__main__":  # the coverage table of the module docstring
+    for kind in ("normal", "lognormal0.5", "lognormal1"):
+        print(kind, " ".join(f"{coverage(kind, n, 4000):.3f}" for n in SIZES))
+    print("clustered", " ".join(f"{clustered_coverage(n, 4000):.3f}" for n in SIZES))
+    print("expanded normal", " ".join(f"{coverage('normal', n, 4000, method='expanded'):.3f}" for n in SIZES))
+    for n in SIZES:
+        for sd in (1.0, 2.0):
+            for skewed in (False, True):
+                null = flag_rate("skin_delta_ita", 0.0, n, sd, skewed=skewed, replicates=1000)
+                print(f"null ITA n={n} sd={sd} skewed={skewed}: flagged {null[0]:.3f} kept {null[1]:.3f}")
+    for skewed in (False, True):
+        print(
+            "power 3m n=16 sd=2m skewed",
+            skewed,
+            flag_rate("skin_delta_ita", 3.0, 16, 2.0, skewed=skewed, replicates=1000),
+        )
