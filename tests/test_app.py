@@ -339,9 +339,23 @@ def faces(photo_files):
     return found
 
 
-def test_audit_batch_catches_planted_lightening_and_not_the_null(faces, tmp_path):
+@pytest.fixture(scope="module")
+def five_faces(faces):
+    """Five source photos (the three real ones and two mirrored): enough clusters for a verdict (at least 4).
+
+    Mirrored copies are not independent people; here they only give the paired design five sources.
+    """
+    found = dict(faces)
+    for name in ("obama", "obama2"):
+        pixels, mask = faces[name]
+        found[f"{name}_mirrored"] = (np.ascontiguousarray(pixels[:, ::-1]), np.ascontiguousarray(mask[:, ::-1]))
+    return found
+
+
+def test_audit_batch_catches_planted_lightening_and_not_the_null(five_faces, tmp_path):
     from headshot_lab.skin import shift_ita
 
+    faces = five_faces
     references = {f"{n}.png": pixels for n, (pixels, _) in faces.items()}
     lightened = {f"{n}_out.png": shift_ita(pixels, mask, 6.0) for n, (pixels, mask) in faces.items()}
     identical = {f"{n}_out.png": pixels.copy() for n, (pixels, _) in faces.items()}
@@ -355,10 +369,20 @@ def test_audit_batch_catches_planted_lightening_and_not_the_null(faces, tmp_path
     assert json.loads((tmp_path / "planted" / "results.json").read_text())["runs"][0]["flags"] == planted.flags
     assert {p.name for p in planted.plots} >= {"delta_ita_by_group.png", "identity_by_group.png"}
 
+    assert planted.verdicts["skin_delta_ita"]["status"] == "flag"
+    assert planted.markdown.index("lighter") < planted.markdown.index("**Flags:**")  # plain words first
+
     null = audit_batch(references, identical, sources=sources, n_resamples=300)
     assert null.flags == []
     assert all(row["skin_delta_ita"] == 0.0 and row["identity_delta"] == 0.0 for row in null.images)
     assert null.plots == []
+
+    # Two sources are too few to tell either way: no flag, and the card says so.
+    two = {k: v for k, v in lightened.items() if k.startswith(("obama_out", "obama2_out"))}
+    small = audit_batch(references, two, sources=sources, n_resamples=300)
+    assert small.flags == []
+    assert small.verdicts["skin_delta_ita"]["status"] == "not_enough_to_tell"
+    assert "Not enough" in small.markdown
 
 
 def test_audit_batch_needs_a_measurable_reference(faces):
@@ -515,7 +539,8 @@ def test_cli_audit_batch_and_delete_session(faces, tmp_path, capsys):
     )
     assert code == 0
     card = json.loads(capsys.readouterr().out)
-    assert "skin_darkening" in card["flags"]
+    assert card["flags"] == []  # two photos: not enough to tell, and the card says so
+    assert card["verdicts"]["skin_delta_ita"]["status"] == "not_enough_to_tell"
     assert {row["name"]: row["source"] for row in card["images"]} == {
         "obama_studio.png": "obama.png",
         "obama2_studio.png": "obama2.png",

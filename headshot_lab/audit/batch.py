@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from headshot_lab.audit.measure import analyse_image, encoder_name
+from headshot_lab.audit.measure import AuditAnalysis, analyse_image, encoder_name
 from headshot_lab.audit.results import AuditResults, AuditRun, write_results
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.reporting import Progress, number, report_progress, table_cell
@@ -69,12 +69,20 @@ class BatchAudit:
     def flags(self) -> list[str]:
         return list(self.results["runs"][0]["flags"])
 
+    @property
+    def verdicts(self) -> dict[str, Any]:
+        """``{metric: verdict}`` in plain words (:func:`headshot_lab.audit.report.metric_verdicts`)."""
+        from headshot_lab.audit.report import metric_verdicts
+
+        return {name: v.to_dict() for name, v in metric_verdicts(self.results["runs"][0]["metrics"]).items()}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "encoder": self.encoder,
             "group": self.group,
             "person_ita": None if self.person_ita is None else round(self.person_ita, 3),
             "flags": self.flags,
+            "verdicts": self.verdicts,
             "metrics": self.results["runs"][0]["metrics"],
             "images": self.images,
             "plots": [path.name for path in self.plots],
@@ -130,10 +138,9 @@ def audit_batch(
         HeadshotLabError: ``no_reference`` (no face measurable in any reference), ``no_outputs``.
     """
     from headshot_lab.audit.detectability import classifier_two_sample_test
-    from headshot_lab.audit.fairness import grouped_metric
-    from headshot_lab.audit.identity import cosine_to_reference, reference_centroid
+    from headshot_lab.audit.identity import reference_centroid
     from headshot_lab.audit.report import compute_flags, render_markdown
-    from headshot_lab.audit.skin import group_label, skin_shift, texture_ratio
+    from headshot_lab.audit.skin import group_label
 
     if not outputs:
         raise HeadshotLabError(
@@ -158,9 +165,7 @@ def audit_batch(
 
     refs = analyse(references, 0, "reference")
     outs = analyse(outputs, len(references), "output")
-    ref_embeddings = {
-        name: a.face.embedding for name, a in refs.items() if a.face is not None and a.face.embedding is not None
-    }
+    ref_embeddings = {name: a.embedding for name, a in refs.items() if a.embedding is not None}
     if not ref_embeddings:
         raise HeadshotLabError(
             "No face could be measured in any of your photos, so there is nothing to compare with.",
@@ -168,46 +173,30 @@ def audit_batch(
             code="no_reference",
         )
     centroid = reference_centroid(list(ref_embeddings.values()))
-    ref_cos = {name: float(cosine_to_reference([e], centroid)[0]) for name, e in ref_embeddings.items()}
     tones = [a.tone for a in refs.values() if a.tone is not None]
     person = PersonTone.from_tones(tones) if tones else None
-    textures = [a.texture for a in refs.values() if a.texture is not None]
-    person_texture = float(np.median(textures)) if textures else None
     group = group_label(person.ita_group) if person else "unknown"
+    paired = bool(outs) and all(sources.get(name) in refs for name in outs)
 
-    rows: list[dict[str, Any]] = []
-    for name, analysis in outs.items():
-        source = sources.get(name) if sources.get(name) in refs else None
-        src = refs.get(source) if source else None
-        row: dict[str, Any] = {"name": name, "source": source, "face_found": analysis.face is not None}
-        embedding = analysis.face.embedding if analysis.face is not None else None
-        cos = None if embedding is None else float(cosine_to_reference([embedding], centroid)[0])
-        baseline = ref_cos.get(source) if source in ref_cos else float(np.mean(list(ref_cos.values())))
-        row["identity_cosine"] = cos
-        row["identity_delta"] = None if cos is None else cos - baseline
-        src_tone = src.tone if src is not None and src.tone is not None else person
-        shift = skin_shift(src_tone, analysis.tone) if (src_tone is not None and analysis.tone is not None) else None
-        row["skin_delta_ita"] = None if shift is None else shift.delta_ita
-        row["skin_delta_e2000"] = None if shift is None else shift.delta_e2000
-        row["skin_monk_shift"] = None if shift is None else float(shift.monk_shift)
-        src_texture = src.texture if src is not None and src.texture is not None else person_texture
-        row["texture_ratio"] = texture_ratio(analysis.texture, src_texture)
-        row["cluster"] = source or name
-        rows.append(row)
+    rows = [_row(name, analysis, refs, sources.get(name), centroid, ref_embeddings) for name, analysis in outs.items()]
     if not rows:
         raise HeadshotLabError(
             "None of the outputs could be analysed.", fix="Check that they are images.", code="no_outputs"
         )
-
-    options = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed, "min_group_size": 1}
-    clusters = [row["cluster"] for row in rows]
-    metrics: dict[str, Any] = {}
-    for metric in AUDIT_METRICS:
-        values = [row[metric] for row in rows]
-        if any(v is not None for v in values):
-            metrics[metric] = grouped_metric(
-                values, [group] * len(rows), name=metric, clusters=clusters, **options
-            ).to_dict()
+    options = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
+    metrics = (
+        _paired_metrics(rows, group, options)
+        if paired
+        else _unpaired_metrics(rows, refs, ref_embeddings, group, options)
+    )
+    notes = [
+        f"One person's batch: {len(refs)} of their photos against {len(rows)} outputs. Intervals describe this "
+        "batch, not the generator in general.",
+        "Design: each output against the photo it was made from (paired)."
+        if paired
+        else "Design: the outputs against your photos as two independent samples (both resampled; identity "
+        "baselines leave each photo out of the centroid it is compared with).",
+    ]
     curves: dict[str, Any] = {}
     notes = [
         f"One person's batch: {len(refs)} of their photos against {len(rows)} outputs. Intervals resample these "
@@ -228,7 +217,9 @@ def audit_batch(
     except (HeadshotLabError, ValueError) as exc:
         notes.append(f"Detectability not measured: {getattr(exc, 'message', str(exc))}")
     else:
-        entry = {**c2st.to_dict(), "n": len(real) + len(fake), "clusters": len({*(n for n, _ in real), *clusters})}
+        clusters = {*(n for n, _ in real), *(row["cluster"] for row in rows)}
+        entry = {**c2st.to_dict(), "n": len(real) + len(fake), "n_real": len(real), "n_fake": len(fake)}
+        entry["clusters"] = len(clusters)
         metrics["detectability_auroc"] = {
             "overall": entry,
             "by_group": {group: entry},
@@ -287,6 +278,135 @@ def audit_batch(
     )
 
 
+def _loo_centroid(embeddings: Mapping[str, np.ndarray], leave_out: str | None) -> np.ndarray | None:
+    """The centroid of the person's photos other than ``leave_out`` (``None`` when none is left)."""
+    from headshot_lab.audit.identity import reference_centroid
+
+    others = [e for name, e in embeddings.items() if name != leave_out]
+    return reference_centroid(others) if others else None
+
+
+def _cosine(embedding: np.ndarray | None, centroid: np.ndarray | None) -> float | None:
+    from headshot_lab.audit.identity import cosine_to_reference
+
+    if embedding is None or centroid is None:
+        return None
+    return float(cosine_to_reference([embedding], centroid)[0])
+
+
+def _row(
+    name: str,
+    analysis: AuditAnalysis,
+    refs: Mapping[str, AuditAnalysis],
+    source: str | None,
+    centroid: np.ndarray,
+    ref_embeddings: Mapping[str, np.ndarray],
+) -> dict[str, Any]:
+    """One output's per-image numbers; against its ``source`` photo when it has one.
+
+    With a source ``s``: identity change ``cos(o, c₋ₛ) − cos(s, c₋ₛ)`` with ``c₋ₛ`` the centroid of the
+    person's *other* photos (an output made from ``s`` is not compared with a centroid that contains
+    ``s``); ``ΔITA = ITA_o − ITA_s``; texture ratio ``T_o / T_s``.
+    """
+    from headshot_lab.audit.skin import skin_shift, texture_ratio
+
+    src = refs.get(source) if source is not None else None
+    row: dict[str, Any] = {"name": name, "source": source if src is not None else None}
+    row["face_found"] = analysis.face is not None
+    row["identity_cosine"] = _cosine(analysis.embedding, centroid)
+    row["ita"] = None if analysis.tone is None else float(analysis.tone.ita)
+    row["texture"] = analysis.texture
+    row["identity_delta"] = row["skin_delta_ita"] = row["skin_delta_e2000"] = row["skin_monk_shift"] = None
+    row["texture_ratio"] = None
+    if src is not None:
+        others = _loo_centroid(ref_embeddings, source)
+        out_cos, src_cos = _cosine(analysis.embedding, others), _cosine(src.embedding, others)
+        row["identity_delta"] = None if out_cos is None or src_cos is None else out_cos - src_cos
+        if src.tone is not None and analysis.tone is not None:
+            shift = skin_shift(src.tone, analysis.tone)
+            row.update(
+                skin_delta_ita=shift.delta_ita,
+                skin_delta_e2000=shift.delta_e2000,
+                skin_monk_shift=float(shift.monk_shift),
+            )
+        row["texture_ratio"] = texture_ratio(analysis.texture, src.texture)
+    row["cluster"] = source if src is not None else name
+    return row
+
+
+def _paired_metrics(rows: Sequence[Mapping[str, Any]], group: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Each output against its source photo; an output and its source form one cluster."""
+    from headshot_lab.audit.fairness import grouped_metric
+
+    clusters = [row["cluster"] for row in rows]
+    metrics: dict[str, Any] = {}
+    for metric in AUDIT_METRICS:
+        values = [row[metric] for row in rows]
+        if any(v is not None for v in values):
+            metrics[metric] = grouped_metric(
+                values, [group] * len(rows), name=metric, clusters=clusters, **options
+            ).to_dict()
+    return metrics
+
+
+def _single_group(estimate: Any, group: str, **extra: Any) -> dict[str, Any]:
+    entry = {**estimate.to_dict(), **extra}
+    return {"overall": entry, "by_group": {group: entry}, "difference": None, "ratio": None}
+
+
+def _unpaired_metrics(
+    rows: Sequence[Mapping[str, Any]],
+    refs: Mapping[str, AuditAnalysis],
+    ref_embeddings: Mapping[str, np.ndarray],
+    group: str,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Outputs and the person's photos as two independent samples, both resampled (Welch).
+
+    * identity change: ``mean cos(oᵢ, c) − mean cos(rⱼ, c₋ⱼ)`` — each photo against the centroid of the
+      *other* photos (leave-one-out), so the baseline is not inflated by the photo's own vote;
+    * ``ΔITA = mean ITA(outputs) − mean ITA(photos)``;
+    * texture ratio ``exp(mean log T_o − mean log T_r)`` (interval transformed the same way).
+    """
+    from headshot_lab.audit.fairness import Estimate, grouped_metric, two_sample_difference
+
+    confidence, seed = options["confidence"], options["seed"]
+    metrics: dict[str, Any] = {}
+    cosines = [row["identity_cosine"] for row in rows]
+    if any(v is not None for v in cosines):
+        metrics["identity_cosine"] = grouped_metric(
+            cosines, [group] * len(rows), name="identity_cosine", **options
+        ).to_dict()
+    baseline = [_cosine(e, _loo_centroid(ref_embeddings, name)) for name, e in ref_embeddings.items()]
+
+    def difference(a: Sequence[float | None], b: Sequence[float | None]) -> Estimate:
+        return two_sample_difference(
+            [v for v in a if v is not None], [v for v in b if v is not None], confidence=confidence, seed=seed
+        )
+
+    if len(ref_embeddings) >= 2:
+        metrics["identity_delta"] = _single_group(difference(cosines, baseline), group)
+    ref_ita = [float(a.tone.ita) for a in refs.values() if a.tone is not None]
+    metrics["skin_delta_ita"] = _single_group(difference([row["ita"] for row in rows], ref_ita), group)
+    out_t = [float(np.log(t)) for t in (row["texture"] for row in rows) if t is not None and t > 0]
+    ref_t = [float(np.log(a.texture)) for a in refs.values() if a.texture is not None and a.texture > 0]
+    log_ratio = difference(out_t, ref_t)
+    if log_ratio.value is not None:
+        low, high = log_ratio.ci
+        ratio = Estimate(
+            value=float(np.exp(log_ratio.value)),
+            ci=(None if low is None else float(np.exp(low)), None if high is None else float(np.exp(high))),
+            n=log_ratio.n,
+            clusters=log_ratio.clusters,
+        )
+        metrics["texture_ratio"] = _single_group(ratio, group)
+    return metrics
+
+
+#: How each verdict is marked on the card (plain words follow the mark).
+_STATUS_MARK = {"ok": "✅", "flag": "⚠️", "not_enough_to_tell": "❔"}
+
+
 def format_audit_card(
     encoder: str,
     group: str,
@@ -303,12 +423,19 @@ def format_audit_card(
     def overall(metric: str, pattern: str) -> str:
         return format_estimate((metrics.get(metric) or {}).get("overall"), pattern)
 
+    from headshot_lab.audit.report import metric_verdicts
+
     flags = run["flags"]
     tone = "unknown" if person is None else f"{group} (median ITA {person.ita:.1f}°, Monk {person.monk})"
+    verdicts = metric_verdicts(metrics)
     lines = [
         "## Audit card",
         "",
+        *[f"- {_STATUS_MARK[v.status]} {v.sentence}" for v in verdicts.values()],
+        "",
         f"**Flags:** {', '.join(flags) if flags else 'none'}",
+        "",
+        "<details><summary>The numbers</summary>",
         "",
         f"- **You:** {tone}",
         f"- **Identity** ({encoder}): cosine to your photos {overall('identity_cosine', '{:.3f}')}, "
@@ -329,6 +456,8 @@ def format_audit_card(
             f"| {table_cell(row['source'] or 'all your photos')} |"
         )
     lines += [
+        "",
+        "</details>",
         "",
         "<details><summary>Full report</summary>",
         "",

@@ -47,8 +47,8 @@ Modules: :mod:`~headshot_lab.ui.state` (session state, results, the error guard)
 
 from __future__ import annotations
 
-from headshot_lab.ui.actions import AppBackend
 from headshot_lab.audit.batch import BatchAudit, PersonTone, audit_batch
+from headshot_lab.ui.actions import AppBackend
 from headshot_lab.ui.files import SessionFiles
 from headshot_lab.ui.formatting import base_model_notice, format_capture_report, style_swatches
 from headshot_lab.ui.state import (
