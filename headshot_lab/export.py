@@ -125,7 +125,7 @@ CROPS: dict[str, CropSpec] = {
 }
 #: The crop names, in order: the one list (``headshot-lab export --formats``, the app's crop boxes).
 CROP_NAMES = tuple(CROPS)
-#: Export file formats by their canonical names, ``("jpeg", "png", "webp")``: the one list. Aliases
+#: Export file formats by their canonical names (jpeg, png, webp): the one list. Aliases
 #: (``jpg``, ``JPEG``, ``.jpg``) are accepted by :func:`format_name`, and by every ``format=`` argument.
 FORMAT_CHOICES = tuple(name.lower() for name in FORMATS)
 
