@@ -619,7 +619,8 @@ def _remove_stale_temps(out: Path) -> None:
 #: any added later — must match for a checkpoint to be resumed.
 FINGERPRINT_EXCLUDE: dict[str, str] = {
     "steps": "the total may grow: a run resumed with more steps continues from its checkpoint (the LR schedule "
-    "is rebuilt for the new total, which changes nothing with the default 'constant' schedule)",
+    "is rebuilt for the new total, which changes nothing with the default 'constant' schedule); a checkpoint "
+    "past the steps asked for is refused on its own",
     "resolution": "replaced by the resolved training size (key 'resolution'): None means the base's native size",
     "class_image_steps": "class images are files in class_images/, reused as they are; the sampler steps only "
     "make missing ones",
@@ -874,6 +875,13 @@ def train_identity_lora(
             raise HeadshotLabError(
                 f"{out} holds a checkpoint of a different training run ({'; '.join(changed)}).",
                 fix="Use a new output folder, or start over with resume=False (--no-resume).",
+                code="checkpoint_mismatch",
+            )
+        if int(state["step"]) > config.steps:  # 'steps' is not in the fingerprint: a run may grow, not shrink
+            raise HeadshotLabError(
+                f"{out} holds a checkpoint at step {int(state['step'])}, past the {config.steps} steps asked for.",
+                fix="Ask for at least that many steps, use a new output folder, or start over with resume=False "
+                "(--no-resume).",
                 code="checkpoint_mismatch",
             )
         modules = {"unet": accelerator.unwrap_model(unet)}

@@ -225,6 +225,8 @@ def test_a_new_setting_reaches_card_fingerprint_and_manifest_and_old_checkpoints
     at_default = dataclasses.replace(config, steps=3, ema_decay=0.0)
     resumed = train_identity_lora(photos, base, out, at_default, progress=False)
     assert resumed.resumed_from == 2 and resumed.card["resumed_from_step"] == 2 and len(resumed.losses) == 3
+    with pytest.raises(HeadshotLabError, match="past the 2 steps"):  # a run may grow on resume, not shrink
+        train_identity_lora(photos, base, out, dataclasses.replace(at_default, steps=2), progress=False)
 
     shots = tmp_path / "shots"
     speed = SpeedOptionsPlus(tome_ratio=0.5)
