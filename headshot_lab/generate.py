@@ -638,6 +638,10 @@ class HeadshotGenerator:
         timings: dict[str, float],
         nsfw: bool,
     ) -> dict[str, Any]:
+        """One manifest line: this call's settings; every field of the option dataclasses (``speed``,
+        ``faceid``, ``control``, the identity) via :func:`~headshot_lab.records.config_record`, so a new
+        option reaches the line by itself (exclusions: :data:`IDENTITY_NOT_IN_MANIFEST`,
+        :data:`CONTROL_NOT_IN_MANIFEST`); and the LoRA card's training settings under ``lora.training``."""
         from headshot_lab.models import dtype_name
         from headshot_lab.train import _versions, card_settings
 
