@@ -30,6 +30,8 @@ os.environ.setdefault("GRADIO_TEMP_DIR", str(get_settings().data_dir / "gradio")
 import gradio as gr
 
 from headshot_lab import __version__
+from headshot_lab.export import CROP_NAMES
+from headshot_lab.io import IMAGE_SUFFIXES
 from headshot_lab.spaces_compat import gpu
 from headshot_lab.ui import (
     CONSENT_TEXT,
@@ -44,10 +46,19 @@ from headshot_lab.ui import (
     base_model_notice,
     style_swatches,
 )
+from headshot_lab.ui.state import IDENTITY_MODES
 from headshot_lab.ui.warmup import start_warm_up
 
 MAX_FILE_SIZE = f"{MAX_UPLOAD_MB}mb"
-CROP_CHOICES = ("square", "circle", "bio", "banner", "hires")
+CROP_CHOICES = CROP_NAMES
+#: What the upload box offers: any browser image type plus every suffix the photo loader reads (HEIC too).
+UPLOAD_FILE_TYPES = ["image", *sorted(IMAGE_SUFFIXES)]
+#: The identity modes with their labels, in the order of ``IDENTITY_MODES``.
+IDENTITY_LABELS = {
+    "lora": "LoRA: DreamBooth training on your photos (best likeness; a GPU makes it minutes)",
+    "faceid": "Tuning-free: IP-Adapter-FaceID (no training; needs the insightface model pack)",
+}
+IDENTITY_CHOICES = [(IDENTITY_LABELS[mode], mode) for mode in IDENTITY_MODES]
 BACKEND: AppBackend | None = None
 
 
@@ -194,7 +205,7 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
             files = gr.File(
                 label=f"Your photos (JPEG, PNG, WebP, HEIC; 1–20, up to {MAX_UPLOAD_MB} MB each)",
                 file_count="multiple",
-                file_types=["image", ".heic", ".heif"],
+                file_types=UPLOAD_FILE_TYPES,
                 type="filepath",
                 interactive=False,  # opens when the consent box is ticked
                 elem_id="photos",
@@ -212,10 +223,7 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
             if notice:
                 gr.Markdown(notice)
             mode = gr.Radio(
-                [
-                    ("LoRA: DreamBooth training on your photos (best likeness; a GPU makes it minutes)", "lora"),
-                    ("Tuning-free: IP-Adapter-FaceID (no training; needs the insightface model pack)", "faceid"),
-                ],
+                IDENTITY_CHOICES,
                 value="lora",
                 label="How to learn your identity",
             )

@@ -39,8 +39,7 @@ from typing import Any
 import numpy as np
 
 from headshot_lab.errors import HeadshotLabError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".gif"}
+from headshot_lab.io import IMAGE_SUFFIXES
 
 #: ITA° at the centre of each ITA group (I … VI), the targets of the synthetic tone variants.
 GROUP_TARGET_ITA: dict[int, float] = {1: 62.0, 2: 48.0, 3: 34.5, 4: 19.0, 5: -10.0, 6: -45.0}

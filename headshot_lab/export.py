@@ -57,7 +57,13 @@ from headshot_lab.atomic import atomic_write
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.faces.base import Face, largest_face
 from headshot_lab.io import Photo, as_rgb_array, load_photo
-from headshot_lab.provenance import C2PACredentials, digital_source_type, image_format, save_with_provenance
+from headshot_lab.provenance import (
+    FORMATS,
+    C2PACredentials,
+    digital_source_type,
+    image_format,
+    save_with_provenance,
+)
 
 # Without landmarks, from a detector box (dlib HOG, measured on the test photos).
 BOX_TO_FACE = 1.1
@@ -117,7 +123,20 @@ CROPS: dict[str, CropSpec] = {
     # Hi-res original: the whole image, native resolution, re-encoded with disclosure.
     "hires": CropSpec("hires", None),
 }
+#: The crop names, in order: the one list (``headshot-lab export --formats``, the app's crop boxes).
 CROP_NAMES = tuple(CROPS)
+#: Export file formats by their canonical names (jpeg, png, webp): the one list. Aliases
+#: (``jpg``, ``JPEG``, ``.jpg``) are accepted by :func:`format_name`, and by every ``format=`` argument.
+FORMAT_CHOICES = tuple(name.lower() for name in FORMATS)
+
+
+def format_name(format: str) -> str:
+    """The canonical name (:data:`FORMAT_CHOICES`) of an export format or an alias: ``"jpg"`` → ``"jpeg"``.
+
+    Raises:
+        ProvenanceError: not a format headshot-lab can write with disclosure metadata.
+    """
+    return image_format("", format.strip().removeprefix(".")).lower()
 
 
 def get_crop(crop: str | CropSpec) -> CropSpec:
@@ -533,7 +552,7 @@ def _safe_stem(stem: str) -> str:
 def export_headshots(
     source: Any,
     out_dir: str | Path,
-    crops: Iterable[str | CropSpec] = ("square", "circle", "bio", "banner", "hires"),
+    crops: Iterable[str | CropSpec] = CROP_NAMES,
     *,
     format: str = "jpeg",
     kind: str = "generated",
@@ -552,7 +571,7 @@ def export_headshots(
             are used: the upload's EXIF (GPS included), XMP and ICC never reach an output.
         out_dir: folder to write into (created).
         crops: names from :data:`CROPS` or :class:`CropSpec` objects.
-        format: ``jpeg``, ``png`` or ``webp``.
+        format: ``jpeg``, ``png`` or ``webp`` (:data:`FORMAT_CHOICES`; ``jpg`` is an alias of ``jpeg``).
         kind: ``generated`` or ``retouched`` (the IPTC digital source type written).
         face: ``"auto"`` detects the largest face; a :class:`Face` skips detection; ``None`` = centred.
         stem: file-name stem (default: the source file name, else ``headshot``).
@@ -894,6 +913,7 @@ def export_team(
 __all__ = [
     "CROPS",
     "CROP_NAMES",
+    "FORMAT_CHOICES",
     "ColourGrade",
     "CropPlan",
     "CropSpec",
@@ -914,6 +934,7 @@ __all__ = [
     "export_team",
     "extend_backdrop",
     "find_face",
+    "format_name",
     "get_crop",
     "measure_portrait",
     "plan_crop",

@@ -30,7 +30,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ import numpy as np
 
 from headshot_lab.atomic import append_line, atomic_write
 from headshot_lab.errors import FaceNotFoundError, HeadshotLabError, ModelUnavailableError
+from headshot_lab.records import config_record
 from headshot_lab.styles import Style, load_style
 
 logger = logging.getLogger(__name__)
@@ -190,6 +191,16 @@ class GenerationResult:
     manifest: Path
     records: list[dict[str, Any]]
     seconds: float
+
+
+#: Manifest lines record every field of the option dataclasses (``asdict``) except these, and why.
+IDENTITY_NOT_IN_MANIFEST = {
+    "lora": "written as 'path' (a string), pinned by 'sha256'",
+    "selfie": "a photo of the person never goes into a manifest; what it yields is saved beside it (faceid, control)",
+    "face_embedding": "saved as its own .npy file, named under 'faceid'",
+    "card": "lives in the LoRA file (pinned by 'sha256'); its training settings are copied under 'training'",
+}
+CONTROL_NOT_IN_MANIFEST = {"image": "saved as its own PNG, named under 'control' with its SHA-256"}
 
 
 # ------------------------------------------------------------------------------------------- generator
@@ -630,26 +641,31 @@ class HeadshotGenerator:
         timings: dict[str, float],
         nsfw: bool,
     ) -> dict[str, Any]:
+        """One manifest line: this call's settings; every field of the option dataclasses (``speed``,
+        ``faceid``, ``control``, the identity) via :func:`~headshot_lab.records.config_record`, so a new
+        option reaches the line by itself (exclusions: :data:`IDENTITY_NOT_IN_MANIFEST`,
+        :data:`CONTROL_NOT_IN_MANIFEST`); and the LoRA card's training settings under ``lora.training``."""
         from headshot_lab.models import dtype_name
-        from headshot_lab.train import _versions
+        from headshot_lab.train import _versions, card_settings
 
         pipe = self.pipe
         lora = None
         if identity.lora is not None:
+            card = identity.card or {}
             lora = {
+                **config_record(identity, IDENTITY_NOT_IN_MANIFEST),  # scale, token, class_noun, any new field
                 "path": str(identity.lora),
                 "sha256": self._identity_sha,
-                "scale": identity.scale,
-                "family": (identity.card or {}).get("family"),
-                "token": (identity.card or {}).get("token") or identity.token,
+                "family": card.get("family"),
+                "token": card.get("token") or identity.token,
+                "training": card_settings(card) if identity.card else None,  # the card's TrainConfig settings
             }
         faceid = None
         if self.faceid is not None:
-            faceid = {"options": asdict(self.faceid), **assets.get("faceid", {})}
+            faceid = {"options": config_record(self.faceid), **assets.get("faceid", {})}
         control = None
         if self.control is not None:
-            options = {k: v for k, v in asdict(self.control).items() if k != "image"}
-            control = {"options": options, **assets.get("control", {})}
+            control = {"options": config_record(self.control, CONTROL_NOT_IN_MANIFEST), **assets.get("control", {})}
         return {
             "schema": MANIFEST_SCHEMA,
             "file": f"headshot-{index:04d}.png",
@@ -673,7 +689,7 @@ class HeadshotGenerator:
             "lora": lora,
             "faceid": faceid,
             "control": control,
-            "speed": asdict(self.speed),
+            "speed": config_record(self.speed),
             "device": self.device.type,
             "dtype": dtype_name(self.dtype),
             "notes": list(self.notes),

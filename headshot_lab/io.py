@@ -47,6 +47,12 @@ DEFAULT_MAX_BYTES = 60 * 1024 * 1024
 #: EXIF orientations that turn or flip the pixels (1 and a missing tag leave them as stored).
 _EXIF_TURNS = frozenset(range(2, 9))
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF", "AVIF", "TIFF", "BMP", "GIF"})
+#: File-name suffixes taken to be photos when a folder is listed (training, ``check``, the audit's datasets,
+#: the app's upload filter): the usual suffixes of :data:`ACCEPTED_FORMATS` (MPO files are named ``.jpg``).
+#: The one definition; the loader itself goes by the file's content, never by its name.
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif", ".tif", ".tiff", ".bmp", ".gif"}
+)
 ImageSource = str | Path | bytes | bytearray | BinaryIO
 
 # Magic numbers of things people upload by mistake, to say what the file is instead.

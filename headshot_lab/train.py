@@ -27,9 +27,14 @@ from a generator seeded with ``(seed, s)``, so a resumed run gives *the same* Lo
 uninterrupted one (bit-exact on CPU).
 
 Outputs in ``out_dir``: ``pytorch_lora_weights.safetensors`` (the card is also stored in its
-metadata), ``lora_card.json`` (base model, family, steps, rank, learning rate, a SHA-256 of the photo
-pixels — never the photos or their file names), ``checkpoints/`` and, with prior preservation,
-``class_images/``.
+metadata), ``lora_card.json`` (every :class:`TrainConfig` setting, with the values training resolved,
+plus base model, family, optimizer, device and a SHA-256 of the photo pixels — never the photos or their
+file names), ``checkpoints/`` and, with prior preservation, ``class_images/``.
+
+The card (:func:`lora_card`) and the resume fingerprint (:func:`training_fingerprint`) are both built
+from ``dataclasses.asdict(config)`` (:func:`headshot_lab.records.config_record`), so a new
+:class:`TrainConfig` field reaches them by itself; the fields left out of each are listed, with the
+reason, in :data:`CARD_EXCLUDE` and :data:`FINGERPRINT_EXCLUDE`.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +54,8 @@ from typing import Any
 import numpy as np
 
 from headshot_lab.errors import HeadshotLabError
+from headshot_lab.io import IMAGE_SUFFIXES, as_rgb_array, load_rgb
+from headshot_lab.records import config_defaults, config_record, jsonable, record_changes
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +65,6 @@ CARD_METADATA_KEY = "headshot_lab_card"
 CARD_FORMAT = "headshot-lab-lora/1"
 UNET_LORA_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")
 TEXT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff"}
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 
 PhotoInput = str | Path | np.ndarray
@@ -207,8 +213,6 @@ def collect_photos(
     Raises:
         HeadshotLabError: no photos; ImageError subclasses for unreadable files.
     """
-    from headshot_lab.io import as_rgb_array, load_rgb
-
     items: list[PhotoInput]
     if isinstance(photos, str | Path) and Path(photos).is_dir():
         folder = Path(photos)
@@ -354,6 +358,58 @@ def read_lora_card(path: str | Path) -> dict[str, Any] | None:
         except ValueError:
             return None
     return None
+
+
+#: :class:`TrainConfig` fields left out of the LoRA card, and why. None: the card records every setting
+#: (none is a path, a secret or personal data — the photos are only hashed, under ``photos``).
+CARD_EXCLUDE: dict[str, str] = {}
+#: Card keys that describe the run rather than a :class:`TrainConfig` setting (a config field may not use
+#: one of these names; :func:`card_settings` drops them).
+CARD_RUN_KEYS = frozenset(
+    {
+        "format",
+        "base_model",
+        "family",
+        "pipeline_class",
+        "optimizer",
+        "device",
+        "photos",
+        "resumed_from_step",
+        "final_loss",
+        "notes",
+        "versions",
+        "created",
+        "lora_file",
+        "lora_sha256",
+    }
+)
+
+
+def lora_card(config: TrainConfig, *, effective: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    """The LoRA card: ``run`` facts (base, family, photos hash, …) + every setting of ``config``
+    (``asdict(config)`` minus :data:`CARD_EXCLUDE`), where ``effective`` replaces a requested value by the
+    one training used (``resolution=None`` → 512, ``alpha=None`` → rank, ``mixed_precision="auto"`` →
+    ``"bf16"``, a setting that did not apply → ``None``).
+
+    Raises:
+        ValueError: ``effective`` names no setting, ``run`` uses a key outside :data:`CARD_RUN_KEYS`, or a
+            config field is named like a run key (it would be overwritten).
+    """
+    settings = config_record(config, CARD_EXCLUDE)
+    problems = [
+        ("effective values for no setting", sorted(set(effective) - set(settings))),
+        ("run keys outside CARD_RUN_KEYS", sorted(set(run) - CARD_RUN_KEYS)),
+        ("config fields named like run keys", sorted(set(settings) & CARD_RUN_KEYS)),
+    ]
+    for what, names in problems:
+        if names:
+            raise ValueError(f"LoRA card: {what}: {', '.join(names)}")
+    return jsonable({**run, **settings, **effective})
+
+
+def card_settings(card: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The training settings in a LoRA card (any card, old or new): every key but :data:`CARD_RUN_KEYS`."""
+    return {key: value for key, value in (card or {}).items() if key not in CARD_RUN_KEYS}
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -559,35 +615,72 @@ def _remove_stale_temps(out: Path) -> None:
                 leftover.unlink(missing_ok=True)
 
 
-def _fingerprint(config: TrainConfig, base_source: str, family: str, photos_sha: str, resolution: int) -> dict:
-    """What must match for a checkpoint to be resumed."""
-    keep = [
-        "rank",
-        "alpha",
-        "learning_rate",
-        "train_text_encoder",
-        "text_encoder_lr",
-        "batch_size",
-        "gradient_accumulation_steps",
-        "token",
-        "class_noun",
-        "instance_prompt",
-        "class_prompt",
-        "prior_preservation",
-        "num_class_images",
-        "prior_loss_weight",
-        "flip_p",
-        "face_scale",
-        "face_crop",
-        "lr_scheduler",
-        "lr_warmup_steps",
-        "max_grad_norm",
-        "snr_gamma",
-        "seed",
+#: :class:`TrainConfig` fields left out of the resume fingerprint, and why. Every other field — including
+#: any added later — must match for a checkpoint to be resumed.
+FINGERPRINT_EXCLUDE: dict[str, str] = {
+    "steps": "the total may grow: a run resumed with more steps continues from its checkpoint (the LR schedule "
+    "is rebuilt for the new total, which changes nothing with the default 'constant' schedule); a checkpoint "
+    "past the steps asked for is refused on its own",
+    "resolution": "replaced by the resolved training size (key 'resolution'): None means the base's native size",
+    "class_image_steps": "class images are files in class_images/, reused as they are; the sampler steps only "
+    "make missing ones",
+    "mixed_precision": "a run may resume on another machine: precision changes rounding, not what is learned "
+    "(the grad-scaler state is restored only where both runs have one)",
+    "gradient_checkpointing": "trades memory for speed; the gradients are the same",
+    "use_8bit_adam": "replaced by the optimizer actually used (key 'optimizer'): off CUDA 8-bit Adam falls back "
+    "to AdamW, so the flag alone does not say which optimizer state a checkpoint holds",
+    "checkpoint_every": "when state is saved, not what is learned",
+    "checkpoints_to_keep": "how many checkpoints stay on disk, not what is learned",
+}
+#: Fingerprint keys that come from the run, not from :class:`TrainConfig`.
+FINGERPRINT_RUN_KEYS = ("base", "family", "photos_sha256", "resolution", "optimizer")
+
+
+def training_fingerprint(
+    config: TrainConfig,
+    base_source: str,
+    family: str,
+    photos_sha: str,
+    resolution: int,
+    optimizer: str | None = None,
+) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed: ``asdict(config)`` minus :data:`FINGERPRINT_EXCLUDE`,
+    plus the base model, its family, the photo-set hash, the resolved resolution and the optimizer used.
+
+    Raises:
+        ValueError: a config field is named like one of :data:`FINGERPRINT_RUN_KEYS` (it would be hidden).
+    """
+    data = config_record(config, FINGERPRINT_EXCLUDE)
+    run = {"base": base_source, "family": family, "photos_sha256": photos_sha, "resolution": resolution}
+    if optimizer is not None:
+        run["optimizer"] = optimizer
+    clash = sorted(set(data) & set(run))
+    if clash:
+        raise ValueError(f"TrainConfig fields clash with fingerprint run keys: {', '.join(clash)}")
+    return {**data, **run}
+
+
+def fingerprint_mismatch(saved: Any, current: Mapping[str, Any], config: TrainConfig) -> list[str]:
+    """Why a checkpoint's ``saved`` fingerprint does not fit ``current``: one phrase per differing key
+    (empty when the checkpoint may be resumed).
+
+    Backward compatibility: a checkpoint written before a setting existed lacks its key; it counts as
+    that setting's default (the older code behaved so), so an old run still resumes unless the setting is
+    now changed from its default. A run key it lacks (``optimizer`` was added later) is
+    not checked. A checkpoint with no fingerprint at all cannot be checked: it gets one phrase saying so.
+    """
+    if not isinstance(saved, Mapping):
+        return ["the checkpoint records no training settings, so it cannot be checked (older headshot-lab)"]
+    defaults = config_defaults(config)
+    changed, unrecorded = record_changes(saved, current, defaults)
+    if unrecorded:
+        logger.info("the checkpoint does not record %s (older headshot-lab); not checked", ", ".join(unrecorded))
+    return [
+        f"changed: {key}"
+        if key in saved
+        else f"changed: {key} (not in the checkpoint, which predates it: taken as its default {defaults[key]!r})"
+        for key in changed
     ]
-    data = {k: getattr(config, k) for k in keep}
-    data.update(base=base_source, family=family, photos_sha256=photos_sha, resolution=resolution)
-    return data
 
 
 def train_identity_lora(
@@ -768,18 +861,27 @@ def train_identity_lora(
     prediction_type = noise_scheduler.config.prediction_type
 
     # -- 5. resume -----------------------------------------------------------------------------------
-    fingerprint = _fingerprint(config, located.source, located.family, photos_sha, resolution)
+    fingerprint = training_fingerprint(
+        config, located.source, located.family, photos_sha, resolution, optimizer=optimizer_name
+    )
     checkpoints = out / "checkpoints"
     start_step, resumed_from, losses = 0, None, []
     _remove_stale_temps(out)  # leftovers of a run killed while saving; never read
     found = _load_checkpoint(checkpoints) if resume else None
     if found is not None:
         latest, state, lora_state = found
-        if state["fingerprint"] != fingerprint:
-            changed = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
+        changed = fingerprint_mismatch(state.get("fingerprint"), fingerprint, config)
+        if changed:
             raise HeadshotLabError(
-                f"{out} holds a checkpoint of a different training run (changed: {', '.join(changed)}).",
+                f"{out} holds a checkpoint of a different training run ({'; '.join(changed)}).",
                 fix="Use a new output folder, or start over with resume=False (--no-resume).",
+                code="checkpoint_mismatch",
+            )
+        if int(state["step"]) > config.steps:  # 'steps' is not in the fingerprint: a run may grow, not shrink
+            raise HeadshotLabError(
+                f"{out} holds a checkpoint at step {int(state['step'])}, past the {config.steps} steps asked for.",
+                fix="Ask for at least that many steps, use a new output folder, or start over with resume=False "
+                "(--no-resume).",
                 code="checkpoint_mismatch",
             )
         modules = {"unet": accelerator.unwrap_model(unet)}
@@ -925,33 +1027,22 @@ def train_identity_lora(
     staging = out / ".tmp-lora"  # diffusers writes in place: stage there, then one atomic write with the card
     pipeline_class(located.family).save_lora_weights(staging, weight_name=LORA_WEIGHT_NAME, **save_kwargs)
     weights = out / LORA_WEIGHT_NAME
-    card = {
+    effective = {  # what training resolved or actually applied, replacing the requested values
+        "alpha": config.lora_alpha,
+        "instance_prompt": instance_prompt,
+        "class_prompt": class_prompt if config.prior_preservation else None,
+        "text_encoder_lr": config.text_encoder_lr if config.train_text_encoder else None,
+        "resolution": resolution,
+        "num_class_images": config.num_class_images if config.prior_preservation else 0,
+        "prior_loss_weight": config.prior_loss_weight if config.prior_preservation else None,
+        "mixed_precision": mixed,
+    }
+    run = {
         "format": CARD_FORMAT,
         "base_model": located.source,
         "family": located.family,
         "pipeline_class": located.pipeline_class,
-        "token": config.token,
-        "class_noun": config.class_noun,
-        "instance_prompt": instance_prompt,
-        "class_prompt": class_prompt if config.prior_preservation else None,
-        "steps": config.steps,
-        "rank": config.rank,
-        "alpha": config.lora_alpha,
-        "learning_rate": config.learning_rate,
-        "train_text_encoder": config.train_text_encoder,
-        "text_encoder_lr": config.text_encoder_lr if config.train_text_encoder else None,
-        "resolution": resolution,
-        "batch_size": config.batch_size,
-        "gradient_accumulation_steps": config.gradient_accumulation_steps,
-        "prior_preservation": config.prior_preservation,
-        "num_class_images": config.num_class_images if config.prior_preservation else 0,
-        "prior_loss_weight": config.prior_loss_weight if config.prior_preservation else None,
-        "mixed_precision": mixed,
-        "gradient_checkpointing": config.gradient_checkpointing,
         "optimizer": optimizer_name,
-        "lr_scheduler": config.lr_scheduler,
-        "snr_gamma": config.snr_gamma,
-        "seed": config.seed,
         "device": dev.type,
         "photos": {
             "count": len(prepared),
@@ -965,6 +1056,7 @@ def train_identity_lora(
         "versions": _versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    card = lora_card(config, effective=effective, run=run)
     _embed_card(staging / LORA_WEIGHT_NAME, card, weights)
     shutil.rmtree(staging, ignore_errors=True)
     card_path = out / CARD_NAME

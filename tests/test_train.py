@@ -7,6 +7,7 @@ training runs at the tiny models' 64 px.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import numpy as np
@@ -126,6 +127,8 @@ def test_training_writes_a_lora_that_changes_the_image(bases, photos, tmp_path, 
     assert read_lora_card(result.lora_path)["family"] == arch  # also stored inside the .safetensors
     assert card["family"] == arch and card["base_model"] == str(bases[arch])
     assert (card["steps"], card["rank"], card["learning_rate"]) == (3, 4, 1e-3)
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= set(card)  # every setting, none hand-listed
+    assert (card["resolution"], card["alpha"], card["mixed_precision"]) == (64, 4, "no")  # as resolved on CPU
     assert card["photos"]["count"] == 4
     assert card["photos"]["sha256"] == photo_set_sha256([pixels_sha256(p) for p in [*photos, blank]])
     assert card["photos"]["centre_crops"] == [{"index": 3, "reason": "no face found"}]

@@ -15,8 +15,7 @@ import argparse
 from pathlib import Path
 
 from headshot_lab.cli import print_json
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif", ".tif", ".tiff", ".bmp", ".gif"}
+from headshot_lab.io import IMAGE_SUFFIXES
 
 
 def expand_photo_args(paths: list[str]) -> list[Path]:

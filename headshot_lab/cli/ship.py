@@ -29,9 +29,9 @@ from typing import Any
 
 from headshot_lab import workflow
 from headshot_lab.cli import print_json
+from headshot_lab.export import CROP_NAMES as CROP_CHOICES
+from headshot_lab.export import FORMAT_CHOICES
 
-CROP_CHOICES = ("square", "circle", "bio", "banner", "hires")
-FORMAT_CHOICES = ("jpeg", "png", "webp")
 KIND_CHOICES = ("generated", "retouched")
 ZIP_NAME = "headshots.zip"
 
