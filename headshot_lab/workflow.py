@@ -83,7 +83,7 @@ MAX_IMAGES_PER_RUN = 8
 """The most images the app generates per click (a shared GPU); the command line has no limit."""
 IDENTITY_MODES = ("lora", "faceid")
 POSE_CHOICES = ("none", "face", "pose", "depth", "canny")
-FORMATS = ("jpeg", "png", "webp")
+FORMATS = exporting.FORMAT_CHOICES
 RETOUCHED_KIND = "retouched"
 PUBLISHED_DIR = "published"
 FACEID_EMBEDDING_NAME = "faceid_embedding.npy"

@@ -253,7 +253,6 @@ def test_each_choice_list_is_written_once():
     }
     for what, (pattern, homes) in patterns.items():
         found = {str(p.relative_to(ROOT)) for p in SOURCES if pattern.search(p.read_text(encoding="utf-8"))}
-        found -= {"headshot_lab/ui/state.py"} if what == "export formats" else set()  # not ours: see the report
         assert found == homes, (what, found)
 
 
