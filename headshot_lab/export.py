@@ -598,7 +598,7 @@ def export_headshots(
         if len(detected) > 1:
             result.notes.append(f"{len(detected)} faces were found; the crops frame the largest one.")
     else:
-        found = None if isinstance(face, str) else face
+        found = None if isinstance(face, str) else face  # type: ignore[assignment]  # narrowed just below
     if isinstance(found, Face):
         result.face = found.to_dict()
     elif found is None and needs_face:

@@ -849,7 +849,7 @@ def regenerate(
     if record.get("lora"):
         lora = record["lora"]
         identity = Identity.from_lora(lora["path"], scale=float(lora["scale"]))
-        if lora.get("sha256") and file_sha256(identity.lora) != lora["sha256"]:
+        if lora.get("sha256") and identity.lora is not None and file_sha256(identity.lora) != lora["sha256"]:
             raise HeadshotLabError(
                 f"The LoRA {lora['path']} changed since this image was made (its SHA-256 differs).",
                 fix="Use the original LoRA file to reproduce the image.",

@@ -254,7 +254,7 @@ def _fill(mask: np.ndarray, polygon: np.ndarray, *, margin: float = 0.0, convex:
 
     points = np.round(polygon).astype(np.int32)
     if convex:
-        points = cv2.convexHull(points)[:, 0, :]
+        points = np.asarray(cv2.convexHull(points)[:, 0, :], dtype=np.int32)
     cv2.fillPoly(mask, [points], value)
     thickness = round(2 * margin)
     if thickness >= 1:

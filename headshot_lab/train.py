@@ -954,6 +954,7 @@ def train_identity_lora(
                 if n_class:
                     cidx = torch.randint(n_class, (bs,), generator=g)
                     cflip = (torch.rand(bs, generator=g) < config.flip_p).long()
+                    assert class_mean is not None and class_std is not None  # n_class > 0
                     mean = torch.cat([mean, class_mean[cidx, cflip]])
                     std = torch.cat([std, class_std[cidx, cflip]])
                     prompt_rows = torch.cat([prompt_rows, torch.full((bs,), len(captions))])
@@ -995,7 +996,7 @@ def train_identity_lora(
                     fix="Lower the learning rate (e.g. 5e-5) or use bf16/fp32 instead of fp16.",
                     code="training_diverged",
                 )
-            params = [p for group in groups for p in group["params"]]
+            params = [p for group in groups for p in group["params"]]  # type: ignore[attr-defined]
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             scheduler.step()

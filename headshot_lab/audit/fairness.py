@@ -380,7 +380,7 @@ def median_interval(data: np.ndarray, confidence: float = CONFIDENCE) -> tuple[f
 
 
 def bootstrap_ci(
-    values: Sequence[float] | np.ndarray,
+    values: Sequence[float | None] | np.ndarray,
     *,
     clusters: Sequence[Hashable] | np.ndarray | None = None,
     statistic: Statistic = "mean",
@@ -432,7 +432,7 @@ def bootstrap_ci(
 
 
 def estimate(
-    values: Sequence[float] | np.ndarray,
+    values: Sequence[float | None] | np.ndarray,
     *,
     clusters: Sequence[Hashable] | np.ndarray | None = None,
     statistic: Statistic = "mean",
@@ -465,7 +465,7 @@ def estimate(
 
 
 def _side(
-    values: Sequence[float] | np.ndarray, clusters: Sequence[Hashable] | np.ndarray | None
+    values: Sequence[float | None] | np.ndarray, clusters: Sequence[Hashable] | np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Finite values (sorted when unclustered, so the order cannot matter), their cluster codes, ``C``."""
     data = np.asarray(values, dtype=np.float64)
@@ -572,7 +572,7 @@ def between_groups(values: Mapping[str, float]) -> tuple[float | None, float | N
 
 
 def grouped_metric(
-    values: Sequence[float] | np.ndarray,
+    values: Sequence[float | None] | np.ndarray,
     groups: Sequence[Hashable | None],
     *,
     name: str = "",

@@ -36,8 +36,8 @@ class AuditRun:
     n: int
     metrics: dict[str, Any]
     flags: list[str]
-    group_flags: dict[str, Any]
-    evidence: dict[str, Any]
+    group_flags: list[str]
+    evidence: list[dict[str, Any]]
     curves: dict[str, Any] = field(default_factory=dict)
     dataset: str | None = None
     axes: dict[str, Any] = field(default_factory=dict)
@@ -92,8 +92,8 @@ class AuditResults:
                     n=int(run.get("n", 0)),
                     metrics=dict(run.get("metrics") or {}),
                     flags=list(run.get("flags") or []),
-                    group_flags=dict(run.get("group_flags") or {}),
-                    evidence=dict(run.get("evidence") or {}),
+                    group_flags=list(run.get("group_flags") or []),
+                    evidence=list(run.get("evidence") or []),
                     curves=dict(run.get("curves") or {}),
                     dataset=run.get("dataset"),
                     axes=dict(run.get("axes") or {}),
