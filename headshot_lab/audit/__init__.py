@@ -18,7 +18,15 @@ module                                 what it measures
 
 from __future__ import annotations
 
-from headshot_lab.audit.fairness import Estimate, GroupedMetric, bootstrap_ci, estimate, grouped_metric
+from headshot_lab.audit.batch import BatchAudit, audit_batch
+from headshot_lab.audit.fairness import (
+    Estimate,
+    GroupedMetric,
+    bootstrap_ci,
+    estimate,
+    grouped_metric,
+    two_sample_difference,
+)
 from headshot_lab.audit.identity import (
     CopyPaste,
     PoseDiversity,
@@ -27,22 +35,36 @@ from headshot_lab.audit.identity import (
     pose_diversity,
     reference_centroid,
 )
-from headshot_lab.audit.report import FLAG_DEFINITIONS, compute_flags, render_markdown
-from headshot_lab.audit.skin import SkinShift, skin_shift, skin_shift_metrics, texture_energy, texture_ratio
+from headshot_lab.audit.margins import METRIC_SPECS, Verdict
+from headshot_lab.audit.measure import AuditAnalysis, analyse_image, encoder_name
+from headshot_lab.audit.report import FLAG_DEFINITIONS, compute_flags, metric_verdicts, render_markdown
+from headshot_lab.audit.results import AuditResults, AuditRun, write_results
+from headshot_lab.audit.skin import SkinShift, skin_shift, skin_shift_metrics, texture_ratio
+from headshot_lab.skin import texture_energy
 
 __all__ = [
     "FLAG_DEFINITIONS",
+    "METRIC_SPECS",
+    "AuditAnalysis",
+    "AuditResults",
+    "AuditRun",
+    "BatchAudit",
     "CopyPaste",
     "Estimate",
     "GroupedMetric",
     "PoseDiversity",
     "SkinShift",
+    "Verdict",
+    "analyse_image",
+    "audit_batch",
     "bootstrap_ci",
     "compute_flags",
     "copy_paste_ratio",
     "cosine_to_reference",
+    "encoder_name",
     "estimate",
     "grouped_metric",
+    "metric_verdicts",
     "pose_diversity",
     "reference_centroid",
     "render_markdown",
@@ -50,4 +72,6 @@ __all__ = [
     "skin_shift_metrics",
     "texture_energy",
     "texture_ratio",
+    "two_sample_difference",
+    "write_results",
 ]

@@ -35,7 +35,7 @@ def _unit_rows(vectors: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     if np.any(norms < 1e-12) or not np.all(np.isfinite(array)):
         raise ValueError("embeddings must be finite and non-zero")
-    return array / norms
+    return np.asarray(array / norms, dtype=np.float64)
 
 
 def reference_centroid(embeddings: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -44,7 +44,7 @@ def reference_centroid(embeddings: np.ndarray | Sequence[np.ndarray]) -> np.ndar
     norm = float(np.linalg.norm(total))
     if norm < 1e-12:
         raise ValueError("the reference embeddings cancel out (their sum is zero)")
-    return total / norm
+    return np.asarray(total / norm, dtype=np.float64)
 
 
 def cosine_to_reference(
@@ -57,7 +57,7 @@ def cosine_to_reference(
     """
     ref = np.asarray(reference, dtype=np.float64)
     centroid = reference_centroid(ref) if ref.ndim == 2 else _unit_rows(ref)[0]
-    return _unit_rows(outputs) @ centroid
+    return np.asarray(_unit_rows(outputs) @ centroid, dtype=np.float64)
 
 
 @dataclass(frozen=True)
