@@ -14,11 +14,13 @@ landmarks (``SourceView.landmarks``; no mesh needed):
    edge-preserving bilateral filter (range σ 60 of 255, spatial σ 4 % of the face width): the fine and
    middle detail (wrinkles, pores, eye bags) goes, the shading and every feature edge stay.
 
-**Measured** (tests/test_audit_age.py and the module :mod:`headshot_lab.audit.age`; 13 real faces of the
-registry photos, downscaled to ≤ 800 px, same face box): ``Δage`` mean −7.6 years at ``S = 1``, from −29
-(biden, 71 → 42) to +0.9; older faces move most, the group photo's faces (26–33) move −0.5 to −4.3. The
-realistic null (JPEG q 90 + 5 % resize) moves single faces by 1.0–1.2 years RMS. The network also reads
-plain skin smoothing as younger: the ``smooth`` canary moves the same faces by −2.5 years on average.
+**Measured** (13 real faces of the registry photos downscaled to ≤ 800 px, the face found again on the
+output; see :mod:`headshot_lab.audit.age`): ``Δage`` at ``S = 1`` mean −8.2 years, median −4.0, from −28.7
+(biden, 70.5 → 41.8) to +2.2; −8.4 when the output is then re-encoded (JPEG q 90 after a 5 % downscale). At
+``S = 0.5``: mean −3.9. Older faces move most; the group photo's faces (26–35) move +2.2 … −5.6, i.e. about as
+much as the realistic null moves them (2.0 years RMS): the network has little room below the mid-twenties
+for adults, so the canary is caught on a batch's mean, not on each young face. Plain skin smoothing reads as
+younger too: the ``smooth`` canary moves the single faces by −4.9 on average.
 
 The warp moves the nose and the chin a little, so ``preserves_geometry`` is ``False``: the runner finds
 the face again on the output.
