@@ -489,3 +489,6 @@ def make_donors(sources: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray 
             aligned_skin = np.zeros((size, size), bool)
         donors.append(Donor(identity=identity, aligned=aligned, skin=aligned_skin, ita=ita))
     return donors
+
+
+from eval import age_canary as _age_canary  # noqa: E402,F401  (registers age_younger)
