@@ -63,6 +63,7 @@ METRIC_FIELDS: tuple[str, ...] = (
     "skin_delta_e2000",
     "skin_monk_shift",
     "texture_ratio",
+    "age_delta",
 )
 
 
@@ -571,6 +572,8 @@ def build_records(
                     record["skin_delta_e2000"] = shift.delta_e2000
                     record["skin_monk_shift"] = float(shift.monk_shift)
                 record["texture_ratio"] = texture_ratio(out.get("texture"), src.get("texture"))
+                if out.get("age") is not None and src.get("age") is not None:
+                    record["age_delta"] = float(out["age"]) - float(src["age"])
                 if output.features is not None and result.features is not None:
                     output_ids[spec].append(result.id)
                     output_features[spec].append(output.features)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from headshot_lab.audit.age import AGE_MODEL
 from headshot_lab.audit.measure import AuditAnalysis, analyse_image, encoder_name
 from headshot_lab.audit.results import AuditResults, AuditRun, write_results
 from headshot_lab.errors import HeadshotLabError
@@ -22,6 +23,7 @@ AUDIT_METRICS = (
     "skin_delta_e2000",
     "skin_monk_shift",
     "texture_ratio",
+    "age_delta",
 )
 
 
@@ -317,7 +319,8 @@ def _row(
     row["ita"] = None if analysis.tone is None else float(analysis.tone.ita)
     row["texture"] = analysis.texture
     row["identity_delta"] = row["skin_delta_ita"] = row["skin_delta_e2000"] = row["skin_monk_shift"] = None
-    row["texture_ratio"] = None
+    row["texture_ratio"] = row["age_delta"] = None
+    row["age"] = analysis.age
     if src is not None:
         others = _loo_centroid(ref_embeddings, source)
         out_cos, src_cos = _cosine(analysis.embedding, others), _cosine(src.embedding, others)
@@ -330,6 +333,8 @@ def _row(
                 skin_monk_shift=float(shift.monk_shift),
             )
         row["texture_ratio"] = texture_ratio(analysis.texture, src.texture)
+        if analysis.age is not None and src.age is not None:
+            row["age_delta"] = analysis.age - src.age
     row["cluster"] = source if src is not None else name
     return row
 
@@ -386,6 +391,9 @@ def _unpaired_metrics(
 
     if len(ref_embeddings) >= 2:
         metrics["identity_delta"] = _single_group(difference(cosines, baseline), group)
+    ref_ages = [a.age for a in refs.values() if a.age is not None]
+    if ref_ages and any(row["age"] is not None for row in rows):
+        metrics["age_delta"] = _single_group(difference([row["age"] for row in rows], ref_ages), group)
     ref_ita = [float(a.tone.ita) for a in refs.values() if a.tone is not None]
     metrics["skin_delta_ita"] = _single_group(difference([row["ita"] for row in rows], ref_ita), group)
     out_t = [float(np.log(t)) for t in (row["texture"] for row in rows) if t is not None and t > 0]
@@ -443,6 +451,7 @@ def format_audit_card(
         f"- **Skin shift** in {group}: ΔITA {overall('skin_delta_ita', '{:+.2f}')}° (positive = lighter), "
         f"ΔE00 {overall('skin_delta_e2000', '{:.2f}')}, Monk steps {overall('skin_monk_shift', '{:+.2f}')}",
         f"- **Skin texture** (output / your photos): {overall('texture_ratio', '{:.3f}')} (< 1 = smoother)",
+        f"- **Apparent age** change ({AGE_MODEL}): {overall('age_delta', '{:+.1f}')} years (− = younger)",
         f"- **Detectability** (classifier two-sample test AUROC, 0.5 = indistinguishable): "
         f"{overall('detectability_auroc', '{:.3f}')}",
         "",

@@ -28,6 +28,8 @@ metric                   flag             direction   m       n_min
                                                                  ``U < threshold``)
 ``texture_ratio``        over_smoothing   below       0.15    4  (θ₀ = 1: ratio ≤ 0.85)
 ``detectability_auroc``  detectable       above       0.1     8 per side (θ₀ = 0.5: AUROC ≥ 0.6)
+``age_delta``            looks_younger    below       2 y     4  (θ₀ = 0; years, − = younger)
+                         looks_older      above
 ``skin_delta_e2000``     — (verdict only) above       2       4  (θ₀ = 0)
 ``skin_monk_shift``      — (verdict only) both        1       4  (θ₀ = 0; Monk steps, + = darker)
 =======================  ===============  ==========  ======  ==========================================
@@ -206,6 +208,26 @@ METRIC_SPECS: dict[str, MetricSpec] = {
             kept="These do not look machine-made",
             question="whether these look machine-made",
             pattern="{:.2f}",
+        ),
+        MetricSpec(
+            name="age_delta",
+            label="apparent age change (years)",
+            unit=" years",
+            null=0.0,
+            margin=2.0,
+            reason=(
+                "2 years of apparent age (dlib's CC0 age network): a JPEG q90 re-save moves one face's estimate by "
+                "0.8 years RMS (2.0 with a 5 % resize) on the real test photos, and the network's own spread is "
+                "2–10 years a face, so only a batch mean past 2 years is a drift"
+            ),
+            min_n=_MIN_N,
+            rules=(
+                FlagRule("looks_younger", "below", "You look younger"),
+                FlagRule("looks_older", "above", "You look older"),
+            ),
+            kept="Your apparent age was kept",
+            question="whether your apparent age was kept",
+            pattern="{:+.1f}",
         ),
         MetricSpec(
             name="skin_delta_e2000",

@@ -48,6 +48,7 @@ class AuditAnalysis:
     Attributes:
         photo: the analysis record (``None`` when the image could not be analysed at all).
         face: the main face of the record (``None``: no face found).
+        age: apparent age of the main face in years (dlib's CC0 age network), ``None`` when not measured.
         features: the detectability feature vector.
         detector_score: a pretrained detector's "AI" score, when one is configured.
         errors: ``[{"stage", "code", "message"}]`` of the steps that failed.
@@ -55,6 +56,7 @@ class AuditAnalysis:
 
     photo: PhotoAnalysis | None = None
     face: FaceAnalysis | None = None
+    age: float | None = None
     features: np.ndarray | None = None
     detector_score: float | None = None
     errors: list[dict[str, str]] = field(default_factory=list)
@@ -137,6 +139,7 @@ class AuditAnalysis:
             "monk": None if tone is None else int(tone.monk),
             "skin_pixels": None if tone is None else int(tone.skin_pixels),
             "texture": None if self.texture is None else round(float(self.texture), 6),
+            "age": None if self.age is None else round(float(self.age), 3),
             "pose": None if self.pose is None else [round(float(v), 2) for v in self.pose],
             "detector_score": None if self.detector_score is None else round(float(self.detector_score), 6),
         }
@@ -160,6 +163,20 @@ def _scaled_hint(face: Face, scale: float) -> Face:
     )
 
 
+def _apparent_age(photo: PhotoAnalysis, face: FaceAnalysis, errors: list[dict[str, str]]) -> float | None:
+    """The main face's apparent age on the analysis copy; a missing age network is a note, not a failure."""
+    from headshot_lab.audit.age import age_available, apparent_age
+
+    if not age_available():
+        errors.append({"stage": "age", "code": "age_model_unavailable", "message": "the age network is not installed"})
+        return None
+    try:
+        return apparent_age(photo.small, face.to_face())
+    except Exception as exc:  # one face's failure is listed, never fatal
+        errors.append({"stage": "age", "code": type(exc).__name__, "message": str(exc)[:300]})
+        return None
+
+
 def analyse_image(
     image: np.ndarray,
     *,
@@ -167,6 +184,7 @@ def analyse_image(
     hint_mesh: FaceMesh | None = None,
     embed_features: bool = False,
     finder: FaceFinder | None = None,
+    measure_age: bool = True,
 ) -> AuditAnalysis:
     """Analyse one image for the audit: the record's main face + the detectability features.
 
@@ -193,6 +211,8 @@ def analyse_image(
         result.errors.append({"stage": "face", "code": "no_face", "message": "no face was found"})
     else:
         result.errors.extend(result.face.errors)
+        if measure_age:
+            result.age = _apparent_age(result.photo, result.face, result.errors)
     try:
         box = None if result.face is None else result.photo.box_original(result.face)
         embedding = result.embedding if embed_features else None
