@@ -661,11 +661,14 @@ def select_headshots(
     top_k: int | None = None,
     max_keep: int | None = None,
     backend: str | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> Selection:
     """Filter and rank candidate headshots against the person's own photos; keep at most ``top_k``.
 
     Policy: :func:`check_selection` (the app's limit: :data:`MAX_PICKS`); every candidate is judged against the
-    person's own photos (a :class:`~headshot_lab.select.ReferenceProfile`, measured here when not given).
+    person's own photos (a :class:`~headshot_lab.select.ReferenceProfile`, measured here when not given); a
+    candidate made from one photo (``sources[candidate] = photo``) has its skin shift measured against that
+    photo, as the audit card does.
     """
     check_selection(len(candidates), top_k, max_keep=max_keep)
     if isinstance(references, selecting.ReferenceProfile):
@@ -673,7 +676,7 @@ def select_headshots(
     else:
         profile = reference_profile(references, backend=backend)
     keep = None if top_k is None else int(top_k)
-    return selecting.select_candidates(candidates, profile, top_k=keep, backend=backend)
+    return selecting.select_candidates(candidates, profile, top_k=keep, backend=backend, sources=sources)
 
 
 # ================================================================================== 6. export

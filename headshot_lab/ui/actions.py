@@ -260,7 +260,10 @@ class AppBackend(SessionFiles):
         report_progress(progress, 0.05, "Measuring your selfies")
         profile = self._profile(session, state)
         report_progress(progress, 0.4, "Checking the headshots")
-        selection = workflow.select_headshots(candidates, profile, top_k=int(top_k), max_keep=MAX_PICKS)
+        sources = {item.name: item.source for item in state.outputs if item.source}
+        selection = workflow.select_headshots(
+            candidates, profile, top_k=int(top_k), max_keep=MAX_PICKS, sources=sources
+        )
         payload = selection.to_dict()
         state.picks = [c.path for c in selection.kept]
         gallery = []
