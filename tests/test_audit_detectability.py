@@ -50,8 +50,8 @@ def test_features_see_blur_and_colour():
     import cv2
 
     rng = np.random.default_rng(0)
-    noisy = np.clip(128 + rng.normal(0, 20, (128, 128, 3)), 0, 255).astype(np.uint8)
-    blurred = cv2.GaussianBlur(noisy, (0, 0), 2.0)
+    noisy = np.clip(128 + rng.normal(0, 20, (64, 64, 3)), 0, 255).astype(np.uint8)  # the canonical size
+    blurred = cv2.GaussianBlur(noisy, (0, 0), 1.5)
     f_noisy, f_blur = image_features(noisy), image_features(blurred)
     high = FEATURE_NAMES.index(f"spectrum_{len([n for n in FEATURE_NAMES if n.startswith('spectrum_')]) - 2}")
     assert f_blur[high] < f_noisy[high] - 1.0  # high-frequency ring loses power (log10)
