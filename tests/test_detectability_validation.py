@@ -23,13 +23,17 @@ from headshot_lab.testing.photos import PhotoSourceUnavailable
 
 @pytest.fixture(scope="module")
 def faces():
+    try:
+        return load_faces()
+    except PhotoSourceUnavailable as exc:
+        pytest.skip(f"real test photos unavailable: {exc}")
+
+
+def load_faces() -> list[tuple[str, np.ndarray, tuple[float, ...]]]:
     """``(name, region, box)``: each real face with the photo cut to 3× its box (re-encoding stays cheap)."""
     from headshot_lab.testing.gan_faces import real_face_crops
 
-    try:
-        found = real_face_crops()
-    except PhotoSourceUnavailable as exc:
-        pytest.skip(f"real test photos unavailable: {exc}")
+    found = real_face_crops()
     out = []
     for name, image, box in found:
         left, top, right, bottom = box
@@ -58,6 +62,14 @@ def gan():
 
 
 def test_real_faces_vs_dcgan_faces_are_told_apart(faces, gan):
+    result = real_vs_gan(faces, gan)
+    assert result.auroc >= 0.9
+    assert result.ci[0] > 0.6
+    assert result.p_value is not None and result.p_value < 0.01
+
+
+def real_vs_gan(faces, gan):
+    """C2ST of the real faces (and their mirror images) vs as many DCGAN faces."""
     # Matched size: each real face (and its mirror image) cut to 64×64 like the generator's output.
     real, groups = [], []
     for name, region, box in faces:
@@ -65,16 +77,21 @@ def test_real_faces_vs_dcgan_faces_are_told_apart(faces, gan):
             real.append(image_features(face_crop(image, b, 64, crop_factor=1.2)))
             groups.append(name)
     fake = [image_features(g) for g in gan[: len(real)]]
-    result = classifier_two_sample_test(np.array(real), np.array(fake), real_groups=groups, seed=0)
-    assert result.auroc >= 0.9
-    assert result.ci[0] > 0.6
-    assert result.p_value is not None and result.p_value < 0.01
+    return classifier_two_sample_test(np.array(real), np.array(fake), real_groups=groups, seed=0)
 
 
 def test_real_vs_reencoded_stays_near_chance(faces):
+    result = real_vs_reencoded(faces)
+    assert 0.4 <= result.auroc <= 0.6
+    assert result.ci[0] <= 0.5 <= result.ci[1]
+    assert result.p_value > 0.05
+
+
+def real_vs_reencoded(faces, seed: int = 0):
+    """C2ST of each face (and its mirror image) vs the same photo re-encoded (paired clusters)."""
     from headshot_lab.testing.gan_faces import reencode
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     before, after, groups = [], [], []
     for name, region, box in faces:
         for image, b in ((region, box), _flip(region, box)):
@@ -82,17 +99,22 @@ def test_real_vs_reencoded_stays_near_chance(faces):
             before.append(image_features(image, b))
             after.append(image_features(changed, moved))
             groups.append(name)
-    result = classifier_two_sample_test(
-        np.array(before), np.array(after), real_groups=groups, fake_groups=groups, seed=0
+    return classifier_two_sample_test(
+        np.array(before), np.array(after), real_groups=groups, fake_groups=groups, seed=seed
     )
-    assert 0.4 <= result.auroc <= 0.6
-    assert result.ci[0] <= 0.5 <= result.ci[1]
-    assert result.p_value > 0.05
 
 
 def test_real_vs_real_stays_near_chance(faces):
+    paired, halves = real_vs_real(faces)
+    assert 0.4 <= paired.auroc <= 0.6
+    assert paired.ci[0] <= 0.5 <= paired.ci[1]
+    assert halves.ci[0] <= 0.5 <= halves.ci[1]
+
+
+def real_vs_real(faces, seed: int = 1):
+    """(two framings of the same faces, paired; the faces split into two halves of different people)."""
     # Two framings of the same faces (the crop box moved by up to 5 %, one side mirrored) …
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     first, second, groups = [], [], []
     for name, region, box in faces:
         jitter = np.asarray(box, float) + rng.uniform(-0.05, 0.05, 4) * (box[2] - box[0])
@@ -100,8 +122,6 @@ def test_real_vs_real_stays_near_chance(faces):
         second.append(image_features(*_flip(region, tuple(jitter))))
         groups.append(name)
     paired = classifier_two_sample_test(np.array(first), np.array(second), real_groups=groups, fake_groups=groups)
-    assert 0.4 <= paired.auroc <= 0.6
-    assert paired.ci[0] <= 0.5 <= paired.ci[1]
     # … and different people: the faces split in two halves.
     features = np.array(first)
     left = [i for i in range(len(groups)) if i % 2 == 0]
@@ -112,7 +132,7 @@ def test_real_vs_real_stays_near_chance(faces):
         real_groups=[groups[i] for i in left],
         fake_groups=[groups[i] for i in right],
     )
-    assert halves.ci[0] <= 0.5 <= halves.ci[1]
+    return paired, halves
 
 
 # ---- the interval and the p-value -------------------------------------------------------------
