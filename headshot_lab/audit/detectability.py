@@ -43,6 +43,8 @@ FEATURE_SIZE = 128
 CANONICAL_SIZE = 64
 #: JPEG quality of the canonical round trip.
 CANONICAL_QUALITY = 75
+#: Feature columns beyond this are reduced to this many principal components before the C2ST.
+MAX_COMPONENTS = 32
 #: Number of radial bins of the power spectrum.
 SPECTRUM_BINS = 16
 #: Face box → crop: the crop is this many times the box's larger side, centred on the box.
@@ -518,7 +520,9 @@ def classifier_two_sample_test(
 ) -> DetectabilityResult:
     """C2ST: cross-validated AUROC of a real-vs-generated classifier, with a refitting interval and a p-value.
 
-    * **Classifier**: the features are standardised over all rows (label-free, so no leak), then a
+    * **Classifier**: the features are standardised over all rows and, when there are more than
+      :data:`MAX_COMPONENTS` columns (e.g. with the identity embedding), projected on their leading
+      principal components (both label-free, so nothing leaks across folds); then a
       ridge discriminant (:func:`_ridge_scores`, penalty ``λ = 0.1 / C``) is fitted on the training folds.
     * **Estimate**: stratified group k-fold (a cluster — e.g. a source photo and the images made from
       it — always in one fold; :func:`_assign_folds`), repeated ``n_repeats`` times with fresh splits;
@@ -580,6 +584,9 @@ def classifier_two_sample_test(
     xs, ys, gs = x[order], y[order], groups[order]
     spread = xs.std(axis=0)
     xs = (xs - xs.mean(axis=0)) / np.where(spread > 1e-12, spread, 1.0)
+    if xs.shape[1] > MAX_COMPONENTS:  # label-free: the leading principal components of all rows
+        _, _, vt = np.linalg.svd(xs, full_matrices=False)
+        xs = xs @ vt[:MAX_COMPONENTS].T
     codes = np.unique(gs, return_inverse=True)[1]
     n_clusters = int(codes.max()) + 1
     penalty = 0.1 / float(C)
