@@ -2,7 +2,8 @@
 
 Real faces: the 13 faces dlib finds in the 8 real test photos (9 people; 6 of them in one group photo),
 each a cluster. Machine-made: 64×64 DCGAN faces of ``gan-face-generate`` 1.1.1, made at test time.
-Targets (issue 13): real vs GAN AUROC ≥ 0.9; real vs real and real vs re-encoded within [0.4, 0.6].
+Targets (issue 13): real vs GAN AUROC ≥ 0.9; real vs real, real vs re-encoded and real vs relit
+(exposure / white balance) within [0.4, 0.6].
 The interval of the two-sample test refits the classifier; its coverage is simulated below.
 """
 
@@ -102,6 +103,28 @@ def real_vs_reencoded(faces, seed: int = 0):
     return classifier_two_sample_test(
         np.array(before), np.array(after), real_groups=groups, fake_groups=groups, seed=seed
     )
+
+
+def _relight(image: np.ndarray, gain: float, balance: tuple[float, float, float]) -> np.ndarray:
+    """An exposure (``gain``) and white-balance (per-channel ``balance``) change in linear light."""
+    from colour.models import eotf_inverse_sRGB, eotf_sRGB
+
+    linear = eotf_sRGB(image / 255.0) * gain * np.asarray(balance)
+    return np.clip(np.rint(eotf_inverse_sRGB(np.clip(linear, 0.0, 1.0)) * 255.0), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("gain", "balance"), [(0.8, (1.0, 1.0, 1.0)), (1.0, (1.08, 1.0, 0.92))])
+def test_real_vs_relit_stays_near_chance(faces, gain, balance):
+    # −20 % exposure, or a warmer white balance, on every photo: the light is not the generator.
+    before, after, groups = [], [], []
+    for name, region, box in faces:
+        for image, b in ((region, box), _flip(region, box)):
+            before.append(image_features(image, b))
+            after.append(image_features(_relight(image, gain, balance), b))
+            groups.append(name)
+    result = classifier_two_sample_test(np.array(before), np.array(after), real_groups=groups, fake_groups=groups)
+    assert 0.4 <= result.auroc <= 0.6
+    assert result.ci[0] <= 0.5 <= result.ci[1]
 
 
 def test_real_vs_real_stays_near_chance(faces):
