@@ -186,7 +186,7 @@ def test_interval_covers_one_half_on_real_vs_real(n, paired):
 @pytest.mark.slow
 @pytest.mark.parametrize(("n", "paired"), [(4, False), (4, True), (8, True), (20, False), (50, True)])
 def test_interval_coverage_many_splits(n, paired):
-    # Measured (seeds below): coverage 1.00 / 0.99 / 0.97 / 1.00 / 1.00; the interval is conservative.
+    # Measured (these seeds): coverage 1.00 / 0.96 / 0.99 / 1.00 / 1.00, CI_low ≥ 0.6 in ≤ 1.3 %; conservative.
     covered = false_flags = 0
     for r in range(300):
         a, b, ga, gb = _null_pair(np.random.default_rng(10_000 + r), n, 31, paired)

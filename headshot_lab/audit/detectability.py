@@ -561,10 +561,16 @@ def classifier_two_sample_test(
       replicates (levels :func:`~headshot_lab.audit.fairness.interval_levels`, expanded). Training
       variance and split variance are inside it, unlike a bootstrap of fixed scores (which covered
       84–86 % of real-vs-real splits at a nominal 95 %). Below :data:`MIN_CI_CLUSTERS` clusters there
-      is no interval (``(None, None)``: not enough photos to tell).
+      is no interval (``(None, None)``: not enough photos to tell). Simulated on real-vs-real splits
+      (31 Gaussian features, 300 splits each, 100 refits): the interval held 0.5 in 100 % (4 vs 4
+      unpaired), 96 % (4 pairs), 99 % (8 pairs), 100 % (20 vs 20) and 100 % (50 pairs), with widths
+      0.99, 0.86, 0.64, 0.54, 0.26 — conservative (the CV AUROC's own spread at 20 vs 20 is ±0.11).
     * **p-value** of H₀ "AUROC = 0.5" (real and generated exchangeable): a permutation test that
       refits — labels permuted with the clusters kept intact (:func:`_permuted_labels`), the same
       estimate recomputed ``n_permutations`` times; ``p = (1 + #{AUROC_π ≥ AUROC}) / (1 + n_permutations)``.
+
+    The permutation test is exact: simulated false-alarm rate at 5 % was 3.5–6.5 % (200 null splits
+    each at 8 pairs, 20 vs 20, 50 vs 50 and 50 pairs, 100 permutations).
 
     Rows are put in a canonical order (label, cluster, feature values) first, so the result does not
     depend on the order they come in.
