@@ -50,15 +50,32 @@ def test_features_see_blur_and_colour():
     import cv2
 
     rng = np.random.default_rng(0)
-    noisy = np.clip(128 + rng.normal(0, 20, (128, 128, 3)), 0, 255).astype(np.uint8)
-    blurred = cv2.GaussianBlur(noisy, (0, 0), 2.0)
+    noisy = np.clip(128 + rng.normal(0, 20, (64, 64, 3)), 0, 255).astype(np.uint8)  # the canonical size
+    blurred = cv2.GaussianBlur(noisy, (0, 0), 1.5)
     f_noisy, f_blur = image_features(noisy), image_features(blurred)
     high = FEATURE_NAMES.index(f"spectrum_{len([n for n in FEATURE_NAMES if n.startswith('spectrum_')]) - 2}")
     assert f_blur[high] < f_noisy[high] - 1.0  # high-frequency ring loses power (log10)
     assert f_blur[FEATURE_NAMES.index("noise_std")] < f_noisy[FEATURE_NAMES.index("noise_std")]
     reddish = noisy.copy()
     reddish[..., 0] = 200
-    assert image_features(reddish)[FEATURE_NAMES.index("a_mean")] > f_noisy[FEATURE_NAMES.index("a_mean")] + 10
+    a_mean = FEATURE_NAMES.index("a_mean")
+    assert image_features(reddish, normalise=False)[a_mean] > image_features(noisy, normalise=False)[a_mean] + 10
+
+
+def test_light_normalisation_undoes_exposure_and_white_balance(load_real):
+    from colour.models import eotf_inverse_sRGB, eotf_sRGB
+
+    from headshot_lab.audit.detectability import normalise_light
+
+    face = face_crop(load_real("astronaut"), (175, 76, 266, 167), 64)
+    linear = eotf_sRGB(face / 255.0)
+    changed = np.rint(eotf_inverse_sRGB(np.clip(linear * [0.85, 0.8, 0.7], 0, 1)) * 255).astype(np.uint8)
+    assert np.abs(changed.astype(int) - face).mean() > 10  # a visible change …
+    difference = np.abs(normalise_light(changed).astype(int) - normalise_light(face).astype(int))
+    assert difference.mean() < 1.0  # … undone up to rounding
+    b_mean = FEATURE_NAMES.index("b_mean")  # the warmer light moves b* (yellow–blue)
+    assert abs(image_features(changed)[b_mean] - image_features(face)[b_mean]) < 0.5
+    assert abs(image_features(changed, normalise=False)[b_mean] - image_features(face, normalise=False)[b_mean]) > 2
 
 
 def test_identical_score_sets_give_exactly_one_half():
