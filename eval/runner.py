@@ -694,7 +694,7 @@ def detectability_metric(
         "by_group": by_group,
         "difference": _r(difference),
         "ratio": _r(ratio),
-        "method": "c2st (logistic regression on spectrum/noise/colour features, stratified group k-fold)",
+        "method": "c2st (ridge discriminant on canonical-crop spectrum/noise/colour features, repeated grouped k-fold, refitting cluster bootstrap)",
     }
     step = max(1, len(result.fpr) // 200)
     curve = {
