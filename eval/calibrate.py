@@ -231,10 +231,21 @@ def _cell(entry: Mapping[str, Any], value: Mapping[str, Any]) -> str:
     return f"{value['rate']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] ({entry['independent_trials']}/{entry['trials']})"
 
 
+def _label(spec: str, entry: Mapping[str, Any]) -> str:
+    """What a generator's first row counts: its power, or its false-alarm rate."""
+    if entry["expected"]:
+        return f"power: {entry['expected']}"
+    return "false alarm: tone flag" if parse_spec(spec)[0] == "tone_jitter" else "false alarm: any flag"
+
+
 def render_calibration(calibration: Mapping[str, Any]) -> str:
-    """``calibration.md``: generator × metric × n → rate [CI] (independent / total trials)."""
+    """``calibration.md``: generator × metric × n → rate [CI] (independent / total trials).
+
+    Each generator gets its target row (power or false alarm) and one row per other flag that fired
+    in some trial; flags that never fired are in ``calibration.json`` (rate 0).
+    """
     sizes = [str(s) for s in calibration["sizes"]]
-    header = ["generator", "what is counted", *(f"n = {s}" for s in sizes)]
+    header = ["generator", "counted", *(f"n = {s}" for s in sizes)]
     lines = [
         "# Calibration: false alarms and power by sample size",
         "",
@@ -243,28 +254,21 @@ def render_calibration(calibration: Mapping[str, Any]) -> str:
         f"{'re-fitted per trial' if calibration['detectability'] else 'left out'}; "
         f"{'real photos only (synthetic variants left out)' if calibration['real_only'] else 'all records'}.",
         "Cells: rate [95 % Clopper–Pearson on the independent trials] (independent / total trials). "
-        "Goal: nulls ≤ 0.05, canaries ≥ 0.90 at n = 16.",
+        "Goal: nulls ≤ 0.05, canaries ≥ 0.90 at n = 16. ↳ rows: other flags that fired.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]
     for spec, entry in calibration["generators"].items():
         by_size = entry["by_size"]
-        first = by_size[sizes[0]]
-        target = (
-            f"power: {entry['expected']}"
-            if entry["expected"]
-            else ("false alarm: tone flag" if parse_spec(spec)[0] == "tone_jitter" else "false alarm: any flag")
-        )
-        rows = [(target, "target")]
-        rows += [(f"  {name}", name) for name in first["flags"]]
-        for label, key in rows:
+        fired = sorted({name for d in by_size.values() for name, v in d["flags"].items() if v["hits"]})
+        name = f"`{spec}` ({entry['people']} people)".replace("|", "\\|")
+        for label, key in [(_label(spec, entry), None), *((f"↳ {flag}", flag) for flag in fired)]:
             cells = []
             for size in sizes:
                 data = by_size[size]
-                value = data["target"] if key == "target" else data["flags"][key]
-                cells.append(_cell(data, value))
-            lines.append(f"| `{spec}` ({entry['people']} people) | {label} | " + " | ".join(cells) + " |")
+                cells.append(_cell(data, data["target"] if key is None else data["flags"][key]))
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
 

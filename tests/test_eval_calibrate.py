@@ -28,6 +28,8 @@ from eval.calibrate import (
 from eval.runner import EvalConfig
 
 REPO = Path(__file__).resolve().parents[1]
+EVAL = [sys.executable, "-m", "eval", "calibrate"]
+FAST = ["--seeds", "2", "--n-resamples", "200", "--quiet"]
 
 
 def _records(spec: str, people: int, *, ita_mean: float, seed: int, photos: int = 1) -> list[dict]:
@@ -67,8 +69,10 @@ def test_trials_are_disjoint_and_cover_floor_c_over_n_sets():
         assert len(flat) == len(set(flat)) == size * len(trials)  # no person in two trials
         assert all(len(t) == size for t in trials)
     a = disjoint_trials(clusters, 4, np.random.default_rng(0))
-    assert a == disjoint_trials(clusters, 4, np.random.default_rng(0)) != disjoint_trials(
-        clusters, 4, np.random.default_rng(1)
+    assert (
+        a
+        == disjoint_trials(clusters, 4, np.random.default_rng(0))
+        != disjoint_trials(clusters, 4, np.random.default_rng(1))
     )
     with pytest.raises(ValueError):
         disjoint_trials(clusters, 0, np.random.default_rng(0))
@@ -144,8 +148,7 @@ def test_calibrate_cli_reuses_a_finished_run(tmp_path):
     (run / "results.json").write_text(json.dumps({"config": config.to_dict()}))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", "eval", "calibrate", "--from", str(run), "--output-path", str(tmp_path / "cal")]
-        + ["--sizes", "4,8", "--seeds", "2", "--n-resamples", "200", "--quiet"],
+        [*EVAL, "--from", str(run), "--output-path", str(tmp_path / "cal"), *FAST, "--sizes", "4,8"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -158,7 +161,7 @@ def test_calibrate_cli_reuses_a_finished_run(tmp_path):
     assert saved["generators"]["lighten:3"]["by_size"]["8"]["independent_trials"] == 3
     assert "| `null` (24 people) |" in (tmp_path / "cal" / "calibration.md").read_text()
     bad = subprocess.run(
-        [sys.executable, "-m", "eval", "calibrate", "--output-path", str(tmp_path / "x"), "--sizes", "1"],
+        [*EVAL, "--output-path", str(tmp_path / "x"), "--sizes", "1"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -168,18 +171,21 @@ def test_calibrate_cli_reuses_a_finished_run(tmp_path):
     assert bad.returncode == 2
 
 
-@pytest.mark.slow
-def test_offline_calibration_end_to_end(tmp_path, real_photos):
-    """The offline config through `python -m eval calibrate` (real photos only; ~10 min on 2 cores).
+CHANNEL_CANARIES = {
+    "lighten:3 | reencode": "skin_lightening",
+    "darken:3 | reencode": "skin_darkening",
+    "identity_blend:0.3 | reencode": "identity_drift",
+    "smooth | reencode": "over_smoothing",
+}
 
-    Asserts what the data can show: the exact null never flags; every canary through the re-encode
-    channel raises its flag in the trials that exist; n = 16 and 50 have too few independent people.
-    """
+
+@pytest.fixture(scope="module")
+def offline_calibration(real_photos, tmp_path_factory):
+    """`python -m eval calibrate --config offline` once (real photos only; ~5 min on 2 cores)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GLOG_minloglevel": "2", "PYTHONPATH": str(REPO)}
-    out = tmp_path / "cal"
+    out = tmp_path_factory.mktemp("calibration")
     done = subprocess.run(
-        [sys.executable, "-m", "eval", "calibrate", "--config", "offline", "--output-path", str(out)]
-        + ["--sizes", "4,8,16,50", "--seeds", "2", "--n-resamples", "200", "--quiet"],
+        [*EVAL, "--config", "offline", "--output-path", str(out), *FAST, "--sizes", "4,8,16,50"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -188,22 +194,34 @@ def test_offline_calibration_end_to_end(tmp_path, real_photos):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     calibration = json.loads((out / "calibration.json").read_text())
+    runs = {run["generator"]: run for run in json.loads((out / "results.json").read_text())["runs"]}
+    return calibration, runs
+
+
+@pytest.mark.slow
+def test_offline_calibration_end_to_end(offline_calibration):
+    """The exact null never flags; every canary, through the re-encode channel, raises its flag on the
+    whole set and in the disjoint trials that exist; n = 16 and 50 have too few independent people."""
+    calibration, runs = offline_calibration
     generators = calibration["generators"]
-    assert {"null", "reencode", "relight", "lighten:3 | reencode", "smooth | reencode"} <= set(generators)
-    assert generators["null"]["by_size"]["4"]["target"]["rate"] == 0.0
-    for spec in ("lighten:3 | reencode", "darken:3 | reencode", "smooth | reencode"):
-        assert generators[spec]["by_size"]["4"]["target"]["rate"] >= 0.5, (spec, generators[spec])
+    assert {"null", "reencode", "relight", *CHANNEL_CANARIES} <= set(generators)
+    assert runs["null"]["flags"] == [] and generators["null"]["by_size"]["4"]["target"]["rate"] == 0.0
+    for spec, flag in CHANNEL_CANARIES.items():
+        assert flag in runs[spec]["flags"], (spec, runs[spec]["flags"])
+        assert generators[spec]["by_size"]["8"]["target"]["rate"] >= 0.5, (spec, generators[spec])
     for spec, entry in generators.items():
         assert entry["people"] <= 10, spec  # 10 people in the offline set, synthetic variants left out
         assert entry["by_size"]["16"]["independent_trials"] == 0
         assert NOT_ENOUGH in entry["by_size"]["50"]["note"]
-    results = json.loads((out / "results.json").read_text())
-    runs = {run["generator"]: run for run in results["runs"]}
-    assert runs["null"]["flags"] == []
-    for spec, flag in {
-        "lighten:3 | reencode": "skin_lightening",
-        "darken:3 | reencode": "skin_darkening",
-        "identity_blend:0.3 | reencode": "identity_drift",
-        "smooth | reencode": "over_smoothing",
-    }.items():
-        assert flag in runs[spec]["flags"], (spec, runs[spec]["flags"])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="issue 13 goal: realistic nulls unflagged; needs the margins/intervals, the illumination-controlled "
+    "skin shift and the matched-processing detector of deliverables 2, 4 and 5 (other branches)",
+    strict=False,
+)
+def test_offline_realistic_nulls_raise_no_flag(offline_calibration):
+    _, runs = offline_calibration
+    for spec in ("reencode", "relight"):
+        assert runs[spec]["flags"] == [], (spec, runs[spec]["flags"])
