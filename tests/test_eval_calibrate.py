@@ -78,6 +78,29 @@ def test_trials_are_disjoint_and_cover_floor_c_over_n_sets():
         disjoint_trials(clusters, 0, np.random.default_rng(0))
 
 
+def test_calibration_scores_each_partition_on_disjoint_people(monkeypatch):
+    import eval.calibrate as calibrate
+
+    seen: list[tuple[int, frozenset[str]]] = []
+
+    def spy(rows, features, spec, config, **_):
+        people = frozenset(r["cluster"] for r in rows)
+        seen.append((len(rows), people))
+        return []
+
+    monkeypatch.setattr(calibrate, "trial_flags", spy)
+    records = _records("null", 17, ita_mean=0.0, seed=0, photos=2)
+    result = calibrate_records(records, _config("null"), sizes=(4, 8), partitions=3)
+    assert [r[0] for r in seen] == [8] * 12 + [16] * 6  # every photo of each drawn person comes along
+    for size, count, start in ((4, 4, 0), (8, 2, 12)):
+        chunks = [seen[start + k * count : start + (k + 1) * count] for k in range(3)]
+        for chunk in chunks:  # one partition: disjoint sets of `size` people
+            people = [p for _, members in chunk for p in members]
+            assert all(len(members) == size for _, members in chunk) and len(people) == len(set(people))
+        assert len({frozenset(m for _, m in chunk) for chunk in chunks}) > 1  # partitions differ
+    assert result["generators"]["null"]["by_size"]["4"]["independent_trials"] == 4
+
+
 def test_hits_and_intervals():
     assert is_hit("lighten:3 | reencode", ["skin_lightening"]) and not is_hit("lighten:3", ["skin_darkening"])
     assert is_hit("reencode", ["detectable"]) and not is_hit("relight", [])
