@@ -153,6 +153,7 @@ def resampling_power(
         "seeds": k,
         "fraction": fraction,
         "inner_resamples": inner,
+        "ci_method": "Clopper-Pearson (exact) on round(rate x independent_trials) of independent_trials",
         "description": (
             f"{k} random partitions of the people into disjoint subsamples of {fraction:.0%} of them (inner "
             f"bootstrap B = {inner}); flags re-derived each time without detectability. Power = share of "
