@@ -4,6 +4,8 @@
         [--limit N] [--seed S] [--generator SPEC ...] [--dataset SPEC] [--num-proc N] [--shard I/N]
     python -m eval merge DIR1 DIR2 ... --output-path DIR
     python -m eval power DIR [--seeds 200] [--fraction 0.8]   # more resampling seeds on a finished run
+    python -m eval calibrate --config offline --output-path DIR [--seeds K] [--sizes 4,8,16,50] [--from RUN]
+                                       # false alarms and power by sample size over disjoint trials
     python -m eval generators          # list the registered generators
 
 Exit codes: 0 done, 1 the audit could not run (the message says why and what to do), 2 usage.
@@ -38,7 +40,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SPEC",
         help="generator spec (repeat, or comma-separate): null, studio, pipeline, folder:PATH, lighten:D, darken:D, "
-        "identity_blend:A, smooth:S, tone_jitter:D — replaces the config's list",
+        "identity_blend:A, smooth:S, tone_jitter:D, reencode[:Q], relight[:E], 'A | reencode' — replaces the config's list",
     )
     parser.add_argument("--dataset", default=None, help="offline | imagefolder:PATH | a Hub id (replaces the config's)")
     parser.add_argument("--num-proc", "--num_proc", dest="num_proc", type=int, default=None, help="worker processes")
@@ -132,12 +134,81 @@ def power_from_args(argv: Sequence[str]) -> int:
     return 0
 
 
+def calibrate_from_args(argv: Sequence[str]) -> int:
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from eval.calibrate import DEFAULT_SIZES, calibrate, parse_sizes
+    from eval.runner import EvalConfig, load_config
+    from headshot_lab.errors import HeadshotLabError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m eval calibrate",
+        description="False-alarm rate of the nulls and power of the canaries by sample size, over disjoint "
+        "(independent) sets of people; the audit runs once and its records are re-aggregated.",
+    )
+    parser.add_argument("--config", default=None, help="YAML config (a path or a name in eval/configs)")
+    parser.add_argument("--output-path", "--output_path", dest="output_path", required=True)
+    parser.add_argument(
+        "--from", dest="run", default=None, help="reuse a finished run's samples.jsonl (its config unless --config)"
+    )
+    parser.add_argument("--seeds", type=int, default=None, help="random partitions per size (default 5)")
+    parser.add_argument(
+        "--sizes", default=None, help=f"people per trial, comma-separated (default {','.join(map(str, DEFAULT_SIZES))})"
+    )
+    parser.add_argument("--n-resamples", dest="n_resamples", type=int, default=None, help="inner bootstrap (500)")
+    parser.add_argument("--no-detectability", dest="detectability", action="store_false", help="skip the C2ST")
+    parser.add_argument("--with-synthetic", dest="real_only", action="store_false", help="keep synthetic tone variants")
+    parser.add_argument("--generator", action="append", default=None, metavar="SPEC", help="replace the config's list")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        sizes = parse_sizes(args.sizes) if args.sizes else None
+    except ValueError as exc:
+        parser.error(str(exc))
+    generators = None
+    if args.generator:
+        generators = [spec.strip() for item in args.generator for spec in item.split(",") if spec.strip()]
+    if args.config is not None:
+        config = load_config(args.config, generators=generators)
+    elif args.run is not None:
+        folder = Path(args.run)
+        if not (folder / "results.json").is_file() or not (folder / "samples.jsonl").is_file():
+            raise HeadshotLabError(
+                f"{folder}: not an audit output (results.json and samples.jsonl are needed).", code="bad_run"
+            )
+        saved = json.loads((folder / "results.json").read_text(encoding="utf-8"))["config"]
+        known = {f.name for f in dataclasses.fields(EvalConfig)}
+        config = EvalConfig(**{k: v for k, v in saved.items() if k in known})
+        if generators:
+            config.generators = generators
+    else:
+        parser.error("give --config (run the audit) or --from RUN (reuse a finished one)")
+    calibration = calibrate(
+        config,
+        args.output_path,
+        run=args.run,
+        sizes=sizes,
+        partitions=args.seeds,
+        n_resamples=args.n_resamples,
+        with_detectability=args.detectability,
+        real_only=args.real_only,
+        progress=not args.quiet,
+    )
+    print((Path(args.output_path) / "calibration.md").read_text(encoding="utf-8"))
+    print(f"wrote {args.output_path}/calibration.json and calibration.md ({len(calibration['generators'])} generators)")
+    return 0
+
+
 def dispatch(argv: list[str]) -> int:
-    """Route ``merge`` / ``power`` / ``generators`` to their parsers; anything else is a run."""
+    """Route ``merge`` / ``power`` / ``calibrate`` / ``generators`` to their parsers; anything else is a run."""
     if argv and argv[0] == "merge":
         return merge_from_args(argv[1:])
     if argv and argv[0] == "power":
         return power_from_args(argv[1:])
+    if argv and argv[0] == "calibrate":
+        return calibrate_from_args(argv[1:])
     if argv and argv[0] == "generators":
         from eval.generators import available_generators
 

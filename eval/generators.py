@@ -19,7 +19,20 @@ spec                         output
 ``smooth[:S]``               canary: edge-preserving (bilateral) smoothing of the skin, strength ``S``
 ``tone_jitter:D``            calibration canary: ITA° shifted by ``+D`` or ``−D`` at random per photo
                              (zero mean: a *true* null for the tone flags)
+``reencode[:Q]``             realistic null: a slight crop (0–3 % per edge), a 3–10 % resize (down:
+                             area, up: bicubic) and a JPEG or WebP re-save at quality ``Q`` (default:
+                             drawn in 85–95); what an upload, a messenger or a CMS does to a photo
+``relight[:E]``              realistic null: exposure ×(1 + e), ``e`` drawn in ``±E`` % (default 20),
+                             and a white balance drawn in 4000–6500 K (von Kries from D65), in linear
+                             RGB; the face and its skin are untouched, only the light changes
+``A | B``                    a chain: ``B`` applied to ``A``'s output, e.g. ``lighten:3 | reencode``
+                             (a canary measured through the realistic channel); the chain is judged
+                             as ``A`` (its expected flag), ``B`` must be a null
 ===========================  ===============================================================
+
+The realistic nulls expect no flag (:data:`EXPECTED_FLAGS`): a suite that flags a re-save or a change
+of light cries wolf. Their parameters are drawn per sample from ``context.rng(sample_id, name)``, so
+``lighten:3 | reencode`` and ``reencode`` re-encode one source in exactly the same way (paired).
 
 Each generator says whether it ``preserves_geometry`` (the output's face sits on the same pixels as
 the source's); the runner then reuses the source's landmarks instead of detecting the face again.
@@ -29,6 +42,7 @@ results do not depend on batch order, sharding or process count.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -114,7 +128,11 @@ EXPECTED_FLAGS: dict[str, str | None] = {
     "identity_blend": "identity_drift",
     "smooth": "over_smoothing",
     "tone_jitter": None,
+    "reencode": None,
+    "relight": None,
 }
+#: Generators that model a harmless channel (a realistic null): only these may follow ``|`` in a chain.
+NULL_CHANNELS: frozenset[str] = frozenset({"null", "reencode", "relight"})
 
 
 def register_generator(name: str) -> Callable[[GeneratorFactory], GeneratorFactory]:
@@ -131,9 +149,17 @@ def available_generators() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def chain_stages(spec: str) -> list[str]:
+    """``"lighten:3 | reencode"`` → ``["lighten:3", "reencode"]``; a plain spec → ``[spec]``."""
+    return [stage.strip() for stage in str(spec).split("|")]
+
+
 def parse_spec(spec: str) -> tuple[str, str | None]:
-    """``"lighten:3"`` → ``("lighten", "3")``; ``"null"`` → ``("null", None)``."""
-    name, _, arg = str(spec).strip().partition(":")
+    """``"lighten:3"`` → ``("lighten", "3")``; ``"null"`` → ``("null", None)``.
+
+    A chain ``"lighten:3 | reencode"`` is named by its first stage: ``("lighten", "3")``.
+    """
+    name, _, arg = chain_stages(spec)[0].partition(":")
     return name.strip(), (arg.strip() or None)
 
 
@@ -143,6 +169,9 @@ def build_generator(spec: str, **options: Any) -> Generator:
     Raises:
         HeadshotLabError: unknown name or a bad argument (``code="bad_generator"``).
     """
+    stages = chain_stages(spec)
+    if len(stages) > 1:
+        return _build_chain(spec, stages, options)
     name, arg = parse_spec(spec)
     if name not in _REGISTRY:
         raise HeadshotLabError(
@@ -152,6 +181,44 @@ def build_generator(spec: str, **options: Any) -> Generator:
     generator = _REGISTRY[name](arg, **options)
     generator.spec = spec.strip()
     return generator
+
+
+@dataclass
+class ChainGenerator:
+    """``A | B | …``: each stage applied to the previous stage's output (``preserves_geometry`` if all do).
+
+    Later stages see the first stage's :class:`SourceView` with the image replaced, and draw their
+    randomness from ``context.rng(sample_id, stage name)`` like the stage alone would (paired nulls).
+    """
+
+    stages: list[Generator]
+    spec: str = ""
+    preserves_geometry: bool = True
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
+        image = source.image
+        for stage in self.stages:
+            image = stage(dataclasses.replace(source, image=image), context)
+        return image
+
+
+def _build_chain(spec: str, stages: list[str], options: dict[str, Any]) -> Generator:
+    """Build ``A | B``: ``options`` go to the first stage; every later stage must be a null channel."""
+    if any(not stage for stage in stages):
+        raise HeadshotLabError(f"{spec!r}: an empty stage in the chain.", code="bad_generator")
+    later = [parse_spec(stage)[0] for stage in stages[1:]]
+    if any(name not in NULL_CHANNELS for name in later):
+        raise HeadshotLabError(
+            f"{spec!r}: only a null channel ({', '.join(sorted(NULL_CHANNELS))}) may follow '|'.",
+            code="bad_generator",
+        )
+    built = [build_generator(stages[0], **options), *(build_generator(stage) for stage in stages[1:])]
+    axes = dict(built[0].axes)
+    axes["channel"] = " | ".join(stages[1:])
+    chain = ChainGenerator(stages=built, preserves_geometry=all(g.preserves_geometry for g in built), axes=axes)
+    chain.spec = spec.strip()
+    return chain
 
 
 def _number(arg: str | None, spec: str, default: float | None = None, *, low: float, high: float) -> float:
@@ -329,6 +396,144 @@ class IdentityBlend:
 def _identity_blend(arg: str | None = None, **_: Any) -> Generator:
     value = _number(arg, "identity_blend", low=0.0, high=1.0)
     return IdentityBlend(alpha=value, axes={"strength": value})
+
+
+@dataclass
+class Reencode:
+    """Realistic null: crop, resize and re-save, as an upload or a messenger does.
+
+    Per sample (``context.rng(sample_id, "reencode")``):
+
+    1. crop ``c_e ~ U(0, crop)`` of the side from each edge ``e`` (default ≤ 3 %);
+    2. resize by ``s``, ``|s − 1| ~ U(3 %, 10 %)``, down or up with equal odds (``INTER_AREA`` down,
+       ``INTER_CUBIC`` up);
+    3. encode as JPEG or WebP (equal odds, or ``format``) at quality ``Q`` (fixed, or ``~ U{85 … 95}``)
+       and decode again (Pillow; JPEG with 4:2:0 chroma subsampling, Pillow's default).
+
+    The face moves (crop, scale), so ``preserves_geometry`` is false and the output is detected afresh.
+    """
+
+    quality: int | None = None
+    formats: tuple[str, ...] = ("JPEG", "WEBP")
+    crop: float = 0.03
+    resize: tuple[float, float] = (0.03, 0.10)
+    spec: str = ""
+    preserves_geometry: bool = False
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    def parameters(self, sample_id: str, context: GenerationContext) -> dict[str, Any]:
+        """The crop fractions ``(left, top, right, bottom)``, the scale, the format and the quality drawn for one sample."""
+        rng = context.rng(sample_id, "reencode")
+        crops = [float(v) for v in rng.uniform(0.0, self.crop, size=4)]
+        change = float(rng.uniform(*self.resize))
+        scale = 1.0 + change if rng.random() < 0.5 else 1.0 - change
+        fmt = self.formats[int(rng.integers(0, len(self.formats)))]
+        quality = int(self.quality) if self.quality is not None else int(rng.integers(85, 96))
+        return {"crop": crops, "scale": scale, "format": fmt, "quality": quality}
+
+    def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
+        import io
+
+        import cv2
+        from PIL import Image
+
+        p = self.parameters(source.id, context)
+        height, width = source.image.shape[:2]
+        left, top, right, bottom = p["crop"]
+        x0, y0 = round(left * width), round(top * height)
+        x1, y1 = width - round(right * width), height - round(bottom * height)
+        cropped = np.ascontiguousarray(source.image[y0:y1, x0:x1])
+        size = (max(1, round(cropped.shape[1] * p["scale"])), max(1, round(cropped.shape[0] * p["scale"])))
+        interpolation = cv2.INTER_AREA if p["scale"] < 1.0 else cv2.INTER_CUBIC
+        resized = cv2.resize(cropped, size, interpolation=interpolation)
+        buffer = io.BytesIO()
+        Image.fromarray(resized).save(buffer, format=p["format"], quality=p["quality"])
+        buffer.seek(0)
+        with Image.open(buffer) as decoded:
+            return np.asarray(decoded.convert("RGB"), dtype=np.uint8).copy()
+
+
+@register_generator("reencode")
+def _reencode(arg: str | None = None, **options: Any) -> Generator:
+    quality = None if arg is None else int(_number(arg, "reencode", low=1, high=100))
+    formats = tuple(str(f).upper() for f in options.get("formats", ("JPEG", "WEBP")))
+    if not formats or any(f not in {"JPEG", "WEBP"} for f in formats):
+        raise HeadshotLabError("reencode: formats must be JPEG and/or WEBP.", code="bad_generator")
+    axes: dict[str, Any] = {"quality": quality if quality is not None else "85-95"}
+    return Reencode(quality=quality, formats=formats, axes=axes)
+
+
+def relight_matrix(cct: float) -> np.ndarray:
+    """The 3×3 linear-sRGB matrix that moves the white point from D65 to daylight of ``cct`` kelvin.
+
+    ``M = M_XYZ→RGB · M_vK(D65 → W_cct) · M_RGB→XYZ``, with ``W_cct`` the CIE D-series chromaticity of
+    ``cct`` (``colour.temperature.CCT_to_xy``, valid 4000–25000 K) at ``Y = 1`` and ``M_vK`` the von Kries
+    adaptation (``colour.adaptation.matrix_chromatic_adaptation_VonKries``, transform "Von Kries").
+    """
+    import colour
+
+    space = colour.RGB_COLOURSPACES["sRGB"]
+    d65 = colour.xy_to_XYZ(space.whitepoint)
+    target = colour.xy_to_XYZ(colour.temperature.CCT_to_xy(float(cct)))
+    adaptation = colour.adaptation.matrix_chromatic_adaptation_VonKries(d65, target, transform="Von Kries")
+    return np.asarray(space.matrix_XYZ_to_RGB @ adaptation @ space.matrix_RGB_to_XYZ, dtype=np.float64)
+
+
+def relight_image(image: np.ndarray, exposure: float = 0.0, cct: float | None = None) -> np.ndarray:
+    """Change only the light: ``sRGB(clip((1 + exposure) · M · sRGB⁻¹(I)))`` (``M`` = :func:`relight_matrix`).
+
+    ``exposure`` is a fraction (``0.2`` = +20 %); ``cct`` ``None`` keeps the D65 white balance. The sRGB
+    transfer functions are ``colour.cctf_decoding`` / ``colour.cctf_encoding``; values are clipped to [0, 1]
+    in linear light (a brighter exposure saturates highlights, as a camera does).
+    """
+    import colour
+
+    linear = colour.cctf_decoding(image.astype(np.float64) / 255.0, function="sRGB")
+    if cct is not None:
+        linear = linear @ relight_matrix(cct).T
+    linear = np.clip(linear * (1.0 + float(exposure)), 0.0, 1.0)
+    encoded = colour.cctf_encoding(linear, function="sRGB")
+    return np.clip(np.round(encoded * 255.0), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Relight:
+    """Realistic null: the same face under other light (exposure and white balance; geometry kept).
+
+    Per sample (``context.rng(sample_id, "relight")``): ``e ~ U(−E, +E)`` (``E`` = ``exposure``, default
+    0.20) and ``T ~ U(4000, 6500)`` K, applied by :func:`relight_image`. ``mode``: ``"both"`` (default),
+    ``"exposure"`` or ``"white_balance"``.
+    """
+
+    exposure: float = 0.20
+    cct_range: tuple[float, float] = (4000.0, 6500.0)
+    mode: str = "both"
+    spec: str = ""
+    preserves_geometry: bool = True
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    def parameters(self, sample_id: str, context: GenerationContext) -> dict[str, Any]:
+        """The exposure change (fraction) and the colour temperature (K, or ``None``) drawn for one sample."""
+        rng = context.rng(sample_id, "relight")
+        exposure = float(rng.uniform(-self.exposure, self.exposure))
+        cct = float(rng.uniform(*self.cct_range))
+        return {
+            "exposure": exposure if self.mode in {"both", "exposure"} else 0.0,
+            "cct": cct if self.mode in {"both", "white_balance"} else None,
+        }
+
+    def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
+        p = self.parameters(source.id, context)
+        return relight_image(source.image, p["exposure"], p["cct"])
+
+
+@register_generator("relight")
+def _relight(arg: str | None = None, **options: Any) -> Generator:
+    exposure = _number(arg, "relight", 20.0, low=0.0, high=90.0) / 100.0
+    mode = str(options.get("mode", "both"))
+    if mode not in {"both", "exposure", "white_balance"}:
+        raise HeadshotLabError("relight: mode must be both, exposure or white_balance.", code="bad_generator")
+    return Relight(exposure=exposure, mode=mode, axes={"exposure": exposure, "mode": mode})
 
 
 @dataclass

@@ -187,3 +187,97 @@ def test_skin_canaries_skip_a_face_without_skin():
     for spec in ("lighten:3", "smooth"):
         with pytest.raises(GeneratorSkip):
             build_generator(spec)(view, GenerationContext())
+
+
+# ---- realistic nulls: reencode, relight, chains ----------------------------------------------------
+
+
+def test_realistic_nulls_are_registered_and_expect_no_flag():
+    assert {"reencode", "relight"} <= set(available_generators())
+    for spec in ("reencode", "reencode:90", "relight", "relight:10", "lighten:3 | reencode"):
+        build_generator(spec)
+    assert expected_flag("reencode") == (True, None) and expected_flag("relight:20") == (True, None)
+    assert build_generator("reencode").preserves_geometry is False
+    assert build_generator("relight").preserves_geometry is True
+    for bad in ("reencode:0", "reencode:x", "relight:-5", "relight:95", "lighten:3 | smooth", "lighten:3 |"):
+        with pytest.raises(HeadshotLabError):
+            build_generator(bad)
+    with pytest.raises(HeadshotLabError):
+        build_generator("reencode", formats=["PNG"])
+
+
+def test_reencode_draws_its_channel_in_the_stated_ranges_per_sample():
+    generator = build_generator("reencode")
+    context = GenerationContext(seed=3)
+    drawn = [generator.parameters(f"p{i}.png", context) for i in range(200)]
+    assert drawn[0] == generator.parameters("p0.png", GenerationContext(seed=3))  # stable per (seed, id)
+    assert drawn[0] != generator.parameters("p0.png", GenerationContext(seed=4))
+    assert all(0.0 <= c <= 0.03 for p in drawn for c in p["crop"])
+    assert all(0.03 <= abs(p["scale"] - 1.0) <= 0.10 for p in drawn)
+    assert {p["scale"] > 1 for p in drawn} == {True, False}  # down and up
+    assert {p["format"] for p in drawn} == {"JPEG", "WEBP"}
+    assert {p["quality"] for p in drawn} == set(range(85, 96))
+    assert {build_generator("reencode:92").parameters(f"p{i}", context)["quality"] for i in range(20)} == {92}
+
+
+def test_reencode_is_deterministic_and_really_changes_the_pixels(analysed):
+    view, _ = analysed["obama"]
+    generator = build_generator("reencode")
+    out = generator(view, GenerationContext(seed=0))
+    assert np.array_equal(out, generator(view, GenerationContext(seed=0)))
+    p = generator.parameters(view.id, GenerationContext(seed=0))
+    height, width = view.image.shape[:2]
+    kept_w = width - round(p["crop"][0] * width) - round(p["crop"][2] * width)
+    assert out.shape[1] == max(1, round(kept_w * p["scale"]))
+    assert out.dtype == np.uint8 and out.shape != view.image.shape
+    import cv2
+
+    back = cv2.resize(out, (width, height), interpolation=cv2.INTER_AREA).astype(float)
+    assert np.abs(back - view.image).mean() > 1.0  # not the input (moved, rescaled, recompressed)
+    other = generator(view, GenerationContext(seed=1))
+    assert other.shape != out.shape or not np.array_equal(other, out)
+
+
+def test_relight_is_deterministic_keeps_geometry_and_changes_only_the_light(analysed):
+    from eval.generators import relight_image, relight_matrix
+
+    view, _ = analysed["obama"]
+    generator = build_generator("relight")
+    out = generator(view, GenerationContext(seed=0))
+    assert out.shape == view.image.shape and not np.array_equal(out, view.image)
+    assert np.array_equal(out, generator(view, GenerationContext(seed=0)))
+    drawn = [generator.parameters(f"p{i}", GenerationContext()) for i in range(200)]
+    assert all(-0.2 <= p["exposure"] <= 0.2 and 4000 <= p["cct"] <= 6500 for p in drawn)
+    # D65 → ~6504 K is the identity; a +20 % exposure scales linear light by 1.2 where nothing clips
+    np.testing.assert_allclose(relight_matrix(6504.0), np.eye(3), atol=2e-3)
+    assert np.abs(relight_image(view.image, 0.0, 6504.0).astype(int) - view.image).max() <= 1
+    import colour
+
+    brighter = relight_image(view.image, 0.2)
+    lin_in = colour.cctf_decoding(view.image / 255.0)
+    lin_out = colour.cctf_decoding(brighter / 255.0)
+    ok = (lin_in > 0.05) & (lin_in < 0.7)
+    assert np.median(lin_out[ok] / lin_in[ok]) == pytest.approx(1.2, abs=0.02)
+    warm = relight_image(view.image, 0.0, 4000.0).astype(float)
+    assert warm[..., 0].mean() / warm[..., 2].mean() > 1.1 * view.image[..., 0].mean() / view.image[..., 2].mean()
+    gray = relight_image(np.full((2, 2, 3), 128, np.uint8), 0.0, 4000.0)[0, 0]
+    assert gray[0] > gray[1] > gray[2]  # a warm white point: red up, blue down
+    exposure_only = build_generator("relight", mode="exposure")
+    assert exposure_only.parameters("a", GenerationContext())["cct"] is None
+
+
+def test_a_canary_through_the_reencode_channel_is_paired_with_the_null(analysed):
+    view, _ = analysed["obama"]
+    context = GenerationContext(seed=0)
+    chain = build_generator("lighten:3 | reencode")
+    assert chain.spec == "lighten:3 | reencode" and parse_spec(chain.spec) == ("lighten", "3")
+    assert expected_flag(chain.spec) == (True, "skin_lightening")
+    assert chain.preserves_geometry is False and chain.axes == {"strength": 3.0, "channel": "reencode"}
+    out = chain(view, context)
+    null = build_generator("reencode")(view, context)
+    assert out.shape == null.shape  # the very same crop and resize as the plain re-encode
+    lightened = build_generator("lighten:3")(view, context)
+    from dataclasses import replace
+
+    assert np.array_equal(out, build_generator("reencode")(replace(view, image=lightened), context))
+    assert build_generator("null|relight").preserves_geometry is True
