@@ -130,6 +130,7 @@ EXPECTED_FLAGS: dict[str, str | None] = {
     "tone_jitter": None,
     "reencode": None,
     "relight": None,
+    "age_younger": "looks_younger",
 }
 #: Generators that model a harmless channel (a realistic null): only these may follow ``|`` in a chain.
 NULL_CHANNELS: frozenset[str] = frozenset({"null", "reencode", "relight"})
