@@ -74,8 +74,25 @@ def test_texture_energy_of_a_checkerboard_is_64():
     # Y = m ± a alternating: ∇²Y = ∓8a at every interior pixel, var(Y) = a², so T = 64a²/a² = 64.
     image = _checkerboard()
     mask = np.ones(image.shape[:2], dtype=bool)
-    energy = texture_energy(image, mask, box=(0, 0, 64, 64), size=64)
+    energy = texture_energy(image, mask, box=(0, 0, 64, 64), size=64, sigma=0.0)
     assert energy == pytest.approx(64.0, rel=1e-6)
+
+
+def test_texture_energy_of_stripes_follows_the_band_pass():
+    # Y = m + a·sin(kx): the discrete Laplacian scales it by −(2 − 2 cos k), the Gaussian G_σ by exp(−σ²k²/2),
+    # var(Y) = a²/2 over whole periods, so T = (2 − 2 cos k)² · exp(−σ²k²).
+    wavelength, sigma = 16.0, 1.5
+    k = 2 * np.pi / wavelength
+    x = np.arange(96)
+    luma = 0.5 + 0.2 * np.sin(k * x)
+    image = np.repeat(np.round(255 * luma)[None, :, None], 96, axis=0).repeat(3, axis=2).astype(np.uint8)
+    mask = np.zeros((96, 96), dtype=bool)
+    mask[8:88, 8:88] = True  # away from the borders, whole periods (80 = 5 × 16)
+    energy = texture_energy(image, mask, box=(0, 0, 96, 96), size=96, sigma=sigma, erode=0)
+    expected = (2 - 2 * np.cos(k)) ** 2 * np.exp(-(sigma**2) * k**2)
+    assert energy == pytest.approx(expected, rel=0.05)
+    # without the Gaussian the same stripes score higher (the blur only attenuates)
+    assert texture_energy(image, mask, box=(0, 0, 96, 96), size=96, sigma=0.0, erode=0) > energy
 
 
 def test_texture_energy_is_contrast_invariant_and_drops_with_blur():

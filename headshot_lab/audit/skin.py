@@ -11,12 +11,14 @@
 Each is grouped by the *source's* ITA group (and any dataset label) with
 :func:`headshot_lab.audit.fairness.grouped_metric`.
 
-**Texture energy** on the skin mask (over-smoothing). The face is first brought to a common scale
-(the face box resized to ``size`` pixels wide), then on the luma ``Y`` (BT.601, in [0, 1]):
+**Texture energy** on the skin mask (over-smoothing; :func:`headshot_lab.skin.texture_energy`). The face
+is first brought to a common scale (the face box resized to ``size`` = 96 pixels wide), then on the luma
+``Y`` (BT.601, in [0, 1]):
 
-    T = mean_{p∈M}((∇²Y)(p)²) / var_{p∈M}(Y)
+    T = mean_{p∈M}((∇²(G_σ ∗ Y))(p)²) / var_{p∈M}(Y)
 
-with ``∇²`` the 4-neighbour Laplacian ``[[0, 1, 0], [1, −4, 1], [0, 1, 0]]`` and ``M`` the skin mask
+with ``G_σ`` a Gaussian of σ = 1.5 px (a band around 1/20 of the face width, which re-saves and small
+resizes keep and smoothing removes), ``∇²`` the 4-neighbour Laplacian ``[[0, 1, 0], [1, −4, 1], [0, 1, 0]]`` and ``M`` the skin mask
 eroded by ``erode`` pixels (so no eye, brow or lip edge, nor the image border, enters). The numerator is the pores-and-fine-
 texture (high-frequency) energy; dividing by the skin's total luma variance makes ``T`` invariant to a
 global change of contrast or exposure, so a tone shift does not read as smoothing while an
