@@ -177,6 +177,8 @@ class SkinTone:
         lab_light_corrected: per-channel median Lab of the light-corrected skin.
         scene_grey_xy: CIE xy chromaticity of the estimated scene grey (D65 ≈ (0.3127, 0.3290)).
         scene_grey_y: its luminance (linear, 0–1); the corrected tone maps it to :data:`SCENE_GREY_Y`.
+
+    Derived: :attr:`ita_group_light_corrected`, :attr:`light_corrected_plausible`.
     """
 
     ita: float
@@ -193,6 +195,20 @@ class SkinTone:
     lab_light_corrected: tuple[float, float, float] | None = None
     scene_grey_xy: tuple[float, float] | None = None
     scene_grey_y: float | None = None
+
+    @property
+    def light_corrected_plausible(self) -> bool | None:
+        """Whether the light-corrected median skin colour is red-yellow (``a* > 0`` and ``b* > 0``), as all skin is.
+
+        ``False`` means the scene's grey was misread (grey-world fails on a strongly coloured scene: red
+        curtains read as red light turn the corrected skin green, an orange suit turns it blue): the
+        corrected *value* and its ITA group are then not to be trusted, although the *difference*
+        between two versions of the same scene still cancels the light (the bias is common to both).
+        ``None`` without a correction.
+        """
+        if self.lab_light_corrected is None:
+            return None
+        return bool(self.lab_light_corrected[1] > 0 and self.lab_light_corrected[2] > 0)
 
     @property
     def ita_group_light_corrected(self) -> int | None:
@@ -219,6 +235,7 @@ class SkinTone:
             "mask_fraction": round(self.mask_fraction, 5),
             "ita_light_corrected": None if corrected is None else round(corrected, 2),
             "ita_group_light_corrected": self.ita_group_light_corrected,
+            "light_corrected_plausible": self.light_corrected_plausible,
             "lab_light_corrected": rounded(self.lab_light_corrected, 2),
             "scene_grey_xy": rounded(self.scene_grey_xy, 4),
             "scene_grey_y": None if self.scene_grey_y is None else round(self.scene_grey_y, 4),
@@ -456,21 +473,22 @@ def light_corrected_lab(skin_pixels: np.ndarray, grey: np.ndarray, *, grey_y: fl
 
 
 def illuminant_xy(cct_kelvin: float) -> np.ndarray:
-    """CIE 1931 xy of a daylight illuminant of correlated colour temperature ``cct_kelvin`` (4000–25000 K).
+    """CIE 1931 xy of the CIE daylight illuminant of correlated colour temperature ``cct_kelvin`` (4000–25000 K).
 
-    ``colour.temperature.CCT_to_xy_CIE_D`` on the current radiation constant ``c₂ = 1.4388e-2 m·K``;
-    the D-series was defined with ``c₂ = 1.4380e-2``, so 6504 K here is D65 exactly (x 0.31271, y 0.32902).
+    ``colour.temperature.CCT_to_xy_CIE_D``; 6504 K is D65 (x 0.31271, y 0.32912 by the formula, within
+    2·10⁻⁴ of the tabulated 0.31270, 0.32900).
     """
     import colour
 
-    return np.asarray(colour.temperature.CCT_to_xy_CIE_D(float(cct_kelvin) * 1.4388 / 1.4380))
+    return np.asarray(colour.temperature.CCT_to_xy_CIE_D(float(cct_kelvin)))
 
 
 def relight(image: Any, exposure: float = 1.0, cct_kelvin: float = 6504.0, *, transform: str = "CAT02") -> np.ndarray:
     """The photo as if lit by a daylight of ``cct_kelvin`` at ``exposure`` × the light (synthetic relighting).
 
-    In linear light: ``XYZ′ = exposure · CAT(D65 → W_cct) · XYZ`` (``colour.adaptation.
-    chromatic_adaptation_VonKries`` with ``transform``; ``W_cct`` from :func:`illuminant_xy`), back to
+    In linear light: ``XYZ′ = exposure · CAT(W_6504 → W_cct) · XYZ`` (``colour.adaptation.
+    chromatic_adaptation_VonKries`` with ``transform``; both whites from :func:`illuminant_xy`, so
+    6504 K at exposure 1 leaves the photo as it is, up to rounding), back to
     sRGB, clipped and rounded to ``uint8`` — as a camera left white-balanced for D65 would record the
     same scene under a warmer (< 6504 K) or cooler light, brighter or darker. ``transform`` other than
     CAT02 (``"Bradford"``, ``"Von Kries"``) gives a relighting that the correction does not invert exactly.
@@ -488,8 +506,8 @@ def relight(image: Any, exposure: float = 1.0, cct_kelvin: float = 6504.0, *, tr
     array = np.asarray(image)
     rgb = array if array.ndim == 2 else as_rgb_array(image)
     xyz = _linear_to_xyz(srgb_to_linear(rgb))
-    target = colour.xy_to_XYZ(illuminant_xy(cct_kelvin))
-    moved = colour.adaptation.chromatic_adaptation_VonKries(xyz, _d65_xyz(), target, transform) * float(exposure)
+    source, target = (colour.xy_to_XYZ(illuminant_xy(t)) for t in (6504.0, cct_kelvin))
+    moved = colour.adaptation.chromatic_adaptation_VonKries(xyz, source, target, transform) * float(exposure)
     return linear_to_srgb(_xyz_to_linear(moved))
 
 
@@ -897,3 +915,39 @@ def ita_group_stability(
         ita_light_corrected_range=range_c,
         conditions=n,
     )
+
+
+def shift_ita_light_corrected(image: Any, mask: Any, delta_ita_degrees: float) -> np.ndarray:
+    """Change the *light-corrected* ITA° of the masked skin by ``δ`` (a skin change under the reference light).
+
+    The skin pixels are taken to the light-corrected Lab of :func:`light_corrected_lab` (against the
+    photo's own scene grey, :func:`scene_grey` over :func:`scene_region` of ``mask``), rotated there as in
+    :func:`shift_ita`, and brought back through the inverse adaptation; pixels outside ``mask`` are
+    untouched, so the scene grey is unchanged. Where the scene grey is D65 at :data:`SCENE_GREY_Y` this is
+    :func:`shift_ita`; under a colour cast it is the skin change that the cast would have shown.
+
+    Raises:
+        ValueError: the photo has too little non-skin area to estimate its light.
+    """
+    import colour
+
+    from headshot_lab.io import as_rgb_array
+
+    rgb = as_rgb_array(image).copy()
+    selected = _as_mask(mask, rgb.shape[:2])
+    grey = scene_grey(rgb[scene_region(selected)])
+    if grey is None:
+        raise ValueError("the photo has too little non-skin area to estimate its light")
+    if not selected.any() or delta_ita_degrees == 0:
+        return rgb
+    lab = light_corrected_lab(rgb[selected], grey)
+    lightness, b_star = lab[:, 0] - 50.0, lab[:, 2]
+    radius = np.hypot(lightness, b_star)
+    angle = np.arctan2(lightness, b_star) + np.radians(delta_ita_degrees)
+    lab[:, 0] = 50.0 + radius * np.sin(angle)
+    lab[:, 2] = radius * np.cos(angle)
+    d65 = _d65_xyz()
+    adapted = np.asarray(colour.Lab_to_XYZ(lab, colour.XYZ_to_xy(d65)))
+    xyz = colour.adaptation.chromatic_adaptation_VonKries(adapted, d65 * SCENE_GREY_Y, _linear_to_xyz(grey), LIGHT_CAT)
+    rgb[selected] = linear_to_srgb(_xyz_to_linear(np.asarray(xyz)))
+    return rgb
