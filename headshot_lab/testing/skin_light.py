@@ -5,8 +5,10 @@
 * ``light``: the largest |ΔITA| over the relighting grid (exposure 0.8–1.2 × 4000–6504 K,
   :data:`headshot_lab.skin.RELIGHT_EXPOSURES` × :data:`~headshot_lab.skin.RELIGHT_CCTS`) when only the light
   changes, as photographed and light-corrected, without and with a JPEG q90 re-save;
-* ``planted``: the skin alone rotated by +3° ITA (:func:`headshot_lab.skin.shift_ita`, in Lab, skin pixels
-  only), then relit over the grid and re-saved: min / max of the measured ΔITA;
+* ``planted``: the skin alone rotated by +3° of light-corrected ITA
+  (:func:`headshot_lab.skin.shift_ita_light_corrected`, skin pixels only), then relit over the grid (and re-saved):
+  min / max of the measured corrected ΔITA; ``planted_as_photographed``: the same with +3° in the photo's own Lab
+  (:func:`headshot_lab.skin.shift_ita`), which the correction reads scaled by how far it moves the colours;
 * ``exposure``: ΔITA of a +20 % exposure with the skin untouched (the null that used to raise
   ``skin_lightening``);
 * ``bradford``: the light-only maximum when the relighting uses a different adaptation transform (Bradford)
@@ -61,24 +63,37 @@ def validate_photo(
     ccts: tuple[float, ...] = skin.RELIGHT_CCTS,
     quality: int = 90,
 ) -> dict[str, Any]:
-    """The numbers of the module docstring for one photo (``mesh`` = its face mesh)."""
+    """The numbers of the module docstring for one photo (``mesh`` = its face mesh).
+
+    With the JPEG re-save in the loop the reference is the re-saved original (the same channel on both
+    sides, as an audit compares two saved files).
+    """
     grid = [(e, c) for e in exposures for c in ccts]
-    reference = _measure(image, mesh)
+    references = {False: _measure(image, mesh), True: _measure(skin.jpeg_roundtrip(image, quality), mesh)}
+    reference = references[False]
     region = skin.skin_mask(image, mesh, exclude_extremes=False)
-    planted = skin.shift_ita(image, region, PLANTED)
-    out: dict[str, Any] = {"ita": reference.ita, "ita_light_corrected": reference.ita_light_corrected}
+    planted = skin.shift_ita_light_corrected(image, region, PLANTED)
+    planted_raw = skin.shift_ita(image, region, PLANTED)
+    out: dict[str, Any] = {
+        "ita": reference.ita,
+        "ita_light_corrected": reference.ita_light_corrected,
+        "plausible": reference.light_corrected_plausible,
+        "scene_grey_xy": reference.scene_grey_xy,
+        "scene_grey_y": reference.scene_grey_y,
+    }
     for label, source, transform, jpeg in (
         ("light", image, "CAT02", False),
         ("light_jpeg", image, "CAT02", True),
         ("bradford_jpeg", image, "Bradford", True),
         ("planted", planted, "CAT02", False),
         ("planted_jpeg", planted, "CAT02", True),
+        ("planted_as_photographed_jpeg", planted_raw, "CAT02", True),
     ):
         tones = []
         for exposure, cct in grid:
             relit = skin.relight(source, exposure, cct, transform=transform)
             tones.append(_measure(skin.jpeg_roundtrip(relit, quality) if jpeg else relit, mesh))
-        raw, corrected = _deltas(reference, tones)
+        raw, corrected = _deltas(references[jpeg], tones)
         if label.startswith("planted"):
             out[label] = {
                 "raw": [float(raw.min()), float(raw.max())],
@@ -88,13 +103,37 @@ def validate_photo(
             out[label] = {"raw": float(np.abs(raw).max()), "corrected": float(np.abs(corrected).max())}
     brighter = _measure(skin.jpeg_roundtrip(skin.relight(image, 1.2), quality), mesh)
     out["exposure_1.2_jpeg"] = {
-        "raw": skin.delta_ita(reference, brighter),
-        "corrected": skin.delta_ita(reference, brighter, light_corrected=True),
+        "raw": skin.delta_ita(references[True], brighter),
+        "corrected": skin.delta_ita(references[True], brighter, light_corrected=True),
     }
     out["stability"] = skin.ita_group_stability(
         image, skin.skin_mask(image, mesh), exposures=exposures, ccts=ccts
     ).to_dict()
     return out
+
+
+def _line(name: str, r: dict[str, Any]) -> str:
+    s = r["stability"]
+
+    def span(key: str, kind: str = "corrected") -> str:
+        lo, hi = r[key][kind]
+        return f"[{lo:+.2f}, {hi:+.2f}]"
+
+    return (
+        f"| {name} | {r['ita']:.1f} | {r['ita_light_corrected']:.1f} | {'yes' if r['plausible'] else 'no'} | "
+        f"{r['light']['raw']:.1f} | {r['light']['corrected']:.2f} | {r['light_jpeg']['corrected']:.2f} | "
+        f"{r['bradford_jpeg']['corrected']:.2f} | {span('planted')} | {span('planted_jpeg')} | "
+        f"{span('planted_as_photographed_jpeg')} | {r['exposure_1.2_jpeg']['raw']:+.1f} | "
+        f"{r['exposure_1.2_jpeg']['corrected']:+.2f} | {s['group']}: {s['share']:.2f} | "
+        f"{s['group_light_corrected']}: {s['share_light_corrected']:.2f} |"
+    )
+
+
+HEADER = (
+    "| photo | ITA | ITA corr. | plausible | light max|Δ| raw | corr. | corr. +JPEG | corr. +JPEG, Bradford | "
+    "+3° planted corr. | +JPEG | +3° as-photographed, corr. +JPEG | +20 % raw | +20 % corr. | group: share raw | "
+    "corr. |\n|" + "---|" * 15
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,19 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         image, mesh = _downscale(image, mesh, args.size)
         results[name] = validate_photo(image, mesh)
         if not args.json:
-            r = results[name]
-            s = r["stability"]
-            print(
-                f"{name:13s} ITA {r['ita']:6.1f} corr {r['ita_light_corrected']:7.1f} | light max|Δ| "
-                f"raw {r['light']['raw']:5.1f} corr {r['light']['corrected']:4.2f} jpeg {r['light_jpeg']['corrected']:4.2f} "
-                f"bradford {r['bradford_jpeg']['corrected']:4.2f} | +3° corr "
-                f"[{r['planted']['corrected'][0]:.2f}, {r['planted']['corrected'][1]:.2f}] jpeg "
-                f"[{r['planted_jpeg']['corrected'][0]:.2f}, {r['planted_jpeg']['corrected'][1]:.2f}] raw "
-                f"[{r['planted_jpeg']['raw'][0]:.1f}, {r['planted_jpeg']['raw'][1]:.1f}] | +20% raw "
-                f"{r['exposure_1.2_jpeg']['raw']:+.1f} corr {r['exposure_1.2_jpeg']['corrected']:+.2f} | group "
-                f"{s['group']}:{s['share']:.2f} corr {s['group_light_corrected']}:{s['share_light_corrected']:.2f}",
-                flush=True,
-            )
+            if len(results) == 1:
+                print(HEADER)
+            print(_line(name, results[name]), flush=True)
     if args.json:
         print(json.dumps(results, indent=1))
     return 0
