@@ -207,6 +207,9 @@ def test_group_stability_on_a_real_photo(small):
     lo, hi = stability.ita_light_corrected_range
     assert hi - lo < 1.0
     assert stability.to_dict()["share"] == pytest.approx(stability.share, abs=1e-4)
+    # Through whole relit photos and a JPEG re-save the corrected group holds too.
+    resaved = skin.ita_group_stability(image, mesh=mesh, exposures=(0.8, 1.2), ccts=(4000.0,), jpeg_quality=90)
+    assert resaved.conditions == 2 and resaved.share_light_corrected == 1.0
 
 
 def test_relight_is_a_no_op_at_d65_and_is_warmer_at_4000k(small):
