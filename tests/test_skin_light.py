@@ -165,15 +165,16 @@ def test_a_planted_3_degree_skin_change_is_still_measured(small, name):
             assert measured == pytest.approx(3.0, abs=1.0), (exposure, cct, jpeg)
 
 
-def test_an_as_photographed_3_degree_change_on_a_plausibly_lit_photo(small):
-    """``shift_ita`` (+3° in the photo's own Lab) is also ≈ +3° corrected where the correction is plausible."""
-    image, mesh = small("biden")
+@pytest.mark.parametrize("name", PHOTOS)
+def test_an_as_photographed_3_degree_change_still_clears_the_margin(small, name):
+    """``shift_ita`` (+3° in the photo's own Lab) reads as 3° × the correction's local gain (0.6–1.2 here):
+    after relighting it is still a lightening past the audit's 1° margin, and never a darkening."""
+    image, mesh = small(name)
     reference = _measure(image, mesh)
-    assert reference.light_corrected_plausible
     planted = skin.shift_ita(image, skin.skin_mask(image, mesh, exclude_extremes=False), 3.0)
     for exposure, cct in ((1.0, 6504.0), (1.2, 4500.0), (0.8, 6000.0)):
         tone = _measure(skin.relight(planted, exposure, cct), mesh)
-        assert skin.delta_ita(reference, tone, light_corrected=True) == pytest.approx(3.0, abs=1.0)
+        assert 1.5 < skin.delta_ita(reference, tone, light_corrected=True) < 4.0, (exposure, cct)
 
 
 def test_a_coloured_scene_is_read_as_coloured_light(small):
