@@ -796,55 +796,6 @@ def monk_shift(reference: SkinTone, other: SkinTone) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Synthetic tone shift (tests, audit canaries)
-# --------------------------------------------------------------------------------------------
-
-
-def shift_ita(image: Any, mask: Any, delta_ita_degrees: float) -> np.ndarray:
-    """Change the ITA° of the masked skin pixels by a known amount.
-
-    Each pixel's ``(b*, L* − 50)`` is rotated about ``(0, 0)`` by ``δ``: with
-    ``r = √((L* − 50)² + b*²)`` and ``θ = atan2(L* − 50, b*)``,
-
-        L*′ = 50 + r·sin(θ + δ),   b*′ = r·cos(θ + δ),   a*′ = a*,
-
-    so every pixel's ITA° changes by exactly ``δ`` (positive = lighter) while its distance from the
-    neutral mid-grey in that plane, and its a* (redness), are kept. The result is converted back to
-    sRGB and clipped/rounded to ``uint8``, which is the only source of deviation from ``δ``.
-
-    Args:
-        image: ``(H, W, 3)`` RGB image.
-        mask: ``(H, W)`` bool mask, or float weights in ``[0, 1]`` to blend the shifted colour in
-            (``out = (1 − w)·image + w·shifted``, for seamless canaries).
-        delta_ita_degrees: the ITA° change ``δ``.
-
-    Returns:
-        A new ``(H, W, 3)`` ``uint8`` image; pixels outside the mask are untouched.
-    """
-    from headshot_lab.io import as_rgb_array
-
-    rgb = as_rgb_array(image).copy()
-    weights = np.asarray(mask)
-    if weights.shape != rgb.shape[:2]:
-        raise ValueError(f"the mask has shape {weights.shape} but the image is {rgb.shape[:2]}")
-    weights = np.clip(weights.astype(np.float64), 0.0, 1.0)
-    selected = weights > 0
-    if not selected.any() or delta_ita_degrees == 0:
-        return rgb
-    pixels = rgb[selected]
-    lab = rgb_to_lab(pixels)
-    lightness, b_star = lab[:, 0] - 50.0, lab[:, 2]
-    radius = np.hypot(lightness, b_star)
-    angle = np.arctan2(lightness, b_star) + np.radians(delta_ita_degrees)
-    lab[:, 0] = 50.0 + radius * np.sin(angle)
-    lab[:, 2] = radius * np.cos(angle)
-    shifted = lab_to_rgb(lab).astype(np.float64)
-    w = weights[selected][:, None]
-    rgb[selected] = np.clip(np.round((1.0 - w) * pixels + w * shifted), 0, 255).astype(np.uint8)
-    return rgb
-
-
-# --------------------------------------------------------------------------------------------
 # ITA-group stability under relighting
 # --------------------------------------------------------------------------------------------
 
@@ -996,4 +947,53 @@ def shift_ita_light_corrected(image: Any, mask: Any, delta_ita_degrees: float) -
     adapted = np.asarray(colour.Lab_to_XYZ(lab, colour.XYZ_to_xy(d65)))
     xyz = colour.adaptation.chromatic_adaptation_VonKries(adapted, d65 * SCENE_GREY_Y, _linear_to_xyz(grey), LIGHT_CAT)
     rgb[selected] = linear_to_srgb(_xyz_to_linear(np.asarray(xyz)))
+    return rgb
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic tone shift (tests, audit canaries)
+# --------------------------------------------------------------------------------------------
+
+
+def shift_ita(image: Any, mask: Any, delta_ita_degrees: float) -> np.ndarray:
+    """Change the ITA° of the masked skin pixels by a known amount.
+
+    Each pixel's ``(b*, L* − 50)`` is rotated about ``(0, 0)`` by ``δ``: with
+    ``r = √((L* − 50)² + b*²)`` and ``θ = atan2(L* − 50, b*)``,
+
+        L*′ = 50 + r·sin(θ + δ),   b*′ = r·cos(θ + δ),   a*′ = a*,
+
+    so every pixel's ITA° changes by exactly ``δ`` (positive = lighter) while its distance from the
+    neutral mid-grey in that plane, and its a* (redness), are kept. The result is converted back to
+    sRGB and clipped/rounded to ``uint8``, which is the only source of deviation from ``δ``.
+
+    Args:
+        image: ``(H, W, 3)`` RGB image.
+        mask: ``(H, W)`` bool mask, or float weights in ``[0, 1]`` to blend the shifted colour in
+            (``out = (1 − w)·image + w·shifted``, for seamless canaries).
+        delta_ita_degrees: the ITA° change ``δ``.
+
+    Returns:
+        A new ``(H, W, 3)`` ``uint8`` image; pixels outside the mask are untouched.
+    """
+    from headshot_lab.io import as_rgb_array
+
+    rgb = as_rgb_array(image).copy()
+    weights = np.asarray(mask)
+    if weights.shape != rgb.shape[:2]:
+        raise ValueError(f"the mask has shape {weights.shape} but the image is {rgb.shape[:2]}")
+    weights = np.clip(weights.astype(np.float64), 0.0, 1.0)
+    selected = weights > 0
+    if not selected.any() or delta_ita_degrees == 0:
+        return rgb
+    pixels = rgb[selected]
+    lab = rgb_to_lab(pixels)
+    lightness, b_star = lab[:, 0] - 50.0, lab[:, 2]
+    radius = np.hypot(lightness, b_star)
+    angle = np.arctan2(lightness, b_star) + np.radians(delta_ita_degrees)
+    lab[:, 0] = 50.0 + radius * np.sin(angle)
+    lab[:, 2] = radius * np.cos(angle)
+    shifted = lab_to_rgb(lab).astype(np.float64)
+    w = weights[selected][:, None]
+    rgb[selected] = np.clip(np.round((1.0 - w) * pixels + w * shifted), 0, 255).astype(np.uint8)
     return rgb
