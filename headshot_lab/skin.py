@@ -396,7 +396,8 @@ def srgb_to_linear(rgb: Any) -> np.ndarray:
 
     array = np.asarray(rgb)
     if array.dtype == np.uint8:
-        return _linear_lut()[array]
+        table: np.ndarray = _linear_lut()[array]
+        return table
     return np.asarray(eotf_sRGB(array.astype(np.float64)), dtype=np.float64)
 
 
@@ -444,7 +445,8 @@ def scene_region(mask: np.ndarray) -> np.ndarray:
     cv2.fillPoly(region, [hull], 1)
     grow = max(1, round(FACE_MARGIN * np.sqrt(len(xs))))
     grown = cv2.dilate(region, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    return np.asarray(grown) == 0
+    outside: np.ndarray = np.asarray(grown) == 0
+    return outside
 
 
 def scene_pixels(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -457,7 +459,8 @@ def scene_pixels(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     height, width = mask.shape
     k = max(1, int(np.ceil(np.sqrt(height * width / SCENE_SAMPLE))))
     small = np.ascontiguousarray(mask[::k, ::k])
-    return np.asarray(image)[::k, ::k][scene_region(small)]
+    pixels: np.ndarray = np.asarray(image)[::k, ::k][scene_region(small)]
+    return pixels
 
 
 def scene_grey(scene_pixels: np.ndarray) -> np.ndarray | None:
@@ -483,7 +486,7 @@ def scene_grey(scene_pixels: np.ndarray) -> np.ndarray | None:
     luminance = linear @ np.array([0.2126, 0.7152, 0.0722])
     low, high = np.percentile(luminance, SCENE_BAND)
     band = (luminance >= low) & (luminance <= high)
-    grey = linear[band].mean(axis=0)
+    grey: np.ndarray = linear[band].mean(axis=0)
     if not np.all(grey > 1e-6):
         return None
     return grey
