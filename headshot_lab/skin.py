@@ -44,11 +44,12 @@ the corrected skin is no longer red-yellow, i.e. when the scene was visibly misr
 
 Measured on the real test photos at 640 px (``python -m headshot_lab.testing.skin_light``; exposure
 0.8–1.2 × 4000–6504 K, 30 conditions, fresh skin mask each time): light-only changes move the
-as-photographed ITA° by up to 11–29° and the corrected one by ≤ 0.7° (≤ 0.8° with a JPEG q90 re-save on
-both sides; ≤ 1.25° when the relighting uses Bradford instead of the correction's CAT02), except the
-astronaut (orange suit and flag: grey-world misreads the scene, the corrected skin sits near the
-neutral axis, where the angle is ill-conditioned: 3–6°). A +3° light-corrected skin change reads
-+2.0…+3.5° (astronaut −0.5…+8.2°). The same person across four different scenes (obama, obama2, obama3, obama_partial)
+as-photographed ITA° by up to 11–19° (29° for the astronaut) and the corrected one by ≤ 0.7°; ≤ 1.1°
+with a JPEG q90 re-save on both sides; ≤ 1.4° when the relighting uses Bradford instead of the
+correction's CAT02. The astronaut is the exception (orange suit and flag: grey-world misreads the
+scene and the corrected skin sits near the neutral axis, where the angle is ill-conditioned: 3–6°). A
++3° light-corrected skin change reads +2.0…+3.6° through the same relighting and re-save (astronaut
+−0.5…+8.2°). The same person across four different scenes (obama, obama2, obama3, obama_partial)
 spreads over 39.5° as photographed and 96° corrected (5.6° against 15.1° without obama3, a small face
 in a bright room): the correction takes out the light, and puts the scene in.
 
