@@ -13,6 +13,8 @@
   ``skin_lightening``);
 * ``bradford``: the light-only maximum when the relighting uses a different adaptation transform (Bradford)
   from the correction's (CAT02);
+* ``share_over_margin`` (light-only) and ``share_caught`` (planted): the false-alarm and hit rates at the
+  audit's 1° margin over the grid;
 * ``stability``: the share of the grid that keeps the face's ITA group (:func:`headshot_lab.skin.ita_group_stability`).
 
 Every output is measured with a fresh skin mask (:func:`headshot_lab.skin.skin_mask` on the relit photo; the
@@ -31,6 +33,8 @@ from headshot_lab import skin
 
 PHOTOS = ("obama", "obama2", "obama3", "obama_partial", "biden", "astronaut")
 PLANTED = 3.0
+#: The audit's practical margin for a skin shift (issue 13: |ΔITA| ≥ 1°).
+MARGIN = 1.0
 
 
 def _downscale(image: np.ndarray, mesh: Any, size: int) -> tuple[np.ndarray, Any]:
@@ -98,9 +102,17 @@ def validate_photo(
             out[label] = {
                 "raw": [float(raw.min()), float(raw.max())],
                 "corrected": [float(corrected.min()), float(corrected.max())],
+                # power at the audit's 1° margin: share of conditions read as a lightening of ≥ 1°
+                "share_caught": float(np.mean(corrected >= MARGIN)),
             }
         else:
-            out[label] = {"raw": float(np.abs(raw).max()), "corrected": float(np.abs(corrected).max())}
+            out[label] = {
+                "raw": float(np.abs(raw).max()),
+                "corrected": float(np.abs(corrected).max()),
+                # false alarms at the 1° margin: share of light-only conditions with |ΔITA| ≥ 1°
+                "share_over_margin_raw": float(np.mean(np.abs(raw) >= MARGIN)),
+                "share_over_margin": float(np.mean(np.abs(corrected) >= MARGIN)),
+            }
     brighter = _measure(skin.jpeg_roundtrip(skin.relight(image, 1.2), quality), mesh)
     out["exposure_1.2_jpeg"] = {
         "raw": skin.delta_ita(references[True], brighter),
