@@ -155,3 +155,16 @@ def test_smoothing_a_real_face_lowers_texture_and_a_tone_shift_barely_moves_it(l
     shifted = texture_energy(darker, skin_mask(darker, mesh), box=mesh.box)
     assert after < 0.8 * before
     assert abs(shifted / before - 1.0) < 0.15
+
+
+def test_skin_shift_metrics_headline_the_light_corrected_shift():
+    shifts = [
+        SkinShift(6.0, 1.0, -1, 30.0, 3, delta_ita_corrected=0.2, source_ita_corrected=31.0),
+        SkinShift(5.0, 1.0, 0, 32.0, 3, delta_ita_corrected=-0.1, source_ita_corrected=33.0),
+        SkinShift(4.0, 1.0, 0, 29.0, 3),  # an old record without the corrected value
+    ]
+    metrics = skin_shift_metrics(shifts, n_resamples=100)
+    assert metrics["skin_delta_ita"].overall.value == pytest.approx(5.0)
+    corrected = metrics["skin_delta_ita_corrected"]
+    assert corrected.overall.n == 2 and corrected.overall.value == pytest.approx(0.05)
+    assert shifts[0].headline_delta_ita == pytest.approx(0.2) and shifts[2].headline_delta_ita == pytest.approx(4.0)

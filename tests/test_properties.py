@@ -355,9 +355,15 @@ lab_colours = st.tuples(lightness, st.floats(-128.0, 127.0), st.floats(-128.0, 1
 def test_ita_is_bounded_and_monotonic_in_lightness(L1, L2, b):
     low, high = sorted((L1, L2))
     ita_low, ita_high = skin.ita_from_lab(low, b), skin.ita_from_lab(high, b)
-    assert -90.0 <= ita_low <= ita_high <= 90.0  # lighter never reads darker, whatever b*
-    if b > 1e-3 and high > low:  # strictly for b* > 0 (b* → 0⁺ saturates at ±90° in floating point)
-        assert ita_high > ita_low
+    assert -180.0 <= ita_low <= 180.0 and -180.0 <= ita_high <= 180.0
+    if b > 0:  # every skin colour: inside ±90°, and lighter never reads darker
+        assert -90.0 <= ita_low <= ita_high <= 90.0
+        if b > 1e-3 and high - low > 1e-9:  # strictly (b* → 0⁺ saturates at ±90°; 1e-141 apart rounds away)
+            assert ita_high > ita_low
+    else:  # b* ≤ 0 is not clipped (issue 13): past ±90°, on the side of mid-grey that L* is on
+        for lightness_, ita in ((low, ita_low), (high, ita_high)):
+            if lightness_ != 50.0:
+                assert abs(ita) >= 90.0 and (ita > 0) == (lightness_ > 50.0)
 
 
 #: Every band boundary and its floating-point neighbours (where an off-by-one comparison would show).

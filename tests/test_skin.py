@@ -64,13 +64,35 @@ def test_ita_is_the_literature_formula_for_positive_b(lightness, b_star):
     assert skin.ita_from_lab(lightness, b_star) == pytest.approx(expected, abs=1e-9)
 
 
-def test_ita_for_non_positive_b_takes_the_limit():
-    assert skin.ita_from_lab(70.0, -5.0) == 90.0  # light grey-blue: "very light", not wrapped to "dark"
-    assert skin.ita_from_lab(30.0, -5.0) == -90.0
-    assert skin.ita_from_lab(70.0, 0.0) == 90.0
-    assert skin.ita_from_lab(70.0, 1e-9) == pytest.approx(90.0)  # continuous at b* → 0⁺
-    values = skin.ita_from_lab(np.array([60.0, 40.0]), np.array([10.0, -1.0]))
-    np.testing.assert_allclose(values, [45.0, -90.0])
+def test_ita_for_non_positive_b_continues_past_90_degrees():
+    """b* ≤ 0 is not clipped: the angle goes on past ±90° (atan2), continuously across b* = 0."""
+    assert skin.ita_from_lab(70.0, 0.0) == 90.0 and skin.ita_from_lab(30.0, 0.0) == -90.0
+    # L* − 50 = 20, b* = −20: 135°, not the clipped 90° (and not arctan's wrap to −45°).
+    assert skin.ita_from_lab(70.0, -20.0) == pytest.approx(135.0)
+    assert skin.ita_from_lab(30.0, -20.0) == pytest.approx(-135.0)
+    assert skin.ita_from_lab(70.0, 1e-9) == pytest.approx(90.0) and skin.ita_from_lab(70.0, -1e-9) == pytest.approx(
+        90.0
+    )
+    values = skin.ita_from_lab(np.array([60.0, 40.0]), np.array([10.0, -10.0]))
+    np.testing.assert_allclose(values, [45.0, -135.0])
+    assert skin.ita_group(135.0) == 1 and skin.ita_group(-135.0) == 6
+
+
+def test_angle_difference_wraps_across_the_cut():
+    assert skin.angle_difference(100.0, 80.0) == pytest.approx(20.0)
+    assert skin.angle_difference(-179.0, 179.0) == pytest.approx(2.0)  # across the branch cut at ±180°
+    assert skin.angle_difference(179.0, -179.0) == pytest.approx(-2.0)
+    assert skin.angle_difference(180.0, -180.0) == pytest.approx(0.0)
+    np.testing.assert_allclose(skin.angle_difference(np.array([10.0, 350.0]), 0.0), [10.0, -10.0])
+
+
+def test_angular_median_straddling_the_cut():
+    angles = np.array([170.0, 175.0, 178.0, -178.0, -172.0])
+    median, (q25, q75) = skin.angular_median(angles, (25.0, 75.0))
+    assert median == pytest.approx(178.0)
+    assert q25 == pytest.approx(175.0) and q75 == pytest.approx(-178.0)
+    plain = np.array([-20.0, 5.0, 30.0, 31.0])
+    assert skin.angular_median(plain)[0] == pytest.approx(np.median(plain))
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,13 @@
 **Tone shift** (per output, against the source photo it was made from; tones from
 :func:`headshot_lab.skin.measure_skin`):
 
-* ``ΔITA = ITA_out − ITA_src`` in degrees — signed, **positive = lighter** (the headline bias);
+* ``ΔITA_corrected = ITA′_out − ITA′_src`` on the **light-corrected** ITA° (``SkinTone.ita_light_corrected``:
+  the skin read against each photo's own light, so an exposure or white-balance change cancels) — signed,
+  **positive = lighter**: *this is the one to headline* (issue 13: "skin tone that reads skin, not light");
+  ``None`` when either side lacks it (a tone without enough non-skin area, or an old record);
+* ``ΔITA = ITA_out − ITA_src`` on the as-photographed ITA° — kept beside it: ±20 % exposure alone moves it by
+  5–14°, so it measures light and skin together. Both are angle differences wrapped into (−180°, 180°]
+  (:func:`headshot_lab.skin.angle_difference`), so faces with ``b* ≤ 0`` (ITA beyond ±90°) shift too;
 * ``ΔE00 = CIEDE2000(Lab_src, Lab_out)`` of the median skin colours (scikit-image), always ≥ 0;
 * ``Monk shift = Monk_out − Monk_src`` in swatch steps — signed, **positive = darker** (swatch 1 is the
   lightest), i.e. the opposite sign convention of ΔITA, as in :func:`headshot_lab.skin.monk_shift`.
@@ -51,12 +57,22 @@ class ToneLike(Protocol):
 class SkinShift:
     """How an output's skin tone differs from its source's.
 
+    The audit should headline :attr:`delta_ita_corrected` (the skin, with the light of each photo taken
+    out) and show :attr:`delta_ita` (as photographed) beside it; when ``delta_ita_corrected`` is ``None``
+    only the as-photographed value exists and it should be read as "skin and light together".
+
     Attributes:
-        delta_ita: ``ITA_out − ITA_src`` (positive = lighter).
+        delta_ita: ``ITA_out − ITA_src`` as photographed (positive = lighter), wrapped into (−180°, 180°].
         delta_e2000: CIEDE2000 between the median skin colours (≥ 0).
         monk_shift: ``Monk_out − Monk_src`` (positive = darker).
         source_ita: the source's ITA°.
         source_group: the source's ITA group (1 … 6), the group every skin metric is reported by.
+        delta_ita_corrected: ``ITA′_out − ITA′_src`` on the light-corrected ITA° (the headline), or ``None``.
+        source_ita_corrected: the source's light-corrected ITA°, or ``None``.
+        light_corrected_plausible: both corrected skin colours are red-yellow
+            (:attr:`headshot_lab.skin.SkinTone.light_corrected_plausible`); ``False`` says the grey-world
+            estimate misread a coloured scene on one side, so across *different* scenes the corrected
+            shift carries that error (within one scene it cancels). ``None`` when unknown.
     """
 
     delta_ita: float
@@ -64,28 +80,59 @@ class SkinShift:
     monk_shift: int
     source_ita: float
     source_group: int
+    delta_ita_corrected: float | None = None
+    source_ita_corrected: float | None = None
+    light_corrected_plausible: bool | None = None
+
+    @property
+    def headline_delta_ita(self) -> float:
+        """The ΔITA to report first: :attr:`delta_ita_corrected`, else :attr:`delta_ita`."""
+        return self.delta_ita if self.delta_ita_corrected is None else self.delta_ita_corrected
 
     def to_dict(self) -> dict[str, Any]:
+        def rounded(value: float | None, digits: int) -> float | None:
+            return None if value is None else round(value, digits)
+
         return {
             "delta_ita": round(self.delta_ita, 4),
             "delta_e2000": round(self.delta_e2000, 4),
             "monk_shift": self.monk_shift,
             "source_ita": round(self.source_ita, 3),
             "source_group": self.source_group,
+            "delta_ita_corrected": rounded(self.delta_ita_corrected, 4),
+            "source_ita_corrected": rounded(self.source_ita_corrected, 3),
+            "light_corrected_plausible": self.light_corrected_plausible,
         }
 
 
+def _corrected(tone: Any) -> float | None:
+    value = getattr(tone, "ita_light_corrected", None)
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
 def skin_shift(source: ToneLike, output: ToneLike) -> SkinShift:
-    """ΔITA (positive = lighter), ΔE2000 and Monk-step shift of ``output`` against ``source``."""
+    """ΔITA as photographed and light-corrected (positive = lighter), ΔE2000 and Monk-step shift.
+
+    ``ita_light_corrected`` is read from either tone when it has one (``SkinTone`` does; a tone-like
+    object without it gives ``delta_ita_corrected=None``). Angles are differenced on the circle
+    (:func:`headshot_lab.skin.angle_difference`).
+    """
     from skimage.color import deltaE_ciede2000
 
+    from headshot_lab.skin import angle_difference
+
     delta_e = float(deltaE_ciede2000(np.asarray(source.lab, float), np.asarray(output.lab, float), channel_axis=-1))
+    src_c, out_c = _corrected(source), _corrected(output)
+    plausible = [getattr(t, "light_corrected_plausible", None) for t in (source, output)]
     return SkinShift(
-        delta_ita=float(output.ita - source.ita),
+        delta_ita=float(angle_difference(output.ita, source.ita)),
         delta_e2000=delta_e,
         monk_shift=int(output.monk - source.monk),
         source_ita=float(source.ita),
         source_group=int(source.ita_group),
+        delta_ita_corrected=None if src_c is None or out_c is None else float(angle_difference(out_c, src_c)),
+        source_ita_corrected=src_c,
+        light_corrected_plausible=None if None in plausible else all(plausible),
     )
 
 
@@ -104,7 +151,11 @@ def skin_shift_metrics(
     clusters: Sequence[Hashable] | None = None,
     **options: Any,
 ) -> dict[str, GroupedMetric]:
-    """Group ΔITA, ΔE2000 and Monk shift by the source's ITA group (or by ``labels`` when given).
+    """Group ΔITA (light-corrected and as photographed), ΔE2000 and Monk shift by the source's ITA group.
+
+    Metrics: ``skin_delta_ita_corrected`` (the headline; only shifts that have it),
+    ``skin_delta_ita`` (as photographed), ``skin_delta_e2000``, ``skin_monk_shift``. Grouped by the
+    source's as-photographed ITA group, or by ``labels`` when given.
 
     ``None`` shifts (skin not measurable) are counted under ``"unknown"`` and left out of the values.
     ``options`` go to :func:`~headshot_lab.audit.fairness.grouped_metric` (``seed``, ``confidence`` …).
@@ -113,6 +164,7 @@ def skin_shift_metrics(
         list(labels) if labels is not None else [group_label(s.source_group) if s is not None else None for s in shifts]
     )
     columns = {
+        "skin_delta_ita_corrected": [s.delta_ita_corrected if s else None for s in shifts],
         "skin_delta_ita": [s.delta_ita if s else None for s in shifts],
         "skin_delta_e2000": [s.delta_e2000 if s else None for s in shifts],
         "skin_monk_shift": [float(s.monk_shift) if s else None for s in shifts],
