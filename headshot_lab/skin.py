@@ -269,7 +269,7 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
     array = np.asarray(rgb)
     values = array.astype(np.float64) / 255.0 if array.dtype == np.uint8 else array.astype(np.float64)
-    return rgb2lab(values, illuminant="D65", observer="2", channel_axis=-1)
+    return np.asarray(rgb2lab(values, illuminant="D65", observer="2", channel_axis=-1), dtype=np.float64)
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
@@ -279,7 +279,7 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "negative Z values … clipped": expected for shifted colours
         rgb = lab2rgb(np.asarray(lab, dtype=np.float64), illuminant="D65", observer="2", channel_axis=-1)
-    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(np.round(rgb * 255.0), 0, 255), dtype=np.uint8)
 
 
 def ita_from_lab(L: Any, b: Any) -> Any:
@@ -633,7 +633,7 @@ def _photometric_keep(L: np.ndarray) -> np.ndarray:
     if L.size < MIN_SKIN_PIXELS:
         return np.ones(L.shape, dtype=bool)
     low, high = np.percentile(L, [SHADOW_PERCENTILE, HIGHLIGHT_PERCENTILE])
-    return (low <= L) & (high >= L)
+    return np.asarray((low <= L) & (high >= L), dtype=bool)
 
 
 def skin_mask(image: Any, mesh: FaceMesh | None = None, *, exclude_extremes: bool = True) -> np.ndarray:

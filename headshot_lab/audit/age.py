@@ -246,7 +246,7 @@ class AgeModel:
 
     def chip(self, pixels: np.ndarray, face: Face, alignment: str = "predictor") -> np.ndarray:
         """The ``(64, 64, 3)`` ``uint8`` aligned chip: ``extract_image_chip(get_face_chip_details(shape, 64, 0.2))``."""
-        return self.chips(pixels, face, alignment, jitter=False)[0]
+        return np.asarray(self.chips(pixels, face, alignment, jitter=False)[0])
 
     def chips(self, pixels: np.ndarray, face: Face, alignment: str = "predictor", *, jitter: bool = True) -> np.ndarray:
         """``(K, 64, 64, 3)`` chips of one face: the aligned chip, and with ``jitter`` its test-time variants.

@@ -113,7 +113,7 @@ def normalise_light(rgb: np.ndarray, target: float = 0.18) -> np.ndarray:
     linear = eotf_sRGB(np.asarray(rgb, dtype=np.float64) / 255.0)
     means = linear.reshape(-1, 3).mean(axis=0)
     linear = np.clip(linear * (target / np.maximum(means, 1e-6)), 0.0, 1.0)
-    return np.clip(np.rint(eotf_inverse_sRGB(linear) * 255.0), 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(np.rint(eotf_inverse_sRGB(linear) * 255.0), 0, 255), dtype=np.uint8)
 
 
 def canonical_crop(
@@ -432,7 +432,7 @@ def _assign_folds(
     ordered = ordered[kind[ordered] > 0]
     cluster_fold = np.full(n_clusters, -1)
     cluster_fold[ordered] = np.arange(len(ordered)) % n_splits
-    return cluster_fold[codes]
+    return np.asarray(cluster_fold[codes])
 
 
 def _ridge_scores(x: np.ndarray, y: np.ndarray, w: np.ndarray, folds: np.ndarray, penalty: float) -> np.ndarray:

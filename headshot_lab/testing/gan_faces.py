@@ -103,7 +103,8 @@ def _real_faces() -> tuple[tuple[str, np.ndarray, tuple[int, int, int, int]], ..
         faces = sorted(detect_faces(image, backend="dlib"), key=lambda f: (f.box[0], f.box[1]))
         for k, face in enumerate(faces):
             image.setflags(write=False)
-            found.append((f"{name}#{k}", image, tuple(int(v) for v in face.box)))
+            left, top, right, bottom = (int(v) for v in face.box)
+            found.append((f"{name}#{k}", image, (left, top, right, bottom)))
     return tuple(found)
 
 
