@@ -125,19 +125,15 @@ def naive_loop(files: list[tuple[Path, str]], generators: list[str]) -> int:
     for path, person in files:
         source = analyse_image(load_rgb(path, min_side=0))
         found += source.face is not None
-        face = source.face
+        geometry = source.original_geometry()
         for generator in built:
             image = load_rgb(path, min_side=0)
             view = SourceView(
                 id=path.name,
                 image=image,
                 identity=person,
-                landmarks=None if face is None else face.landmarks,
-                landmarks5=None if face is None else face.landmarks5,
-                box=None if face is None else tuple(face.box),
-                mesh=source.mesh,
-                skin=source.skin,
                 ita=None if source.tone is None else float(source.tone.ita),
+                **geometry,
             )
             try:
                 output = generator(view, context)

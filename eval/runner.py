@@ -49,6 +49,7 @@ from eval.generators import (
     make_donors,
     parse_spec,
 )
+from headshot_lab.analysis import same_scene
 from headshot_lab.atomic import atomic_write
 from headshot_lab.audit.measure import AUDIT_BACKEND, AuditAnalysis, analyse_image, encoder_name
 from headshot_lab.audit.results import AuditResults, AuditRun, write_results
@@ -567,8 +568,10 @@ def build_records(
             src = result.source
             if out is not None:
                 if src.get("ita") is not None and out.get("ita") is not None:
-                    shift = skin_shift(_Tone(src), _Tone(out))
-                    record["skin_delta_ita"] = shift.delta_ita
+                    scene = same_scene(src.get("hash"), out.get("hash")) if src.get("hash") else None
+                    shift = skin_shift(_Tone(src), _Tone(out), same_scene=scene)
+                    record["skin_delta_ita"] = shift.headline_delta_ita  # light-corrected within one scene
+                    record["skin_delta_ita_photographed"] = shift.delta_ita
                     record["skin_delta_e2000"] = shift.delta_e2000
                     record["skin_monk_shift"] = float(shift.monk_shift)
                 record["texture_ratio"] = texture_ratio(out.get("texture"), src.get("texture"))
@@ -594,6 +597,8 @@ class _Tone:
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.ita = float(data["ita"])
+        corrected = data.get("ita_light_corrected")
+        self.ita_light_corrected = None if corrected is None else float(corrected)
         self.lab = tuple(data["lab"])
         self.monk = int(data["monk"])
         self.ita_group = int(data["ita_group"])

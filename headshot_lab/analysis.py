@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
+from headshot_lab.skin import reported_delta_ita
 
 if TYPE_CHECKING:
     from headshot_lab.faces.base import Face, FaceBackend
@@ -771,19 +772,43 @@ def judge_finder(backend: FaceBackend | str | None = None) -> FaceFinder:
     return FaceFinder(backend, union=True)
 
 
-def skin_delta_ita(source: PhotoAnalysis | None, output: PhotoAnalysis | None) -> float | None:
-    """``ΔITA = ITA(output's main face) − ITA(source's main face)`` in degrees (positive = lighter).
+#: Perceptual-hash bits (of 64) up to which two photos show the same scene. Measured on the real test
+#: photos at 640 px: exposure ±20 % / 4000–6500 K and a JPEG re-save 0–2, a 3 % crop 4–10; a studio
+#: retouch (new backdrop) 14–20; different photos 20–34.
+SAME_SCENE_MAX_BITS = 12
 
-    The one definition of "how much lighter did this image make the person": each tone is read from
-    its own photo's record (its own detection, mesh and skin mask), so the number does not depend on
-    which tool reports it. ``None`` when either tone is missing.
+
+def hash_distance(a: str | None, b: str | None) -> int:
+    """Hamming distance in bits between two 64-bit perceptual hashes (hex); 64 when either is missing."""
+    import imagehash
+
+    if a is None or b is None:
+        return 64
+    return int(imagehash.hex_to_hash(a) - imagehash.hex_to_hash(b))
+
+
+def same_scene(hash_a: str | None, hash_b: str | None) -> bool:
+    """Whether two photos show the same scene (the light can then be told apart from the skin)."""
+    return hash_distance(hash_a, hash_b) <= SAME_SCENE_MAX_BITS
+
+
+def skin_delta_ita(source: PhotoAnalysis | None, output: PhotoAnalysis | None) -> float | None:
+    """The reported ``ΔITA`` of the output's main face against the source's (degrees, positive = lighter).
+
+    The one definition of "how much lighter did this image make the person"
+    (:func:`headshot_lab.skin.reported_delta_ita`): each tone is read from its own photo's record (its
+    own detection, mesh and skin mask); within one scene (:func:`same_scene`) the light-corrected ITA°
+    is compared, so a change of exposure or white balance is not read as a change of skin; across scenes
+    (a new backdrop) the as-photographed ITA°. ``None`` when either tone is missing.
     """
     if source is None or output is None or source.primary is None or output.primary is None:
         return None
     before, after = source.primary.tone, output.primary.tone
     if before is None or after is None:
         return None
-    return float(after.ita - before.ita)
+    return reported_delta_ita(
+        before, after, same_scene=same_scene(source.metrics.get("hash"), output.metrics.get("hash"))
+    )
 
 
 def analyse_photos(

@@ -67,7 +67,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from headshot_lab.analysis import AnalysisOptions, FaceAnalysis, FaceFinder, analyse_photo, angle_diff, judge_finder
+from headshot_lab.analysis import (
+    AnalysisOptions,
+    FaceAnalysis,
+    FaceFinder,
+    analyse_photo,
+    angle_diff,
+    hash_distance,
+    judge_finder,
+)
 from headshot_lab.capture import SAME_PERSON_MIN_COSINE, CaptureThresholds
 from headshot_lab.config import resolve_options
 from headshot_lab.errors import HeadshotLabError, ImageError, ModelUnavailableError
@@ -625,14 +633,6 @@ def candidate_reasons(
 # ================================================================================================
 
 
-def _hash_distance(a: str | None, b: str | None) -> int:
-    import imagehash
-
-    if a is None or b is None:
-        return 64
-    return int(imagehash.hex_to_hash(a) - imagehash.hex_to_hash(b))
-
-
 def rank_candidates(candidates: Sequence[Candidate], limits: SelectThresholds, top_k: int | None) -> None:
     """Greedy MMR over the passing candidates (formula in the module docstring); sets ``kept``/``rank``/reasons."""
     pool = [c for c in candidates if not c.reasons]
@@ -646,15 +646,13 @@ def rank_candidates(candidates: Sequence[Candidate], limits: SelectThresholds, t
         def mmr(c: Candidate) -> float:
             if not picked:
                 return limits.mmr_lambda * c.scores["relevance"]
-            sim = max(
-                min(max(1.0 - _hash_distance(c.hash, p.hash) / HASH_UNRELATED_DISTANCE, 0.0), 1.0) for p in picked
-            )
+            sim = max(min(max(1.0 - hash_distance(c.hash, p.hash) / HASH_UNRELATED_DISTANCE, 0.0), 1.0) for p in picked)
             return limits.mmr_lambda * c.scores["relevance"] - (1.0 - limits.mmr_lambda) * sim
 
         best = max(pool, key=lambda c: (mmr(c), c.scores["relevance"]))
         pool.remove(best)
-        duplicate = min(picked, key=lambda p: _hash_distance(best.hash, p.hash), default=None)
-        distance = _hash_distance(best.hash, duplicate.hash) if duplicate else 64
+        duplicate = min(picked, key=lambda p: hash_distance(best.hash, p.hash), default=None)
+        distance = hash_distance(best.hash, duplicate.hash) if duplicate else 64
         if duplicate is not None and distance <= limits.max_duplicate_distance:
             best.reasons.append(
                 Reason(

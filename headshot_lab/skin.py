@@ -793,6 +793,30 @@ def delta_ita(reference: SkinTone, other: SkinTone, *, light_corrected: bool = F
     return float(angle_difference(other.ita, reference.ita))
 
 
+def reported_delta_ita(reference: Any, other: Any, *, same_scene: bool) -> float:
+    """The ΔITA every report headlines (degrees, positive = ``other`` lighter).
+
+    Within one scene (``same_scene``: the same shot re-saved, relit or edited in place) the light-corrected
+    ITA° of both tones when both have one — the scene's grey cancels, so an exposure or white-balance change
+    is not read as skin (±20 % / 4000–6500 K: < 1° on the real test photos); otherwise, and across scenes,
+    where a grey-world estimate mistakes a coloured backdrop for coloured light, the ITA° as photographed.
+    """
+    before = getattr(reference, "ita_light_corrected", None)
+    after = getattr(other, "ita_light_corrected", None)
+    corrected = None
+    if before is not None and after is not None and np.isfinite(before) and np.isfinite(after):
+        corrected = float(angle_difference(after, before))
+    return headline_delta_ita(float(angle_difference(other.ita, reference.ita)), corrected, same_scene=same_scene)
+
+
+def headline_delta_ita(photographed: float, corrected: float | None, *, same_scene: bool | None) -> float:
+    """The rule of :func:`reported_delta_ita` on two computed shifts: ``corrected`` unless it is missing or
+    the scenes differ (``same_scene=False``; ``None``, unknown, keeps the corrected one)."""
+    if corrected is None or same_scene is False:
+        return photographed
+    return corrected
+
+
 def monk_shift(reference: SkinTone, other: SkinTone) -> int:
     """Signed Monk-scale steps ``other.monk − reference.monk``: positive = ``other`` is darker
     (Monk 1 is the lightest swatch), the opposite sign of :func:`delta_ita`."""

@@ -23,7 +23,10 @@ def test_audit_commands_parse():
     args = parser.parse_args(
         ["audit", "run", "--config", "offline", "--output-path", "x", "--shard", "0/2", "--num-proc", "2"]
     )
-    assert args.handler is audit_cli.run_audit and args.shard == "0/2" and args.num_proc == 2
+    import eval.cli
+
+    # run/merge come from the audit suite's plugin (entry point headshot_lab.audit_commands → eval.cli:register)
+    assert args.handler is eval.cli.run_audit and args.shard == "0/2" and args.num_proc == 2
     assert parser.parse_args(["audit", "merge", "a", "b", "--output-path", "c"]).shards == ["a", "b"]
     with pytest.raises(SystemExit):
         parser.parse_args(["audit"])

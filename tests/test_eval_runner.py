@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 CANARIES = {
     "lighten:3": "skin_lightening",
     "darken:3": "skin_darkening",
-    "identity_blend:0.3": "identity_drift",
+    "identity_blend:0.5": "identity_drift",
     "smooth": "over_smoothing",
 }
 LEAN_FACES = ["obama", *(f"group_{i}" for i in range(6))]
@@ -232,7 +232,7 @@ def test_worker_processes_give_the_same_records(tmp_path, real_photos):
         "name": "procs",
         "dataset": "offline",
         "dataset_options": {"faces": ["obama", "group_0", "group_1", "group_2"], "variants_per_face": 0},
-        "generators": ["null", "identity_blend:0.3", "tone_jitter:3"],
+        "generators": ["null", "identity_blend:0.5", "tone_jitter:3"],
         "n_resamples": 200,
         "plots": False,
         "batch_size": 2,

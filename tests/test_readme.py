@@ -34,6 +34,7 @@ def test_readme_block_runs_as_written(index, tmp_path, real_photos):
         ".venv",
         "Makefile",
         "requirements.txt",
+        "requirements-nodeps.txt",
         "constraints.txt",
         "pyproject.toml",
         "scripts",

@@ -139,7 +139,9 @@ def test_without_light_and_white_balance_the_person_is_untouched(load_real):
     result = retouch(photo, "team", light=0.0, white_balance=False)
     solid = result.mask >= 1.0
     assert np.array_equal(result.image[solid], photo[solid])
-    assert abs(result.delta_ita) < 0.05
+    assert abs(result.steps["delta_ita_same_pixels"]) < 0.05  # the person's own pixels: no change at all
+    # the reported shift re-detects the face on a new backdrop (its own mask), so it moves a little
+    assert abs(result.delta_ita) < 1.0
 
 
 def test_even_light_reduces_a_lighting_gradient_across_the_face(load_real):

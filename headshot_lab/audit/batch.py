@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from headshot_lab.analysis import same_scene
 from headshot_lab.audit.age import AGE_MODEL
 from headshot_lab.audit.measure import AuditAnalysis, analyse_image, encoder_name
 from headshot_lab.audit.results import AuditResults, AuditRun, write_results
@@ -326,9 +327,17 @@ def _row(
         out_cos, src_cos = _cosine(analysis.embedding, others), _cosine(src.embedding, others)
         row["identity_delta"] = None if out_cos is None or src_cos is None else out_cos - src_cos
         if src.tone is not None and analysis.tone is not None:
-            shift = skin_shift(src.tone, analysis.tone)
+            scene = same_scene(
+                src.photo.metrics.get("hash") if src.photo else None,
+                analysis.photo.metrics.get("hash") if analysis.photo else None,
+            )
+            shift = skin_shift(src.tone, analysis.tone, same_scene=scene)
             row.update(
-                skin_delta_ita=shift.delta_ita,
+                skin_delta_ita=shift.headline_delta_ita,
+                skin_delta_ita_photographed=shift.delta_ita,
+                skin_measure="light-corrected"
+                if scene and shift.delta_ita_corrected is not None
+                else "as photographed",
                 skin_delta_e2000=shift.delta_e2000,
                 skin_monk_shift=float(shift.monk_shift),
             )

@@ -134,6 +134,10 @@ class AuditAnalysis:
             "faces": 0 if photo is None else photo.face_count,
             "box": box,
             "ita": None if tone is None else round(float(tone.ita), 4),
+            "ita_light_corrected": None
+            if tone is None or tone.ita_light_corrected is None
+            else round(float(tone.ita_light_corrected), 4),
+            "hash": None if photo is None else photo.metrics.get("hash"),
             "ita_group": None if tone is None else int(tone.ita_group),
             "lab": None if tone is None else [round(float(v), 3) for v in tone.lab],
             "monk": None if tone is None else int(tone.monk),

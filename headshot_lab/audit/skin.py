@@ -83,11 +83,16 @@ class SkinShift:
     delta_ita_corrected: float | None = None
     source_ita_corrected: float | None = None
     light_corrected_plausible: bool | None = None
+    same_scene: bool | None = None
 
     @property
     def headline_delta_ita(self) -> float:
-        """The ΔITA to report first: :attr:`delta_ita_corrected`, else :attr:`delta_ita`."""
-        return self.delta_ita if self.delta_ita_corrected is None else self.delta_ita_corrected
+        """The ΔITA to report first (:func:`headshot_lab.skin.reported_delta_ita`): :attr:`delta_ita_corrected`
+        when the two photos show the same scene and both have it, else :attr:`delta_ita` (as photographed).
+        ``same_scene=None`` (unknown) counts as the same scene, as before scenes were compared."""
+        from headshot_lab.skin import headline_delta_ita
+
+        return headline_delta_ita(self.delta_ita, self.delta_ita_corrected, same_scene=self.same_scene)
 
     def to_dict(self) -> dict[str, Any]:
         def rounded(value: float | None, digits: int) -> float | None:
@@ -102,6 +107,7 @@ class SkinShift:
             "delta_ita_corrected": rounded(self.delta_ita_corrected, 4),
             "source_ita_corrected": rounded(self.source_ita_corrected, 3),
             "light_corrected_plausible": self.light_corrected_plausible,
+            "same_scene": self.same_scene,
         }
 
 
@@ -110,7 +116,7 @@ def _corrected(tone: Any) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def skin_shift(source: ToneLike, output: ToneLike) -> SkinShift:
+def skin_shift(source: ToneLike, output: ToneLike, *, same_scene: bool | None = None) -> SkinShift:
     """ΔITA as photographed and light-corrected (positive = lighter), ΔE2000 and Monk-step shift.
 
     ``ita_light_corrected`` is read from either tone when it has one (``SkinTone`` does; a tone-like
@@ -133,6 +139,7 @@ def skin_shift(source: ToneLike, output: ToneLike) -> SkinShift:
         delta_ita_corrected=None if src_c is None or out_c is None else float(angle_difference(out_c, src_c)),
         source_ita_corrected=src_c,
         light_corrected_plausible=None if None in plausible else all(plausible),
+        same_scene=same_scene,
     )
 
 
