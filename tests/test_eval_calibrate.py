@@ -197,7 +197,7 @@ def test_calibrate_cli_reuses_a_finished_run(tmp_path):
 CHANNEL_CANARIES = {
     "lighten:3 | reencode": "skin_lightening",
     "darken:3 | reencode": "skin_darkening",
-    "identity_blend:0.3 | reencode": "identity_drift",
+    "identity_blend:0.5 | reencode": "identity_drift",
     "smooth | reencode": "over_smoothing",
 }
 
