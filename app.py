@@ -43,6 +43,7 @@ from headshot_lab.ui import (
     ActionResult,
     AppBackend,
     SessionState,
+    audit_help,
     base_model_notice,
     style_swatches,
 )
@@ -289,6 +290,8 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
                 "skin tone shift in your ITA group (positive ΔITA = lighter), skin texture, and whether a classifier "
                 "can tell them from real photos."
             )
+            with gr.Accordion("How to read the audit", open=False):
+                gr.Markdown(audit_help(), elem_id="audit-help")
             audit_button = gr.Button("Audit this batch", variant="primary", elem_id="audit")
             audit_status = gr.Markdown(elem_id="audit-card")
             audit_plots = gr.Gallery(

@@ -50,7 +50,7 @@ from __future__ import annotations
 from headshot_lab.audit.batch import BatchAudit, PersonTone, audit_batch
 from headshot_lab.ui.actions import AppBackend
 from headshot_lab.ui.files import SessionFiles
-from headshot_lab.ui.formatting import base_model_notice, format_capture_report, style_swatches
+from headshot_lab.ui.formatting import audit_help, base_model_notice, format_capture_report, style_swatches
 from headshot_lab.ui.state import (
     ACTIONS,
     CONSENT_TEXT,
@@ -83,6 +83,7 @@ __all__ = [
     "SessionFiles",
     "SessionState",
     "audit_batch",
+    "audit_help",
     "base_model_notice",
     "format_capture_report",
     "format_error",

@@ -123,3 +123,41 @@ def base_model_notice() -> str | None:
     except ModelUnavailableError as exc:
         return f"ℹ️ **{code_settings(exc.message)}** {code_settings(exc.fix)}\n\n{RETOUCH_OFFER}"
     return None
+
+
+def audit_help() -> str:
+    """How to read the audit card, in plain words, built from the one table of margins (``METRIC_SPECS``)."""
+    from headshot_lab.audit.margins import METRIC_SPECS
+
+    lines = [
+        "Each line of the card is one of three answers:",
+        "",
+        "- ✅ **kept** — the whole 95 % interval lies inside the margin that matters;",
+        "- ⚠️ **flag** — the whole interval lies past it;",
+        "- ❔ **not enough to tell** — too few photos, or the interval reaches both sides. A small batch "
+        "usually gets this answer: it is the honest one.",
+        "",
+        "| what | flagged when the whole interval is | needs at least |",
+        "|---|---|---|",
+    ]
+    for spec in METRIC_SPECS.values():
+        if spec.margin is None or spec.null is None or not spec.flags:
+            continue
+        when = []
+        for rule in spec.rules:
+            bound = spec.null + spec.margin if rule.direction == "above" else spec.null - spec.margin
+            sign = "≥" if rule.direction == "above" else "≤"
+            when.append(f"{rule.words.lower()}: {sign} {bound:g}{spec.unit}")
+        size = "photos per side" if spec.name == "detectability_auroc" else "photos"
+        lines.append(f"| {spec.label} | {'; '.join(when)} | {spec.min_n} {size} |")
+    lines += [
+        "",
+        "Skin tone is the ITA° angle of your skin in CIELAB (a colour measurement, not a Fitzpatrick type). "
+        "When a headshot keeps the photo's scene, light and white balance are taken out first, so a brighter or "
+        "warmer picture does not count as lighter skin; on a new backdrop the colours are compared as photographed.",
+        "",
+        "The audit was checked against harmless changes it must not flag (a re-save, a small resize or crop, a "
+        "light change) and planted changes it must catch; see `python -m eval calibrate` and the README's "
+        "Calibration section for the measured rates.",
+    ]
+    return "\n".join(lines)
