@@ -797,9 +797,10 @@ def skin_delta_ita(source: PhotoAnalysis | None, output: PhotoAnalysis | None) -
 
     The one definition of "how much lighter did this image make the person"
     (:func:`headshot_lab.skin.reported_delta_ita`): each tone is read from its own photo's record (its
-    own detection, mesh and skin mask); within one scene (:func:`same_scene`) the light-corrected ITA°
-    is compared, so a change of exposure or white balance is not read as a change of skin; across scenes
-    (a new backdrop) the as-photographed ITA°. ``None`` when either tone is missing.
+    own detection, mesh and skin mask); within one scene (:func:`same_scene`) the output's skin is seen
+    under the source's light (:func:`headshot_lab.skin.light_matched_delta_ita`), so a change of exposure or
+    white balance is not read as a change of skin; across scenes (a new backdrop) the ITA° as photographed.
+    ``None`` when either tone is missing.
     """
     if source is None or output is None or source.primary is None or output.primary is None:
         return None

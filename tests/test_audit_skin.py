@@ -157,9 +157,9 @@ def test_smoothing_a_real_face_lowers_texture_and_a_tone_shift_barely_moves_it(l
     assert abs(shifted / before - 1.0) < 0.15
 
 
-def test_skin_shift_metrics_headline_the_light_corrected_shift():
+def test_skin_shift_metrics_report_the_light_corrected_shift_beside():
     shifts = [
-        SkinShift(6.0, 1.0, -1, 30.0, 3, delta_ita_corrected=0.2, source_ita_corrected=31.0),
+        SkinShift(6.0, 1.0, -1, 30.0, 3, delta_ita_corrected=0.2, source_ita_corrected=31.0, delta_ita_reported=0.3),
         SkinShift(5.0, 1.0, 0, 32.0, 3, delta_ita_corrected=-0.1, source_ita_corrected=33.0),
         SkinShift(4.0, 1.0, 0, 29.0, 3),  # an old record without the corrected value
     ]
@@ -167,4 +167,5 @@ def test_skin_shift_metrics_headline_the_light_corrected_shift():
     assert metrics["skin_delta_ita"].overall.value == pytest.approx(5.0)
     corrected = metrics["skin_delta_ita_corrected"]
     assert corrected.overall.n == 2 and corrected.overall.value == pytest.approx(0.05)
-    assert shifts[0].headline_delta_ita == pytest.approx(0.2) and shifts[2].headline_delta_ita == pytest.approx(4.0)
+    # the headline is the reported (light-matched) shift when computed, else the shift as photographed
+    assert shifts[0].headline_delta_ita == pytest.approx(0.3) and shifts[2].headline_delta_ita == pytest.approx(4.0)

@@ -335,8 +335,8 @@ def _row(
             row.update(
                 skin_delta_ita=shift.headline_delta_ita,
                 skin_delta_ita_photographed=shift.delta_ita,
-                skin_measure="light-corrected"
-                if scene and shift.delta_ita_corrected is not None
+                skin_measure="light-matched"
+                if scene and src.tone.scene_grey_y is not None and analysis.tone.scene_grey_y is not None
                 else "as photographed",
                 skin_delta_e2000=shift.delta_e2000,
                 skin_monk_shift=float(shift.monk_shift),

@@ -137,6 +137,10 @@ class AuditAnalysis:
             "ita_light_corrected": None
             if tone is None or tone.ita_light_corrected is None
             else round(float(tone.ita_light_corrected), 4),
+            "scene_grey_xy": None
+            if tone is None or tone.scene_grey_xy is None
+            else [round(float(v), 6) for v in tone.scene_grey_xy],
+            "scene_grey_y": None if tone is None or tone.scene_grey_y is None else round(float(tone.scene_grey_y), 6),
             "hash": None if photo is None else photo.metrics.get("hash"),
             "ita_group": None if tone is None else int(tone.ita_group),
             "lab": None if tone is None else [round(float(v), 3) for v in tone.lab],

@@ -57,9 +57,11 @@ class ToneLike(Protocol):
 class SkinShift:
     """How an output's skin tone differs from its source's.
 
-    The audit should headline :attr:`delta_ita_corrected` (the skin, with the light of each photo taken
-    out) and show :attr:`delta_ita` (as photographed) beside it; when ``delta_ita_corrected`` is ``None``
-    only the as-photographed value exists and it should be read as "skin and light together".
+    The audit headlines :attr:`headline_delta_ita` (:func:`headshot_lab.skin.reported_delta_ita`): within one
+    scene the output's skin seen under the source's light (exposure and white balance cancel; a skin change
+    reads at full size), across scenes :attr:`delta_ita` as photographed ("skin and light together").
+    :attr:`delta_ita_corrected` compares each photo's own light-corrected ITA° (an absolute scale that a
+    coloured backdrop can throw far off: 4 of 6 real test photos read implausible), so it is shown, not judged.
 
     Attributes:
         delta_ita: ``ITA_out − ITA_src`` as photographed (positive = lighter), wrapped into (−180°, 180°].
@@ -67,12 +69,14 @@ class SkinShift:
         monk_shift: ``Monk_out − Monk_src`` (positive = darker).
         source_ita: the source's ITA°.
         source_group: the source's ITA group (1 … 6), the group every skin metric is reported by.
-        delta_ita_corrected: ``ITA′_out − ITA′_src`` on the light-corrected ITA° (the headline), or ``None``.
+        delta_ita_corrected: ``ITA′_out − ITA′_src`` on the light-corrected ITA°, or ``None``.
         source_ita_corrected: the source's light-corrected ITA°, or ``None``.
         light_corrected_plausible: both corrected skin colours are red-yellow
             (:attr:`headshot_lab.skin.SkinTone.light_corrected_plausible`); ``False`` says the grey-world
             estimate misread a coloured scene on one side, so across *different* scenes the corrected
             shift carries that error (within one scene it cancels). ``None`` when unknown.
+        same_scene: whether the two photos show one scene (:func:`headshot_lab.analysis.same_scene`).
+        delta_ita_reported: the headline (:func:`headshot_lab.skin.reported_delta_ita`).
     """
 
     delta_ita: float
@@ -84,15 +88,13 @@ class SkinShift:
     source_ita_corrected: float | None = None
     light_corrected_plausible: bool | None = None
     same_scene: bool | None = None
+    delta_ita_reported: float | None = None
 
     @property
     def headline_delta_ita(self) -> float:
-        """The ΔITA to report first (:func:`headshot_lab.skin.reported_delta_ita`): :attr:`delta_ita_corrected`
-        when the two photos show the same scene and both have it, else :attr:`delta_ita` (as photographed).
-        ``same_scene=None`` (unknown) counts as the same scene, as before scenes were compared."""
-        from headshot_lab.skin import headline_delta_ita
-
-        return headline_delta_ita(self.delta_ita, self.delta_ita_corrected, same_scene=self.same_scene)
+        """The ΔITA to report first: :func:`headshot_lab.skin.reported_delta_ita` (light-matched within one
+        scene, as photographed across scenes), computed by :func:`skin_shift`; :attr:`delta_ita` when absent."""
+        return self.delta_ita if self.delta_ita_reported is None else self.delta_ita_reported
 
     def to_dict(self) -> dict[str, Any]:
         def rounded(value: float | None, digits: int) -> float | None:
@@ -108,6 +110,7 @@ class SkinShift:
             "source_ita_corrected": rounded(self.source_ita_corrected, 3),
             "light_corrected_plausible": self.light_corrected_plausible,
             "same_scene": self.same_scene,
+            "delta_ita_reported": rounded(self.delta_ita_reported, 4),
         }
 
 
@@ -125,7 +128,7 @@ def skin_shift(source: ToneLike, output: ToneLike, *, same_scene: bool | None = 
     """
     from skimage.color import deltaE_ciede2000
 
-    from headshot_lab.skin import angle_difference
+    from headshot_lab.skin import angle_difference, reported_delta_ita
 
     delta_e = float(deltaE_ciede2000(np.asarray(source.lab, float), np.asarray(output.lab, float), channel_axis=-1))
     src_c, out_c = _corrected(source), _corrected(output)
@@ -140,6 +143,7 @@ def skin_shift(source: ToneLike, output: ToneLike, *, same_scene: bool | None = 
         source_ita_corrected=src_c,
         light_corrected_plausible=None if None in plausible else all(plausible),
         same_scene=same_scene,
+        delta_ita_reported=reported_delta_ita(source, output, same_scene=same_scene),
     )
 
 
