@@ -112,6 +112,24 @@ def test_upload_check_and_retouch_in_chromium(url, driver, real_photos, tmp_path
     assert "ΔITA" in captions or driver.find_elements(By.CSS_SELECTOR, "#retouch-gallery img")
     with Image.open(shot) as image:
         assert image.size[0] >= 1000 and image.getextrema() != ((0, 0), (0, 0), (0, 0))
+
+    # The audit card: plain words first; two photos are too few to tell, and the card says so.
+    tab = next(b for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if "Audit" in b.text)
+    tab.click()
+    audit = wait_for(driver, lambda d: [b for b in d.find_elements(By.CSS_SELECTOR, "#audit") if b.is_displayed()])
+    audit[0].click()
+    wait_for(driver, lambda d: "Audit card" in text_of(d, "#audit-card"), timeout=240, what="the audit card")
+    card = text_of(driver, "#audit-card")
+    assert "Not enough photos to tell" in card, card
+    assert card.index("Not enough photos to tell") < card.index("Flags:")
+    help_toggle = next(
+        e for e in driver.find_elements(By.CSS_SELECTOR, "button, span") if e.text == "How to read the audit"
+    )
+    help_toggle.click()
+    wait_for(driver, lambda d: "not enough to tell" in text_of(d, "#audit-help"), what="the audit help")
+    driver.execute_script("document.querySelector('#audit-card').scrollIntoView()")
+    time.sleep(1)
+    driver.save_screenshot(str(tmp_path / "3-audit.png"))
     if os.environ.get("HEADSHOT_LAB_SCREENSHOTS"):  # keep them for a person to look at
         target = Path(os.environ["HEADSHOT_LAB_SCREENSHOTS"])
         target.mkdir(parents=True, exist_ok=True)

@@ -421,7 +421,7 @@ def _unpaired_metrics(
 
 
 #: How each verdict is marked on the card (plain words follow the mark).
-_STATUS_MARK = {"ok": "✅", "flag": "⚠️", "not_enough_to_tell": "❔"}
+_STATUS_MARK = {"ok": "✓", "flag": "⚠", "not_enough_to_tell": "?"}  # glyphs every system font has
 
 
 def format_audit_card(

@@ -132,9 +132,9 @@ def audit_help() -> str:
     lines = [
         "Each line of the card is one of three answers:",
         "",
-        "- ✅ **kept** — the whole 95 % interval lies inside the margin that matters;",
-        "- ⚠️ **flag** — the whole interval lies past it;",
-        "- ❔ **not enough to tell** — too few photos, or the interval reaches both sides. A small batch "
+        "- ✓ **kept** — the whole 95 % interval lies inside the margin that matters;",
+        "- ⚠ **flag** — the whole interval lies past it;",
+        "- ? **not enough to tell** — too few photos, or the interval reaches both sides. A small batch "
         "usually gets this answer: it is the honest one.",
         "",
         "| what | flagged when the whole interval is | needs at least |",
