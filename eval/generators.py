@@ -329,7 +329,7 @@ class SmoothSkin:
 
         weights = _skin_weights(source) * float(self.strength)
         face_width = (source.box[2] - source.box[0]) if source.box else min(source.image.shape[:2]) / 2
-        smoothed = cv2.bilateralFilter(source.image, d=0, sigmaColor=40.0, sigmaSpace=max(2.0, 0.03 * face_width))
+        smoothed = cv2.bilateralFilter(source.image, d=0, sigmaColor=80.0, sigmaSpace=max(2.0, 0.03 * face_width))
         w = weights[..., None]
         out = (1.0 - w) * source.image.astype(np.float64) + w * smoothed.astype(np.float64)
         return np.clip(np.round(out), 0, 255).astype(np.uint8)

@@ -51,6 +51,7 @@ from eval.generators import (
 )
 from headshot_lab.analysis import same_scene
 from headshot_lab.atomic import atomic_write
+from headshot_lab.audit.margins import is_log_scale
 from headshot_lab.audit.measure import AUDIT_BACKEND, AuditAnalysis, analyse_image, encoder_name
 from headshot_lab.audit.results import AuditResults, AuditRun, write_results
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
@@ -759,12 +760,15 @@ def aggregate_run(
         if all(v is None for v in values):
             continue
         clusters = [r["cluster"] for r in rows]
-        metric = grouped_metric(values, [r["group"] for r in rows], name=name, clusters=clusters, **options).to_dict()
+        scale = {"log_scale": is_log_scale(name)}
+        metric = grouped_metric(
+            values, [r["group"] for r in rows], name=name, clusters=clusters, **scale, **options
+        ).to_dict()
         by_attribute = {}
         for attribute in attributes:
             labels = [(r.get("attributes") or {}).get(attribute) for r in rows]
             if len({label for label in labels if label is not None}) >= 1:
-                grouped = grouped_metric(values, labels, name=name, clusters=clusters, **options)
+                grouped = grouped_metric(values, labels, name=name, clusters=clusters, **scale, **options)
                 by_attribute[attribute] = {g: e.to_dict() for g, e in grouped.by_group.items()}
         metric["by_attribute"] = by_attribute
         metrics[name] = metric

@@ -132,8 +132,10 @@ def test_texture_energy_needs_enough_skin_and_a_matching_mask():
 
 def test_texture_metric_groups_ratios():
     metric = texture_metric([0.5, 0.6, 1.0, None], ["a", "a", "b", "b"], n_resamples=100)
-    assert metric.by_group["a"].value == pytest.approx(0.55)
+    assert metric.by_group["a"].value == pytest.approx(np.sqrt(0.5 * 0.6))  # the geometric mean (log scale)
     assert metric.overall.n == 3
+    low, high = texture_metric([0.5, 2.0, 0.5, 2.0], ["a"] * 4).overall.ci
+    assert metric.overall.value is not None and low * high == pytest.approx(1.0)  # symmetric on the ratio scale
 
 
 def test_smoothing_a_real_face_lowers_texture_and_a_tone_shift_barely_moves_it(load_real):

@@ -351,6 +351,7 @@ def _row(
 def _paired_metrics(rows: Sequence[Mapping[str, Any]], group: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """Each output against its source photo; an output and its source form one cluster."""
     from headshot_lab.audit.fairness import grouped_metric
+    from headshot_lab.audit.margins import is_log_scale
 
     clusters = [row["cluster"] for row in rows]
     metrics: dict[str, Any] = {}
@@ -358,7 +359,7 @@ def _paired_metrics(rows: Sequence[Mapping[str, Any]], group: str, options: Mapp
         values = [row[metric] for row in rows]
         if any(v is not None for v in values):
             metrics[metric] = grouped_metric(
-                values, [group] * len(rows), name=metric, clusters=clusters, **options
+                values, [group] * len(rows), name=metric, clusters=clusters, log_scale=is_log_scale(metric), **options
             ).to_dict()
     return metrics
 

@@ -559,6 +559,15 @@ def two_sample_difference(
     return Estimate(ci=(value - q * se, value + q * se), **done)  # type: ignore[arg-type]
 
 
+def _exp_estimate(est: Estimate) -> Estimate:
+    """An estimate on the log scale mapped back: ``exp`` of the value and of each bound."""
+
+    def back(v: float | None) -> float | None:
+        return None if v is None else float(np.exp(v))
+
+    return Estimate(value=back(est.value), ci=(back(est.ci[0]), back(est.ci[1])), n=est.n, clusters=est.clusters)
+
+
 def between_groups(values: Mapping[str, float]) -> tuple[float | None, float | None]:
     """``(difference, ratio)`` of group values: ``max − min`` and ``min / max`` (``None`` on mixed signs or zero)."""
     finite = [float(v) for v in values.values() if v is not None and np.isfinite(v)]
@@ -585,8 +594,13 @@ def grouped_metric(
     exclude_groups: Sequence[str] = (UNKNOWN_GROUP,),
     method: str = DEFAULT_METHOD,
     min_clusters: int = 2,
+    log_scale: bool = False,
 ) -> GroupedMetric:
     """Compute a metric overall and per group, with confidence intervals (module docstring).
+
+    ``log_scale=True`` is for ratios (texture ratio): the estimate and its interval are computed on
+    ``log v`` and mapped back with ``exp`` — the geometric mean with an interval that is symmetric on the
+    ratio's natural scale (a ratio of 0.5 is as far from 1 as 2). Non-positive values are dropped.
 
     Args:
         values: one value per sample (``NaN``/``None`` entries are dropped).
@@ -608,6 +622,9 @@ def grouped_metric(
         ``difference = max v_g − min v_g``, ``ratio = min v_g / max v_g`` (same strict sign only).
     """
     data = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    if log_scale:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            data = np.where(data > 0, np.log(np.where(data > 0, data, 1.0)), np.nan)
     labels = [UNKNOWN_GROUP if g is None or (isinstance(g, float) and np.isnan(g)) else str(g) for g in groups]
     if len(labels) != len(data):
         raise ValueError(f"groups has {len(labels)} entries but there are {len(data)} values")
@@ -632,6 +649,9 @@ def grouped_metric(
             clusters=None if cluster_list is None else [cluster_list[i] for i in index],
             **options,  # type: ignore[arg-type]
         )
+    if log_scale:
+        overall = _exp_estimate(overall)
+        by_group = {g: _exp_estimate(e) for g, e in by_group.items()}
     eligible = {
         g: e.value
         for g, e in by_group.items()

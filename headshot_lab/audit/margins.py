@@ -84,6 +84,7 @@ class MetricSpec:
         question: plain words of what could not be told (``"whether your skin tone was kept"``).
         pattern: number format for sentences.
         margin_key: the key of the margin in a config's ``margins`` (default: ``name``).
+        log_scale: estimate on ``log v`` (a ratio; :func:`headshot_lab.audit.fairness.grouped_metric`).
     """
 
     name: str
@@ -98,6 +99,7 @@ class MetricSpec:
     question: str
     pattern: str = "{:+.2f}"
     margin_key: str = ""
+    log_scale: bool = False
 
     @property
     def key(self) -> str:
@@ -192,6 +194,7 @@ METRIC_SPECS: dict[str, MetricSpec] = {
             kept="Your skin texture was kept",
             question="whether your skin texture was kept",
             pattern="{:.2f}",
+            log_scale=True,
         ),
         MetricSpec(
             name="detectability_auroc",
@@ -260,6 +263,13 @@ METRIC_SPECS: dict[str, MetricSpec] = {
         ),
     )
 }
+
+
+def is_log_scale(metric: str) -> bool:
+    """Whether ``metric`` is estimated on the log scale (a ratio such as ``texture_ratio``)."""
+    spec = METRIC_SPECS.get(metric)
+    return spec is not None and spec.log_scale
+
 
 #: Default margins by config key (derived from :data:`METRIC_SPECS`).
 DEFAULT_MARGINS: dict[str, float | None] = {spec.key: spec.margin for spec in METRIC_SPECS.values()}

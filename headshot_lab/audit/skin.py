@@ -205,8 +205,8 @@ def texture_metric(
     clusters: Sequence[Hashable] | None = None,
     **options: Any,
 ) -> GroupedMetric:
-    """Group the texture ratios (mean and CI; over-smoothing when the CI lies below 1)."""
-    return grouped_metric(ratios, groups, name="texture_ratio", clusters=clusters, **options)
+    """Group the texture ratios (geometric mean and CI on the log scale; over-smoothing when the CI lies below 0.85)."""
+    return grouped_metric(ratios, groups, name="texture_ratio", clusters=clusters, log_scale=True, **options)
 
 
 def shifts_from_records(records: Sequence[Mapping[str, Any]]) -> list[SkinShift | None]:
