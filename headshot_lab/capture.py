@@ -579,154 +579,185 @@ def judge_record(photo: PhotoAnalysis, limits: CaptureThresholds, report: PhotoR
     report.skin = face.tone
 
 
-def photo_problems(metrics: Mapping[str, Any], limits: CaptureThresholds, faces: int = 1) -> list[Problem]:
-    """Judge one photo's ``metrics`` (and its ``faces`` count) against ``limits`` (pure: no pixels needed)."""
-    problems: list[Problem] = []
-    m = metrics
+#: A rule of the checklist: ``check(metrics, limits, faces) -> Problem | None`` (pure: no pixels).
+Check = Callable[[Mapping[str, Any], CaptureThresholds, int], Problem | None]
 
-    # -- the whole photo (judged with or without a face: a dark photo often has "no face") --------
+
+def _underexposed(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
     if m.get("image_luma_p99") is not None and m["image_luma_p99"] < limits.min_image_p99_luma:
-        problems.append(
-            Problem(
-                "underexposed",
-                f"The photo is too dark: even its brightest parts reach only {m['image_luma_p99']:.0f} of 255.",
-                "Retake facing a window in daylight, or switch on more lights in front of you.",
-            )
+        return Problem(
+            "underexposed",
+            f"The photo is too dark: even its brightest parts reach only {m['image_luma_p99']:.0f} of 255.",
+            "Retake facing a window in daylight, or switch on more lights in front of you.",
         )
-    elif m.get("face_shadow_clip") is not None and m["face_shadow_clip"] > limits.max_face_shadow_clip:
-        problems.append(
-            Problem(
-                "underexposed",
-                f"{m['face_shadow_clip']:.0%} of your face is lost in black shadow.",
-                "Retake facing a window in daylight, or with a light in front of you rather than behind.",
-            )
+    if m.get("face_shadow_clip") is not None and m["face_shadow_clip"] > limits.max_face_shadow_clip:
+        return Problem(
+            "underexposed",
+            f"{m['face_shadow_clip']:.0%} of your face is lost in black shadow.",
+            "Retake facing a window in daylight, or with a light in front of you rather than behind.",
         )
+    return None
+
+
+def _colour(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
     if m.get("colour_p99_chroma") is not None and m["colour_p99_chroma"] < limits.min_colour_p99_chroma:
-        problems.append(
-            Problem(
-                "heavy_filter",
-                "The photo has no colour (black-and-white or a monochrome filter).",
-                "Use the original colour photo, without filters.",
-                "warning",
-            )
+        return Problem(
+            "heavy_filter",
+            "The photo has no colour (black-and-white or a monochrome filter).",
+            "Use the original colour photo, without filters.",
+            "warning",
         )
-    elif m.get("cast_chroma") is not None and m["cast_chroma"] > limits.max_cast_chroma:
+    if m.get("cast_chroma") is not None and m["cast_chroma"] > limits.max_cast_chroma:
         hue = _cast_name(m["cast_a"], m["cast_b"])
-        problems.append(
-            Problem(
-                "color_cast",
-                f"The photo has a strong {hue} colour cast (white-patch chroma {m['cast_chroma']:.0f}, "
-                f"limit {limits.max_cast_chroma:.0f}): skin tones will be learned wrong.",
-                "Retake in daylight (turn off coloured or warm bulbs) and don't apply colour filters.",
-                "warning",
-            )
+        return Problem(
+            "color_cast",
+            f"The photo has a strong {hue} colour cast (white-patch chroma {m['cast_chroma']:.0f}, "
+            f"limit {limits.max_cast_chroma:.0f}): skin tones will be learned wrong.",
+            "Retake in daylight (turn off coloured or warm bulbs) and don't apply colour filters.",
+            "warning",
         )
+    return None
 
-    if m.get("face_px") is None:
-        problems.insert(
-            0,
-            Problem(
-                "no_face",
-                "No face was found in this photo.",
-                "Use a photo of your face, facing the camera in good light, filling about a third of the frame.",
-            ),
-        )
-        return problems
 
-    # -- framing ------------------------------------------------------------------------------
-    if faces > 1:
-        problems.append(
-            Problem(
-                "multiple_faces",
-                f"{faces} faces were found; the photo must show only you.",
-                "Pick a photo where you are alone, or crop the other people out.",
-            )
-        )
-    if m["face_px"] < limits.min_face_px:
-        problems.append(
-            Problem(
-                "face_too_small",
-                f"Your face is only {m['face_px']} px wide ({m['face_fraction']:.0%} of the photo's shorter side); "
-                f"at least {limits.min_face_px} px is needed.",
-                "Move closer (your face should fill about a third of the frame) and upload the original photo, "
-                "not a thumbnail or a screenshot.",
-            )
-        )
-    if m.get("cut_off_edges"):
-        problems.append(
-            Problem(
-                "face_cut_off",
-                f"Part of your face is outside the photo ({' and '.join(m['cut_off_edges'])} edge).",
-                "Retake with your whole head inside the frame and a little space around it.",
-            )
-        )
-    if m["face_px"] >= limits.min_face_px and m.get("sharpness") is not None and m["sharpness"] < limits.min_sharpness:
-        problems.append(
-            Problem(
-                "blurry",
-                f"Your face is blurry (sharpness {m['sharpness']:.0f}; at least {limits.min_sharpness:.0f} is needed).",
-                "Hold the phone steady or lean it on something, tap your face to focus, and use more light.",
-            )
-        )
+def _multiple_faces(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
+    if faces <= 1:
+        return None
+    return Problem(
+        "multiple_faces",
+        f"{faces} faces were found; the photo must show only you.",
+        "Pick a photo where you are alone, or crop the other people out.",
+    )
 
-    # -- exposure on the face -------------------------------------------------------------------
-    if m.get("face_highlight_clip") is not None and m["face_highlight_clip"] > limits.max_face_highlight_clip:
-        problems.append(
-            Problem(
-                "overexposed",
-                f"{m['face_highlight_clip']:.0%} of your face is blown out to pure white.",
-                "Retake out of direct sun and without flash; soft daylight from a window is best.",
-            )
-        )
 
-    # -- eyes, expression, pose -------------------------------------------------------------------
+def _face_too_small(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
+    if m["face_px"] >= limits.min_face_px:
+        return None
+    return Problem(
+        "face_too_small",
+        f"Your face is only {m['face_px']} px wide ({m['face_fraction']:.0%} of the photo's shorter side); "
+        f"at least {limits.min_face_px} px is needed.",
+        "Move closer (your face should fill about a third of the frame) and upload the original photo, "
+        "not a thumbnail or a screenshot.",
+    )
+
+
+def _face_cut_off(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
+    if not m.get("cut_off_edges"):
+        return None
+    return Problem(
+        "face_cut_off",
+        f"Part of your face is outside the photo ({' and '.join(m['cut_off_edges'])} edge).",
+        "Retake with your whole head inside the frame and a little space around it.",
+    )
+
+
+def _blurry(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
+    # a face too small to judge is already refused; its sharpness says nothing more
+    if m["face_px"] < limits.min_face_px or m.get("sharpness") is None or m["sharpness"] >= limits.min_sharpness:
+        return None
+    return Problem(
+        "blurry",
+        f"Your face is blurry (sharpness {m['sharpness']:.0f}; at least {limits.min_sharpness:.0f} is needed).",
+        "Hold the phone steady or lean it on something, tap your face to focus, and use more light.",
+    )
+
+
+def _overexposed(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
+    if m.get("face_highlight_clip") is None or m["face_highlight_clip"] <= limits.max_face_highlight_clip:
+        return None
+    return Problem(
+        "overexposed",
+        f"{m['face_highlight_clip']:.0%} of your face is blown out to pure white.",
+        "Retake out of direct sun and without flash; soft daylight from a window is best.",
+    )
+
+
+def _eyes_covered(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
     covered = _covered_eyes(m, limits)
-    if covered:
-        which = "Both eyes look" if len(covered) == 2 else "One eye looks"
-        problems.append(
-            Problem(
-                "eyes_covered",
-                f"{which} covered (sunglasses, hair or a hand).",
-                "Take off sunglasses and keep hair and hands away from your eyes.",
-            )
-        )
+    if not covered:
+        return None
+    which = "Both eyes look" if len(covered) == 2 else "One eye looks"
+    return Problem(
+        "eyes_covered",
+        f"{which} covered (sunglasses, hair or a hand).",
+        "Take off sunglasses and keep hair and hands away from your eyes.",
+    )
+
+
+def _eyes_closed(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
     openness = m.get("eye_openness")
-    if not covered and openness is not None and float(np.mean(openness)) < limits.min_eye_openness:
-        problems.append(
-            Problem(
-                "eyes_closed",
-                f"Your eyes look closed (openness {float(np.mean(openness)):.2f}; open eyes are about 0.2–0.35).",
-                "Retake with your eyes open, looking at the camera.",
-                "warning",
-            )
+    if _covered_eyes(m, limits) or openness is None or float(np.mean(openness)) >= limits.min_eye_openness:
+        return None  # covered eyes are reported as covered, not closed
+    return Problem(
+        "eyes_closed",
+        f"Your eyes look closed (openness {float(np.mean(openness)):.2f}; open eyes are about 0.2–0.35).",
+        "Retake with your eyes open, looking at the camera.",
+        "warning",
+    )
+
+
+def _head_turned(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
+    turned = [
+        f"{what} {abs(m[key]):.0f}° (limit {limit:.0f}°)"
+        for key, limit, what in (
+            ("yaw", limits.max_yaw, "turned sideways"),
+            ("pitch", limits.max_pitch, "tilted up or down"),
+            ("roll", limits.max_roll, "tilted towards a shoulder"),
         )
-    turned = []
-    for key, limit, what in (
-        ("yaw", limits.max_yaw, "turned sideways"),
-        ("pitch", limits.max_pitch, "tilted up or down"),
-        ("roll", limits.max_roll, "tilted towards a shoulder"),
-    ):
-        if m.get(key) is not None and abs(m[key]) > limit:
-            turned.append(f"{what} {abs(m[key]):.0f}° (limit {limit:.0f}°)")
-    if turned:
-        problems.append(
-            Problem(
-                "head_turned",
-                f"Your head is {'; '.join(turned)}.",
-                "Face the camera more directly: small turns are welcome, strong ones are not.",
-                "warning",
-            )
+        if m.get(key) is not None and abs(m[key]) > limit
+    ]
+    if not turned:
+        return None
+    return Problem(
+        "head_turned",
+        f"Your head is {'; '.join(turned)}.",
+        "Face the camera more directly: small turns are welcome, strong ones are not.",
+        "warning",
+    )
+
+
+def _expression(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
+    if m.get("mouth_openness") is None or m["mouth_openness"] <= limits.max_mouth_openness:
+        return None
+    return Problem(
+        "expression",
+        f"Your mouth is wide open (openness {m['mouth_openness']:.2f}; limit {limits.max_mouth_openness:.2f}).",
+        "Use photos with a relaxed face or a natural smile.",
+        "warning",
+    )
+
+
+#: The rules for the whole photo, judged with or without a face (a dark photo often has "no face").
+PHOTO_CHECKS: tuple[Check, ...] = (_underexposed, _colour)
+#: The rules for the main face, in the order the checklist lists them.
+FACE_CHECKS: tuple[Check, ...] = (
+    _multiple_faces,
+    _face_too_small,
+    _face_cut_off,
+    _blurry,
+    _overexposed,
+    _eyes_covered,
+    _eyes_closed,
+    _head_turned,
+    _expression,
+)
+
+
+def photo_problems(metrics: Mapping[str, Any], limits: CaptureThresholds, faces: int = 1) -> list[Problem]:
+    """Judge one photo's ``metrics`` (and its ``faces`` count) against ``limits`` (pure: no pixels needed).
+
+    The rules are :data:`PHOTO_CHECKS` then, when a face was found, :data:`FACE_CHECKS`; without a face
+    the ``no_face`` error comes first and the face rules are skipped.
+    """
+    problems = [p for check in PHOTO_CHECKS if (p := check(metrics, limits, faces)) is not None]
+    if metrics.get("face_px") is None:
+        no_face = Problem(
+            "no_face",
+            "No face was found in this photo.",
+            "Use a photo of your face, facing the camera in good light, filling about a third of the frame.",
         )
-    if m.get("mouth_openness") is not None and m["mouth_openness"] > limits.max_mouth_openness:
-        problems.append(
-            Problem(
-                "expression",
-                f"Your mouth is wide open (openness {m['mouth_openness']:.2f}; limit {limits.max_mouth_openness:.2f}).",
-                "Use photos with a relaxed face or a natural smile.",
-                "warning",
-            )
-        )
-    return problems
+        return [no_face, *problems]
+    return problems + [p for check in FACE_CHECKS if (p := check(metrics, limits, faces)) is not None]
 
 
 def _covered_eyes(m: Mapping[str, Any], limits: CaptureThresholds) -> list[int]:
