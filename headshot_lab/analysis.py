@@ -43,8 +43,22 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from headshot_lab.config import get_settings
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
-from headshot_lab.skin import reported_delta_ita
+from headshot_lab.faces import Face, find_faces, get_backend
+from headshot_lab.faces.mesh import (
+    FACE_OVAL,
+    LEFT_EYE,
+    RIGHT_EYE,
+    FaceMesh,
+    HeadPose,
+    eye_openness,
+    face_mesh,
+    head_pose,
+    mouth_openness,
+)
+from headshot_lab.io import Photo, as_rgb_array, load_photo
+from headshot_lab.skin import NoColourError, NoSkinError, measure_skin, reported_delta_ita, skin_mask, texture_energy
 
 if TYPE_CHECKING:
     from headshot_lab.faces.base import Face, FaceBackend
@@ -289,8 +303,6 @@ def eye_contour_contrast(image: np.ndarray, mesh: FaceMesh) -> list[float | None
     """
     import cv2
 
-    from headshot_lab.faces.mesh import FACE_OVAL, LEFT_EYE, RIGHT_EYE
-
     grey = luma(image)
 
     def pixels(region: tuple[int, ...]) -> np.ndarray:
@@ -350,7 +362,6 @@ def face_mesh_near(small: np.ndarray, box: Sequence[float]) -> FaceMesh | None:
     and that it fills the frame, which mediapipe's short-range detector needs. Points are shifted
     back to ``small``'s coordinates.
     """
-    from headshot_lab.faces.mesh import FaceMesh, face_mesh
 
     height, width = small.shape[:2]
     left, top, right, bottom = box
@@ -374,7 +385,6 @@ def face_mesh_near(small: np.ndarray, box: Sequence[float]) -> FaceMesh | None:
 
 def mesh_stats(mesh: FaceMesh | None) -> dict[str, Any]:
     """Head pose (yaw, pitch, roll), per-eye aspect ratio and mouth openness of ``mesh`` (``None`` without one)."""
-    from headshot_lab.faces.mesh import eye_openness, head_pose, mouth_openness
 
     if mesh is None:
         return {"yaw": None, "pitch": None, "roll": None, "eye_openness": None, "mouth_openness": None}
@@ -419,8 +429,6 @@ class FaceFinder:
     def __init__(
         self, backend: FaceBackend | str | None = None, analysis_side: int = 1024, *, union: bool = False
     ) -> None:
-        from headshot_lab.config import get_settings
-        from headshot_lab.faces import get_backend
 
         self._fallback_name: str | None = None
         self.union = union
@@ -443,7 +451,6 @@ class FaceFinder:
         return str(getattr(self.primary, "encoder", self.name))
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        from headshot_lab.faces import find_faces, get_backend
 
         if self.union:
             return find_faces(image, backend=self.primary)
@@ -500,7 +507,6 @@ class FaceAnalysis:
 
     @property
     def pose(self) -> HeadPose | None:
-        from headshot_lab.faces.mesh import HeadPose
 
         if self.metrics.get("yaw") is None:
             return None
@@ -508,7 +514,6 @@ class FaceAnalysis:
 
     def to_face(self) -> Face:
         """This face as a :class:`~headshot_lab.faces.Face` (box, landmarks, embedding)."""
-        from headshot_lab.faces import Face
 
         return Face(
             box=tuple(round(v) for v in self.box),  # type: ignore[arg-type]
@@ -605,7 +610,6 @@ def _measure_face(
     photo: PhotoAnalysis, face: Face, finder: FaceFinder, options: AnalysisOptions, mesh: FaceMesh | None = None
 ) -> FaceAnalysis:
     """Every per-face quantity of ``face`` (see the module docstring); a failing step is recorded, not raised."""
-    from headshot_lab.skin import NoColourError, NoSkinError, measure_skin, skin_mask, texture_energy
 
     small, scale = photo.small, photo.scale
     landmarks = None if face.landmarks is None else np.asarray(face.landmarks, dtype=np.float64)
@@ -666,8 +670,6 @@ def decode_image(item: Any, name: str = "image", *, min_side: int | None = 0) ->
     for a file that is not a usable image and ``ValueError`` for a degenerate array.
     """
     from PIL import Image
-
-    from headshot_lab.io import Photo, as_rgb_array, load_photo
 
     if isinstance(item, Photo):
         return item.pixels, item.frames, item.format
@@ -765,7 +767,6 @@ def judge_finder(backend: FaceBackend | str | None = None) -> FaceFinder:
     Selection, the audit card, the suite, studio retouch's report and ``headshot-lab skin`` all use it
     with the default :class:`AnalysisOptions`, so one image gets one skin tone everywhere.
     """
-    from headshot_lab.faces import get_backend
 
     if backend is None or isinstance(backend, str):
         backend = get_backend(backend or JUDGE_BACKEND)

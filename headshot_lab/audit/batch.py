@@ -11,10 +11,18 @@ import numpy as np
 
 from headshot_lab.analysis import same_scene
 from headshot_lab.audit.age import AGE_MODEL
+from headshot_lab.audit.detectability import classifier_two_sample_test
+from headshot_lab.audit.fairness import Estimate, grouped_metric, two_sample_difference
+from headshot_lab.audit.identity import cosine_to_reference, reference_centroid
+from headshot_lab.audit.margins import is_log_scale
 from headshot_lab.audit.measure import AuditAnalysis, analyse_image, encoder_name
+from headshot_lab.audit.report import compute_flags, format_estimate, metric_verdicts, render_markdown
 from headshot_lab.audit.results import AuditResults, AuditRun, write_results
+from headshot_lab.audit.skin import group_label, skin_shift, texture_ratio
 from headshot_lab.errors import HeadshotLabError
+from headshot_lab.io import as_rgb_array, load_rgb
 from headshot_lab.reporting import Progress, number, report_progress, table_cell
+from headshot_lab.skin import ita_group, nearest_monk
 
 #: Per-image metrics of the batch card (the same names as ``eval``'s ``results.json``).
 AUDIT_METRICS = (
@@ -39,7 +47,6 @@ class PersonTone:
 
     @classmethod
     def from_tones(cls, tones: Sequence[Any]) -> PersonTone:
-        from headshot_lab.skin import ita_group, nearest_monk
 
         ita = float(np.median([t.ita for t in tones]))
         lab = tuple(float(v) for v in np.median([t.lab for t in tones], axis=0))
@@ -75,7 +82,6 @@ class BatchAudit:
     @property
     def verdicts(self) -> dict[str, Any]:
         """``{metric: verdict}`` in plain words (:func:`headshot_lab.audit.report.metric_verdicts`)."""
-        from headshot_lab.audit.report import metric_verdicts
 
         return {name: v.to_dict() for name, v in metric_verdicts(self.results["runs"][0]["metrics"]).items()}
 
@@ -93,7 +99,6 @@ class BatchAudit:
 
 
 def _load_any(source: Any) -> np.ndarray:
-    from headshot_lab.io import as_rgb_array, load_rgb
 
     if isinstance(source, str | Path | bytes):
         return load_rgb(source, min_side=0)
@@ -140,10 +145,6 @@ def audit_batch(
     Raises:
         HeadshotLabError: ``no_reference`` (no face measurable in any reference), ``no_outputs``.
     """
-    from headshot_lab.audit.detectability import classifier_two_sample_test
-    from headshot_lab.audit.identity import reference_centroid
-    from headshot_lab.audit.report import compute_flags, render_markdown
-    from headshot_lab.audit.skin import group_label
 
     if not outputs:
         raise HeadshotLabError(
@@ -283,14 +284,12 @@ def audit_batch(
 
 def _loo_centroid(embeddings: Mapping[str, np.ndarray], leave_out: str | None) -> np.ndarray | None:
     """The centroid of the person's photos other than ``leave_out`` (``None`` when none is left)."""
-    from headshot_lab.audit.identity import reference_centroid
 
     others = [e for name, e in embeddings.items() if name != leave_out]
     return reference_centroid(others) if others else None
 
 
 def _cosine(embedding: np.ndarray | None, centroid: np.ndarray | None) -> float | None:
-    from headshot_lab.audit.identity import cosine_to_reference
 
     if embedding is None or centroid is None:
         return None
@@ -311,7 +310,6 @@ def _row(
     person's *other* photos (an output made from ``s`` is not compared with a centroid that contains
     ``s``); ``ΔITA = ITA_o − ITA_s``; texture ratio ``T_o / T_s``.
     """
-    from headshot_lab.audit.skin import skin_shift, texture_ratio
 
     src = refs.get(source) if source is not None else None
     row: dict[str, Any] = {"name": name, "source": source if src is not None else None}
@@ -350,8 +348,6 @@ def _row(
 
 def _paired_metrics(rows: Sequence[Mapping[str, Any]], group: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """Each output against its source photo; an output and its source form one cluster."""
-    from headshot_lab.audit.fairness import grouped_metric
-    from headshot_lab.audit.margins import is_log_scale
 
     clusters = [row["cluster"] for row in rows]
     metrics: dict[str, Any] = {}
@@ -383,7 +379,6 @@ def _unpaired_metrics(
     * ``ΔITA = mean ITA(outputs) − mean ITA(photos)``;
     * texture ratio ``exp(mean log T_o − mean log T_r)`` (interval transformed the same way).
     """
-    from headshot_lab.audit.fairness import Estimate, grouped_metric, two_sample_difference
 
     confidence, seed = options["confidence"], options["seed"]
     metrics: dict[str, Any] = {}
@@ -434,14 +429,11 @@ def format_audit_card(
     details: str,
 ) -> str:
     """The card: verdict lines (identity, skin shift in the person's ITA group, texture, detectability), then a table."""
-    from headshot_lab.audit.report import format_estimate
 
     metrics = run["metrics"]
 
     def overall(metric: str, pattern: str) -> str:
         return format_estimate((metrics.get(metric) or {}).get("overall"), pattern)
-
-    from headshot_lab.audit.report import metric_verdicts
 
     flags = run["flags"]
     tone = "unknown" if person is None else f"{group} (median ITA {person.ita:.1f}°, Monk {person.monk})"

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from headshot_lab.analysis import AnalysisOptions, FaceAnalysis, FaceFinder, PhotoAnalysis, analyse_photo, judge_finder
+from headshot_lab.audit.age import age_available, apparent_age
 from headshot_lab.audit.detectability import image_features
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
+from headshot_lab.faces import get_backend
+from headshot_lab.faces.mesh import FaceMesh
 
 if TYPE_CHECKING:
     from headshot_lab.faces.base import Face
@@ -31,7 +34,6 @@ AUDIT_EMBEDDING_DIM = 128
 
 def encoder_name() -> str:
     """The audit identity encoder's name (written into every report)."""
-    from headshot_lab.faces import get_backend
 
     return str(get_backend(AUDIT_BACKEND).encoder)
 
@@ -99,8 +101,6 @@ class AuditAnalysis:
 
         mesh, skin = face.mesh, face.skin_mask
         if scale != 1.0 and mesh is not None:
-            from headshot_lab.faces.mesh import FaceMesh
-
             points3d = mesh.points3d.copy()
             points3d[:, :2] /= scale
             mesh = FaceMesh(
@@ -173,7 +173,6 @@ def _scaled_hint(face: Face, scale: float) -> Face:
 
 def _apparent_age(photo: PhotoAnalysis, face: FaceAnalysis, errors: list[dict[str, str]]) -> float | None:
     """The main face's apparent age on the analysis copy; a missing age network is a note, not a failure."""
-    from headshot_lab.audit.age import age_available, apparent_age
 
     if not age_available():
         errors.append({"stage": "age", "code": "age_model_unavailable", "message": "the age network is not installed"})
