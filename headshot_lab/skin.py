@@ -804,8 +804,9 @@ def light_matched_delta_ita(reference: Any, other: Any) -> float | None:
     (``colour.adaptation.chromatic_adaptation_VonKries``; the diagonal carries the exposure too). A change of
     exposure or white balance of the whole photo moves both the skin and ``g_o``, so it cancels; a change of
     the skin alone leaves ``g_o`` (estimated from the non-skin pixels) where it was, so it reads at full size,
-    on the reference photo's own ITA° scale. Measured on the real test photos at 384 px: exposure ±20 % ×
-    4000–6504 K moves it by −2.1…+1.5° (as photographed: −29…+13°); a +3° skin change reads +2.3…+4.2°.
+    on the reference photo's own ITA° scale. Measured on the real test photos at 384 px
+    (``python -m headshot_lab.testing.audit_nulls``): exposure 0.8–1.2 × 4000–6504 K moves it by −2.1…+1.5°
+    (as photographed: −29…+13°); a +3° skin change reads +2.3…+4.2° (+2.5…+4.0° after a JPEG re-save).
     ``None`` when either tone has no scene grey.
     """
     import colour
@@ -1055,9 +1056,10 @@ def shift_ita(image: Any, mask: Any, delta_ita_degrees: float) -> np.ndarray:
 
 #: Common face width (pixels) at which texture energy is measured, and the Gaussian σ (pixels at that
 #: width) applied before the Laplacian. Together they pick a band around 1/20 of the face width: detail
-#: that any photo of a face carries and a 3–10 % resize or a JPEG/WebP q85–95 re-save keeps (geometric
-#: mean ratio 0.90–0.96 on the real test photos at 384 px), but that skin smoothing removes (0.53–0.61).
-#: At 256 px without the blur the band is pixel-level detail, which a 0.92× re-save alone cut to 0.71.
+#: that any photo of a face carries and a re-save mostly keeps, but that skin smoothing removes. On the real
+#: test photos at 384 px (``python -m headshot_lab.testing.audit_nulls``): a 0.92× resize + JPEG q90 gives
+#: ratios 0.78–1.28 a face, the smoothing canary's bilateral filter 0.31–0.75. At 256 px without the blur
+#: the band was pixel-level detail, which the same re-save alone cut to a geometric mean of 0.71.
 TEXTURE_SIZE = 96
 TEXTURE_SIGMA = 1.5
 #: Erosion (pixels) of the skin mask before measuring texture.
