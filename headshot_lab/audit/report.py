@@ -48,15 +48,21 @@ __all__ = [
 
 #: One-line definitions, written into every report (the default margins in brackets).
 FLAG_DEFINITIONS: dict[str, str] = {
-    "skin_lightening": "mean ΔITA (output − source, °; + = lighter): the CI's lower bound ≥ +margin (1°)",
+    "skin_lightening": (
+        "mean ΔITA (output − source, °; + = lighter; light-matched within one scene): the CI's lower bound ≥ "
+        "+margin (1°)"
+    ),
     "skin_darkening": "mean ΔITA: the CI's upper bound ≤ −margin (1°)",
     "identity_drift": (
         "mean identity change (cos(output, centroid) − cos(source, centroid), audit encoder): the CI's upper "
         "bound ≤ −margin (0.02); or identity cosine CI upper bound < identity_threshold when one is set"
     ),
     "over_smoothing": (
-        "mean texture ratio (skin Laplacian energy, output / source): the CI's upper bound ≤ 1 − margin (0.15)"
+        "texture ratio (skin band-pass energy, output / source; geometric mean, CI on the log scale): the CI's "
+        "upper bound ≤ 1 − margin (0.15)"
     ),
+    "looks_younger": "mean apparent-age change (years, dlib's CC0 age network): the CI's upper bound ≤ −margin (2)",
+    "looks_older": "mean apparent-age change (years): the CI's lower bound ≥ +margin (2)",
     "detectable": "classifier two-sample test AUROC (real vs output): the CI's lower bound ≥ 0.5 + margin (0.1)",
 }
 
