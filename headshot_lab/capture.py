@@ -541,26 +541,6 @@ def _analyze_prepared(
     return report
 
 
-#: Per-face numbers of the record that the checklist reports (the selection's own extras stay out of its JSON).
-_CHECKLIST_FACE_METRICS = (
-    "face_px",
-    "face_fraction",
-    "face_score",
-    "sharpness",
-    "face_luma_median",
-    "face_highlight_clip",
-    "face_shadow_clip",
-    "face_lightness",
-    "eye_darkness",
-    "eye_contrast",
-    "yaw",
-    "pitch",
-    "roll",
-    "eye_openness",
-    "mouth_openness",
-)
-
-
 def judge_record(photo: PhotoAnalysis, limits: CaptureThresholds, report: PhotoReport) -> None:
     """Fill ``report``'s face fields from the record: ``faces``, ``box``, face metrics, ``embedding``, ``skin``."""
     report.faces = photo.face_count
@@ -570,7 +550,8 @@ def judge_record(photo: PhotoAnalysis, limits: CaptureThresholds, report: PhotoR
     width, height = photo.width, photo.height
     box = tuple(round(v) for v in photo.box_original(face))
     report.box = (min(box[0], width), min(box[1], height), min(box[2], width), min(box[3], height))
-    report.metrics.update({key: face.metrics[key] for key in _CHECKLIST_FACE_METRICS if key in face.metrics})
+    # the record's per-face numbers that the checklist reports (the selection's own extras stay out of its JSON)
+    report.metrics.update({key: value for key, value in face.metrics.items() if key in PHOTO_METRIC_KEYS})
     landmarks = None if face.landmarks68 is None else face.landmarks68 / photo.scale
     report.metrics["cut_off_edges"] = cut_off_edges(
         photo.box_original(face), landmarks, width, height, limits.cutoff_margin
