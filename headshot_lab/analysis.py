@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -61,8 +61,7 @@ from headshot_lab.io import Photo, as_rgb_array, load_photo
 from headshot_lab.skin import NoColourError, NoSkinError, measure_skin, reported_delta_ita, skin_mask, texture_energy
 
 if TYPE_CHECKING:
-    from headshot_lab.faces.base import Face, FaceBackend
-    from headshot_lab.faces.mesh import FaceMesh, HeadPose
+    from headshot_lab.faces.base import FaceBackend
     from headshot_lab.skin import SkinTone
 
 logger = logging.getLogger(__name__)
@@ -811,20 +810,3 @@ def skin_delta_ita(source: PhotoAnalysis | None, output: PhotoAnalysis | None) -
     return reported_delta_ita(
         before, after, same_scene=same_scene(source.metrics.get("hash"), output.metrics.get("hash"))
     )
-
-
-def analyse_photos(
-    items: Mapping[str, Any], *, backend: FaceBackend | str | None = None, options: AnalysisOptions | None = None
-) -> dict[str, PhotoAnalysis | HeadshotLabError]:
-    """``{name: record}`` for ``{name: image}``; an unreadable image maps to its error instead."""
-    options = options or AnalysisOptions()
-    finder = FaceFinder(backend, options.analysis_side)
-    out: dict[str, PhotoAnalysis | HeadshotLabError] = {}
-    for name, item in items.items():
-        try:
-            out[name] = analyse_photo(item, name=name, backend=finder, options=options)
-        except HeadshotLabError as exc:
-            if isinstance(exc, ModelUnavailableError):
-                raise
-            out[name] = exc
-    return out

@@ -684,6 +684,20 @@ def skin_mask(image: Any, mesh: FaceMesh | None = None, *, exclude_extremes: boo
 # --------------------------------------------------------------------------------------------
 
 
+def _skin_mask_of(rgb: np.ndarray, mask: Any, mesh: FaceMesh | None) -> np.ndarray:
+    """``mask`` as a bool array of ``rgb``'s shape; without one, the skin mask of ``mesh`` (or of the mesh found)."""
+    if mask is not None:
+        return _as_mask(mask, rgb.shape[:2])
+    if mesh is None:
+        from headshot_lab.faces.mesh import face_mesh
+
+        meshes = face_mesh(rgb, max_faces=1)
+        if not meshes:
+            raise FaceNotFoundError("No face was found in the photo, so its skin tone cannot be measured.")
+        mesh = meshes[0]
+    return skin_mask(rgb, mesh)
+
+
 def _as_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
     array = np.asarray(mask)
     if array.shape != shape:
@@ -713,17 +727,7 @@ def measure_skin(image: Any, mask: Any = None, mesh: FaceMesh | None = None) -> 
 
     rgb = as_rgb_array(image)
     shape = rgb.shape[:2]
-    if mask is None:
-        if mesh is None:
-            from headshot_lab.faces.mesh import face_mesh
-
-            meshes = face_mesh(rgb, max_faces=1)
-            if not meshes:
-                raise FaceNotFoundError("No face was found in the photo, so its skin tone cannot be measured.")
-            mesh = meshes[0]
-        mask = skin_mask(rgb, mesh)
-    else:
-        mask = _as_mask(mask, shape)
+    mask = _skin_mask_of(rgb, mask, mesh)
     count = int(mask.sum())
     if count < MIN_SKIN_PIXELS:
         raise NoSkinError(f"Only {count} skin pixels could be measured (at least {MIN_SKIN_PIXELS} are needed).")
@@ -917,16 +921,7 @@ def ita_group_stability(
     from headshot_lab.io import as_rgb_array
 
     rgb = as_rgb_array(image)
-    if mask is None:
-        if mesh is None:
-            from headshot_lab.faces.mesh import face_mesh
-
-            meshes = face_mesh(rgb, max_faces=1)
-            if not meshes:
-                raise FaceNotFoundError("No face was found in the photo, so its skin tone cannot be measured.")
-            mesh = meshes[0]
-        mask = skin_mask(rgb, mesh)
-    mask = _as_mask(mask, rgb.shape[:2])
+    mask = _skin_mask_of(rgb, mask, mesh)
     base = measure_skin(rgb, mask)
     skin_px = rgb[mask]
     scene_px = scene_pixels(rgb, mask)

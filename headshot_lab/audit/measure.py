@@ -24,7 +24,6 @@ from headshot_lab.faces.mesh import FaceMesh
 
 if TYPE_CHECKING:
     from headshot_lab.faces.base import Face
-    from headshot_lab.faces.mesh import FaceMesh
 
 #: The audit's identity backend (independent of ``HEADSHOT_LAB_FACE_BACKEND``).
 AUDIT_BACKEND = "dlib"

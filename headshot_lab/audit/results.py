@@ -79,39 +79,6 @@ class AuditResults:
             data["power"] = self.power
         return data
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AuditResults:
-        """Read a ``results.json`` payload back (unknown keys of a run go to its ``extra``)."""
-        known = {"generator", "n", "metrics", "flags", "group_flags", "evidence", "curves", "dataset", "axes", "extra"}
-        runs = []
-        for run in data.get("runs", []):
-            extra = dict(run.get("extra") or {}) | {k: v for k, v in run.items() if k not in known}
-            runs.append(
-                AuditRun(
-                    generator=run["generator"],
-                    n=int(run.get("n", 0)),
-                    metrics=dict(run.get("metrics") or {}),
-                    flags=list(run.get("flags") or []),
-                    group_flags=list(run.get("group_flags") or []),
-                    evidence=list(run.get("evidence") or []),
-                    curves=dict(run.get("curves") or {}),
-                    dataset=run.get("dataset"),
-                    axes=dict(run.get("axes") or {}),
-                    extra=extra,
-                )
-            )
-        return cls(
-            config=dict(data.get("config") or {}),
-            encoder=str(data.get("encoder", "")),
-            n_sources=int(data.get("n_sources", 0)),
-            runs=runs,
-            skipped=list(data.get("skipped") or []),
-            notes=list(data.get("notes") or []),
-            versions=dict(data.get("versions") or {}),
-            power=data.get("power"),
-            schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
-        )
-
 
 def write_results(
     directory: str | Path,
