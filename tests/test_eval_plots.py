@@ -20,7 +20,7 @@ def _run(spec, ita, axes=None, roc=True):
             "skin_delta_ita": metric,
             "identity_cosine": metric,
             "texture_ratio": metric,
-            "detectability_auroc": {"overall": {"value": 0.6, "ci": [0.5, 0.7], "n": 5}},
+            "detectability_auroc": {"overall": {"value": 0.6, "ci": [0.5, 0.7], "n": 32, "n_real": 16, "n_fake": 16}},
         },
         "curves": {"roc": {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.7, 1.0]}} if roc else {},
     }
@@ -50,3 +50,11 @@ def test_plots_are_written_for_groups_roc_and_drift(tmp_path):
 def test_nothing_to_plot_writes_nothing(tmp_path):
     assert write_plots({"runs": []}, tmp_path) == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_roc_when_too_few_images_for_a_verdict(tmp_path):
+    """With 3 real and 3 made images the card says "not enough to tell": no ROC curve pretends otherwise."""
+    small = _run("null", 0.0)
+    small["metrics"]["detectability_auroc"]["overall"].update(n=6, n_real=3, n_fake=3)
+    assert "detectability_roc.png" not in write_plots({"runs": [small]}, tmp_path)
+    assert "detectability_roc.png" in write_plots({"runs": [_run("null", 0.0)]}, tmp_path)

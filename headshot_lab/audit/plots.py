@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from headshot_lab.audit.margins import METRIC_SPECS, sample_size
+
 GROUP_METRICS = (
     ("skin_delta_ita", "delta_ita_by_group.png", "ΔITA (°, + = lighter)", 0.0),
     ("identity_cosine", "identity_by_group.png", "identity cosine to the person's centroid", None),
@@ -86,8 +88,18 @@ def plot_by_group(
     return True
 
 
+def _enough_for_detectability(run: Mapping[str, Any]) -> bool:
+    """Whether the run's detectability has the sample its verdict needs (else the card says "not enough to tell")."""
+    spec = METRIC_SPECS["detectability_auroc"]
+    entry = ((run.get("metrics") or {}).get("detectability_auroc") or {}).get("overall") or {}
+    return sample_size(entry, spec) >= spec.min_n
+
+
 def plot_roc(runs: Sequence[Mapping[str, Any]], path: Path) -> bool:
-    curves = [(run["generator"], (run.get("curves") or {}).get("roc")) for run in runs]
+    """The C2ST ROC of every run with enough images for a detectability verdict (a curve of 3 images says nothing)."""
+    curves = [
+        (run["generator"], (run.get("curves") or {}).get("roc")) for run in runs if _enough_for_detectability(run)
+    ]
     curves = [(name, roc) for name, roc in curves if roc]
     if not curves:
         return False
