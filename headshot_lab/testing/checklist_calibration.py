@@ -109,7 +109,7 @@ def motion_blur(image: np.ndarray, length: float) -> np.ndarray:
     """A horizontal line kernel of ``length`` px (camera shake while panning)."""
     import cv2
 
-    size = max(3, int(round(length)) | 1)
+    size = max(3, round(length) | 1)
     kernel = np.zeros((size, size), np.float32)
     kernel[size // 2, :] = 1.0 / size
     return np.asarray(cv2.filter2D(image, -1, kernel))
@@ -134,7 +134,9 @@ def exposure(image: np.ndarray, gain: float) -> np.ndarray:
     return np.clip(np.round(image.astype(np.float32) * gain), 0, 255).astype(np.uint8)
 
 
-def white_balance_error(image: np.ndarray, cct: float | None = None, gains: Sequence[float] | None = None) -> np.ndarray:
+def white_balance_error(
+    image: np.ndarray, cct: float | None = None, gains: Sequence[float] | None = None
+) -> np.ndarray:
     """The photo as a camera balanced for D65 records it under an illuminant of ``cct`` kelvin (or linear ``gains``).
 
     In linear sRGB each channel is multiplied by the illuminant's white ``(R, G, B) / G``
@@ -167,7 +169,13 @@ def good_variants() -> list[tuple[str, Change]]:
     """``[(variant, change)]``: the same good photo as people upload it (none of these may be refused or warned)."""
     return [
         ("original", lambda image, box: (image, box)),
-        ("mirrored", lambda image, box: (image[:, ::-1].copy(), (image.shape[1] - box[2], box[1], image.shape[1] - box[0], box[3]))),
+        (
+            "mirrored",
+            lambda image, box: (
+                image[:, ::-1].copy(),
+                (image.shape[1] - box[2], box[1], image.shape[1] - box[0], box[3]),
+            ),
+        ),
         ("jpeg_q85", _pixels_only(lambda image: jpeg(image, 85))),
         ("exposure_0.8", _pixels_only(lambda image: exposure(image, 0.8))),
         ("exposure_1.2", _pixels_only(lambda image: exposure(image, 1.2))),
@@ -199,8 +207,18 @@ def bad_variants() -> list[tuple[str, str, str, Change]]:
         ("motion_15%", "blocking", "sharpness", shake(0.15)),
         ("tungsten_3200K", "advisory", "cast", _pixels_only(lambda image: white_balance_error(image, 3200))),
         ("shade_15000K", "advisory", "cast", _pixels_only(lambda image: white_balance_error(image, 15000))),
-        ("green_tint", "advisory", "cast", _pixels_only(lambda image: white_balance_error(image, gains=(0.7, 1.0, 0.7)))),
-        ("magenta_tint", "advisory", "cast", _pixels_only(lambda image: white_balance_error(image, gains=(1.0, 0.7, 1.0)))),
+        (
+            "green_tint",
+            "advisory",
+            "cast",
+            _pixels_only(lambda image: white_balance_error(image, gains=(0.7, 1.0, 0.7))),
+        ),
+        (
+            "magenta_tint",
+            "advisory",
+            "cast",
+            _pixels_only(lambda image: white_balance_error(image, gains=(1.0, 0.7, 1.0))),
+        ),
         ("face_120px", "advisory", "size", face_at(120)),
         ("face_56px", "blocking", "size", face_at(56)),
         ("jpeg_q8", "advisory", "other", _pixels_only(lambda image: jpeg(image, 8))),
@@ -372,7 +390,8 @@ def outcome_table(samples: Sequence[Sample]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for s in samples:
         row = rows.setdefault(
-            s.variant, {"variant": s.variant, "label": s.label, "rule": s.rule, "n": 0, "blocked": 0, "flagged": 0, "codes": {}}
+            s.variant,
+            {"variant": s.variant, "label": s.label, "rule": s.rule, "n": 0, "blocked": 0, "flagged": 0, "codes": {}},
         )
         row["n"] += 1
         row["blocked"] += bool(s.blocking)
@@ -436,7 +455,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{p['rule']:24} {p['chosen']:>8} {p['shipped']:>8} {p['auc']:>6} {p['tpr']:>6} {p['fpr']:>6}")
     print()
     for row in result["outcomes"]:
-        print(f"{row['variant']:22} {row['label']:9} blocked {row['blocked']}/{row['n']} flagged {row['flagged']}/{row['n']} {row['codes']}")
+        print(
+            f"{row['variant']:22} {row['label']:9} blocked {row['blocked']}/{row['n']} flagged {row['flagged']}/{row['n']} {row['codes']}"
+        )
     print(f"\nwritten: {args.out}/checklist_calibration.json, .png")
 
 

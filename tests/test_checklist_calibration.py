@@ -1,0 +1,107 @@
+"""The checklist's operating points on its labelled calibration set (real photos + controlled degradations).
+
+The set and the severities are defined in :mod:`headshot_lab.testing.checklist_calibration`; the shipped limits
+(:class:`headshot_lab.capture.CaptureThresholds`) must classify it as stated: good photos pass, degraded ones at
+the stated severity get the advisory or are blocked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from headshot_lab.capture import CaptureThresholds
+from headshot_lab.testing import checklist_calibration as cal
+
+CALIBRATED = ("soft", "blurry", "color_cast")
+
+
+@pytest.fixture(scope="module")
+def samples(real_photos):
+    return cal.build_samples()
+
+
+@pytest.fixture(scope="module")
+def points(samples):
+    return {p.rule.split()[0]: p for p in cal.operating_points(samples)}
+
+
+def test_good_photos_and_their_realistic_variants_are_never_blocked_soft_or_cast(samples):
+    good = [s for s in samples if s.label == "good"]
+    assert len(good) == len(cal.GOOD_PHOTOS) * len(cal.good_variants())
+    for sample in good:
+        assert not sample.blocking, (sample.photo, sample.variant, sample.codes)
+        assert not set(sample.codes) & set(CALIBRATED), (sample.photo, sample.variant, sample.scores)
+
+
+def test_good_photos_of_512_px_and_more_pass_with_no_problem_at_all(samples):
+    """A frontal, sharp, well-lit photo at ≥ 512 px (full size, 1024 px, a 512 px headshot crop) gets no remark."""
+    for sample in samples:
+        if sample.label == "good" and sample.variant in ("original", "headshot_512", "long_side_1024"):
+            if sample.scores["face_px"] >= CaptureThresholds().min_face_px:
+                assert sample.codes == [], (sample.photo, sample.variant, sample.codes)
+
+
+def test_video_stills_with_a_large_face_are_not_told_to_move_closer(samples):
+    stills = [s for s in samples if s.variant == "video_still_640x360"]
+    for still in stills:
+        assert still.scores["width"] == 640 and still.scores["height"] <= 360
+        assert "face_too_small" not in still.codes or still.scores["face_fraction"] >= 0.25
+
+
+@pytest.mark.parametrize(
+    ("variant", "code", "blocking"),
+    [
+        ("gaussian_1%", "soft", False),
+        ("motion_6%", "soft", False),
+        ("gaussian_2.5%", "blurry", True),
+        ("tungsten_3200K", "color_cast", False),
+        ("green_tint", "color_cast", False),
+        ("magenta_tint", "color_cast", False),
+        ("face_120px", "face_too_small", False),
+        ("face_56px", "face_too_small", True),
+    ],
+)
+def test_degradations_at_the_stated_severity_get_their_verdict(samples, variant, code, blocking):
+    chosen = [s for s in samples if s.variant == variant]
+    assert len(chosen) == len(cal.GOOD_PHOTOS)
+    for sample in chosen:
+        assert code in sample.codes, (sample.photo, sample.scores)
+        assert bool(sample.blocking) == blocking, (sample.photo, sample.codes)
+
+
+def test_shipped_operating_points(points):
+    """TPR / FPR of the shipped limits on the labelled set, and the limits follow the calibration (±10 %)."""
+    soft, blurry, cast = points["soft"], points["blurry"], points["color_cast"]
+    assert (soft.tpr, soft.fpr) == (1.0, 0.0)
+    assert blurry.fpr == 0.0 and blurry.tpr >= 0.75  # long motion blur keeps some detail across the stroke
+    assert cast.fpr == 0.0 and cast.tpr >= 0.9  # deep shade is the hardest cast to see
+    for point in (soft, blurry, cast):
+        assert point.chosen == pytest.approx(point.shipped, rel=0.1), point.rule
+        assert point.auc > 0.95
+
+
+def test_advisories_never_block(samples):
+    for sample in samples:
+        if sample.label == "advisory" and sample.rule in ("sharpness", "cast"):
+            assert not sample.blocking, (sample.photo, sample.variant, sample.codes)
+
+
+def test_roc_helpers_known_values_and_a_null_that_stays_near_one_half():
+    assert cal.auc([5, 6, 7], [1, 2, 3], "below") == 1.0
+    assert cal.auc([1, 2, 3], [5, 6, 7], "above") == 1.0
+    assert cal.auc([1, 2], [1, 2], "below") == 0.5
+    assert cal.choose_threshold([100, 200], [25, 50], "below") == pytest.approx(np.sqrt(100 * 50))
+    assert cal.rates([100, 200], [25, 150], 60, "below") == (0.5, 0.0)
+    rng = np.random.default_rng(0)
+    nulls = [cal.auc(rng.normal(size=40), rng.normal(size=40), "below") for _ in range(200)]
+    assert abs(np.mean(nulls) - 0.5) < 0.02  # same distribution on both sides: no separation
+    assert np.mean([abs(a - 0.5) > 0.2 for a in nulls]) < 0.05
+
+
+def test_the_script_writes_json_and_png(tmp_path, monkeypatch, samples):
+    monkeypatch.setattr(cal, "build_samples", lambda limits=None: samples)
+    result = cal.run(tmp_path)
+    assert (tmp_path / "checklist_calibration.json").stat().st_size > 1000
+    assert (tmp_path / "checklist_calibration.png").stat().st_size > 1000
+    assert {p["rule"] for p in result["operating_points"]} == {r[0] for r in cal.RULES}
