@@ -24,6 +24,7 @@ Formulas (each quantity is defined here and nowhere else):
 
 * luma ``Y′ = 0.2126 R′ + 0.7152 G′ + 0.0722 B′`` (Rec. 709, gamma-encoded, 0–255);
 * sharpness ``S = 1600 · min_θ Var(D_θ G) / Var(D_θ G₄)`` on the face crop at the fixed ``sharpness_size`` (:func:`face_sharpness`);
+* noise: wavelet σ of the face at that same fixed size (:func:`face_noise`);
 * face exposure: clipped-highlight / crushed-shadow fractions in the landmark hull (:func:`face_exposure_stats`);
 * eye region ``eye_darkness``, ``eye_contrast`` from landmark boxes vs. the cheeks (:func:`eye_region_stats`);
 * eye contour contrast ``C = (p95 − p5 of luma in the mesh's eye contour) / median luma of the face oval``
@@ -144,6 +145,42 @@ def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)), scale
 
 
+def face_grey(image: np.ndarray, box: Sequence[float], size: int = 96) -> np.ndarray | None:
+    """The face at the fixed analysis size: the box grown by 10 %, grey (0–255), resized to ``size × size``.
+
+    Cropped from the full-resolution pixels, area-averaged (bilinear only for a face smaller than ``size``).
+    ``None`` for a box too small to crop.
+    """
+    import cv2
+
+    height, width = image.shape[:2]
+    left, top, right, bottom = (float(v) for v in box)
+    margin = 0.1 * max(right - left, 1.0)
+    x0, y0 = max(0, int(left - margin)), max(0, int(top - margin))
+    x1, y1 = min(width, int(np.ceil(right + margin))), min(height, int(np.ceil(bottom + margin)))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    interpolation = cv2.INTER_AREA if (x1 - x0) >= size else cv2.INTER_LINEAR
+    return np.asarray(cv2.resize(grey, (size, size), interpolation=interpolation), dtype=np.float32)
+
+
+def face_noise(image: np.ndarray, box: Sequence[float], size: int = 96) -> float | None:
+    """Image noise on the face as training sees it: σ (0–255 grey levels) of the face at the fixed size.
+
+    ``skimage.restoration.estimate_sigma`` (Donoho's wavelet estimator: the median absolute deviation of
+    the finest diagonal wavelet band / 0.6745) on :func:`face_grey`. At one fixed face size the grain of a
+    low-light phone photo is measured as it will be once the face is resized for training (a
+    high-resolution photo's fine noise averages out). ``None`` for a box too small to crop.
+    """
+    from skimage.restoration import estimate_sigma
+
+    grey = face_grey(image, box, size)
+    if grey is None:
+        return None
+    return float(estimate_sigma(grey))
+
+
 #: Second differences along the four directions :func:`face_sharpness` compares (→, ↓, ↘, ↙).
 _SECOND_DIFFERENCES = (
     np.array([[1.0, -2.0, 1.0]], np.float32),
@@ -173,16 +210,9 @@ def face_sharpness(image: np.ndarray, box: Sequence[float], size: int = 96) -> f
     """
     import cv2
 
-    height, width = image.shape[:2]
-    left, top, right, bottom = (float(v) for v in box)
-    margin = 0.1 * max(right - left, 1.0)
-    x0, y0 = max(0, int(left - margin)), max(0, int(top - margin))
-    x1, y1 = min(width, int(np.ceil(right + margin))), min(height, int(np.ceil(bottom + margin)))
-    if x1 - x0 < 4 or y1 - y0 < 4 or size < 16:
+    grey = face_grey(image, box, size)
+    if grey is None or size < 16:
         return 0.0
-    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    interpolation = cv2.INTER_AREA if (x1 - x0) >= size else cv2.INTER_LINEAR
-    grey = np.asarray(cv2.resize(grey, (size, size), interpolation=interpolation), dtype=np.float32)
     coarse = np.asarray(cv2.resize(grey, (size // 4, size // 4), interpolation=cv2.INTER_AREA), dtype=np.float32)
     ratios = []
     for kernel in _SECOND_DIFFERENCES:
@@ -644,6 +674,8 @@ def _measure_face(
     m["face_fraction"] = round(face_px / min(photo.width, photo.height), 4)
     m["face_score"] = round(float(face.score), 3)
     m["sharpness"] = round(face_sharpness(photo.pixels, photo.box_original(record), options.sharpness_size), 1)
+    noise = face_noise(photo.pixels, photo.box_original(record), options.sharpness_size)
+    m["noise"] = None if noise is None else round(noise, 2)
     if record.landmarks68 is not None:
         m.update(face_exposure_stats(small, record.landmarks68, options))
         m.update(eye_region_stats(small, record.landmarks68))

@@ -10,10 +10,10 @@ other photos are still checked.
 
 Two severities. **Blocking** (``error``: the photo is left out of training and retouch): the file can't be read,
 no face, several people, the face hidden (eyes covered, blown out or lost in shadow) or cut off, far too small or
-blurred to make out, or not the same person as the rest of the set. **Advisory** (``warning``: shown with its fix,
-never blocks training): a bit soft, small (with the real cause: the photo's resolution or the distance), a colour
-cast, no colour, eyes closed, head turned, an extreme expression. The sharpness and colour-cast limits are
-calibrated on a labelled set (:mod:`headshot_lab.testing.checklist_calibration`, README "The capture checklist").
+blurred to make out, or not the same person as the rest of the set. **Advisory** (``warning``: shown with its
+fix, never blocks training): a bit soft, grainy, small (with the real cause: the photo's resolution or the
+distance), a colour cast, no colour, eyes closed, head turned, an extreme expression. The sharpness, noise and
+colour-cast limits are calibrated on a labelled set (:mod:`headshot_lab.testing.checklist_calibration`, README "The capture checklist").
 
 Per-photo codes:
 
@@ -33,6 +33,8 @@ code               severity  measured as
 ``soft``           warning   :func:`face_sharpness` (fine/coarse detail ratio of the face at
                              the fixed ``sharpness_size``) < ``min_sharpness``
 ``blurry``         error     :func:`face_sharpness` < ``min_sharpness_blocking``
+``grainy``         warning   :func:`face_noise` (wavelet σ of the face at ``sharpness_size``) >
+                             ``max_face_noise``
 ``overexposed``    error     fraction of face pixels with a channel ≥ ``clip_high``
 ``underexposed``   error     99th percentile of the photo's luma, or face shadow clipping
 ``color_cast``     warning   chroma of the white patch (brightest unclipped pixels)
@@ -168,6 +170,10 @@ class CaptureThresholds:
     # unitless. Below: blocking "blurry" (the face can't be made out). Gaussian σ = 2.5 %: 13–27;
     # motion 15 %: 21–39; nothing of advisory severity (≥ 29.6) is blocked (chosen 29.1).
     min_sharpness_blocking: float = 29.0
+    # grey levels (0–255), face_noise: the wavelet noise σ of the face at the fixed sharpness_size.
+    # Above: the advisory "grainy". The real photos and their variants 1.1–2.8; Gaussian noise
+    # σ = 20 on the photo 3.8–6.3 (chosen 3.2; σ = 10 reads 2.6–3.6 and is left alone).
+    max_face_noise: float = 3.2
 
     # --- exposure ------------------------------------------------------------------------------
     # 8-bit value; a pixel with any channel ≥ this is a clipped highlight.
@@ -285,6 +291,7 @@ PHOTO_METRIC_KEYS: tuple[str, ...] = (
     "face_score",
     "cut_off_edges",
     "sharpness",
+    "noise",
     "face_luma_median",
     "face_highlight_clip",
     "face_shadow_clip",
@@ -711,6 +718,20 @@ def _blurry(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Prob
     )
 
 
+def _grainy(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
+    """``grainy`` (advisory): the face is noisy at the size training sees it (usually too little light)."""
+    noise = m.get("noise")
+    if noise is None or noise <= limits.max_face_noise:
+        return None
+    return Problem(
+        "grainy",
+        f"Your face looks grainy (noise {noise:.1f}; clean photos stay under {limits.max_face_noise:.1f}), "
+        "usually from too little light. The photo can still be used.",
+        "If you can, retake it in brighter light (daylight from a window is best).",
+        "warning",
+    )
+
+
 def _overexposed(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
     if m.get("face_highlight_clip") is None or m["face_highlight_clip"] <= limits.max_face_highlight_clip:
         return None
@@ -784,6 +805,7 @@ FACE_CHECKS: tuple[Check, ...] = (
     _face_too_small,
     _face_cut_off,
     _blurry,
+    _grainy,
     _overexposed,
     _eyes_covered,
     _eyes_closed,

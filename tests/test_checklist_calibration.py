@@ -13,7 +13,7 @@ import pytest
 from headshot_lab.capture import CaptureThresholds
 from headshot_lab.testing import checklist_calibration as cal
 
-CALIBRATED = ("soft", "blurry", "color_cast")
+CALIBRATED = ("soft", "blurry", "color_cast", "grainy")
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,7 @@ def test_video_stills_with_a_large_face_are_not_told_to_move_closer(samples):
         ("magenta_tint", "color_cast", False),
         ("face_120px", "face_too_small", False),
         ("face_56px", "face_too_small", True),
+        ("noise_20", "grainy", False),
     ],
 )
 def test_degradations_at_the_stated_severity_get_their_verdict(samples, variant, code, blocking):
@@ -76,18 +77,19 @@ def test_degradations_at_the_stated_severity_get_their_verdict(samples, variant,
 
 def test_shipped_operating_points(points):
     """TPR / FPR of the shipped limits on the labelled set, and the limits follow the calibration (±10 %)."""
-    soft, blurry, cast = points["soft"], points["blurry"], points["color_cast"]
+    soft, blurry, cast, grainy = points["soft"], points["blurry"], points["color_cast"], points["grainy"]
     assert (soft.tpr, soft.fpr) == (1.0, 0.0)
     assert blurry.fpr == 0.0 and blurry.tpr >= 0.75  # long motion blur keeps some detail across the stroke
     assert cast.fpr == 0.0 and cast.tpr >= 0.9  # deep shade is the hardest cast to see
-    for point in (soft, blurry, cast):
+    assert (grainy.tpr, grainy.fpr) == (1.0, 0.0)
+    for point in (soft, blurry, cast, grainy):
         assert point.chosen == pytest.approx(point.shipped, rel=0.1), point.rule
         assert point.auc > 0.95
 
 
 def test_advisories_never_block(samples):
     for sample in samples:
-        if sample.label == "advisory" and sample.rule in ("sharpness", "cast"):
+        if sample.label == "advisory" and sample.rule in ("sharpness", "cast", "noise"):
             assert not sample.blocking, (sample.photo, sample.variant, sample.codes)
 
 

@@ -21,10 +21,11 @@ The labelled set
   colour cast    uncorrected tungsten (3200 K), deep shade   (advisory only: a cast never blocks)
                  (15000 K), green or magenta tint (×0.7)
   downscale      face ≤ 120 px wide                          face < 64 px wide
-  JPEG, noise    q 8; Gaussian noise σ = 20 of 255           (reported, see below)
+  noise          Gaussian noise σ = 20 of 255 (``grainy``)   (advisory only)
+  JPEG           q 8                                         (reported: no rule catches it)
   =============  ==========================================  ===========================================
 
-Each rule's score is measured by the same functions the checklist uses (:func:`headshot_lab.analysis.face_sharpness`,
+Each rule's score is measured by the same functions the checklist uses (:func:`headshot_lab.analysis.face_sharpness`, :func:`~headshot_lab.analysis.face_noise`,
 :func:`headshot_lab.analysis.colour_stats`) on the photo's own face box (found once on the original and carried
 through the geometric changes), and judged by the same rules (:func:`headshot_lab.capture.photo_problems`).
 
@@ -47,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from headshot_lab.analysis import AnalysisOptions, analyse_photo, colour_stats, face_sharpness
+from headshot_lab.analysis import AnalysisOptions, analyse_photo, colour_stats, face_noise, face_sharpness
 from headshot_lab.capture import CaptureThresholds, photo_problems
 from headshot_lab.io import load_rgb
 from headshot_lab.testing.photos import real_photos
@@ -144,12 +145,16 @@ def white_balance_error(
     """
     import colour
 
-    if gains is None:
+    if gains is not None:
+        factors = np.asarray(gains, dtype=np.float64)
+    elif cct is not None:
         xy = colour.temperature.CCT_to_xy(float(cct), method="Kang 2002")
-        rgb = colour.XYZ_to_RGB(colour.xy_to_XYZ(xy), "sRGB", apply_cctf_encoding=False)
-        gains = np.asarray(rgb, dtype=np.float64) / float(rgb[1])
+        rgb = np.asarray(colour.XYZ_to_RGB(colour.xy_to_XYZ(xy), "sRGB", apply_cctf_encoding=False), np.float64)
+        factors = rgb / float(rgb[1])
+    else:
+        raise ValueError("give a colour temperature (cct) or channel gains")
     linear = colour.cctf_decoding(image.astype(np.float64) / 255.0, function="sRGB")
-    cast = np.clip(linear * np.asarray(gains, dtype=np.float64), 0.0, 1.0)
+    cast = np.clip(linear * factors, 0.0, 1.0)
     return np.clip(np.round(colour.cctf_encoding(cast, function="sRGB") * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -222,7 +227,7 @@ def bad_variants() -> list[tuple[str, str, str, Change]]:
         ("face_120px", "advisory", "size", face_at(120)),
         ("face_56px", "blocking", "size", face_at(56)),
         ("jpeg_q8", "advisory", "other", _pixels_only(lambda image: jpeg(image, 8))),
-        ("noise_20", "advisory", "other", _pixels_only(lambda image: gaussian_noise(image, 20.0))),
+        ("noise_20", "advisory", "noise", _pixels_only(lambda image: gaussian_noise(image, 20.0))),
     ]
 
 
@@ -245,6 +250,7 @@ def measure(image: np.ndarray, box: Box, limits: CaptureThresholds) -> dict[str,
         "face_px": round(face_px),
         "face_fraction": round(face_px / min(width, height), 4),
         "sharpness": round(face_sharpness(image, box, limits.sharpness_size), 1),
+        "noise": round(face_noise(image, box, limits.sharpness_size) or 0.0, 2),
     }
     metrics.update(colour_stats(image, limits))
     return metrics
@@ -347,7 +353,10 @@ RULES: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...], str], ...] =
     ("soft (advisory)", "sharpness", "below", ("good",), ("advisory", "blocking"), "min_sharpness"),
     ("blurry (blocking)", "sharpness", "below", ("good", "advisory"), ("blocking",), "min_sharpness_blocking"),
     ("color_cast (advisory)", "cast_chroma", "above", ("good",), ("advisory",), "max_cast_chroma"),
+    ("grainy (advisory)", "noise", "above", ("good",), ("advisory",), "max_face_noise"),
 )
+#: The degradation kind (``Sample.rule``) each score calibrates.
+_KIND = {"sharpness": "sharpness", "cast_chroma": "cast", "noise": "noise"}
 
 
 def _scores(samples: Sequence[Sample], score: str, kind: str, labels: tuple[str, ...]) -> list[float]:
@@ -363,7 +372,7 @@ def operating_points(samples: Sequence[Sample], limits: CaptureThresholds | None
     limits = limits or CaptureThresholds()
     points = []
     for rule, score, direction, passing, flagged, field_name in RULES:
-        kind = "sharpness" if score == "sharpness" else "cast"
+        kind = _KIND[score]
         good, bad = _scores(samples, score, kind, passing), _scores(samples, score, kind, flagged)
         shipped = float(getattr(limits, field_name))
         tpr, fpr = rates(good, bad, shipped, direction)
