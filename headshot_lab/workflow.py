@@ -11,13 +11,15 @@ user action             function                                    policy it ow
 ======================  ==========================================  ================================================
 check photos            :func:`admit_photos`, :func:`check_photos`  consent first; 1–20 photos; copy-in problems
                                                                     join the checklist's report
-train identity          :func:`train_identity`                      learn only from the photos given (the app gives
-                                                                    those that passed the checklist)
+train identity          :func:`train_identity`                      learn only from the usable photos: with
+                                                                    ``check=``, the majority identity (those left
+                                                                    out named in ``notes``), no majority → refused
 FaceID identity         :func:`faceid_identity`                     the L2-normalised mean ArcFace embedding
 generate                :func:`generate_headshots`                  checks before loading; every file labelled
                                                                     IPTC ``trainedAlgorithmicMedia`` where written
 studio retouch          :func:`retouch_photos`                      every file labelled
-                                                                    ``compositeWithTrainedAlgorithmicMedia``
+                                                                    ``compositeWithTrainedAlgorithmicMedia``; with
+                                                                    ``check=``, only the usable photos
 select                  :func:`select_headshots`                    judged against the person's own photos
 export (single / team)  :func:`export_single`, :func:`export_team`  known crops and formats; one style guide per
                                                                     kind in team mode; disclosure read back

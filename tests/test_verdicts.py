@@ -106,3 +106,23 @@ def test_retouch_uses_usable_photos_and_select_keeps_its_outputs_with_the_same_d
     assert scores["sharpness_vs_source"] > 0.8  # retouch keeps the sharpness
     assert scores["delta_ita_vs"] == "source"
     assert scores["delta_ita"] == pytest.approx(output.delta_ita, abs=0.01)  # one ΔITA everywhere
+
+
+def test_training_learns_from_the_majority_and_names_who_was_left_out(mixed, monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    sources, check = mixed
+    seen = {}
+
+    def fake_training(photos, base, out_dir, config, **kwargs):  # the trainer itself is tested in test_train.py
+        seen["photos"] = list(photos)
+        card = {"photos": {"count": len(photos)}, "notes": []}
+        return SimpleNamespace(
+            card=card, lora_path=tmp_path / "x", seconds=0.0, steps=1, resumed_from=None, card_path=None
+        )
+
+    monkeypatch.setattr(workflow.training, "train_identity_lora", fake_training)
+    result = workflow.train_identity(dict(sources), tmp_path, check=check)
+    assert seen["photos"] == [sources[name] for name in ("obama.jpg", "obama2.jpg", "obama3.jpg")]
+    assert result.photos == 3
+    assert len(result.notes) == 1 and result.notes[0].startswith("biden.jpg was left out")
