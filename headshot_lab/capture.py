@@ -164,7 +164,7 @@ class CaptureThresholds:
     sharpness_size: int = 96
     # unitless (face_sharpness). Below: the advisory "soft". Calibrated by
     # headshot_lab.testing.checklist_calibration (README "The capture checklist"): the real photos and
-    # their realistic variants (66) score 127–345; Gaussian blur σ = 1 % of the face width 51–78, a
+    # their realistic variants (72, soft studio light included) score 127–345; Gaussian blur σ = 1 % of the face width 51–78, a
     # 6 % motion blur 30–55 (chosen 99.3; TPR 1.0, FPR 0 on that set).
     min_sharpness: float = 100.0
     # unitless. Below: blocking "blurry" (the face can't be made out). Gaussian σ = 2.5 %: 13–27;

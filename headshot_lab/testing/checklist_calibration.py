@@ -8,7 +8,8 @@ The labelled set
 ----------------
 * **good**: the real registry photos showing one person's whole face (:func:`headshot_lab.testing.real_photos`:
   obama, obama2, obama3, biden, obama_partial (its face is cut off, but its pixels are a sharp, well-lit face),
-  astronaut), each also as photos people really upload: mirrored, re-saved as JPEG q 85, ±20 % exposure,
+  astronaut), each also as photos people really upload: mirrored, re-saved as JPEG q 85, ±20 % exposure, soft
+  even studio light (local contrast halved),
   downscaled to 1024 and 640 px, a 512 × 512 headshot crop and a 640 × 360 "video still" (the face ≈ 45 % of the
   frame's height), and under a mild white-balance error (5000 K, 7500 K: what phones leave in indoor or shade light).
 * **bad**, at stated severities, in units of the face so that a severity means the same on every photo:
@@ -131,6 +132,15 @@ def gaussian_noise(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray
     return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
 
 
+def flat_light(image: np.ndarray, contrast: float, radius: float = 30.0) -> np.ndarray:
+    """Soft, even (studio) light: local contrast around a Gaussian-blurred base (σ = ``radius`` px) × ``contrast``."""
+    import cv2
+
+    pixels = image.astype(np.float32)
+    base = cv2.GaussianBlur(pixels, (0, 0), radius)
+    return np.clip(np.round(base + (pixels - base) * contrast), 0, 255).astype(np.uint8)
+
+
 def exposure(image: np.ndarray, gain: float) -> np.ndarray:
     return np.clip(np.round(image.astype(np.float32) * gain), 0, 255).astype(np.uint8)
 
@@ -184,6 +194,7 @@ def good_variants() -> list[tuple[str, Change]]:
         ("jpeg_q85", _pixels_only(lambda image: jpeg(image, 85))),
         ("exposure_0.8", _pixels_only(lambda image: exposure(image, 0.8))),
         ("exposure_1.2", _pixels_only(lambda image: exposure(image, 1.2))),
+        ("flat_studio_light", _pixels_only(lambda image: flat_light(image, 0.5))),
         ("long_side_1024", lambda image, box: _scale(image, box, min(1.0, 1024 / max(image.shape[:2])))),
         ("long_side_640", lambda image, box: _scale(image, box, min(1.0, 640 / max(image.shape[:2])))),
         ("headshot_512", lambda image, box: framed(image, box, 1.0, 0.4, 512)),
