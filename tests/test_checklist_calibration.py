@@ -111,3 +111,49 @@ def test_the_script_writes_json_and_png(tmp_path, monkeypatch, samples):
     assert (tmp_path / "checklist_calibration.json").stat().st_size > 1000
     assert (tmp_path / "checklist_calibration.png").stat().st_size > 1000
     assert {p["rule"] for p in result["operating_points"]} == {r[0] for r in cal.RULES}
+
+
+# -- the two face measurements: known values, nulls, invariances -------------------------------------------
+def _noise_image(sigma: float, seed: int = 0, side: int = 96) -> np.ndarray:
+    grey = np.random.default_rng(seed).normal(128, sigma, (side, side))
+    return np.repeat(np.clip(np.round(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+BOX = (8.0, 8.0, 88.0, 88.0)  # grown by 10 % → exactly the 96 × 96 frame: no resampling
+
+
+def test_face_sharpness_and_noise_known_values_on_white_noise():
+    """White noise: every second difference has variance 6σ², on 4 × 4 block means 6σ²/16 → S = 1600 · 16.
+
+    Measured at size 384 (the box (32, 32, 352, 352) grown by 10 % is the 384 px frame), where the minimum over
+    the four directions is biased low by only ~3 %; at the default 96 px the same noise reads ~14 % low.
+    """
+    from headshot_lab.analysis import face_noise, face_sharpness
+
+    box = (32.0, 32.0, 352.0, 352.0)
+    values = [face_sharpness(_noise_image(20, seed, 384), box, size=384) for seed in range(5)]
+    assert np.mean(values) == pytest.approx(1600 * 16, rel=0.06)
+    assert face_noise(_noise_image(10, 0, 384), box, size=384) == pytest.approx(10, rel=0.03)
+    assert face_noise(_noise_image(10), BOX) == pytest.approx(10, rel=0.1)
+
+
+def test_face_sharpness_and_noise_null_on_a_flat_patch():
+    from headshot_lab.analysis import face_noise, face_sharpness
+
+    flat = np.full((96, 96, 3), 128, np.uint8)
+    assert face_sharpness(flat, BOX) == 0.0
+    assert face_noise(flat, BOX) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_face_sharpness_ignores_contrast_and_resolution_but_not_blur(load_real):
+    obama = load_real("obama")
+    box = cal.face_box(obama, "obama")
+    from headshot_lab.analysis import face_sharpness
+
+    sharp = face_sharpness(obama, box)
+    assert face_sharpness(cal.flat_light(obama, 0.5), box) == pytest.approx(sharp, rel=0.1)  # soft light
+    assert face_sharpness(cal.exposure(obama, 0.6), box) == pytest.approx(sharp, rel=0.1)  # darker
+    half, half_box = cal.framed(obama, box, 1.0, 0.4, 300)  # the same face at ~120 px
+    assert face_sharpness(half, half_box) == pytest.approx(sharp, rel=0.4)
+    assert face_sharpness(cal.gaussian_blur(obama, 0.01 * (box[2] - box[0])), box) < 0.3 * sharp
+    assert face_sharpness(cal.motion_blur(obama, 0.06 * (box[2] - box[0])), box) < 0.3 * sharp  # one direction
