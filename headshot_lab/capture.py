@@ -70,8 +70,10 @@ Not checked, on purpose (no guess is shipped where a measurement could not be va
 
 Fairness: no check compares the face's *absolute* brightness or colour with a fixed value, because
 that would flag darker skin as "under-exposed" or "low contrast". Exposure uses clipping and the
-brightest part of the *whole* photo; sharpness and noise are ratios of the face's own detail (fine vs coarse) at one fixed face size;
-eye checks compare the eyes with the same person's cheeks.
+brightest part of the *whole* photo; sharpness is the ratio of the face's own fine to coarse detail
+at one fixed face size (a darker or lower-contrast face scores the same); noise is an absolute grain
+level, which a darker face (less texture) can only lower; eye checks compare the eyes with the same
+person's cheeks.
 """
 
 from __future__ import annotations
