@@ -1,6 +1,6 @@
 """Calibrate the capture checklist on a labelled set: real photos ("good") and controlled degradations ("bad").
 
-Run ``python -m headshot_lab.testing.checklist_calibration [--out DIR]``: it writes
+Run ``python -m headshot_lab.testing.checklist_calibration [--out DIR]`` (default ``outputs/checklist-calibration``): it writes
 ``checklist_calibration.json`` (every sample's numbers, the ROC of each rule, the chosen operating points and the
 TPR/FPR of the shipped thresholds) and ``checklist_calibration.png`` (the ROC curves).
 
@@ -467,7 +467,7 @@ def run(out: Path, limits: CaptureThresholds | None = None) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--out", type=Path, default=Path("results/checklist_calibration"))
+    parser.add_argument("--out", type=Path, default=Path("outputs/checklist-calibration"))
     args = parser.parse_args(argv)
     result = run(args.out)
     print(f"{'rule':24} {'chosen':>8} {'shipped':>8} {'AUC':>6} {'TPR':>6} {'FPR':>6}")
