@@ -23,7 +23,8 @@ to its numbers and measure nothing themselves.
 Formulas (each quantity is defined here and nowhere else):
 
 * luma ``Y′ = 0.2126 R′ + 0.7152 G′ + 0.0722 B′`` (Rec. 709, gamma-encoded, 0–255);
-* sharpness ``S = Var(∇²(G · 128 / m))`` on the face crop resized to ``sharpness_size`` (:func:`face_sharpness`);
+* sharpness ``S = 1600 · min_θ Var(D_θ G) / Var(D_θ G₄)`` on the face crop at the fixed ``sharpness_size`` (:func:`face_sharpness`);
+* noise: wavelet σ of the face at that same fixed size (:func:`face_noise`);
 * face exposure: clipped-highlight / crushed-shadow fractions in the landmark hull (:func:`face_exposure_stats`);
 * eye region ``eye_darkness``, ``eye_contrast`` from landmark boxes vs. the cheeks (:func:`eye_region_stats`);
 * eye contour contrast ``C = (p95 − p5 of luma in the mesh's eye contour) / median luma of the face oval``
@@ -97,8 +98,8 @@ class AnalysisOptions:
 
     #: px; longer side of the analysis copy every face measurement runs on.
     analysis_side: int = 1024
-    #: px; face crop side for :func:`face_sharpness`.
-    sharpness_size: int = 256
+    #: px; the fixed face size :func:`face_sharpness` measures at.
+    sharpness_size: int = 96
     #: 0–255; a channel at or above is a blown highlight, every channel at or below a crushed shadow.
     clip_high: int = 250
     clip_low: int = 8
@@ -144,18 +145,11 @@ def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)), scale
 
 
-def face_sharpness(image: np.ndarray, box: Sequence[float], size: int = 256) -> float:
-    """Scale- and exposure-normalised sharpness of the face in ``box`` (original pixels).
+def face_grey(image: np.ndarray, box: Sequence[float], size: int = 96) -> np.ndarray | None:
+    """The face at the fixed analysis size: the box grown by 10 %, grey (0–255), resized to ``size × size``.
 
-    The box grown by 10 % is cropped from the full-resolution image, converted to grey ``G`` and
-    resized to ``size × size`` (area filter when shrinking, bilinear when enlarging), then
-
-        S = Var(∇²(G · 128 / m))
-
-    where ``∇²`` is the 3×3 Laplacian and ``m`` the median of the crop's central half (the face).
-    The fixed size makes ``S`` independent of the photo's resolution; the ``128 / m`` factor makes
-    it independent of exposure and of how light or dark the skin is (a texture's Laplacian scales
-    with its brightness). Sharp faces score in the hundreds; blur drives it towards 0.
+    Cropped from the full-resolution pixels, area-averaged (bilinear only for a face smaller than ``size``).
+    ``None`` for a box too small to crop.
     """
     import cv2
 
@@ -165,14 +159,68 @@ def face_sharpness(image: np.ndarray, box: Sequence[float], size: int = 256) -> 
     x0, y0 = max(0, int(left - margin)), max(0, int(top - margin))
     x1, y1 = min(width, int(np.ceil(right + margin))), min(height, int(np.ceil(bottom + margin)))
     if x1 - x0 < 4 or y1 - y0 < 4:
-        return 0.0
+        return None
     grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
     interpolation = cv2.INTER_AREA if (x1 - x0) >= size else cv2.INTER_LINEAR
-    grey = np.asarray(cv2.resize(grey, (size, size), interpolation=interpolation), dtype=np.float32)
-    quarter = size // 4
-    median = float(np.median(grey[quarter : size - quarter, quarter : size - quarter]))
-    laplacian = cv2.Laplacian(grey * (128.0 / max(median, 1.0)), cv2.CV_32F, ksize=1)
-    return float(laplacian.var())
+    return np.asarray(cv2.resize(grey, (size, size), interpolation=interpolation), dtype=np.float32)
+
+
+def face_noise(image: np.ndarray, box: Sequence[float], size: int = 96) -> float | None:
+    """Image noise on the face as training sees it: σ (0–255 grey levels) of the face at the fixed size.
+
+    ``skimage.restoration.estimate_sigma`` (Donoho's wavelet estimator: the median absolute deviation of
+    the finest diagonal wavelet band / 0.6745) on :func:`face_grey`. At one fixed face size the grain of a
+    low-light phone photo is measured as it will be once the face is resized for training (a
+    high-resolution photo's fine noise averages out). ``None`` for a box too small to crop.
+    """
+    from skimage.restoration import estimate_sigma
+
+    grey = face_grey(image, box, size)
+    if grey is None:
+        return None
+    return float(estimate_sigma(grey))
+
+
+#: Second differences along the four directions :func:`face_sharpness` compares (→, ↓, ↘, ↙).
+_SECOND_DIFFERENCES = (
+    np.array([[1.0, -2.0, 1.0]], np.float32),
+    np.array([[1.0], [-2.0], [1.0]], np.float32),
+    np.array([[1.0, 0.0, 0.0], [0.0, -2.0, 0.0], [0.0, 0.0, 1.0]], np.float32),
+    np.array([[0.0, 0.0, 1.0], [0.0, -2.0, 0.0], [1.0, 0.0, 0.0]], np.float32),
+)
+
+
+def face_sharpness(image: np.ndarray, box: Sequence[float], size: int = 96) -> float:
+    """Sharpness of the face in ``box`` (original pixels), independent of resolution, face size and contrast.
+
+    The box grown by 10 % is cropped from the full-resolution image, converted to grey and resized
+    to the fixed analysis size ``G`` of ``size × size`` (area filter; bilinear only for a face smaller
+    than that); ``G₄`` is ``G`` area-averaged to ``size / 4``. With ``D_θ`` the second difference
+    ``[1, −2, 1]`` along direction θ (horizontal, vertical, both diagonals),
+
+        S = 1600 · min_θ Var(D_θ G) / Var(D_θ G₄)
+
+    the share of the face's fine detail that survives relative to its coarse structure (eyes, nose,
+    mouth), which blur leaves in place; the minimum over directions catches motion blur, which
+    removes detail along one direction only. Measuring at one fixed size, in units of the face, makes
+    ``S`` independent of how many pixels the face has (an in-focus 120 px face of a video still and
+    an in-focus 300 px face score alike); the ratio makes it independent of exposure, of contrast
+    (soft studio light is not blur) and of how light or dark the skin is. Values on the labelled
+    calibration set: README "The capture checklist". 0 for a box too small to measure.
+    """
+    import cv2
+
+    grey = face_grey(image, box, size)
+    if grey is None or size < 16:
+        return 0.0
+    coarse = np.asarray(cv2.resize(grey, (size // 4, size // 4), interpolation=cv2.INTER_AREA), dtype=np.float32)
+    ratios = []
+    for kernel in _SECOND_DIFFERENCES:
+        structure = float(cv2.filter2D(coarse, cv2.CV_32F, kernel).var())
+        if structure <= 1e-6:  # a flat patch: no face detail at any scale
+            return 0.0
+        ratios.append(float(cv2.filter2D(grey, cv2.CV_32F, kernel).var()) / structure)
+    return 1600.0 * min(ratios)
 
 
 def _face_hull_mask(shape: tuple[int, int], landmarks68: np.ndarray) -> np.ndarray:
@@ -626,6 +674,8 @@ def _measure_face(
     m["face_fraction"] = round(face_px / min(photo.width, photo.height), 4)
     m["face_score"] = round(float(face.score), 3)
     m["sharpness"] = round(face_sharpness(photo.pixels, photo.box_original(record), options.sharpness_size), 1)
+    noise = face_noise(photo.pixels, photo.box_original(record), options.sharpness_size)
+    m["noise"] = None if noise is None else round(noise, 2)
     if record.landmarks68 is not None:
         m.update(face_exposure_stats(small, record.landmarks68, options))
         m.update(eye_region_stats(small, record.landmarks68))

@@ -8,7 +8,14 @@ the face from the full-resolution pixels only to measure sharpness, and returns 
 that cannot be read becomes an entry with its :class:`~headshot_lab.errors.ImageError` code; the
 other photos are still checked.
 
-Per-photo codes (severity ``error`` makes the photo unusable, ``warning`` only advises):
+Two severities. **Blocking** (``error``: the photo is left out of training and retouch): the file can't be read,
+no face, several people, the face hidden (eyes covered, blown out or lost in shadow) or cut off, far too small or
+blurred to make out, or not the same person as the rest of the set. **Advisory** (``warning``: shown with its
+fix, never blocks training): a bit soft, grainy, small (with the real cause: the photo's resolution or the
+distance), a colour cast, no colour, eyes closed, head turned, an extreme expression. The sharpness, noise and
+colour-cast limits are calibrated on a labelled set (:mod:`headshot_lab.testing.checklist_calibration`, README "The capture checklist").
+
+Per-photo codes:
 
 =================  ========  ==============================================================
 code               severity  measured as
@@ -18,15 +25,22 @@ code               severity  measured as
                              an array or object that is not an image
 ``no_face``        error     the face backend found no face
 ``multiple_faces`` error     another face at least ``companion_face_ratio`` × as wide
-``face_too_small`` error     face box width < ``min_face_px`` original pixels
+``face_too_small`` warning   face box width < ``min_face_px`` original pixels (the fix names the cause:
+                             a low-resolution photo when the face already fills ≥ 25 % of the frame,
+                             else the distance); ``error`` below ``min_face_px_blocking``
 ``face_cut_off``   error     the face box grown by ``cutoff_margin`` (or a landmark) leaves
                              the frame
-``blurry``         error     contrast-normalised variance of the Laplacian of the face
-                             crop resized to ``sharpness_size`` px (see :func:`face_sharpness`)
+``soft``           warning   :func:`face_sharpness` (fine/coarse detail ratio of the face at
+                             the fixed ``sharpness_size``) < ``min_sharpness``
+``blurry``         error     :func:`face_sharpness` < ``min_sharpness_blocking``
+``grainy``         warning   :func:`face_noise` (wavelet σ of the face at ``sharpness_size``) >
+                             ``max_face_noise``
 ``overexposed``    error     fraction of face pixels with a channel ≥ ``clip_high``
 ``underexposed``   error     99th percentile of the photo's luma, or face shadow clipping
 ``color_cast``     warning   chroma of the white patch (brightest unclipped pixels)
-``heavy_filter``   warning   no colour anywhere (99th percentile chroma): black-and-white
+``heavy_filter``   warning   no colour anywhere (99th percentile chroma): black-and-white; the
+                             skin tone can't be checked in it (the set is blocked only when no
+                             usable photo has colour: ``no_colour``)
 ``eyes_covered``   error     an eye region dark *and* flat compared with the cheeks
 ``eyes_closed``    warning   mean eye aspect ratio of the face mesh
 ``head_turned``    warning   ``|yaw|``, ``|pitch|`` or ``|roll|`` of the face mesh too large
@@ -38,8 +52,10 @@ code               severity  measured as
 
 Per-set codes: ``too_few_photos`` (no usable photo: error; fewer than 15: warning),
 ``too_many_photos``, ``near_duplicate`` (perceptual hash, :mod:`imagehash`), ``low_pose_variety``,
-``low_lighting_variety``, ``different_person`` (identity-embedding outlier; the outlier photos
-also get a per-photo ``different_person`` error).
+``low_lighting_variety``, ``no_colour`` (error: no usable photo has colour, so the skin tone would be
+guessed), ``different_person`` (identity clustering, :func:`_identity_outliers`: with a majority
+identity the other photos get a per-photo ``different_person`` error and are left out, a warning names
+them; with no majority every photo gets the error and the set is blocked).
 
 Not checked, on purpose (no guess is shipped where a measurement could not be validated):
 
@@ -54,8 +70,10 @@ Not checked, on purpose (no guess is shipped where a measurement could not be va
 
 Fairness: no check compares the face's *absolute* brightness or colour with a fixed value, because
 that would flag darker skin as "under-exposed" or "low contrast". Exposure uses clipping and the
-brightest part of the *whole* photo; sharpness is normalised by the face's own median brightness;
-eye checks compare the eyes with the same person's cheeks.
+brightest part of the *whole* photo; sharpness is the ratio of the face's own fine to coarse detail
+at one fixed face size (a darker or lower-contrast face scores the same); noise is an absolute grain
+level, which a darker face (less texture) can only lower; eye checks compare the eyes with the same
+person's cheeks.
 """
 
 from __future__ import annotations
@@ -125,9 +143,14 @@ class CaptureThresholds:
 
     # --- framing -------------------------------------------------------------------------------
     # px of the ORIGINAL photo, face-box width (dlib box ≈ brow-to-chin, ~0.7× the head width).
-    # SD1.5 trains at 512 px with the head ~55 % of the crop ≈ 280 px ≈ a 200 px box, so smaller
-    # faces get upscaled. Real photos: 240–325 px (obama 240); astronaut 88, group 110 (too small).
-    min_face_px: int = 200
+    # Advisory "small" below this: SD1.5 trains at 512 px with the head ~55 % of the crop ≈ a 200 px
+    # box, so a face under 128 px is upscaled more than 1.6× and trains soft. Real photos: 207–325 px;
+    # the same photos at 640 px: 79–162; a 640 × 360 video still with the face at 45 % of its height:
+    # 162 (obama); astronaut 88.
+    min_face_px: int = 128
+    # px; blocking below this: too few pixels to see the eyes or to measure anything on the face
+    # (the face mesh and the landmarks stop being reliable; the sharpness crop is upsampled).
+    min_face_px_blocking: int = 64
     # ratio; a second face counts as "another person" when its box is at least this × the width of
     # the main face. Background detections seen: 52 px next to a 287 px face (0.18); a pasted-in
     # second person 198 vs 240 px (0.83); the group photo's faces 0.69–1.0.
@@ -137,12 +160,22 @@ class CaptureThresholds:
     cutoff_margin: float = 0.05
 
     # --- sharpness -----------------------------------------------------------------------------
-    # px; the face crop (box + 10 %) is resized to this square before the Laplacian, so the score
-    # does not depend on the photo's resolution.
-    sharpness_size: int = 256
-    # unitless (see face_sharpness). Real faces (207–325 px wide): 217–339; Gaussian blur σ = 1 px:
-    # 20–77, σ = 1.5 px: 8–37, σ = 3 px: 2–9; darkening ×0.3 leaves it within 7 % (normalised).
-    min_sharpness: float = 60.0
+    # px; the fixed face size the sharpness is measured at (see face_sharpness): every face at least
+    # this wide (box + 10 %) is area-averaged down to it, so the score does not depend on how many
+    # pixels the face has.
+    sharpness_size: int = 96
+    # unitless (face_sharpness). Below: the advisory "soft". Calibrated by
+    # headshot_lab.testing.checklist_calibration (README "The capture checklist"): the real photos and
+    # their realistic variants (72, soft studio light included) score 127–345; Gaussian blur σ = 1 % of the face width 51–78, a
+    # 6 % motion blur 30–55 (chosen 99.3; TPR 1.0, FPR 0 on that set).
+    min_sharpness: float = 100.0
+    # unitless. Below: blocking "blurry" (the face can't be made out). Gaussian σ = 2.5 %: 13–27;
+    # motion 15 %: 21–39; nothing of advisory severity (≥ 29.6) is blocked (chosen 29.1).
+    min_sharpness_blocking: float = 29.0
+    # grey levels (0–255), face_noise: the wavelet noise σ of the face at the fixed sharpness_size.
+    # Above: the advisory "grainy". The real photos and their variants 1.1–2.8; Gaussian noise
+    # σ = 20 on the photo 3.8–6.3 (chosen 3.2; σ = 10 reads 2.6–3.6 and is left alone).
+    max_face_noise: float = 3.2
 
     # --- exposure ------------------------------------------------------------------------------
     # 8-bit value; a pixel with any channel ≥ this is a clipped highlight.
@@ -164,11 +197,12 @@ class CaptureThresholds:
     # --- colour --------------------------------------------------------------------------------
     # percentile of L* above which unclipped pixels form the "white patch" (what should be neutral).
     white_patch_percentile: float = 95.0
-    # CIELAB chroma √(a*² + b*²) of the white patch's mean. Real: 1.4–6.0; channel gains on obama,
-    # obama3, biden, astronaut — mild warm (1, .9, .75): 17–21; tungsten-like (1, .85, .6): 31–35;
-    # blue (.7, .85, 1): 18–23; green (.8, 1, .8): 28–32; magenta (1, .8, 1): 26–31; sepia: ≈ 43.
-    # A scene without anything white or grey (a yellow wall in sun) can read as a cast: warning only.
-    max_cast_chroma: float = 12.0
+    # CIELAB chroma √(a*² + b*²) of the white patch's mean. Calibrated (README "The capture
+    # checklist"): the real photos and their variants, including a mild white-balance error (5000 K,
+    # 7500 K) and video-still crops, 0.7–16.0; uncorrected tungsten (3200 K) 31–46; green / magenta
+    # tint (×0.7) 18–24; deep shade (15000 K) 9–21.5 (chosen 16.8; TPR 0.96, FPR 0). A scene without
+    # anything white or grey (a yellow wall in sun) can read as a cast: advisory only.
+    max_cast_chroma: float = 16.5
     # CIELAB chroma; if the 99th percentile of the photo's chroma is below this there is no colour
     # at all (black-and-white). Real: 47–75; greyscale: 0. Kept low because dark skin has little
     # chroma (the Monk 10 swatch: 3.8).
@@ -259,6 +293,7 @@ PHOTO_METRIC_KEYS: tuple[str, ...] = (
     "face_score",
     "cut_off_edges",
     "sharpness",
+    "noise",
     "face_luma_median",
     "face_highlight_clip",
     "face_shadow_clip",
@@ -584,17 +619,19 @@ def _colour(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Prob
     if m.get("colour_p99_chroma") is not None and m["colour_p99_chroma"] < limits.min_colour_p99_chroma:
         return Problem(
             "heavy_filter",
-            "The photo has no colour (black-and-white or a monochrome filter).",
-            "Use the original colour photo, without filters.",
+            "The photo has no colour (black-and-white or a monochrome filter), so your skin tone can't be "
+            "checked in it; it is still used for your face's shape.",
+            "If you have it, use the original colour photo, without filters.",
             "warning",
         )
     if m.get("cast_chroma") is not None and m["cast_chroma"] > limits.max_cast_chroma:
         hue = _cast_name(m["cast_a"], m["cast_b"])
         return Problem(
             "color_cast",
-            f"The photo has a strong {hue} colour cast (white-patch chroma {m['cast_chroma']:.0f}, "
-            f"limit {limits.max_cast_chroma:.0f}): skin tones will be learned wrong.",
-            "Retake in daylight (turn off coloured or warm bulbs) and don't apply colour filters.",
+            f"The photo has a strong {hue} colour cast (white-patch chroma {m['cast_chroma']:.0f}; "
+            f"above {limits.max_cast_chroma:.0f} counts as strong): your skin tone may be learned a little off. "
+            "The photo can still be used.",
+            "If you can, retake it in daylight (coloured or warm bulbs off) and without colour filters.",
             "warning",
         )
     return None
@@ -610,15 +647,41 @@ def _multiple_faces(m: Mapping[str, Any], limits: CaptureThresholds, faces: int)
     )
 
 
+#: Share of the photo's shorter side above which a small face is the photo's resolution, not the distance.
+_FILLS_FRAME = 0.25
+
+
 def _face_too_small(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
-    if m["face_px"] >= limits.min_face_px:
+    """``face_too_small``: advisory below ``min_face_px``, blocking below ``min_face_px_blocking``.
+
+    The fix names the cause: when the face already fills ≥ 25 % of the frame's shorter side the photo itself
+    has too few pixels (a video still, a screenshot, a thumbnail); otherwise the person stood too far away.
+    """
+    px = m["face_px"]
+    if px >= limits.min_face_px:
         return None
+    blocking = px < limits.min_face_px_blocking
+    share = m.get("face_fraction") or 0.0
+    size = f"{m['width']}×{m['height']}" if m.get("width") and m.get("height") else "small"
+    if share >= _FILLS_FRAME:
+        cause = (
+            f"Your face already fills {share:.0%} of the frame, but the photo itself is only {size} pixels, "
+            f"so your face is {px} px wide"
+        )
+        fix = (
+            "Moving closer won't help: upload the original photo from your camera or phone at full resolution, "
+            "not a video still, a screenshot or a thumbnail."
+        )
+    else:
+        cause = f"You are far from the camera: your face is {px} px wide, only {share:.0%} of the frame"
+        fix = "Move closer, so that your face fills about a third of the frame (or use the full-resolution original)."
+    need = limits.min_face_px_blocking if blocking else limits.min_face_px
+    effect = "too few pixels to see your face" if blocking else "training will learn a soft face"
     return Problem(
         "face_too_small",
-        f"Your face is only {m['face_px']} px wide ({m['face_fraction']:.0%} of the photo's shorter side); "
-        f"at least {limits.min_face_px} px is needed.",
-        "Move closer (your face should fill about a third of the frame) and upload the original photo, "
-        "not a thumbnail or a screenshot.",
+        f"{cause} ({effect}; at least {need} px is {'needed' if blocking else 'recommended'}).",
+        fix,
+        "error" if blocking else "warning",
     )
 
 
@@ -633,13 +696,41 @@ def _face_cut_off(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -
 
 
 def _blurry(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
-    # a face too small to judge is already refused; its sharpness says nothing more
-    if m["face_px"] < limits.min_face_px or m.get("sharpness") is None or m["sharpness"] >= limits.min_sharpness:
+    """``blurry`` (blocking) below ``min_sharpness_blocking``, ``soft`` (advisory) below ``min_sharpness``.
+
+    Not judged for a face narrower than the sharpness crop (it would be upsampled, which reads as blur): the
+    ``face_too_small`` problem already names the real cause.
+    """
+    score = m.get("sharpness")
+    if score is None or 1.2 * m["face_px"] < limits.sharpness_size or score >= limits.min_sharpness:
+        return None
+    if score < limits.min_sharpness_blocking:
+        return Problem(
+            "blurry",
+            f"Your face is too blurred to make out (sharpness {score:.0f}; at least "
+            f"{limits.min_sharpness_blocking:.0f} is needed, sharp photos score {limits.min_sharpness:.0f} or more).",
+            "Retake with the phone held steady (or leaned on something), tap your face to focus, and use more light.",
+        )
+    return Problem(
+        "soft",
+        f"Your face is a bit soft (sharpness {score:.0f}; sharp photos score {limits.min_sharpness:.0f} or more). "
+        "The photo can still be used.",
+        "If you can, retake it with the phone held steady, focused on your face, in good light.",
+        "warning",
+    )
+
+
+def _grainy(m: Mapping[str, Any], limits: CaptureThresholds, faces: int) -> Problem | None:
+    """``grainy`` (advisory): the face is noisy at the size training sees it (usually too little light)."""
+    noise = m.get("noise")
+    if noise is None or noise <= limits.max_face_noise:
         return None
     return Problem(
-        "blurry",
-        f"Your face is blurry (sharpness {m['sharpness']:.0f}; at least {limits.min_sharpness:.0f} is needed).",
-        "Hold the phone steady or lean it on something, tap your face to focus, and use more light.",
+        "grainy",
+        f"Your face looks grainy (noise {noise:.1f}; clean photos stay under {limits.max_face_noise:.1f}), "
+        "usually from too little light. The photo can still be used.",
+        "If you can, retake it in brighter light (daylight from a window is best).",
+        "warning",
     )
 
 
@@ -716,6 +807,7 @@ FACE_CHECKS: tuple[Check, ...] = (
     _face_too_small,
     _face_cut_off,
     _blurry,
+    _grainy,
     _overexposed,
     _eyes_covered,
     _eyes_closed,
@@ -777,38 +869,64 @@ def check_set(
         photo.metrics.pop("identity_similarity", None)
     outliers, identity = _identity_outliers(photos, limits, encoder)
     metrics.update(identity)
+    majority = len(identity.get("identity_majority", []))
     for index in outliers:
         photos[index].add(
             Problem(
                 "different_person",
-                "This looks like a different person from the rest of the set "
-                f"(identity similarity {photos[index].metrics['identity_similarity']:.2f}, "
-                f"same person ≥ {identity['identity_threshold']:.2f}).",
+                f"{_label(photos, index)} looks like a different person from the other {majority} photo"
+                f"{'s' if majority != 1 else ''} (identity similarity "
+                f"{photos[index].metrics['identity_similarity']:.2f}; the same person scores "
+                f"{identity['identity_threshold']:.2f} or more), so it is left out of training and retouch.",
                 "Use only photos of yourself; remove this one.",
             )
         )
+    ambiguous = identity.get("identity_ambiguous", False)
+    if ambiguous:
+        for photo in photos:
+            if photo.embedding is not None:
+                photo.add(
+                    Problem(
+                        "different_person",
+                        "Your photos show different people and none of them is in most of the photos, so we "
+                        "can't tell which one is you; nothing is trained until that is fixed.",
+                        "Upload photos of one person only: you.",
+                    )
+                )
     if outliers:
-        names = ", ".join(Path(photos[i].path).name for i in outliers)
+        names = ", ".join(_label(photos, i) for i in outliers)
         problems.append(
             Problem(
                 "different_person",
                 f"{names} {'look' if len(outliers) > 1 else 'looks'} like a different person from the other "
-                "photos and will be left out.",
+                f"{majority} photo{'s' if majority != 1 else ''}, so {'they are' if len(outliers) > 1 else 'it is'} "
+                "left out of training and retouch.",
                 "Use only photos of yourself.",
                 "warning",
             )
         )
-    elif identity.get("identity_ambiguous"):
+    elif ambiguous:
         problems.append(
             Problem(
                 "different_person",
-                "These photos seem to show more than one person, with no clear majority.",
+                "These photos show more than one person, and no one is in most of them, so we can't tell "
+                "which one is you.",
                 "Upload photos of one person only: you.",
             )
         )
 
     usable = [p for p in photos if p.ok]
     metrics["usable"] = len(usable)
+    coloured = [p for p in usable if "heavy_filter" not in p.codes]
+    if usable and not coloured:
+        problems.append(
+            Problem(
+                "no_colour",
+                "None of your usable photos has colour, so your skin tone would be guessed and could not be "
+                "checked afterwards.",
+                "Add at least one colour photo of yourself (the original, without a black-and-white filter).",
+            )
+        )
     if len(usable) < limits.min_photos:
         problems.append(
             Problem(
@@ -909,7 +1027,7 @@ def _identity_outliers(
         info["identity_check"] = f"skipped: no measured same-person threshold for encoder {encoder!r}"
         return [], info
     embedded = [i for i, p in enumerate(photos) if p.embedding is not None]
-    info.update(identity_outliers=[], identity_ambiguous=False)
+    info.update(identity_outliers=[], identity_ambiguous=False, identity_majority=[])
     if len(embedded) < 2:
         return [], info
     vectors = np.stack([photos[i].embedding for i in embedded]).astype(np.float64)  # type: ignore[misc]
@@ -929,7 +1047,14 @@ def _identity_outliers(
         if similarity < threshold:
             flagged.append(index)
     info["identity_outliers"] = [photos[i].path for i in flagged]
+    info["identity_majority"] = [photos[embedded[c]].path for c in group]
     return flagged, info
+
+
+def _label(photos: Sequence[PhotoReport], index: int) -> str:
+    """How a message names a photo: its file name, or "photo N" (1-based) for an unnamed one."""
+    name = Path(photos[index].path).name
+    return f"photo {index + 1}" if not name or name.startswith("photo-") else name
 
 
 def _near_duplicates(photos: Sequence[PhotoReport], limits: CaptureThresholds) -> list[tuple[int, int, int]]:

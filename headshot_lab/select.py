@@ -25,7 +25,11 @@ code                 measured as
                      ``θ`` is the eye-line angle from the mesh's iris centres or dlib's eye contours
                      and ``τ = θ_mesh − angle(dlib brow line)`` (the eye line against the brows,
                      which does not depend on head roll); ``τ_ref`` is the selfies' median
-``blurry``           :func:`headshot_lab.capture.face_sharpness` < ``min_sharpness``
+``blurry``           :func:`headshot_lab.capture.face_sharpness` < ``min_sharpness`` (the checklist's
+                     "soft" limit); a candidate made from one of the selfies (``sources``) is judged
+                     against that photo instead: rejected only when it also lost more than
+                     ``1 − min_sharpness_vs_source`` of the source's sharpness, so the softness of a
+                     photo the checklist accepted is never held against what was made from it
 ``skin_tone_shift``  the candidate's ITA° lies more than ``max_ita_shift`` outside the range of the
                      selfies' ITA°, or its CIEDE2000 to the nearest selfie's skin colour >
                      ``max_delta_e`` (both from :mod:`headshot_lab.skin`)
@@ -116,9 +120,12 @@ class SelectThresholds:
     min_face_px: int = 96
     # × face-box width grown on every side; must stay inside the frame (capture).
     cutoff_margin: float = _CAPTURE.cutoff_margin
-    # unitless, capture's scale- and exposure-normalised face sharpness on a 256-px crop.
-    # Real 202–298; Gaussian blur σ = 1.5 px: 6–36.
+    # unitless, capture's resolution- and contrast-independent face sharpness (its "soft" limit).
+    # Real 127–345 (the checklist's calibration set); Gaussian blur σ = 1 % of the face width 51–78.
     min_sharpness: float = _CAPTURE.min_sharpness
+    # × the source photo's sharpness, for a candidate made from a known selfie (studio retouch keeps
+    # 0.98–1.15 of it on the real photos; a σ = 1 % blur keeps 0.2–0.35).
+    min_sharpness_vs_source: float = 0.5
     # px; face crop side for the sharpness measure (capture).
     sharpness_size: int = _CAPTURE.sharpness_size
     # ratio (see headshot_lab.analysis.eye_contour_contrast): (p95 − p5) luma inside the mesh's eye contour / the face's median
@@ -146,7 +153,7 @@ class SelectThresholds:
     max_duplicate_distance: int = _CAPTURE.max_duplicate_distance
     # ranking: r = identity + quality_weight · (1 − exp(−sharpness / sharpness_scale)).
     quality_weight: float = 0.05
-    sharpness_scale: float = 200.0
+    sharpness_scale: float = 250.0
     # MMR trade-off λ between relevance and diversity.
     mmr_lambda: float = 0.7
 
@@ -377,6 +384,8 @@ class ReferenceProfile:
     eye_openness: float | None = None
     eye_brow_tilt: float | None = None
     tones: dict[str, SkinTone] = field(default_factory=dict)
+    sharpness: dict[str, float] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)
 
     @property
     def ita_range(self) -> tuple[float, float] | None:
@@ -446,6 +455,8 @@ class ReferenceProfile:
             skipped=skipped,
             skin=[a.skin for a in used if a.skin is not None],
             tones={a.name: a.skin for a in used if a.skin is not None},
+            sharpness={a.name: float(a.metrics["sharpness"]) for a in used if a.metrics.get("sharpness") is not None},
+            hashes={a.name: a.hash for a in used if a.hash is not None},
             eye_openness=float(np.median(openness)) if openness else None,
             eye_brow_tilt=float(np.median(tilts)) if tilts else None,
         )
@@ -503,10 +514,14 @@ def candidate_reasons(
     """``(scores, reasons)`` for one analysed candidate (pure: no pixels needed).
 
     ``delta_ita`` is measured against ``source`` (the selfie the candidate was made from) when it is one
-    of the profile's selfies with a tone (``delta_ita_vs = "source"``), else against the median selfie
-    (``delta_ita_vs = "median selfie"``); both with :func:`headshot_lab.skin.delta_ita` on the records' tones.
+    of the profile's selfies with a tone (``delta_ita_vs = "source"``): the ΔITA every report shows
+    (:func:`headshot_lab.skin.reported_delta_ita`, light-matched within one scene, as
+    :func:`headshot_lab.analysis.skin_delta_ita` and studio retouch report it); else against the median selfie
+    (``delta_ita_vs = "median selfie"``, :func:`headshot_lab.skin.delta_ita` as photographed). With a source,
+    sharpness is judged relative to it (``sharpness_vs_source``; see the module table).
     """
-    from headshot_lab.skin import delta_e2000, delta_ita
+    from headshot_lab.analysis import same_scene
+    from headshot_lab.skin import delta_e2000, delta_ita, reported_delta_ita
 
     if analysis.error is not None:
         return {}, [analysis.error]
@@ -534,12 +549,26 @@ def candidate_reasons(
         reasons.append(
             Reason("face_cut_off", f"Part of the face is outside the image ({' and '.join(m['cut_off_edges'])} edge).")
         )
+    source_sharpness = profile.sharpness.get(source) if source is not None else None
+    scores["sharpness_vs_source"] = None
+    if m.get("sharpness") is not None and source_sharpness:
+        scores["sharpness_vs_source"] = round(m["sharpness"] / source_sharpness, 3)
     if m.get("sharpness") is not None and m["sharpness"] < limits.min_sharpness:
-        reasons.append(
-            Reason(
-                "blurry", f"The face is blurry (sharpness {m['sharpness']:.0f}; at least {limits.min_sharpness:.0f})."
+        if source_sharpness is None:
+            reasons.append(
+                Reason(
+                    "blurry",
+                    f"The face is blurry (sharpness {m['sharpness']:.0f}; at least {limits.min_sharpness:.0f}).",
+                )
             )
-        )
+        elif m["sharpness"] < limits.min_sharpness_vs_source * source_sharpness:
+            reasons.append(
+                Reason(
+                    "blurry",
+                    f"The face is blurrier than the photo it was made from (sharpness {m['sharpness']:.0f} vs. "
+                    f"{source_sharpness:.0f}; at least {limits.min_sharpness_vs_source:.0%} of it is kept).",
+                )
+            )
 
     # -- eyes ----------------------------------------------------------------------------------
     contrast = m.get("eye_contour_contrast")
@@ -585,9 +614,14 @@ def candidate_reasons(
         low, high = profile.ita_range  # type: ignore[misc]
         outside = tone.ita - high if tone.ita > high else (tone.ita - low if tone.ita < low else 0.0)
         nearest = min(float(delta_e2000(ref.lab, tone.lab)) for ref in profile.skin)
+        if own is not None:
+            scene = same_scene(profile.hashes.get(source or ""), analysis.hash)
+            shift = reported_delta_ita(own, tone, same_scene=scene)
+        else:
+            shift = delta_ita(reference, tone)
         scores.update(
             ita=round(tone.ita, 2),
-            delta_ita=round(delta_ita(reference, tone), 2),
+            delta_ita=round(shift, 2),
             delta_ita_vs="source" if own is not None else "median selfie",
             ita_outside=round(outside, 2),
             delta_e2000=round(nearest, 2),

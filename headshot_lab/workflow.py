@@ -11,13 +11,15 @@ user action             function                                    policy it ow
 ======================  ==========================================  ================================================
 check photos            :func:`admit_photos`, :func:`check_photos`  consent first; 1–20 photos; copy-in problems
                                                                     join the checklist's report
-train identity          :func:`train_identity`                      learn only from the photos given (the app gives
-                                                                    those that passed the checklist)
+train identity          :func:`train_identity`                      learn only from the usable photos: with
+                                                                    ``check=``, the majority identity (those left
+                                                                    out named in ``notes``), no majority → refused
 FaceID identity         :func:`faceid_identity`                     the L2-normalised mean ArcFace embedding
 generate                :func:`generate_headshots`                  checks before loading; every file labelled
                                                                     IPTC ``trainedAlgorithmicMedia`` where written
 studio retouch          :func:`retouch_photos`                      every file labelled
-                                                                    ``compositeWithTrainedAlgorithmicMedia``
+                                                                    ``compositeWithTrainedAlgorithmicMedia``; with
+                                                                    ``check=``, only the usable photos
 select                  :func:`select_headshots`                    judged against the person's own photos
 export (single / team)  :func:`export_single`, :func:`export_team`  known crops and formats; one style guide per
                                                                     kind in team mode; disclosure read back
@@ -128,8 +130,47 @@ class PhotoCheck:
         return next((p for p in self.report.get("photos", []) if p.get("path") == name), {})
 
     def usable(self, name: str) -> bool:
-        """Policy: a photo is learned from only when the checklist found no error in it."""
+        """Policy: a photo is learned from (and retouched) only when the checklist found no blocking problem in it.
+
+        Advisories (a bit soft, small, a colour cast, no colour, eyes closed …) never make a photo unusable; a
+        photo of someone other than the set's majority identity, or of a set with no majority, is unusable.
+        """
         return bool(self.photo(name).get("ok"))
+
+    def usable_names(self) -> list[str]:
+        """The photos every later step uses (training, retouch, the selection's references), in upload order."""
+        return [p["path"] for p in self.report.get("photos", []) if p.get("ok")]
+
+    def left_out(self) -> dict[str, str]:
+        """``{name: why}`` for every photo that is left out, in plain words (its first blocking problem)."""
+        out = {}
+        for photo in self.report.get("photos", []):
+            if photo.get("ok"):
+                continue
+            blocking = [p for p in photo.get("problems", []) if p.get("severity", "error") == "error"]
+            out[photo["path"]] = blocking[0]["message"] if blocking else "It did not pass the checklist."
+        return out
+
+    def require_usable(self) -> list[str]:
+        """The usable photo names; raises when the set as a whole is blocked or nothing is usable.
+
+        Raises:
+            HeadshotLabError: ``different_person`` (no majority identity), ``no_colour``, ``no_photos``.
+        """
+        set_errors = [p for p in self.report.get("set", {}).get("problems", []) if p.get("severity") == "error"]
+        for code in ("different_person", "no_colour"):
+            problem = next((p for p in set_errors if p.get("code") == code), None)
+            if problem is not None:
+                raise HeadshotLabError(problem["message"], fix=problem.get("fix", ""), code=code)
+        names = self.usable_names()
+        if not names:
+            reasons = "\n".join(f"- {Path(name).name}: {why}" for name, why in self.left_out().items())
+            raise HeadshotLabError(
+                "None of your photos can be used yet." + (f"\n{reasons}" if reasons else ""),
+                fix="Fix the problems listed under each photo and check again.",
+                code="no_photos",
+            )
+        return names
 
     def to_dict(self) -> dict[str, Any]:
         return self.report
@@ -218,8 +259,24 @@ def require_learnable(photos: Sequence[Any] | Mapping[str, Any]) -> None:
         )
 
 
+def usable_sources(check: PhotoCheck, sources: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``({name: source} of the usable photos, {name: why} of those left out)``: the one verdict, applied.
+
+    Raises:
+        HeadshotLabError: as :meth:`PhotoCheck.require_usable` (no majority identity, no colour, nothing usable).
+    """
+    usable = set(check.require_usable())
+    left_out = {name: why for name, why in check.left_out().items() if name in sources}
+    return {name: source for name, source in sources.items() if name in usable}, left_out
+
+
+def left_out_notes(left_out: Mapping[str, str]) -> list[str]:
+    """One plain line per photo left out: ``"biden.jpg was left out: biden.jpg looks like a different person …"``."""
+    return [f"{Path(name).name} was left out: {why}" for name, why in left_out.items()]
+
+
 def train_identity(
-    photos: str | Path | Sequence[Any],
+    photos: str | Path | Sequence[Any] | Mapping[str, Any],
     out_dir: str | Path,
     config: TrainConfig | None = None,
     *,
@@ -228,12 +285,20 @@ def train_identity(
     resume: bool = True,
     device: str | None = None,
     progress: bool = True,
+    check: PhotoCheck | None = None,
 ) -> IdentityResult:
-    """DreamBooth-LoRA on ``photos`` (a folder or a list of paths/arrays) into ``out_dir``.
+    """DreamBooth-LoRA on ``photos`` (a folder, a list of paths/arrays, or ``{name: path}``) into ``out_dir``.
 
     Policy: learn only from what is given (the app gives the photos that passed the checklist); an empty list is
-    refused before any model loads.
+    refused before any model loads. With ``check`` (the checklist's verdict on ``{name: path}`` photos) only the
+    usable photos are learned from — the majority identity; a set with no majority is refused in plain words —
+    and each photo left out is named, with why, in the result's ``notes``.
     """
+    left: dict[str, str] = {}
+    if check is not None and isinstance(photos, Mapping):
+        photos, left = usable_sources(check, photos)
+    if isinstance(photos, Mapping):
+        photos = list(photos.values())
     if not isinstance(photos, str | Path):
         require_learnable(photos)
     result = training.train_identity_lora(
@@ -256,7 +321,7 @@ def train_identity(
         resumed_from=result.resumed_from,
         card_path=result.card_path,
         card=card,
-        notes=list(result.card.get("notes", [])),
+        notes=left_out_notes(left) + list(result.card.get("notes", [])),
     )
 
 
@@ -588,6 +653,7 @@ def retouch_photos(
     stem: Callable[[str, str], str] = retouched_stem,
     min_side: int | None = None,
     progress: Progress | None = None,
+    check: PhotoCheck | None = None,
 ) -> RetouchBatch:
     """Studio-retouch every ``{name: photo}`` (new backdrop, refined matte, even light; no generative model).
 
@@ -596,9 +662,17 @@ def retouch_photos(
     — is labelled as a retouched photo (IPTC ``compositeWithTrainedAlgorithmicMedia``) by
     :func:`~headshot_lab.provenance.save_with_provenance` as it is written. ``stem(name, style)`` names the
     files (default :func:`retouched_stem`); ``min_side`` is passed to the loader (the app: 0, its checklist has
-    already judged the size).
+    already judged the size). With ``check`` (the checklist's verdict on these photos) only the usable photos
+    are retouched, the one verdict every step shares: a photo with a blocking problem (another person, several
+    faces, …) is listed in ``failures`` with the checklist's reason, and a set with no majority identity is
+    refused (:meth:`PhotoCheck.require_usable`).
     """
     style_name, _ = retouching.resolve_backdrop(style)  # fail fast on an unknown style
+    left_out: dict[str, str] = {}
+    if check is not None:
+        usable = set(check.require_usable())
+        left_out = {name: why for name, why in check.left_out().items() if name in photos}
+        photos = {name: photo for name, photo in photos.items() if name in usable}
     if not photos:
         raise HeadshotLabError(
             "None of your photos can be retouched.", fix="Upload readable photos first.", code="no_photos"
@@ -606,6 +680,10 @@ def retouch_photos(
     out = Path(out_dir)
     suffix = "." + format.lower().lstrip(".")
     batch = RetouchBatch(style=style_name)
+    for name, why in left_out.items():
+        batch.failures.append(
+            Failure(name, {"code": "left_out", "message": f"Left out: {why}", "fix": "See the photo checklist."})
+        )
     for index, (name, photo) in enumerate(photos.items()):
         report_progress(progress, index / len(photos), f"Retouching {name}")
         try:

@@ -208,7 +208,7 @@ class AppBackend(SessionFiles):
     ) -> ActionResult:
         """Studio retouch of every usable upload: new backdrop, refined matte, even light. No generative model."""
         session = self.open_session(state)
-        photos = {item.name: item.path for item in state.usable_uploads()}
+        photos = {item.name: item.path for item in state.usable_uploads(strict=True)}  # the one verdict
         batch = workflow.retouch_photos(
             photos,
             style,
@@ -241,7 +241,7 @@ class AppBackend(SessionFiles):
     # -- 4. select & export ------------------------------------------------------------------------
     def _profile(self, session: Session, state: SessionState) -> Any:
         """The person's measured photos, cached per session and set of photos (a memory cache, not a policy)."""
-        references = state.usable_uploads()
+        references = state.usable_uploads(strict=True)  # the majority identity only
         key = (session.id, tuple(item.name for item in references))
         with self._lock:
             profile = self._profiles.get(key)
