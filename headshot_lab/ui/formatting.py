@@ -11,8 +11,7 @@ import numpy as np
 
 from headshot_lab.errors import ModelUnavailableError
 from headshot_lab.reporting import number, table_cell
-from headshot_lab.ui.state import RETOUCH_OFFER, code_settings
-
+from headshot_lab.ui.state import code_settings
 
 #: Marks in glyphs every font has (a headless browser has no colour-emoji font: ✅ would be a box).
 OK_MARK, WARN_MARK, NOTE_MARK, NO_MARK = "✓", "⚠", "ℹ", "✗"
@@ -56,7 +55,7 @@ NEXT_STEPS = {
     "select": "**Next:** click the headshots you want (click again to drop one), choose crops and format, then Export.",
     "export": "**Next:** download the zip; then tab 5 · Audit shows what the AI changed about you.",
     "audit": "**Next:** when you have what you need, press “Delete my data now” at the bottom of the page.",
-    "delete": "**Next:** to start again, tick the consent box in tab 1 and upload new photos.",
+    "delete": "**Next:** to start again, upload new photos in tab 1.",
 }
 
 
