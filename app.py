@@ -195,7 +195,7 @@ def toggle_pick(
     index = event.index if isinstance(event.index, int) else -1
     picks = list(picks or [])
     if not 0 <= index < len(shown):
-        return gr.CheckboxGroup(), gr.Gallery()
+        return gr.skip(), gr.skip()
     name = shown[index]
     if name in picks:
         picks.remove(name)
@@ -208,7 +208,7 @@ def toggle_pick(
         image, caption = (entry[0], entry[1]) if isinstance(entry, list | tuple) else (entry, "")
         picked = position < len(shown) and shown[position] in picks
         items.append((image, toggle_caption(caption or "", picked)))
-    return gr.CheckboxGroup(value=picks), gr.Gallery(value=items, selected_index=None)
+    return picks, items
 
 
 def export(state: SessionState, picks: list[str], crops: list[str], fmt: str, team: bool, progress=gr.Progress()):  # noqa: B008
@@ -364,8 +364,9 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
             _note(TIMES["select"])
             select_status = gr.Markdown(elem_id="select-status")
             candidates = _gallery(
-                "Best first — click a headshot to pick it, click again to drop it", "candidates", allow_preview=False
-            )
+                "Best first — click a headshot to pick it, click again to drop it", "candidates", allow_preview=False,
+                interactive=False,  # an input of the click handler, but never an upload box
+            )  # fmt: skip
             picks = gr.CheckboxGroup(
                 choices=[], label=f"Picked for export (up to {MAX_PICKS}; click the headshots above)", elem_id="picks"
             )

@@ -305,7 +305,7 @@ def plan_crop(image_shape: Sequence[int], crop: str | CropSpec, face: Face | Fac
     if scale > 1.0 + 1e-6:
         notes.append(
             f"The photo is smaller than the target: {round(crop_w)}×{round(crop_h)} px were upscaled "
-            f"×{scale:.2f} (Lanczos) to {out_w}×{out_h}."
+            f"×{scale:.2f} to {out_w}×{out_h}."
         )
         if spec.min_side and min(crop_w, crop_h) < spec.min_side:
             notes.append(f"Low resolution: under {spec.min_side} px of the photo behind this crop; it may look soft.")

@@ -257,7 +257,7 @@ def test_small_sources_are_upscaled_only_to_the_target_and_flagged(load_real, fa
     cropped = crop_image(small, "square", face=face_of("tom_hanks", small))
     assert cropped.pixels.shape == (1080, 1080, 3)
     assert cropped.plan.upscaled and cropped.plan.scale > 3
-    assert any("smaller than the target" in note and "Lanczos" in note for note in cropped.plan.notes)
+    assert any("smaller than the target" in note and "upscaled ×" in note for note in cropped.plan.notes)
     assert any("Low resolution" in note for note in cropped.plan.notes)
 
     big = plan_crop((4000, 3000), "square", _geometry(1500, 1500, 800))  # crop 2000 px → downscaled

@@ -235,9 +235,28 @@ def format_export(
     return with_operator_details("\n".join(lines), details)
 
 
+#: Short forms of the export notes for a caption (the status table keeps the full sentences).
+_SHORT_NOTES = (
+    (re.compile(r"upscaled ×([\d.]+)"), "upscaled ×{0} from a smaller photo"),
+    (re.compile(r"extended to fill (\d+%)"), "backdrop extended ({0})"),
+    (re.compile(r"Zoomed in ([\d.]+)×"), "zoomed in {0}×"),
+    (re.compile(r"Saved as PNG"), "saved as PNG: round, see-through corners"),
+    (re.compile(r"No face was found"), "no face found: a centred crop"),
+    (re.compile(r"Low resolution"), "low resolution: may look soft"),
+)
+
+
+def short_note(note: str) -> str:
+    """A caption-sized form of an export note (``"… upscaled ×1.27 …"`` → ``"upscaled ×1.27 from a smaller photo"``)."""
+    for pattern, short in _SHORT_NOTES:
+        if match := pattern.search(note):
+            return short.format(*match.groups())
+    return note
+
+
 def export_caption(name: str, notes: Sequence[str]) -> str:
-    """A file's caption: its name, then its notes (short), so a warning sits next to the file."""
-    return " · ".join([name, *notes]) if notes else name
+    """A file's caption: its name, then its notes in short, so a warning sits next to the file."""
+    return " · ".join([name, *(short_note(note) for note in notes)])
 
 
 #: Plain titles of the audit's plots, by file stem.
