@@ -83,6 +83,7 @@ TIMES = {
 #: Page CSS: galleries grow with their content (no inner scroll box) and captions wrap under the image.
 APP_CSS = """
 .auto-height .grid-wrap { max-height: none !important; min-height: 0 !important; overflow-y: visible !important; }
+.auto-height .grid-container { grid-auto-rows: auto !important; align-items: start; }
 .readable-captions .thumbnail-item { aspect-ratio: auto !important; height: auto !important;
   display: flex !important; flex-direction: column; }
 .readable-captions .thumbnail-lg > img { aspect-ratio: 1 / 1; height: auto !important; flex: none; }

@@ -648,6 +648,10 @@ def test_audit_card_embeds_its_plots_and_names_them_plainly(retouched):
     captions = [caption for _, caption in result.gallery]
     assert "Skin tone change (+ = lighter), with its 95 % range" in captions
     assert not [c for c in captions if "_" in c]
+    from headshot_lab.audit.plots import GROUP_METRICS, PLOT_TITLES
+
+    assert {metric for metric, *_ in GROUP_METRICS} <= set(PLOT_TITLES)  # the titles inside the plots, too
+    assert not [title for title in PLOT_TITLES.values() if "_" in title]
 
 
 def test_capture_examples_are_drawn_distinct_and_captioned():

@@ -358,7 +358,9 @@ def test_whole_flow_with_real_photos(url, driver, real_photos, shots):
     # A mixed set: two people.
     set_photos(driver, [real_photos["obama"], real_photos["biden"], real_photos["obama2"]])
     status = check(driver, 3)
-    assert "Something went wrong" not in status, status
+    assert "Something went wrong" not in status and "Next:" in status, status
+    flagged = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#upload-gallery .caption-label") if "⚠" in e.text]
+    assert flagged and captions_fit(driver, "#upload-gallery"), flagged  # the other person's photo says why
     shot(driver, shots, "16-mixed-set", "#check-status")
 
     # "Retrain" after changing photos: without a model, Learn identity stays off and says why.

@@ -19,14 +19,14 @@ import numpy as np
 
 GROUP_METRICS = (
     ("skin_delta_ita", "delta_ita_by_group.png", "ΔITA (°, + = lighter)", 0.0),
-    ("identity_cosine", "identity_by_group.png", "identity cosine to the person's centroid", None),
+    ("identity_cosine", "identity_by_group.png", "likeness to own photos (cosine)", None),
     ("texture_ratio", "texture_by_group.png", "skin texture ratio (output / source)", 1.0),
 )
 #: Plot titles in plain words, by metric (a raw name such as ``skin_delta_ita`` is never a title).
 PLOT_TITLES = {
     "skin_delta_ita": "Skin tone change by skin-tone group",
-    "identity_cosine": "Likeness to the person's own photos, by skin-tone group",
-    "texture_ratio": "Skin texture kept, by skin-tone group",
+    "identity_cosine": "Likeness by skin-tone group",
+    "texture_ratio": "Skin texture by skin-tone group",
 }
 DRIFT_METRICS = (
     ("skin_delta_ita", "ΔITA (°)"),

@@ -412,14 +412,14 @@ def draw_example(kind: str, size: tuple[int, int] = (150, 180)) -> np.ndarray:
         grey = pixels.mean(axis=2, keepdims=True) * 0.3
         glow = np.zeros(figure.shape, bool)
         glow[: int(0.5 * height), int(0.6 * width) :] = True  # a bright window behind, beside the head
-        pixels = np.where(glow[..., None] & ~figure[..., None], np.array([255.0, 246.0, 200.0]), pixels)
-        image = Image.fromarray(np.where(figure[..., None], grey, pixels).astype(np.uint8))
+        lit = np.where(glow[..., None] & ~figure[..., None], np.array([255.0, 246.0, 200.0]), pixels)
+        image = Image.fromarray(np.where(figure[..., None], grey, lit).astype(np.uint8))
     if kind == "blurry":
         image = image.filter(ImageFilter.GaussianBlur(3))
-    pixels = np.asarray(image).astype(np.float32)
+    drawn = np.asarray(image).astype(np.float64)
     if kind == "filter":  # a strong warm tint with lifted blacks, as a photo filter does
-        pixels = 0.55 * pixels + 0.45 * np.array([255.0, 150.0, 200.0])
-    return np.clip(pixels, 0, 255).astype(np.uint8)
+        drawn = 0.55 * drawn + 0.45 * np.array([255.0, 150.0, 200.0])
+    return np.clip(drawn, 0, 255).astype(np.uint8)
 
 
 def capture_examples(size: tuple[int, int] = (150, 180)) -> list[tuple[np.ndarray, str]]:
