@@ -129,7 +129,7 @@ def test_check_copies_pixels_only_reports_bad_files_and_deletes_gradio_copies(tm
     assert problem["code"] == "not_an_image" and "text file" in problem["message"]
     assert problem["message"] in result.status and problem["fix"] in result.status
     assert problem["message"] in result.gallery[2][1]
-    assert result.gallery[0][1].startswith("✅")
+    assert result.gallery[0][1].startswith("✓")
     # Gradio's upload copies are gone; the session copies carry no EXIF (no GPS) and the same pixels.
     assert not any(Path(f).exists() for f in files)
     session = backend.store.get_session(state.session_id)

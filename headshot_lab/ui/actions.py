@@ -245,7 +245,7 @@ class AppBackend(SessionFiles):
             state.outputs = [o for o in state.outputs if o.name != name]
             state.outputs.append(Item(name=name, path=str(path), kind="retouched", source=output.source))
             shift = "" if output.delta_ita is None else f" · skin tone change {output.delta_ita:+.1f}°"
-            gallery.append((self.publish(session, path), f"{Path(name).name}{shift}"))
+            gallery.append((self.publish(session, path), f"{name}{shift}"))
             report.append({"source": output.source, "output": name, **output.facts})
         lines = [f"- {f.source}: **{f.error['message']}** — {f.error.get('fix', '')}" for f in batch.failures]
         report += [{"source": f.source, "error": f.error} for f in batch.failures]
