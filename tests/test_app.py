@@ -235,6 +235,13 @@ def test_train_and_generate_on_the_tiny_model(tmp_path, photo_files, monkeypatch
         assert read_provenance(item.path, c2pa=False)["kind"] == "generated"
     pose = backend.generate(result.state, "corporate", 1, 0, "pose", "", "", 2)
     assert pose.error["code"] == "controlnet_missing"
+    from headshot_lab.ui.formatting import split_for_visitor
+
+    for done in (trained, result):  # plain words and the next step; the technical details go to the operator
+        visitor, operator = split_for_visitor(done.status, done.error)
+        assert "**Next:**" in visitor and not [w for w in OPERATOR_WORDS if w in visitor], visitor
+        assert operator
+    assert "LoRA rank 4" in split_for_visitor(trained.status)[1]
 
 
 # -- 3-4. retouch, select, export -------------------------------------------------------------------

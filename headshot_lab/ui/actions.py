@@ -18,6 +18,7 @@ from headshot_lab.ui.files import SessionFiles
 from headshot_lab.ui.formatting import (
     OK_MARK,
     candidate_caption,
+    duration_words,
     embed_images,
     export_caption,
     format_capture_report,
@@ -155,7 +156,7 @@ class AppBackend(SessionFiles):
         state.identity = result.ref
         card = result.card
         status = with_operator_details(
-            f"{OK_MARK} Your likeness is learned from {len(photos)} photos ({result.seconds / 60:.0f} min). "
+            f"{OK_MARK} Your likeness is learned from {len(photos)} photos ({duration_words(result.seconds)}). "
             "It stays with this page's data and is deleted with it.\n\n" + next_step("train"),
             [
                 f"{result.steps} steps, base `{card.get('base_model')}` ({card.get('family')}), LoRA rank {config.rank}",
@@ -209,7 +210,7 @@ class AppBackend(SessionFiles):
             gallery.append((self.publish(session, path), f"{result.style} · seed {record['seed']}"))
         state.outputs.extend(added)
         status = with_operator_details(
-            f"{OK_MARK} {len(added)} headshots in the {result.style} style ({result.seconds:.0f} s). Each file is "
+            f"{OK_MARK} {len(added)} headshots in the {result.style} style ({duration_words(result.seconds)}). Each file is "
             "labelled inside as AI-generated.\n\n" + next_step("generate"),
             f"base `{result.base}`; IPTC trainedAlgorithmicMedia; the manifest can remake each one",
         )

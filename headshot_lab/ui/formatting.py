@@ -59,6 +59,11 @@ NEXT_STEPS = {
 }
 
 
+def duration_words(seconds: float) -> str:
+    """``"45 s"`` under 90 seconds, else ``"12 min"`` (rounded)."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def next_step(action: str, *, usable: int | None = None, total: int | None = None, model: bool = True) -> str:
     """The "Next:" line after ``action``; for the checklist it depends on how many photos are usable."""
     if action == "check":
