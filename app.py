@@ -240,9 +240,10 @@ def consent_changed(consent: bool, files: list[str] | None):
     return gr.File(value=None, interactive=False)
 
 
-def photos_changed():
-    """New or removed uploads make the last checklist stale: clear it and say what to do."""
-    return "Your photos changed: press **Check photos** to check them.", None, None
+def photos_changed(train_status: str | None):
+    """New or removed uploads make the last checklist (and a training message) stale: clear them, say what to do."""
+    trained = "Your photos changed since your likeness was learned: check them, then press **Learn identity** again."
+    return "Your photos changed: press **Check photos** to check them.", None, None, trained if train_status else ""
 
 
 def _note(text: str) -> gr.Markdown:
@@ -439,7 +440,10 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
         # -- events: one per action, each with its api_name ------------------------------------------
         consent.change(consent_changed, [consent, files], files, api_visibility="private")
         for event in (files.upload, files.clear):
-            event(photos_changed, None, [check_status, uploads, check_json], api_visibility="private")
+            event(
+                photos_changed, train_status, [check_status, uploads, check_json, train_status],
+                api_visibility="private",
+            )  # fmt: skip
         operator_log.change(lambda text: text, operator_log, operator_md, api_visibility="private")
         gpu_queue = {"concurrency_limit": 1, "concurrency_id": "gpu"}
         check_button.click(

@@ -301,6 +301,10 @@ def test_whole_flow_with_real_photos(url, driver, real_photos, shots):
     assert "Next:" in retouch_status and "IPTC" not in retouch_status, retouch_status
     assert captions_fit(driver, "#retouch-gallery")
     shot(driver, shots, "11-retouched", "#retouch-status")
+    driver.find_elements(By.CSS_SELECTOR, "#operator button, #operator .label-wrap")[0].click()  # the details
+    wait_for(driver, lambda d: "IPTC" in text_of(d, "#operator-log"), 30, "the retouch's details for the operator")
+    shot(driver, shots, "11-retouch-operator-details", "#operator")
+    driver.find_elements(By.CSS_SELECTOR, "#operator button, #operator .label-wrap")[0].click()
 
     # Select: best first, click a headshot to drop it from the picks and again to pick it back.
     open_tab(driver, "Select")
