@@ -116,6 +116,7 @@ def _shown(result: ActionResult) -> tuple[ActionResult, str]:
     """
     visitor, operator = split_for_visitor(result.status, result.error)
     result.status = visitor
+    operator = f"**The last step, for the operator:**\n\n{operator}" if operator else ""
     if result.error:
         gr.Warning(visitor.split("\n")[0].replace("*", "").lstrip("⚠ ").strip())
     return result, operator
