@@ -47,6 +47,14 @@ from headshot_lab.ui import (
     base_model_notice,
     style_swatches,
 )
+from headshot_lab.ui.formatting import (
+    CAPTURE_EXAMPLES,
+    CAPTURE_GUIDANCE,
+    base_model_setup,
+    capture_examples,
+    split_for_visitor,
+    toggle_caption,
+)
 from headshot_lab.ui.state import IDENTITY_MODES
 from headshot_lab.ui.warmup import start_warm_up
 
@@ -56,10 +64,36 @@ CROP_CHOICES = CROP_NAMES
 UPLOAD_FILE_TYPES = ["image", *sorted(IMAGE_SUFFIXES)]
 #: The identity modes with their labels, in the order of ``IDENTITY_MODES``.
 IDENTITY_LABELS = {
-    "lora": "LoRA: DreamBooth training on your photos (best likeness; a GPU makes it minutes)",
-    "faceid": "Tuning-free: IP-Adapter-FaceID (no training; needs the insightface model pack)",
+    "lora": "Train on my photos (closest likeness; takes a while)",
+    "faceid": "Quick, no training (a little less like you)",
 }
 IDENTITY_CHOICES = [(IDENTITY_LABELS[mode], mode) for mode in IDENTITY_MODES]
+#: Pose guide choices in words (the values are the service layer's names).
+POSE_LABELS = {"none": "none", "face": "face outline", "pose": "body pose", "depth": "depth", "canny": "edges"}
+#: Rough durations shown next to the long steps (measured on the 2-core test machine; a GPU for training).
+TIMES = {
+    "check": "Takes a few seconds per photo.",
+    "train": "Takes roughly 10–20 minutes with a graphics card (the first run also prepares reference images, "
+    "about 7 minutes more); the quick option takes under a minute.",
+    "generate": "Takes about half a minute per headshot with a graphics card.",
+    "retouch": "Takes about 5–10 seconds per photo.",
+    "select": "Takes a few seconds per headshot.",
+    "audit": "Takes about a minute.",
+}
+#: Page CSS: galleries grow with their content (no inner scroll box) and captions wrap under the image.
+APP_CSS = """
+.auto-height .grid-wrap { max-height: none !important; min-height: 0 !important; overflow-y: visible !important; }
+.auto-height .grid-container { grid-auto-rows: auto !important; align-items: start; }
+.readable-captions .thumbnail-item { aspect-ratio: auto !important; height: auto !important;
+  display: flex !important; flex-direction: column; }
+.readable-captions .thumbnail-lg > img { aspect-ratio: 1 / 1; height: auto !important; flex: none; }
+.natural-size .thumbnail-lg > img { aspect-ratio: auto !important; }
+.readable-captions .caption-label { position: static !important; max-width: none !important; white-space: normal !important;
+  overflow: visible !important; text-overflow: clip !important; border: 0 !important; border-radius: 0 !important;
+  border-top: 1px solid var(--border-color-primary) !important; opacity: 1 !important; line-height: 1.3; }
+.labelled .grid-wrap { padding-top: 2rem !important; }
+.time-note { opacity: 0.75; font-size: 0.9em; }
+"""
 BACKEND: AppBackend | None = None
 
 
@@ -75,17 +109,23 @@ def _bar(progress: Any) -> Any:
     return lambda fraction, text: progress(fraction, desc=text)
 
 
-def _shown(result: ActionResult) -> ActionResult:
-    """Raise a toast for a failed action (the status line already holds the message and the fix)."""
+def _shown(result: ActionResult) -> tuple[ActionResult, str]:
+    """The result with its status in a visitor's words, and the operator's details (settings, libraries).
+
+    A failed action also raises a toast with the first line of the visitor's status.
+    """
+    visitor, operator = split_for_visitor(result.status, result.error)
+    result.status = visitor
+    operator = f"**The last step, for the operator:**\n\n{operator}" if operator else ""
     if result.error:
-        gr.Warning(result.error["message"])
-    return result
+        gr.Warning(visitor.split("\n")[0].replace("*", "").lstrip("⚠ ").strip())
+    return result, operator
 
 
 # -- event handlers: a few named values in, a few out -------------------------------------------------
 def check_photos(files: list[str] | None, consent: bool, state: SessionState, progress=gr.Progress()):  # noqa: B008
-    result = _shown(backend().check_photos(state, files, consent, progress=_bar(progress)))
-    return result.state, result.status, result.gallery, result.report
+    result, operator = _shown(backend().check_photos(state, files, consent, progress=_bar(progress)))
+    return result.state, result.status, result.gallery, result.report, operator
 
 
 @gpu(duration=600)
@@ -102,8 +142,8 @@ def train_identity(
     seed: float,
     progress=gr.Progress(track_tqdm=True),  # noqa: B008
 ):
-    result = _shown(_train(state, mode, steps, rank, prior, seed))
-    return result.state, result.status, result.report
+    result, operator = _shown(_train(state, mode, steps, rank, prior, seed))
+    return result.state, result.status, result.report, operator
 
 
 @gpu(duration=180)
@@ -134,33 +174,57 @@ def generate(
     steps: float,
     progress=gr.Progress(track_tqdm=True),  # noqa: B008
 ):
-    result = _shown(_generate(state, style, n, seed, pose, controlnet, faceid_weights, steps))
-    return result.state, result.status, result.gallery
+    result, operator = _shown(_generate(state, style, n, seed, pose, controlnet, faceid_weights, steps))
+    return result.state, result.status, result.gallery, operator
 
 
 def retouch(state: SessionState, style: str, light: float, progress=gr.Progress()):  # noqa: B008
-    result = _shown(backend().retouch(state, style, float(light), progress=_bar(progress)))
-    return result.state, result.status, result.gallery
+    result, operator = _shown(backend().retouch(state, style, float(light), progress=_bar(progress)))
+    return result.state, result.status, result.gallery, operator
 
 
 def select(state: SessionState, top_k: int, progress=gr.Progress()):  # noqa: B008
-    result = _shown(backend().select(state, int(top_k), progress=_bar(progress)))
+    result, operator = _shown(backend().select(state, int(top_k), progress=_bar(progress)))
     picks = gr.CheckboxGroup(choices=result.choices, value=result.picks) if result.ok else gr.CheckboxGroup()
-    return result.state, result.status, result.gallery, picks
+    shown = result.choices[: len(result.gallery)] if result.ok else []
+    return result.state, result.status, result.gallery, picks, shown, operator
+
+
+def toggle_pick(
+    shown: list[str], picks: list[str] | None, gallery: list[Any] | None, event: gr.SelectData
+) -> tuple[Any, Any]:
+    """A click on a headshot picks it, a second click drops it; the captions say which are picked."""
+    index = event.index if isinstance(event.index, int) else -1
+    picks = list(picks or [])
+    if not 0 <= index < len(shown):
+        return gr.skip(), gr.skip()
+    name = shown[index]
+    if name in picks:
+        picks.remove(name)
+    elif len(picks) >= MAX_PICKS:
+        gr.Warning(f"At most {MAX_PICKS} headshots: click a picked one to drop it first.")
+    else:
+        picks.append(name)
+    items = []
+    for position, entry in enumerate(gallery or []):
+        image, caption = (entry[0], entry[1]) if isinstance(entry, list | tuple) else (entry, "")
+        picked = position < len(shown) and shown[position] in picks
+        items.append((image, toggle_caption(caption or "", picked)))
+    return picks, items
 
 
 def export(state: SessionState, picks: list[str], crops: list[str], fmt: str, team: bool, progress=gr.Progress()):  # noqa: B008
-    result = _shown(backend().export(state, picks, crops, fmt, bool(team), progress=_bar(progress)))
-    return result.state, result.status, result.download, result.files
+    result, operator = _shown(backend().export(state, picks, crops, fmt, bool(team), progress=_bar(progress)))
+    return result.state, result.status, result.download, result.files, result.gallery, operator
 
 
 def audit(state: SessionState, progress=gr.Progress()):  # noqa: B008
-    result = _shown(backend().audit(state, progress=_bar(progress)))
-    return result.state, result.status, result.gallery, result.report
+    result, operator = _shown(backend().audit(state, progress=_bar(progress)))
+    return result.state, result.status, result.gallery, result.report, operator
 
 
 def delete_my_data(state: SessionState):
-    result = backend().delete_my_data(state)
+    result, _ = _shown(backend().delete_my_data(state))
     return result.state, result.status
 
 
@@ -177,6 +241,28 @@ def consent_changed(consent: bool, files: list[str] | None):
     return gr.File(value=None, interactive=False)
 
 
+def photos_changed(train_status: str | None):
+    """New or removed uploads make the last checklist (and a training message) stale: clear them, say what to do."""
+    trained = "Your photos changed since your likeness was learned: check them, then press **Learn identity** again."
+    return "Your photos changed: press **Check photos** to check them.", None, None, trained if train_status else ""
+
+
+def _note(text: str) -> gr.Markdown:
+    return gr.Markdown(text, elem_classes=["time-note"])
+
+
+def _gallery(label: str, elem_id: str, *, columns: int = 5, natural: bool = False, **options: Any) -> gr.Gallery:
+    """A gallery that grows with its content, keeps each image whole and small, and shows whole captions."""
+    classes = ["auto-height", "readable-captions"] + (["natural-size"] if natural else [])
+    if options.get("show_label", True):
+        classes.append("labelled")  # room above the first row for the label
+    options.setdefault("buttons", ["fullscreen", "download"])
+    return gr.Gallery(
+        label=label, columns=columns, height="auto", object_fit="contain", fit_columns=False,
+        elem_id=elem_id, elem_classes=classes, **options,
+    )  # fmt: skip
+
+
 # -- layout ----------------------------------------------------------------------------------------
 def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
     """The whole app; ``app_backend`` defaults to :func:`backend` (tests pass one bound to a temp dir)."""
@@ -189,6 +275,8 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
 
     styles = list_styles()
     notice = base_model_notice()
+    setup = base_model_setup()
+    ready = notice is None
     with gr.Blocks(
         title="headshot-lab",
         analytics_enabled=False,
@@ -196,12 +284,20 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
         delete_cache=(int(min(max(ttl_s / 4, 60), 3600)), int(max(ttl_s, 60))),
     ) as demo:
         state = gr.State(SessionState(), time_to_live=max(ttl_s, 600), delete_callback=backend().forget)
+        operator_log = gr.State("")
+        shown_names = gr.State([])
+        export_gallery_items = gr.State([])
         gr.Markdown(
             f"# headshot-lab {__version__}\n"
-            "AI professional headshots that measure their own bias. Work through the tabs in order; every image "
-            "made here carries an AI-disclosure label, and the audit tab shows what the AI changed about you."
+            "Professional headshots from your own photos, with a check of what the AI changed about you. "
+            "Work through the tabs in order; every image made here is labelled as made with AI."
         )
         with gr.Tab("1 · Upload & check"):
+            gr.Markdown(CAPTURE_GUIDANCE, elem_id="capture-guidance")
+            _gallery(
+                "Examples (drawings)", "capture-examples", columns=len(CAPTURE_EXAMPLES), value=capture_examples(),
+                allow_preview=False, buttons=[], show_label=False,
+            )  # fmt: skip
             consent = gr.Checkbox(label=CONSENT_TEXT, value=False, elem_id="consent")
             files = gr.File(
                 label=f"Your photos (JPEG, PNG, WebP, HEIC; 1–20, up to {MAX_UPLOAD_MB} MB each)",
@@ -212,135 +308,193 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
                 elem_id="photos",
             )
             check_button = gr.Button("Check photos", variant="primary", elem_id="check")
+            _note(TIMES["check"])
             check_status = gr.Markdown(elem_id="check-status")
-            uploads = gr.Gallery(
-                label="Your photos — problems and fixes under each", columns=5, height="auto",
-                buttons=["fullscreen"], elem_id="upload-gallery",
-            )  # fmt: skip
-            with gr.Accordion("Full checklist (JSON)", open=False):
-                check_json = gr.JSON()
+            uploads = _gallery("Your photos — what to fix is under each", "upload-gallery")
 
         with gr.Tab("2 · Learn identity"):
             if notice:
-                gr.Markdown(notice)
-            mode = gr.Radio(
-                IDENTITY_CHOICES,
-                value="lora",
-                label="How to learn your identity",
-            )
+                gr.Markdown(notice, elem_id="train-off")
+            mode = gr.Radio(IDENTITY_CHOICES, value="lora", label="How to learn your likeness", interactive=ready)
             with gr.Accordion("Training settings", open=False):
-                steps = gr.Slider(1, 2000, value=800, step=1, label="Steps (800–1200 is typical)")
-                rank = gr.Dropdown([4, 8, 16, 32], value=16, label="LoRA rank")
-                prior = gr.Checkbox(value=True, label="Prior preservation (class images keep other faces intact)")
-                train_seed = gr.Number(value=0, precision=0, label="Seed")
-            train_button = gr.Button("Learn identity", variant="primary", elem_id="train")
+                steps = gr.Slider(
+                    1,
+                    2000,
+                    value=800,
+                    step=1,
+                    label="Training steps (more is closer to you but slower; 800–1200 is typical)",
+                )
+            train_button = gr.Button("Learn identity", variant="primary", elem_id="train", interactive=ready)
+            _note(TIMES["train"])
             train_status = gr.Markdown(elem_id="train-status")
-            with gr.Accordion("LoRA card (JSON)", open=False):
-                train_json = gr.JSON()
 
         with gr.Tab("3 · Generate"):
             if notice:
-                gr.Markdown(notice)
-            swatches = gr.Gallery(
-                value=style_swatches(), label="Styles (click one)", columns=6, height="auto", allow_preview=False,
-                buttons=[], elem_id="styles",
-            )  # fmt: skip
+                gr.Markdown(notice, elem_id="generate-off")
+            swatches = _gallery(
+                "Styles (click one)", "styles", columns=6, value=style_swatches(), allow_preview=False, buttons=[]
+            )
             with gr.Row():
                 style = gr.Dropdown(styles, value="corporate", label="Style", elem_id="style")
-                count = gr.Slider(1, 8, value=4, step=1, label="How many")
-                seed = gr.Number(value=-1, precision=0, label="Seed (−1 = random)")
-                pose = gr.Dropdown(list(POSE_CHOICES), value="none", label="ControlNet pose guide")
-            with gr.Accordion("Models", open=False):
-                controlnet = gr.Textbox(label="ControlNet model (Hub id or folder), for a pose guide")
-                faceid_weights = gr.Textbox(
-                    label="IP-Adapter-FaceID weights (Hub id or folder; default h94/IP-Adapter-FaceID)"
+                count = gr.Slider(1, 8, value=4, step=1, label="How many", interactive=ready)
+                seed = gr.Number(value=-1, precision=0, label="Variation number (−1 = surprise me)", interactive=ready)
+                pose = gr.Dropdown(
+                    [(POSE_LABELS.get(p, p), p) for p in POSE_CHOICES],
+                    value="none",
+                    label="Pose guide",
+                    interactive=ready,
                 )
-                gen_steps = gr.Slider(0, 100, value=0, step=1, label="Sampler steps (0 = the style's)")
-            generate_button = gr.Button("Generate headshots", variant="primary", elem_id="generate")
+            generate_button = gr.Button("Generate headshots", variant="primary", elem_id="generate", interactive=ready)
+            _note(TIMES["generate"])
             generate_status = gr.Markdown(elem_id="generate-status")
-            generated = gr.Gallery(label="Generated", columns=4, height="auto", elem_id="generated")
+            generated = _gallery("Generated", "generated", columns=4, visible=ready)
             gr.Markdown(
-                "### Studio retouch — no generative model\n"
-                "Your own photo on the style's backdrop, with a refined cut-out, even light and neutral white balance. "
-                "Skin tone is locked (ΔITA shown under each)."
+                "### Studio retouch — works without any AI model\n"
+                "Your own photo on the style's backdrop, with a clean cut-out, even light and neutral colour. "
+                "Your skin tone is kept; the change is measured and shown under each."
             )
-            light = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Light evening")
-            retouch_button = gr.Button("Retouch my photos", elem_id="retouch")
+            light = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Light evening (0 = as photographed)")
+            retouch_button = gr.Button(
+                "Retouch my photos", variant="secondary" if ready else "primary", elem_id="retouch"
+            )
+            _note(TIMES["retouch"])
             retouch_status = gr.Markdown(elem_id="retouch-status")
-            retouched = gr.Gallery(label="Retouched", columns=4, height="auto", elem_id="retouch-gallery")
+            retouched = _gallery("Retouched", "retouch-gallery", columns=4)
 
         with gr.Tab("4 · Select & export"):
             top_k = gr.Slider(MIN_PICKS, MAX_PICKS, value=8, step=1, label="Keep at most")
             select_button = gr.Button("Select the best", variant="primary", elem_id="select")
+            _note(TIMES["select"])
             select_status = gr.Markdown(elem_id="select-status")
-            candidates = gr.Gallery(label="Scores and reasons", columns=5, height="auto", elem_id="candidates")
-            picks = gr.CheckboxGroup(choices=[], label=f"Export these (up to {MAX_PICKS})", elem_id="picks")
+            candidates = _gallery(
+                "Best first — click a headshot to pick it, click again to drop it", "candidates", allow_preview=False,
+                interactive=False,  # an input of the click handler, but never an upload box
+            )  # fmt: skip
+            picks = gr.CheckboxGroup(
+                choices=[], label=f"Picked for export (up to {MAX_PICKS}; click the headshots above)", elem_id="picks"
+            )
             with gr.Row():
                 crops = gr.CheckboxGroup(list(CROP_CHOICES), value=["square", "circle"], label="Crops")
-                fmt = gr.Radio(list(FORMATS), value="jpeg", label="Format")
+                fmt = gr.Radio(list(FORMATS), value="jpeg", label="Format (a circle is always saved as PNG)")
                 team = gr.Checkbox(value=False, label="Team mode: one crop, backdrop and colour grade for everyone")
             export_button = gr.Button("Export", variant="primary", elem_id="export")
             export_status = gr.Markdown(elem_id="export-status")
-            zip_file = gr.File(label="Download all (zip, disclosure metadata intact)", elem_id="zip")
+            exported = _gallery("Your files — notes under each", "export-gallery", columns=4)
+            zip_file = gr.File(label="Download all (zip, the labels inside each file intact)", elem_id="zip")
             export_files = gr.File(label="Files", file_count="multiple", elem_id="export-files")
 
         with gr.Tab("5 · Audit"):
             gr.Markdown(
-                "How your headshots differ from your own photos: identity (an encoder the generator does not use), "
-                "skin tone shift in your ITA group (positive ΔITA = lighter), skin texture, and whether a classifier "
-                "can tell them from real photos."
+                "How your headshots differ from your own photos: whether they still look like you, whether your "
+                "skin tone and skin texture were kept, and whether a computer can tell them from real photos."
             )
             with gr.Accordion("How to read the audit", open=False):
                 gr.Markdown(audit_help(), elem_id="audit-help")
             audit_button = gr.Button("Audit this batch", variant="primary", elem_id="audit")
+            _note(TIMES["audit"])
             audit_status = gr.Markdown(elem_id="audit-card")
-            audit_plots = gr.Gallery(
-                label="Plots", columns=2, height="auto", object_fit="contain", elem_id="audit-plots"
-            )
-            with gr.Accordion("Audit (JSON)", open=False):
-                audit_json = gr.JSON()
+            audit_plots = _gallery("Plots", "audit-plots", columns=2, natural=True)
 
         with gr.Row():
             delete_button = gr.Button("Delete my data now", variant="stop", elem_id="delete")
             delete_status = gr.Markdown(elem_id="delete-status")
+        with gr.Row(visible=False) as confirm_row:
+            gr.Markdown(
+                "**Delete everything now?** Your photos, everything made from them and this page's results go "
+                "at once; this cannot be undone.",
+                elem_id="delete-question",
+            )
+            confirm_button = gr.Button("Yes, delete everything", variant="stop", elem_id="delete-confirm")
+            cancel_button = gr.Button("Cancel", variant="secondary", elem_id="delete-cancel")
         gr.Markdown(
             "Your photos stay on this server, in a private folder for this page only; they are never used for "
             "anything else and are deleted when you press the button above, when you close the page, or "
             f"automatically after {ttl_s / 3600:g} hours. No analytics, no share links."
         )
 
+        with gr.Accordion("For the operator", open=False, elem_id="operator"):
+            gr.Markdown(
+                setup or "A base model is configured: Learn identity and Generate are on.", elem_id="operator-setup"
+            )
+            operator_md = gr.Markdown(elem_id="operator-log")
+            with gr.Row():
+                rank = gr.Dropdown([4, 8, 16, 32], value=16, label="LoRA rank")
+                prior = gr.Checkbox(value=True, label="Prior preservation (class images keep other faces intact)")
+                train_seed = gr.Number(value=0, precision=0, label="Training seed")
+            with gr.Row():
+                controlnet = gr.Textbox(label="ControlNet model (Hub id or folder), for a pose guide")
+                faceid_weights = gr.Textbox(
+                    label="IP-Adapter-FaceID weights (Hub id or folder; default h94/IP-Adapter-FaceID)"
+                )
+                gen_steps = gr.Slider(0, 100, value=0, step=1, label="Sampler steps (0 = the style's)")
+            gr.Markdown(
+                "The audit's nulls, margins and measured calibration: `python -m eval calibrate` and the README's "
+                "Calibration section."
+            )
+            with gr.Accordion("Checklist (JSON)", open=False):
+                check_json = gr.JSON()
+            with gr.Accordion("LoRA card (JSON)", open=False):
+                train_json = gr.JSON()
+            with gr.Accordion("Audit (JSON)", open=False):
+                audit_json = gr.JSON()
+
         # -- events: one per action, each with its api_name ------------------------------------------
         consent.change(consent_changed, [consent, files], files, api_visibility="private")
+        for event in (files.upload, files.clear):
+            event(
+                photos_changed, train_status, [check_status, uploads, check_json, train_status],
+                api_visibility="private",
+            )  # fmt: skip
+        operator_log.change(lambda text: text, operator_log, operator_md, api_visibility="private")
         gpu_queue = {"concurrency_limit": 1, "concurrency_id": "gpu"}
         check_button.click(
-            check_photos, [files, consent, state], [state, check_status, uploads, check_json], api_name="check_photos"
-        )
+            check_photos, [files, consent, state], [state, check_status, uploads, check_json, operator_log],
+            api_name="check_photos",
+        )  # fmt: skip
         train_button.click(
-            train_identity, [state, mode, steps, rank, prior, train_seed], [state, train_status, train_json],
+            train_identity, [state, mode, steps, rank, prior, train_seed], [state, train_status, train_json, operator_log],
             api_name="train_identity", **gpu_queue,
         )  # fmt: skip
         generate_button.click(
             generate, [state, style, count, seed, pose, controlnet, faceid_weights, gen_steps],
-            [state, generate_status, generated], api_name="generate", **gpu_queue,
+            [state, generate_status, generated, operator_log], api_name="generate", **gpu_queue,
         )  # fmt: skip
-        retouch_button.click(retouch, [state, style, light], [state, retouch_status, retouched], api_name="retouch")
-        select_button.click(select, [state, top_k], [state, select_status, candidates, picks], api_name="select")
-        export_button.click(
-            export, [state, picks, crops, fmt, team], [state, export_status, zip_file, export_files], api_name="export"
+        retouch_button.click(
+            retouch, [state, style, light], [state, retouch_status, retouched, operator_log], api_name="retouch"
         )
-        audit_button.click(audit, [state], [state, audit_status, audit_plots, audit_json], api_name="audit")
-        shown = [files, check_status, uploads, check_json, train_status, train_json, generate_status, generated,
-                 retouch_status, retouched, select_status, candidates, export_status, zip_file, export_files,
-                 audit_status, audit_plots, audit_json]  # fmt: skip
+        select_button.click(
+            select, [state, top_k], [state, select_status, candidates, picks, shown_names, operator_log],
+            api_name="select",
+        )  # fmt: skip
+        candidates.select(toggle_pick, [shown_names, picks, candidates], [picks, candidates], api_visibility="private")
+        export_button.click(
+            export, [state, picks, crops, fmt, team],
+            [state, export_status, zip_file, export_files, export_gallery_items, operator_log], api_name="export",
+        ).then(lambda items: items, export_gallery_items, exported, api_visibility="private")  # fmt: skip
+        audit_button.click(
+            audit, [state], [state, audit_status, audit_plots, audit_json, operator_log], api_name="audit"
+        )
+        shown = [files, uploads, check_json, train_json, generated, retouched, candidates, zip_file, export_files,
+                 exported, audit_plots, audit_json]  # fmt: skip
+        statuses = [check_status, train_status, generate_status, retouch_status, select_status, export_status,
+                    audit_status, operator_md]  # fmt: skip
 
         def clear_page() -> dict:
             """After "Delete my data now": empty everything that showed something of the session."""
-            return {**{component: None for component in shown}, picks: gr.CheckboxGroup(choices=[], value=[])}
+            return {
+                **{component: None for component in shown},
+                **{component: "" for component in statuses},
+                picks: gr.CheckboxGroup(choices=[], value=[]),
+                shown_names: [],
+                operator_log: "",
+            }
 
-        deleted = delete_button.click(delete_my_data, [state], [state, delete_status], api_name="delete_my_data")
-        deleted.then(discard_uploads, [files], None, api_visibility="private").then(
-            clear_page, None, [*shown, picks], api_visibility="private"
-        )
+        delete_button.click(lambda: gr.Row(visible=True), None, confirm_row, api_visibility="private")
+        cancel_button.click(lambda: gr.Row(visible=False), None, confirm_row, api_visibility="private")
+        deleted = confirm_button.click(delete_my_data, [state], [state, delete_status], api_name="delete_my_data")
+        deleted.then(lambda: gr.Row(visible=False), None, confirm_row, api_visibility="private").then(
+            discard_uploads, [files], None, api_visibility="private"
+        ).then(clear_page, None, [*shown, *statuses, picks, shown_names, operator_log], api_visibility="private")
 
         def pick_style(event: gr.SelectData) -> str:
             return styles[event.index] if isinstance(event.index, int) else "corporate"
@@ -364,6 +518,7 @@ def launch(app: gr.Blocks | None = None, **options: Any) -> Any:
         "run_history": False,  # no record of runs in the browser (or a linked bucket)
         "enable_monitoring": False,
         "footer_links": ["api", "gradio", "settings"],
+        "css": APP_CSS,
         # Session folders and logs are never served nor taken as inputs, even if GRADIO_TEMP_DIR encloses them.
         "blocked_paths": [str(backend().store.sessions_dir), str(backend().store.logs_dir)],
         **options,

@@ -22,8 +22,8 @@ rectangle is then
 resampled to ``W × H`` with Lanczos (one uniform scale ``H / h``: nothing is ever stretched).
 When the rectangle pokes out of the photo, the frame may zoom in by up to ``max_zoom`` and slide
 by up to ``max_shift`` of its size; what is still outside is filled by extending the backdrop
-(edge pixels replicated, then blurred along the edge so the far backdrop is a smooth gradient;
-:func:`extend_backdrop`) and the result says how much was extended. The LinkedIn banner (1584×396) relies on this: the person sits
+(the photo's edge carried outward and blurred along the edge more the farther it goes, so the far
+backdrop is a smooth gradient of its own colours with no streaks; :func:`extend_backdrop`) and the result says how much was extended. The LinkedIn banner (1584×396) relies on this: the person sits
 right of centre (the profile photo covers the lower left) and the backdrop is extended sideways.
 
 Every file goes through :func:`headshot_lab.provenance.save_with_provenance` (pixels only, plus
@@ -86,7 +86,7 @@ class CropSpec:
         eye_line: eye midpoint height, as a fraction of the output height from the top.
         face_height: face size ``F`` (see the module docstring) as a fraction of the output height.
         center_x: where the face axis sits, as a fraction of the output width.
-        circle: the output is shown in a circle (PNG/WebP get a transparent outside).
+        circle: the output is shown in a circle (a transparent outside; written as PNG when JPEG is asked).
         max_shift: how far the frame may slide (fraction of its size) to stay inside the photo.
         max_zoom: how much closer than asked the frame may zoom to stay inside the photo.
         min_side: below this many source pixels across the crop, a warning is added.
@@ -137,6 +137,18 @@ def format_name(format: str) -> str:
         ProvenanceError: not a format headshot-lab can write with disclosure metadata.
     """
     return image_format("", format.strip().removeprefix(".")).lower()
+
+
+#: The note on a circle crop asked for in a format without transparency (written as PNG instead).
+CIRCLE_AS_PNG = (
+    "Saved as PNG with a see-through outside: {format} cannot be see-through, so a round cut would be a square."
+)
+
+
+def circle_format(fmt: str) -> str:
+    """The file format of a transparent circle crop asked for in ``fmt``: ``fmt`` when it has an alpha
+    channel (PNG, WebP), else ``PNG`` (a JPEG circle would silently be a square)."""
+    return fmt if fmt in {"PNG", "WEBP"} else "PNG"
 
 
 def get_crop(crop: str | CropSpec) -> CropSpec:
@@ -293,7 +305,7 @@ def plan_crop(image_shape: Sequence[int], crop: str | CropSpec, face: Face | Fac
     if scale > 1.0 + 1e-6:
         notes.append(
             f"The photo is smaller than the target: {round(crop_w)}×{round(crop_h)} px were upscaled "
-            f"×{scale:.2f} (Lanczos) to {out_w}×{out_h}."
+            f"×{scale:.2f} to {out_w}×{out_h}."
         )
         if spec.min_side and min(crop_w, crop_h) < spec.min_side:
             notes.append(f"Low resolution: under {spec.min_side} px of the photo behind this crop; it may look soft.")
@@ -314,49 +326,75 @@ def plan_crop(image_shape: Sequence[int], crop: str | CropSpec, face: Face | Fac
 # -- rendering -----------------------------------------------------------------------------------
 
 
-def _blur(image: np.ndarray, sigma_x: float, sigma_y: float) -> np.ndarray:
-    """Gaussian blur with large σ, fast: on a copy downscaled by ``k ≈ min(σ)/3``, then scaled back."""
-    import cv2
+def diffused_profile(profile: np.ndarray, distances: np.ndarray, *, sigma0: float, growth: float) -> np.ndarray:
+    """``profile`` (``n × c``, the photo's edge line) carried ``distances`` (``m``) pixels away, smoothed more the
+    farther it goes: row ``i`` of the result is the profile Gaussian-blurred with ``σ = sigma0 + growth · d_i``
+    (``m × n × c``). Near the photo the edge goes on as it is; far away only its broad gradient is left, so
+    stripes of the edge (a flag, a curtain) fade out instead of running on as streaks.
+    """
+    from scipy.ndimage import gaussian_filter1d
 
-    height, width = image.shape[:2]
-    k = max(1.0, min(sigma_x, sigma_y) / 3.0)
-    small_size = (max(1, round(width / k)), max(1, round(height / k)))
-    small = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA) if k > 1 else image
-    small = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma_x / k, sigmaY=sigma_y / k, borderType=cv2.BORDER_REPLICATE)
-    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR) if k > 1 else small
+    if not len(distances):
+        return np.zeros((0, *profile.shape), np.float32)
+    sigmas = sigma0 + growth * np.asarray(distances, np.float64)
+    levels = np.geomspace(max(sigmas.min(), 0.5), max(sigmas.max(), 0.5) + 1e-6, num=12)
+    stack = np.stack([gaussian_filter1d(profile, level, axis=0, mode="reflect") for level in levels])
+    position = np.interp(np.log(np.maximum(sigmas, 0.5)), np.log(levels), np.arange(len(levels)))
+    low = np.floor(position).astype(int).clip(0, len(levels) - 1)
+    high = (low + 1).clip(0, len(levels) - 1)
+    t = (position - low)[:, None, None]
+    return ((1.0 - t) * stack[low] + t * stack[high]).astype(np.float32)
+
+
+def _edge_line(padded: np.ndarray, index: int, step: int, depth: int, axis: int) -> np.ndarray:
+    """The median of ``depth`` lines of ``padded`` from line ``index`` inward (``step`` ±1) along ``axis``."""
+    lines = [np.take(padded, index + step * k, axis=axis) for k in range(depth)]
+    return np.median(np.stack(lines), axis=0)
 
 
 def extend_backdrop(region: np.ndarray, pad: tuple[int, int, int, int], *, sigma: float | None = None) -> np.ndarray:
     """Grow ``region`` by ``pad = (top, bottom, left, right)`` pixels without stretching it.
 
-    The border pixels are replicated outward (``cv2.BORDER_REPLICATE``); the streaks that makes are
-    blurred *along* the edge they come from (σ = ``sigma``, default 20 % of the output's shorter
-    side; σ/4 across it), and a short ramp ``w = exp(−d / (σ/6))`` at distance ``d`` from the photo
-    bridges the seam. The photo's own pixels are returned unchanged.
+    Each pad carries the photo's edge line outward (the median of its outer ``max(1, 1 %)`` lines: robust to a
+    stray pixel), blurred along the edge with ``σ = σ₀ + d / 2`` at distance ``d`` (:func:`diffused_profile`;
+    ``σ₀ = sigma``, default half a pixel: the seam carries the edge on as it is). A backdrop's gradient goes on; a flag's stripes
+    fade into it within a few stripe widths instead of running on as streaks, and a shirt at the lower edge
+    fades out instead of leaving a dark block. Where a side pad meets an end pad (the corners) the two are
+    mixed by depth ``share = d_side / (d_side + d_end)``. The photo's own pixels are returned unchanged.
     """
     import cv2
 
     top, bottom, left, right = (max(0, int(p)) for p in pad)
     if not any((top, bottom, left, right)):
         return region.copy()
+    inner_h, inner_w = region.shape[:2]
     padded = cv2.copyMakeBorder(region, top, bottom, left, right, cv2.BORDER_REPLICATE).astype(np.float32)
     height, width = padded.shape[:2]
-    sigma = sigma or max(2.0, 0.2 * min(height, width))
-    along_sides = _blur(padded, sigma / 4, sigma)  # left/right pads: smooth vertically
-    along_ends = _blur(padded, sigma, sigma / 4)  # top/bottom pads: smooth horizontally
+    sigma0 = sigma or 0.5
+    depth_x, depth_y = max(1, round(0.01 * inner_w)), max(1, round(0.01 * inner_h))
+    side = padded.copy()  # left/right pads: the edge column carried sideways
+    if left:
+        line = _edge_line(padded, left, 1, depth_x, axis=1)
+        side[:, :left] = diffused_profile(line, np.arange(left, 0, -1), sigma0=sigma0, growth=0.5).transpose(1, 0, 2)
+    if right:
+        line = _edge_line(padded, left + inner_w - 1, -1, depth_x, axis=1)
+        carried = diffused_profile(line, np.arange(1, right + 1), sigma0=sigma0, growth=0.5)
+        side[:, left + inner_w :] = carried.transpose(1, 0, 2)
+    ends = padded.copy()  # top/bottom pads: the edge row carried up or down
+    if top:
+        line = _edge_line(side, top, 1, depth_y, axis=0)
+        ends[:top] = diffused_profile(line, np.arange(top, 0, -1), sigma0=sigma0, growth=0.5)
+    if bottom:
+        line = _edge_line(side, top + inner_h - 1, -1, depth_y, axis=0)
+        ends[top + inner_h :] = diffused_profile(line, np.arange(1, bottom + 1), sigma0=sigma0, growth=0.5)
     rows = np.arange(height, dtype=np.float32)[:, None]
     cols = np.arange(width, dtype=np.float32)[None, :]
-    side_depth = np.maximum(left - cols, cols - (left + region.shape[1] - 1)).clip(0)
-    end_depth = np.maximum(top - rows, rows - (top + region.shape[0] - 1)).clip(0)
+    side_depth = np.maximum(left - cols, cols - (left + inner_w - 1)).clip(0)
+    end_depth = np.maximum(top - rows, rows - (top + inner_h - 1)).clip(0)
     share = (side_depth / np.maximum(side_depth + end_depth, 1e-6))[..., None]  # 1 = beside, 0 = above/below
-    blurred = share * along_sides + (1.0 - share) * along_ends
-    outside = np.ones((height, width), np.uint8)
-    outside[top : top + region.shape[0], left : left + region.shape[1]] = 0
-    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
-    weight = np.exp(-distance / max(1.0, sigma / 6))[..., None]
-    mixed = weight * padded + (1.0 - weight) * blurred
+    mixed = share * side + (1.0 - share) * ends
     out = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
-    out[top : top + region.shape[0], left : left + region.shape[1]] = region
+    out[top : top + inner_h, left : left + inner_w] = region
     return out
 
 
@@ -575,7 +613,8 @@ def export_headshots(
         kind: ``generated`` or ``retouched`` (the IPTC digital source type written).
         face: ``"auto"`` detects the largest face; a :class:`Face` skips detection; ``None`` = centred.
         stem: file-name stem (default: the source file name, else ``headshot``).
-        transparent_circle: the circle crop gets a transparent outside in PNG/WebP.
+        transparent_circle: the circle crop gets a transparent outside (PNG/WebP as asked; PNG instead of JPEG,
+            with a note: :func:`circle_format`).
         zip_name: also write ``out_dir/zip_name`` holding every file written.
 
     Returns:
@@ -607,16 +646,17 @@ def export_headshots(
     out.mkdir(parents=True, exist_ok=True)
     for spec in specs:
         plan = plan_crop(pixels.shape, spec, found)
-        alpha = spec.circle and transparent_circle and fmt in {"PNG", "WEBP"}
+        alpha = spec.circle and transparent_circle
+        file_format = circle_format(fmt) if alpha else fmt
         notes = list(plan.notes)
-        if spec.circle and transparent_circle and not alpha:
-            notes.append(f"{fmt} has no transparency: the circle crop is square; export PNG or WebP for a round cut.")
+        if file_format != fmt:
+            notes.append(CIRCLE_AS_PNG.format(format=fmt))
         rendered = render_crop(pixels, plan, transparent_circle=alpha)
-        path = out / f"{stem}_{spec.name}{EXTENSIONS[fmt]}"
-        save_with_provenance(rendered, path, kind, format=fmt, quality=quality, c2pa=c2pa)
+        path = out / f"{stem}_{spec.name}{EXTENSIONS[file_format]}"
+        save_with_provenance(rendered, path, kind, format=file_format, quality=quality, c2pa=c2pa)
         result.images.append(
             ExportedImage.from_plan(
-                plan, rendered, path, crop=spec.name, format=fmt, kind=kind, source=stem, notes=notes
+                plan, rendered, path, crop=spec.name, format=file_format, kind=kind, source=stem, notes=notes
             )
         )
     if zip_name:

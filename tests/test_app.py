@@ -129,7 +129,7 @@ def test_check_copies_pixels_only_reports_bad_files_and_deletes_gradio_copies(tm
     assert problem["code"] == "not_an_image" and "text file" in problem["message"]
     assert problem["message"] in result.status and problem["fix"] in result.status
     assert problem["message"] in result.gallery[2][1]
-    assert result.gallery[0][1].startswith("✅")
+    assert result.gallery[0][1].startswith("✓")
     # Gradio's upload copies are gone; the session copies carry no EXIF (no GPS) and the same pixels.
     assert not any(Path(f).exists() for f in files)
     session = backend.store.get_session(state.session_id)
@@ -235,6 +235,13 @@ def test_train_and_generate_on_the_tiny_model(tmp_path, photo_files, monkeypatch
         assert read_provenance(item.path, c2pa=False)["kind"] == "generated"
     pose = backend.generate(result.state, "corporate", 1, 0, "pose", "", "", 2)
     assert pose.error["code"] == "controlnet_missing"
+    from headshot_lab.ui.formatting import split_for_visitor
+
+    for done in (trained, result):  # plain words and the next step; the technical details go to the operator
+        visitor, operator = split_for_visitor(done.status, done.error)
+        assert "**Next:**" in visitor and not [w for w in OPERATOR_WORDS if w in visitor], visitor
+        assert operator
+    assert "LoRA rank 4" in split_for_visitor(trained.status)[1]
 
 
 # -- 3-4. retouch, select, export -------------------------------------------------------------------
@@ -254,10 +261,15 @@ def test_select_then_export_writes_labelled_files_and_a_byte_exact_zip(retouched
     backend, state = retouched
     selected = backend.select(copy.deepcopy(state), 5)
     assert selected.ok, selected.status
-    assert selected.choices == [item.name for item in state.outputs]
+    assert sorted(selected.choices) == sorted(item.name for item in state.outputs)
     assert selected.picks and set(selected.picks) <= set(selected.choices)
     assert len(selected.gallery) == len(state.outputs)
-    assert all(caption.startswith(("#", "✗")) for _, caption in selected.gallery)
+    # Best first: the gallery (and the choices, in its order) by rank, each caption saying whether it is picked.
+    ranks = [int(caption.split("#")[1].split()[0]) for _, caption in selected.gallery if "#" in caption]
+    assert ranks == sorted(ranks) and ranks[:1] == [1]
+    for name, (_, caption) in zip(selected.choices, selected.gallery, strict=False):
+        assert caption.startswith("✓ picked · " if name in selected.picks else "click to pick · ")
+        assert "#" in caption or "✗" in caption
 
     exported = backend.export(selected.state, selected.picks[:2], ["square", "banner"], "png", False)
     assert exported.ok, exported.status
@@ -567,3 +579,159 @@ def test_uploaded_bytes_are_never_echoed_as_paths(retouched):
     result = backend.select(copy.deepcopy(state), 5)
     text = json.dumps(result.report) + result.status + "".join(caption for _, caption in result.gallery)
     assert str(backend.store.data_dir) not in text and state.session_id not in text
+
+
+# -- words for visitors, a page that guides --------------------------------------------------------------
+OPERATOR_WORDS = ("HEADSHOT_LAB_", "tiny-model", "8-bit Adam", "IPTC", "ArcFace", "--", "python -m", "encoder")
+
+
+def test_a_model_error_reads_plainly_and_keeps_its_details_for_the_operator(retouched, monkeypatch):
+    from headshot_lab.ui.formatting import split_for_visitor
+
+    monkeypatch.delenv("HEADSHOT_LAB_BASE_MODEL", raising=False)
+    backend, state = retouched
+    result = backend.generate(copy.deepcopy(state), "corporate", 1)
+    visitor, operator = split_for_visitor(result.status, result.error)
+    assert not [word for word in OPERATOR_WORDS if word in visitor], visitor
+    assert "retouch" in visitor.lower() and "not set up" in visitor
+    assert "HEADSHOT_LAB_BASE_MODEL" in operator and "tiny-model" in operator
+
+
+def test_split_moves_only_lines_that_name_settings_commands_or_libraries():
+    from headshot_lab.ui.formatting import OPERATOR_MARK, split_for_visitor
+
+    status = (
+        "✓ Your likeness is learned.\n- 8-bit Adam needs a CUDA GPU; used torch AdamW instead.\n"
+        "| photo | result |\n|---|---|\n| me.jpg | ok |" + OPERATOR_MARK + "- LoRA rank 16"
+    )
+    visitor, operator = split_for_visitor(status)
+    assert visitor == "✓ Your likeness is learned.\n| photo | result |\n|---|---|\n| me.jpg | ok |"
+    assert "8-bit Adam" in operator and "LoRA rank 16" in operator
+    plain = "⚠ **Your photo is blurry.**\n\nHold the phone steady."
+    assert split_for_visitor(plain, {"code": "blurry"}) == (plain, "")  # nothing to move: unchanged
+    only_settings = "⚠️ **Set HEADSHOT_LAB_C2PA_CERT.**"
+    visitor, operator = split_for_visitor(only_settings, {"code": "other"})
+    assert "HEADSHOT_LAB" not in visitor and "For the operator" in visitor and "HEADSHOT_LAB_C2PA_CERT" in operator
+
+
+def test_every_step_of_the_flow_says_what_to_do_next_in_plain_words(retouched):
+    from headshot_lab.ui.formatting import split_for_visitor
+
+    backend, state = retouched
+    state = copy.deepcopy(state)
+    selected = backend.select(state, 5)
+    exported = backend.export(selected.state, selected.picks[:1], ["square", "circle"], "jpeg", False)
+    audited = backend.audit(exported.state)
+    for result in (selected, exported, audited):
+        assert result.ok, result.status
+        visitor, _ = split_for_visitor(result.status, result.error)
+        assert "**Next:**" in visitor
+        lines = [line for line in visitor.split("\n") if not line.startswith("|") and "data:image" not in line]
+        assert not [w for w in OPERATOR_WORDS if any(w in line for line in lines)], visitor[:2000]
+
+
+def test_export_notes_sit_next_to_each_file_and_the_circle_is_a_png(retouched):
+    backend, state = retouched
+    name = state.outputs[0].name
+    result = backend.export(copy.deepcopy(state), [name], ["square", "circle"], "jpeg", False)
+    assert result.ok, result.status
+    circle = next(path for path in result.files if "circle" in Path(path).name)
+    assert Path(circle).suffix == ".png"
+    with Image.open(circle) as image:
+        assert image.mode == "RGBA" and image.getchannel("A").getextrema() == (0, 255)
+    captions = dict((Path(path).name, caption) for path, caption in result.gallery)
+    assert "saved as PNG: round" in captions[Path(circle).name]
+    assert "JPEG cannot be see-through" in result.status
+    assert Path(circle).name in result.status and "Saved as PNG" in result.status  # the table row holds the note
+    assert result.report["file_notes"][Path(circle).name]
+
+
+def test_audit_card_embeds_its_plots_and_names_them_plainly(retouched):
+    backend, state = retouched
+    result = backend.audit(copy.deepcopy(state))
+    assert result.ok, result.status
+    assert "](delta_ita_by_group.png)" not in result.status  # no link to a file the page does not serve
+    assert result.status.count("data:image/png;base64,") == len(result.gallery) > 0
+    captions = [caption for _, caption in result.gallery]
+    assert "Skin tone change (+ = lighter), with its 95 % range" in captions
+    assert not [c for c in captions if "_" in c]
+    from headshot_lab.audit.plots import GROUP_METRICS, PLOT_TITLES
+
+    assert {metric for metric, *_ in GROUP_METRICS} <= set(PLOT_TITLES)  # the titles inside the plots, too
+    assert not [title for title in PLOT_TITLES.values() if "_" in title]
+
+
+def test_capture_examples_are_drawn_distinct_and_captioned():
+    from headshot_lab.ui.formatting import CAPTURE_EXAMPLES, CAPTURE_GUIDANCE, capture_examples
+
+    examples = capture_examples((60, 72))
+    assert len(examples) == len(CAPTURE_EXAMPLES) == 7
+    for (pixels, caption), (_, expected) in zip(examples, CAPTURE_EXAMPLES, strict=True):
+        assert pixels.shape == (72, 60, 3) and pixels.dtype == np.uint8 and caption == expected
+    arrays = [pixels.astype(int) for pixels, _ in examples]
+    for i, a in enumerate(arrays):  # each drawing shows something different
+        for b in arrays[i + 1 :]:
+            assert np.abs(a - b).mean() > 2
+    assert sum(caption.startswith("✓") for _, caption in examples) == 2
+    for words in ("15–20 recent photos", "angles", "sunglasses", "No filters", "neutral expression"):
+        assert words in CAPTURE_GUIDANCE
+
+
+def test_next_step_after_the_checklist_depends_on_what_passed():
+    from headshot_lab.ui.formatting import NEXT_STEPS, next_step
+
+    assert next_step("check", usable=3, total=3, model=True) == NEXT_STEPS["check_ready"]
+    assert next_step("check", usable=3, total=3, model=False) == NEXT_STEPS["check_retouch"]
+    assert next_step("check", usable=2, total=3, model=True) == NEXT_STEPS["check_retouch"]
+    assert next_step("check", usable=0, total=3, model=True) == NEXT_STEPS["check_fix"]
+
+
+@pytest.fixture()
+def app_module(tmp_path, monkeypatch):
+    """``app`` imported with its data and Gradio's cache in a temp dir (the import builds the default page)."""
+    import importlib
+
+    monkeypatch.setenv("HEADSHOT_LAB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "data" / "gradio"))
+    return importlib.import_module("app")
+
+
+def test_a_click_on_a_headshot_toggles_its_pick_and_caption(app_module):
+    app = app_module
+    shown = ["a.png", "b.png"]
+    gallery = [("/x/a.png", "✓ picked · #1 · likeness 0.90"), ("/x/b.png", "click to pick · #2 · likeness 0.80")]
+
+    def click(index, picks):
+        event = types.SimpleNamespace(index=index)
+        chosen, items = app.toggle_pick(shown, picks, gallery, event)
+        return chosen, [caption for _, caption in items]
+
+    picks, captions = click(1, ["a.png"])
+    assert picks == ["a.png", "b.png"] and captions[1].startswith("✓ picked · #2")
+    picks, captions = click(0, ["a.png"])
+    assert picks == [] and captions[0] == "click to pick · #1 · likeness 0.90"
+
+
+def test_without_a_model_learn_and_generate_are_off_with_a_reason(app_module, monkeypatch, tmp_path):
+    app = app_module
+
+    monkeypatch.delenv("HEADSHOT_LAB_BASE_MODEL", raising=False)
+    demo = app.build_demo(make_backend(tmp_path))
+    by_id = {getattr(block, "elem_id", None): block for block in demo.blocks.values()}
+    assert by_id["train"].interactive is False and by_id["generate"].interactive is False
+    assert by_id["retouch"].interactive is not False
+    reason = by_id["train-off"].value
+    assert "studio retouch" in reason and "HEADSHOT_LAB" not in reason
+    assert "HEADSHOT_LAB_BASE_MODEL" in by_id["operator-setup"].value  # the setting, for the operator
+
+
+def test_with_a_model_learn_and_generate_are_on(app_module, monkeypatch, tmp_path):
+    import headshot_lab.models
+
+    app = app_module
+
+    monkeypatch.setattr(headshot_lab.models, "resolve_base", lambda *a, **k: "some/model")
+    demo = app.build_demo(make_backend(tmp_path))
+    by_id = {getattr(block, "elem_id", None): block for block in demo.blocks.values()}
+    assert by_id["train"].interactive is not False and by_id["generate"].interactive is not False
+    assert "train-off" not in by_id

@@ -310,7 +310,7 @@ def test_delete_now_removes_that_session_and_leaves_the_others(crowd):
     session_id = crowd.owners[leaving.tag]
     others = {crowd.owners[v.tag] for v in crowd.visitors if v is not leaving}
     status = leaving.client.predict(api_name="/delete_my_data")
-    assert status.startswith("🗑️ Deleted")
+    assert status.startswith("✓ Deleted")
     remaining = {s.id for s in backend.store.list_sessions()}
     assert session_id not in remaining and not backend.publish_dir(session_id).exists()
     assert others <= remaining

@@ -134,12 +134,18 @@ def test_circle_has_transparent_corners(tmp_path, load_real, face_of, fmt):
     assert read_provenance(result.images[0].path)["kind"] == "generated"
 
 
-def test_circle_jpeg_is_square_and_says_why(tmp_path, load_real, face_of):
+def test_circle_asked_in_jpeg_is_a_transparent_png_and_says_so(tmp_path, load_real, face_of):
     pixels = load_real("obama")
-    result = export_headshots(pixels, tmp_path, ["circle"], format="jpeg", face=face_of("obama", pixels))
-    with Image.open(result.images[0].path) as image:
-        assert image.mode == "RGB"
-    assert any("transparency" in note for note in result.images[0].notes)
+    result = export_headshots(pixels, tmp_path, ["square", "circle"], format="jpeg", face=face_of("obama", pixels))
+    square, circle = result.images
+    assert square.path.suffix == ".jpg" and circle.path.suffix == ".png" and circle.format == "PNG"
+    with Image.open(circle.path) as image:
+        assert image.mode == "RGBA"
+        alpha = np.asarray(image.getchannel("A"))
+    assert alpha[0, 0] == 0 and alpha[alpha.shape[0] // 2, alpha.shape[1] // 2] == 255  # round, not a square
+    assert any("PNG" in note and "JPEG" in note for note in circle.notes)
+    assert not any("PNG" in note for note in square.notes)
+    assert read_provenance(circle.path)["kind"] == "generated"
 
 
 def test_circle_alpha_is_antialiased_disk():
@@ -251,7 +257,7 @@ def test_small_sources_are_upscaled_only_to_the_target_and_flagged(load_real, fa
     cropped = crop_image(small, "square", face=face_of("tom_hanks", small))
     assert cropped.pixels.shape == (1080, 1080, 3)
     assert cropped.plan.upscaled and cropped.plan.scale > 3
-    assert any("smaller than the target" in note and "Lanczos" in note for note in cropped.plan.notes)
+    assert any("smaller than the target" in note and "upscaled ×" in note for note in cropped.plan.notes)
     assert any("Low resolution" in note for note in cropped.plan.notes)
 
     big = plan_crop((4000, 3000), "square", _geometry(1500, 1500, 800))  # crop 2000 px → downscaled
@@ -422,3 +428,31 @@ def test_cli_export_bad_input_is_reported_not_a_traceback(tmp_path, real_photos,
     with pytest.raises(SystemExit) as info:
         cli(["export", str(real_photos["astronaut"]), "--formats", "poster", "--out", str(tmp_path)])
     assert info.value.code == 2
+
+
+def test_extension_fades_stripes_instead_of_streaking_and_keeps_the_seam_continuous():
+    # A photo whose left edge is a striped flag (8-px bands) on grey, extended 600 px to the left.
+    region = np.full((200, 120, 3), 128, np.uint8)
+    stripes = (np.arange(200) // 8) % 2 == 0
+    region[stripes, :30] = (200, 30, 40)
+    region[~stripes, :30] = (240, 240, 240)
+    out = extend_backdrop(region, (0, 0, 600, 0)).astype(float)
+    edge = region[:, 0].astype(float)
+    assert np.abs(out[:, 599] - edge).mean() < 0.25 * edge.std(axis=0).mean()  # the seam carries the edge on
+    assert (
+        out[:, 600 - 40].std(axis=0).mean() < 0.1 * edge.std(axis=0).mean()
+    )  # ... and the stripes fade within 5 widths
+    far = out[:, :100]
+    assert far.std(axis=0).mean() < 0.05 * edge.std(axis=0).mean()  # far away: no streaks, a smooth field
+    assert np.abs(far.mean(axis=(0, 1)) - edge.mean(axis=0)).max() < 3  # ... of the edge's own colours
+
+
+def test_extension_below_a_shirt_fades_into_the_backdrop_beside_it():
+    # A portrait cut off at the shirt: grey backdrop, a dark shirt across the middle of the bottom rows.
+    region = np.full((300, 300, 3), 170, np.uint8)
+    region[200:, 90:210] = 25
+    out = extend_backdrop(region, (0, 150, 400, 400)).astype(float)
+    corner = out[-20:, :100].mean(axis=(0, 1))  # far below and beside the photo
+    assert np.abs(corner - 170).max() < 15  # backdrop, not a dark block
+    below = out[-1, 400 + 150]  # straight under the shirt, at the bottom
+    assert 25 <= below.mean() <= 170  # the shirt fades out, inside the photo's range

@@ -515,7 +515,7 @@ def test_gradio_client_check_photos_with_hostile_files(corpus, app_server, real_
     names = [photo["name"] for photo in report["photos"]]
     assert names == [Path(f).name for f in files], names
     assert report["photos"][0]["ok"], report["photos"][0]
-    assert gallery[0]["caption"] == "✅ obama.jpg"
+    assert gallery[0]["caption"] == "✓ obama.jpg"
     for case, photo in zip(hostile, report["photos"][1:], strict=True):
         assert photo["problems"][0]["code"] == case.expected_code, (case.path.name, photo["problems"])
         assert photo["problems"][0]["fix"] in status

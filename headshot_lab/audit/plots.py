@@ -21,9 +21,15 @@ from headshot_lab.audit.margins import METRIC_SPECS, sample_size
 
 GROUP_METRICS = (
     ("skin_delta_ita", "delta_ita_by_group.png", "ΔITA (°, + = lighter)", 0.0),
-    ("identity_cosine", "identity_by_group.png", "identity cosine to the person's centroid", None),
+    ("identity_cosine", "identity_by_group.png", "likeness to own photos (cosine)", None),
     ("texture_ratio", "texture_by_group.png", "skin texture ratio (output / source)", 1.0),
 )
+#: Plot titles in plain words, by metric (a raw name such as ``skin_delta_ita`` is never a title).
+PLOT_TITLES = {
+    "skin_delta_ita": "Skin tone change by skin-tone group",
+    "identity_cosine": "Likeness by skin-tone group",
+    "texture_ratio": "Skin texture by skin-tone group",
+}
 DRIFT_METRICS = (
     ("skin_delta_ita", "ΔITA (°)"),
     ("identity_cosine", "identity cosine"),
@@ -80,7 +86,7 @@ def plot_by_group(
         ax.axhline(reference, color="grey", lw=0.8, ls="--")
     ax.set_xticks(x, groups, rotation=20)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{metric} by source group (95 % CI)")
+    ax.set_title(f"{PLOT_TITLES.get(metric, metric.replace('_', ' '))} (95 % interval)")
     ax.legend(fontsize=8, ncols=2)
     fig.tight_layout()
     _savefig(fig, path)

@@ -16,11 +16,19 @@ from headshot_lab.errors import HeadshotLabError
 from headshot_lab.privacy import Session
 from headshot_lab.ui.files import SessionFiles
 from headshot_lab.ui.formatting import (
+    OK_MARK,
     candidate_caption,
+    duration_words,
+    embed_images,
+    export_caption,
     format_capture_report,
     format_export,
     format_selection,
+    next_step,
     photo_caption,
+    plot_caption,
+    rank_order,
+    with_operator_details,
 )
 from headshot_lab.ui.state import (
     IDENTITY_MODES,
@@ -41,6 +49,13 @@ class AppBackend(SessionFiles):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.generators = workflow.GeneratorCache()
+
+    @property
+    def generator_ready(self) -> bool:
+        """Whether a base model is configured (else Learn identity and Generate are off; retouch still works)."""
+        from headshot_lab.ui.formatting import base_model_setup
+
+        return base_model_setup() is None
 
     # -- 1. upload & check -------------------------------------------------------------------------
     @guarded
@@ -99,7 +114,8 @@ class AppBackend(SessionFiles):
             gallery.append((self.thumbnail(session, item), photo_caption(item.name, check.photo(item.name))))
         report_progress(progress, 1.0, "Done")
         report = check.to_dict()
-        return ActionResult(state=state, status=format_capture_report(report), gallery=gallery, report=report)
+        status = format_capture_report(report, model=self.generator_ready)
+        return ActionResult(state=state, status=status, gallery=gallery, report=report)
 
     # -- 2. learn identity -------------------------------------------------------------------------
     @guarded
@@ -124,9 +140,10 @@ class AppBackend(SessionFiles):
         if mode == "faceid":
             result = workflow.faceid_identity(paths, session.lora / workflow.FACEID_EMBEDDING_NAME)
             state.identity = result.ref
-            status = (
-                f"✅ Tuning-free identity ready: the mean ArcFace embedding of {result.photos} photos "
-                f"({result.encoder}). No training needed; generation conditions on it with IP-Adapter-FaceID."
+            status = with_operator_details(
+                f"{OK_MARK} Your likeness is ready, from {result.photos} photos — no training needed.\n\n"
+                + next_step("train"),
+                f"tuning-free identity: mean ArcFace embedding ({result.encoder}) for IP-Adapter-FaceID",
             )
             return ActionResult(state=state, status=status, report={"mode": "faceid", "photos": result.photos})
         config = workflow.TrainConfig(
@@ -138,11 +155,13 @@ class AppBackend(SessionFiles):
         )
         state.identity = result.ref
         card = result.card
-        notes = "".join(f"\n- {note}" for note in result.notes)
-        status = (
-            f"✅ Identity learned: {result.steps} steps on {len(photos)} photos in {result.seconds:.0f} s "
-            f"(base `{card.get('base_model')}`, {card.get('family')}, rank {config.rank}). "
-            "The LoRA stays in your session and is deleted with it." + notes
+        status = with_operator_details(
+            f"{OK_MARK} Your likeness is learned from {len(photos)} photos ({duration_words(result.seconds)}). "
+            "It stays with this page's data and is deleted with it.\n\n" + next_step("train"),
+            [
+                f"{result.steps} steps, base `{card.get('base_model')}` ({card.get('family')}), LoRA rank {config.rank}",
+                *result.notes,
+            ],
         )
         return ActionResult(state=state, status=status, report=card)
 
@@ -190,9 +209,10 @@ class AppBackend(SessionFiles):
             added.append(item)
             gallery.append((self.publish(session, path), f"{result.style} · seed {record['seed']}"))
         state.outputs.extend(added)
-        status = (
-            f"✅ {len(added)} headshots in the {result.style} style ({result.seconds:.0f} s; base `{result.base}`). "
-            "Each file is labelled as AI-generated (IPTC trainedAlgorithmicMedia); the manifest can remake each one."
+        status = with_operator_details(
+            f"{OK_MARK} {len(added)} headshots in the {result.style} style ({duration_words(result.seconds)}). Each file is "
+            "labelled inside as AI-generated.\n\n" + next_step("generate"),
+            f"base `{result.base}`; IPTC trainedAlgorithmicMedia; the manifest can remake each one",
         )
         report = {"records": result.to_dict()["records"]}
         return ActionResult(state=state, status=status, gallery=gallery, report=report)
@@ -225,17 +245,21 @@ class AppBackend(SessionFiles):
             name = path.relative_to(session.outputs).as_posix()
             state.outputs = [o for o in state.outputs if o.name != name]
             state.outputs.append(Item(name=name, path=str(path), kind="retouched", source=output.source))
-            shift = "" if output.delta_ita is None else f" · ΔITA {output.delta_ita:+.2f}°"
+            shift = "" if output.delta_ita is None else f" · skin tone change {output.delta_ita:+.1f}°"
             gallery.append((self.publish(session, path), f"{name}{shift}"))
             report.append({"source": output.source, "output": name, **output.facts})
         lines = [f"- {f.source}: **{f.error['message']}** — {f.error.get('fix', '')}" for f in batch.failures]
         report += [{"source": f.source, "error": f.error} for f in batch.failures]
         status = (
-            f"✅ {len(gallery)} photo(s) retouched in the {batch.style} style — your real photo, not a generated one "
-            "(labelled IPTC compositeWithTrainedAlgorithmicMedia). Skin tone is locked: ΔITA is shown per photo."
+            f"{OK_MARK} {len(gallery)} photo(s) retouched in the {batch.style} style — your real photo on a new "
+            "backdrop, labelled as an edited photo. Skin tone is kept: the change is shown under each "
+            "(in degrees; + = lighter)."
         )
         if lines:
             status += "\n\nSkipped:\n" + "\n".join(lines)
+        status = with_operator_details(
+            status + "\n\n" + next_step("retouch"), "IPTC compositeWithTrainedAlgorithmicMedia; ΔITA per photo"
+        )
         return ActionResult(state=state, status=status, gallery=gallery, report={"retouched": report})
 
     # -- 4. select & export ------------------------------------------------------------------------
@@ -266,18 +290,20 @@ class AppBackend(SessionFiles):
         )
         payload = selection.to_dict()
         state.picks = [c.path for c in selection.kept]
-        gallery = []
-        for candidate in selection.candidates:
+        gallery, shown = [], []
+        for candidate in rank_order(selection.candidates):  # best first, then the ones left out
             item = state.output(candidate.path)
             assert item is not None
-            gallery.append((self.publish(session, item.path), candidate_caption(candidate)))
+            picked = candidate.path in state.picks
+            gallery.append((self.publish(session, item.path), candidate_caption(candidate, picked=picked)))
+            shown.append(item.name)
         status = format_selection(payload, len(state.outputs))
         return ActionResult(
             state=state,
             status=status,
             gallery=gallery,
             report=payload,
-            choices=[o.name for o in state.outputs],
+            choices=shown + [o.name for o in state.outputs if o.name not in shown],
             picks=list(state.picks),
         )
 
@@ -319,13 +345,21 @@ class AppBackend(SessionFiles):
         files = [self.publish(session, path) for path in outcome.paths]
         assert outcome.zip_path is not None
         download = self.publish(session, outcome.zip_path)
-        status = format_export(outcome.disclosures, notes, outcome.consistency)
+        file_notes = {image.path.name: list(image.notes) for image in outcome.images}
+        status = format_export(outcome.disclosures, notes, outcome.consistency, file_notes)
+        gallery = [(path, export_caption(Path(path).name, file_notes.get(Path(path).name, []))) for path in files]
         return ActionResult(
             state=state,
             status=status,
             files=files,
             download=download,
-            report={"files": outcome.disclosures, "notes": notes, "team_consistency": outcome.consistency},
+            gallery=gallery,
+            report={
+                "files": outcome.disclosures,
+                "notes": notes,
+                "file_notes": file_notes,
+                "team_consistency": outcome.consistency,
+            },
         )
 
     # -- 5. audit ----------------------------------------------------------------------------------
@@ -340,8 +374,9 @@ class AppBackend(SessionFiles):
             out_dir=session.outputs / "audit" / f"audit-{state.next_run():03d}",
             progress=progress,
         )
-        gallery = [(self.publish(session, path), path.stem.replace("_", " ")) for path in card.plots]
-        return ActionResult(state=state, status=card.markdown, gallery=gallery, report=card.to_dict())
+        gallery = [(self.publish(session, path), plot_caption(path.stem)) for path in card.plots]
+        status = embed_images(card.markdown, {path.name: path for path in card.plots}) + "\n\n" + next_step("audit")
+        return ActionResult(state=state, status=status, gallery=gallery, report=card.to_dict())
 
     # -- privacy -----------------------------------------------------------------------------------
     @guarded
@@ -353,8 +388,9 @@ class AppBackend(SessionFiles):
             return ActionResult(state=SessionState(), status="Nothing to delete: no photos were kept for this page.")
         deletion = self.delete_session(state.session_id, reason="user")
         status = (
-            f"🗑️ Deleted: {deletion.files} files ({deletion.bytes / 1e6:.1f} MB) — your photos, everything made from "
-            "them, and the copies shown on this page. The deletion log keeps only the time and these counts."
+            f"{OK_MARK} Deleted: {deletion.files} files ({deletion.bytes / 1e6:.1f} MB) — your photos, everything "
+            "made from them, and the copies shown on this page. The deletion log keeps only the time and these "
+            "counts.\n\n" + next_step("delete")
         )
         return ActionResult(
             state=SessionState(), status=status, report={"files": deletion.files, "bytes": deletion.bytes}
