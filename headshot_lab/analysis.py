@@ -134,7 +134,7 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 
 def _channel_max(pixels: np.ndarray) -> np.ndarray:
     """``max(R, G, B)`` of each ``(..., 3)`` pixel (the same as ``pixels.max(axis=-1)``, ≈ 10× faster)."""
-    return np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2])
+    return np.asarray(np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]))
 
 
 def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
