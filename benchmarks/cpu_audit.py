@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             signatures.append(_signature(results))
             small = count * BATCH_SIZE  # one batch per process: the start-up and little else
             if args.faces > small:
-                _, start = timed(runner_path, folder / "start", generators, count, files[:small])
+                subset = Path(tmp) / f"start_{count}"  # outside ``folder``: the dataset reads it recursively
+                _, start = timed(runner_path, subset, generators, count, files[:small])
                 runs[f"num_proc_{count}"]["marginal_faces_per_s"] = _marginal(timing, start, args.faces - small)
         naive_found, naive = timed(naive_loop, files, generators)
         if args.profile:  # an extra, untimed run: the profiler slows down what it measures

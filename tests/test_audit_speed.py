@@ -7,7 +7,7 @@ Two speed-ups, each checked on the real test photos against the path it replaces
 * the judges' face finder skipping the search for background faces (``relative_min_face``): the same
   counted faces, MediaPipe's boxes unchanged (a face only dlib finds keeps dlib's box, found at a coarser
   scale: IoU ≥ 0.8), and on the main face the same ITA, light-corrected ITA, texture and apparent age, exactly;
-  ΔITA of a canary exactly; the identity embedding within ``1 − cos ≤ 0.005`` (measured ≤ 0.003: dlib's
+  ΔITA of a canary exactly; the identity embedding within ``1 − cos ≤ 0.005`` (measured ≤ 0.0031: dlib's
   landmarks are fitted in its own, coarser box) and the canary's identity change within 0.002.
 """
 
