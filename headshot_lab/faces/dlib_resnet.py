@@ -83,6 +83,8 @@ class _Reader:
             raise ValueError("unexpected tensor version")
         shape = [self.integer() for _ in range(4)]
         count = int(np.prod(shape))
+        if self.position + 4 * count > len(self.data):
+            raise ValueError("the weights file ends inside a tensor (cut short or damaged)")
         values = np.frombuffer(self.data, dtype="<f4", count=count, offset=self.position).astype(np.float32)
         self.position += 4 * count
         return values
@@ -284,12 +286,13 @@ class OnnxResNet:
             raise ModelUnavailableError(
                 "onnxruntime is not installed.", fix="pip install onnxruntime", code="onnx_unavailable"
             ) from None
-        self.weights = read_weights(path)
+        weights = read_weights(path)  # not kept: the session holds its own copy (22 MB)
+        self.means = weights.means
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(
-            build_onnx(self.weights), sess_options=options, providers=["CPUExecutionProvider"]
+            build_onnx(weights), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._lock = threading.Lock()
 
@@ -302,7 +305,7 @@ class OnnxResNet:
             raise ValueError(f"chips must be (N, {CHIP_SIZE}, {CHIP_SIZE}, 3), got {batch.shape}")
         if batch.shape[0] == 0:
             return np.zeros((0, 128), np.float32)
-        x = ((batch.astype(np.float32) - self.weights.means) / np.float32(256.0)).transpose(0, 3, 1, 2)
+        x = ((batch.astype(np.float32) - self.means) / np.float32(256.0)).transpose(0, 3, 1, 2)
         with self._lock:
             (out,) = self.session.run(["d"], {"x": np.ascontiguousarray(x)})
         return np.asarray(out, dtype=np.float32)
