@@ -133,6 +133,11 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722
 
 
+def _channel_max(pixels: np.ndarray) -> np.ndarray:
+    """``max(R, G, B)`` of each ``(..., 3)`` pixel (the same as ``pixels.max(axis=-1)``, ≈ 10× faster)."""
+    return np.asarray(np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]))
+
+
 def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """``(copy whose longer side ≤ max_side, scale s)`` with ``s = min(1, max_side / max(H, W))`` (area filter)."""
     import cv2
@@ -253,7 +258,7 @@ def face_exposure_stats(image: np.ndarray, landmarks68: np.ndarray, limits: _Mea
     pixels = image[_face_hull_mask(image.shape[:2], landmarks68)]
     if pixels.size == 0:
         return {}
-    brightest = pixels.max(axis=1)
+    brightest = _channel_max(pixels)
     lightness = rgb2lab(pixels[None].astype(np.float64) / 255.0)[0, :, 0]
     return {
         "face_luma_median": round(float(np.median(luma(pixels))), 1),
@@ -278,7 +283,7 @@ def colour_stats(image: np.ndarray, limits: Any) -> dict[str, Any]:
     lab = rgb2lab(thumb.astype(np.float64) / 255.0).reshape(-1, 3)
     chroma = np.hypot(lab[:, 1], lab[:, 2])
     stats: dict[str, Any] = {"colour_p99_chroma": round(float(np.percentile(chroma, 99.0)), 2)}
-    usable = (thumb.reshape(-1, 3).max(axis=1) < limits.clip_high) & (lab[:, 0] > 15.0) & (lab[:, 0] < 97.0)
+    usable = (_channel_max(thumb.reshape(-1, 3)) < limits.clip_high) & (lab[:, 0] > 15.0) & (lab[:, 0] < 97.0)
     if usable.sum() < 50:
         stats.update(cast_a=None, cast_b=None, cast_chroma=None)
         return stats
@@ -470,15 +475,23 @@ class FaceFinder:
     :func:`headshot_lab.faces.find_faces` instead: MediaPipe's full-range detector (whole photo and
     tiles) united with the backend's detector — profiles, ¾ views, small and grayscale faces that
     dlib HOG misses (70 of 70 faces on the real test set vs. 61 for dlib alone) — with the backend's
-    landmarks and embeddings on every box.
+    landmarks and embeddings on every box. ``relative_min_face`` (the judges pass their
+    ``companion_face_ratio``) lets :func:`~headshot_lab.faces.find_faces` skip the work that only finds
+    background faces, which the judges drop anyway.
     """
 
     def __init__(
-        self, backend: FaceBackend | str | None = None, analysis_side: int = 1024, *, union: bool = False
+        self,
+        backend: FaceBackend | str | None = None,
+        analysis_side: int = 1024,
+        *,
+        union: bool = False,
+        relative_min_face: float | None = None,
     ) -> None:
 
         self._fallback_name: str | None = None
         self.union = union
+        self.relative_min_face = relative_min_face
         if backend is not None and not isinstance(backend, str):
             self.primary: FaceBackend = backend
             return
@@ -500,7 +513,7 @@ class FaceFinder:
     def detect(self, image: np.ndarray) -> list[Face]:
 
         if self.union:
-            return find_faces(image, backend=self.primary)
+            return find_faces(image, backend=self.primary, relative_min_face=self.relative_min_face)
         faces = self.primary.detect(image)
         if not faces and self._fallback_name is not None:
             faces = get_backend(self._fallback_name).detect(image)
@@ -814,12 +827,17 @@ def judge_finder(backend: FaceBackend | str | None = None) -> FaceFinder:
     """The face finder of the judges of finished images: every face found (``union=True``).
 
     Selection, the audit card, the suite, studio retouch's report and ``headshot-lab skin`` all use it
-    with the default :class:`AnalysisOptions`, so one image gets one skin tone everywhere.
+    with the default :class:`AnalysisOptions`, so one image gets one skin tone everywhere. It skips the
+    search for faces narrower than ``companion_face_ratio`` × the widest (which
+    :func:`significant_faces` drops): on a face-filling photo, MediaPipe's tiles and dlib's upsampling.
+    Measured on the real test photos and 48 face crops against the full search
+    (``tests/test_audit_speed.py``): the same faces, boxes, skin tone, texture and age; the identity
+    embedding moves by ``1 − cos`` ≤ 0.0031 (dlib's landmarks fitted in its coarser box; asserted ≤ 0.005), for ≈ 40 % less CPU.
     """
 
     if backend is None or isinstance(backend, str):
         backend = get_backend(backend or JUDGE_BACKEND)
-    return FaceFinder(backend, union=True)
+    return FaceFinder(backend, union=True, relative_min_face=AnalysisOptions().companion_face_ratio)
 
 
 #: Perceptual-hash bits (of 64) up to which two photos show the same scene. Measured on the real test

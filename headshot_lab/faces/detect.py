@@ -79,6 +79,11 @@ LANDMARK_TOLERANCE = 0.25
 MIN_CONFIDENCE = 0.5
 #: ArcFace template ratio mouth width / eye distance (29.18 / 35.24), for mouth corners from a mouth centre.
 MOUTH_TO_EYES = 0.828
+#: dlib HOG's sliding window (px of the detection image): about the smallest face it finds.
+HOG_WINDOW = 80
+#: With ``relative_min_face``: the tiles are skipped when every face that must be found is at least this
+#: fraction of the photo's longer side (the full view alone sees such faces; tiles exist for smaller ones).
+TILE_SKIP_FRACTION = 0.1
 
 MEDIAPIPE = "mediapipe"
 
@@ -230,12 +235,15 @@ def mediapipe_detections(
     max_side: int = MP_MAX_SIDE,
     tiles: bool = True,
     iou_threshold: float = IOU_THRESHOLD,
+    relative_min_face: float | None = None,
 ) -> list[Detection]:
     """MediaPipe full-range faces of ``image`` (full view + 2×2 tiles, see the module docstring), deduplicated.
 
     The photo is first downscaled once so its longer side is at most ``max_side / TILE_FRACTION``
     (a tile then needs no more than ``max_side``); boxes and keypoints are mapped back to the
-    original pixels: ``x = x_work / s_x``, ``y = y_work / s_y``.
+    original pixels: ``x = x_work / s_x``, ``y = y_work / s_y``. With ``relative_min_face`` ``r`` (faces
+    narrower than ``r`` × the widest need not be found) the tiles are skipped when the full view's widest
+    face ``w`` has ``r · w ≥`` :data:`TILE_SKIP_FRACTION` × the longer side.
     """
     pixels = to_pixels(image)
     height, width = pixels.shape[:2]
@@ -246,6 +254,9 @@ def mediapipe_detections(
         Detection(box=box, score=score, detector=MEDIAPIPE, keypoints=kp, view="full")
         for box, score, kp in _mediapipe_view(work, min_confidence, max_side)
     ]
+    if tiles and relative_min_face is not None and found:
+        widest = max(det.box[2] - det.box[0] for det in found)
+        tiles = relative_min_face * widest < TILE_SKIP_FRACTION * max(work_h, work_w)
     if tiles and max(height, width) >= TILE_MIN_SIDE:
         for name, x0, y0, x1, y1 in _tiles(work_h, work_w, TILE_FRACTION):
             for box, score, kp in _mediapipe_view(work[y0:y1, x0:x1], min_confidence, max_side):
@@ -308,11 +319,27 @@ def _resolve_backend(backend: FaceBackend | str | None) -> FaceBackend:
     return backend if backend is not None and not isinstance(backend, str) else get_backend(backend)
 
 
-def backend_detections(backend: FaceBackend, pixels: np.ndarray) -> list[Detection]:
-    """The backend's own faces as :class:`Detection` (dlib: one more upsampling for small photos)."""
+def dlib_upsample(backend: DlibBackend, shape: tuple[int, ...], min_face: float | None = None) -> int:
+    """How often dlib doubles the detection image: its own ``upsample``, +1 for small photos.
+
+    A photo whose longer side is at most half of ``max_side`` gets one more doubling (faces ≥ 40 px there
+    are still found). With ``min_face`` (px: no narrower face need be found) the doublings that only serve
+    smaller faces are dropped: the fewest ``u ≤`` that default with ``HOG_WINDOW / (2^u · s) ≤ min_face``,
+    ``s = min(1, max_side / max(H, W))`` the detection scale. Each doubling dropped is ≈ 4× less HOG work.
+    """
+    scale = min(1.0, backend.max_side / float(max(shape[0], shape[1])))
+    upsample = backend.upsample + (1 if max(shape[:2]) * 2 <= backend.max_side else 0)
+    if min_face is None:
+        return upsample
+    while upsample > 0 and HOG_WINDOW / (2 ** (upsample - 1) * scale) <= min_face:
+        upsample -= 1
+    return upsample
+
+
+def backend_detections(backend: FaceBackend, pixels: np.ndarray, min_face: float | None = None) -> list[Detection]:
+    """The backend's own faces as :class:`Detection` (dlib: :func:`dlib_upsample` doublings)."""
     if isinstance(backend, DlibBackend):
-        small = max(pixels.shape[:2]) * 2 <= backend.max_side
-        faces = backend.detect(pixels, upsample=backend.upsample + 1 if small else None)
+        faces = backend.detect(pixels, upsample=dlib_upsample(backend, pixels.shape, min_face))
     else:
         faces = backend.detect(pixels)
     return [
@@ -448,6 +475,7 @@ def find_faces(
     tiles: bool = True,
     detectors: Sequence[str] | None = None,
     landmark_tolerance: float = LANDMARK_TOLERANCE,
+    relative_min_face: float | None = None,
 ) -> list[Face]:
     """Every face of ``image``: MediaPipe full-range ∪ the backend's detector (dlib HOG), largest first.
 
@@ -463,6 +491,13 @@ def find_faces(
             e.g. ``("dlib",)`` for HOG alone.
         landmark_tolerance: dlib landmarks disagreeing with MediaPipe's keypoints by more than this
             fraction of the box width are dropped (``None``).
+        relative_min_face: for callers that drop faces narrower than this fraction of the widest (the
+            judges' background faces, :func:`headshot_lab.analysis.significant_faces`): work that only
+            finds such faces is skipped — MediaPipe's tiles (:func:`mediapipe_detections`) and dlib's
+            upsampling (:func:`dlib_upsample`, ``min_face`` = this × MediaPipe's widest face). Every face
+            at least that wide is still looked for; the boxes of faces MediaPipe found are unchanged
+            where the tiles added nothing, and dlib's landmarks are fitted in its own (coarser) box.
+            ``None`` (default): the full search.
 
     Returns:
         One :class:`Face` per face, sorted by box area (largest first), no embeddings (call
@@ -487,12 +522,20 @@ def find_faces(
     use_mediapipe = MEDIAPIPE in names
     mp = (
         mediapipe_detections(
-            pixels, min_confidence=min_confidence, max_side=max_side, tiles=tiles, iou_threshold=iou_threshold
+            pixels,
+            min_confidence=min_confidence,
+            max_side=max_side,
+            tiles=tiles,
+            iou_threshold=iou_threshold,
+            relative_min_face=relative_min_face,
         )
         if use_mediapipe
         else []
     )
-    own = backend_detections(model, pixels) if model.name in names else []
+    min_face = (
+        relative_min_face * max(det.box[2] - det.box[0] for det in mp) if relative_min_face is not None and mp else None
+    )
+    own = backend_detections(model, pixels, min_face) if model.name in names else []
     faces = []
     for mp_det, own_det in _match(mp, own, iou_threshold):
         face = _build_face(
