@@ -67,6 +67,13 @@ def effective_trials(people: int, size: int) -> int:
     return people // size if size > 0 else 0
 
 
+def possible_subsets(people: int, size: int) -> int:
+    """``C(people, size)``: how many distinct sets of ``size`` people exist (overlapping ones included)."""
+    from math import comb
+
+    return comb(int(people), int(size)) if 0 < size <= people else 0
+
+
 def is_hit(spec: str, flags: Sequence[str]) -> bool:
     """Did a trial of ``spec`` raise what counts: the canary's expected flag, a tone flag
     (``tone_jitter``), or any flag (a null)?"""
@@ -194,6 +201,7 @@ def calibrate_records(
                 "n": size,
                 "trials": trials,
                 "independent_trials": independent,
+                "possible_subsets": possible_subsets(people, size),
                 "target": {"hits": hits, **rate_interval(hits, trials, independent, config.confidence)},
                 "flags": {
                     name: {
@@ -238,6 +246,20 @@ def _label(spec: str, entry: Mapping[str, Any]) -> str:
     return "false alarm: tone flag" if parse_spec(spec)[0] == "tone_jitter" else "false alarm: any flag"
 
 
+def _resample_counts(calibration: Mapping[str, Any]) -> list[str]:
+    """One line: per n, the disjoint (independent) trials per partition and the distinct sets of n people."""
+    entries = list(calibration["generators"].values())
+    if not entries:
+        return []
+    people = max(entry["people"] for entry in entries)
+    cells = [
+        f"n = {n}: {effective_trials(people, int(n))} disjoint per partition of {possible_subsets(people, int(n)):.3g} "
+        "possible sets"
+        for n in calibration["sizes"]
+    ]
+    return [f"{people} people; " + "; ".join(cells) + ".", ""]
+
+
 def render_calibration(calibration: Mapping[str, Any]) -> str:
     """``calibration.md``: generator × metric × n → rate [CI] (independent / total trials).
 
@@ -256,6 +278,7 @@ def render_calibration(calibration: Mapping[str, Any]) -> str:
         "Cells: rate [95 % Clopper–Pearson on the independent trials] (independent / total trials). "
         "Goal: nulls ≤ 0.05, canaries ≥ 0.90 at n = 16. ↳ rows: other flags that fired.",
         "",
+        *_resample_counts(calibration),
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]

@@ -87,6 +87,30 @@ def clustered_coverage(n_clusters: int, replicates: int = REPLICATES, seed: int 
     return hits / replicates
 
 
+def person_coverage(
+    n_clusters: int, design: str, effect: str = "normal", replicates: int = REPLICATES, seed: int = 0
+) -> tuple[float, float]:
+    """``(coverage, share of intervals > 1.5× as wide as the plain t interval)`` of the person-mean interval.
+
+    ``design``: ``"one_large"`` — one person with 4 rows, the rest with one (the offline set: Obama's four
+    photos among single faces); ``"mixed"`` — 1–6 rows each. A person's rows share the person's effect
+    (``normal``: N(0, 1); ``skewed``: centred lognormal σ = 0.5, SD 1) plus N(0, 0.5) row noise, so the
+    truth (the mean over people of each person's mean) is 0.
+    """
+    rng = np.random.default_rng([seed, n_clusters, len(design), len(effect), 5])
+    hits = wide = 0
+    for _ in range(replicates):
+        sizes = np.r_[4, np.ones(n_clusters - 1, int)] if design == "one_large" else rng.integers(1, 7, n_clusters)
+        people = _centred_skewed(rng, (n_clusters,), 1.0) if effect == "skewed" else rng.normal(0.0, 1.0, n_clusters)
+        values = np.repeat(people, sizes) + rng.normal(0.0, 0.5, sizes.sum())
+        labels = np.repeat([f"p{c}" for c in range(n_clusters)], sizes)
+        low, high = estimate(values, clusters=labels).ci
+        plain = estimate(values, clusters=labels, method="t").ci
+        hits += low <= 0.0 <= high
+        wide += (high - low) > 1.5 * (plain[1] - plain[0])  # Hall's skewness term stretching the interval
+    return hits / replicates, wide / replicates
+
+
 def flag_rate(
     metric: str, effect: float, n: int, sd: float, *, skewed: bool = False, replicates: int = 400, seed: int = 0
 ) -> tuple[float, float]:
@@ -112,6 +136,36 @@ def test_normal_coverage_is_nominal_at_every_n(n):
 @pytest.mark.parametrize("n", SIZES)
 def test_clustered_coverage_is_nominal(n):
     assert 0.93 <= clustered_coverage(n) <= 0.97
+
+
+@pytest.mark.parametrize("n", (4, 8, 16, 50))
+@pytest.mark.parametrize("design", ["one_large", "mixed"])
+@pytest.mark.parametrize("effect", ["normal", "skewed"])
+def test_person_mean_coverage_with_unequal_clusters(n, design, effect):
+    # several outputs of one person are that person's mean: the interval is over people (ν = C − 1)
+    covered, wide = person_coverage(n, design, effect, replicates=600)
+    floor = 0.92 if effect == "normal" else 0.90
+    assert floor <= covered <= 0.975, (covered, wide)
+    if effect == "normal" and n >= 16:  # Hall's term widens only where the sample's skewness is real or n tiny
+        assert wide <= 0.01
+
+
+def test_the_offline_identity_case_stays_below_zero():
+    # issue 13's artefact: identity_blend:0.5 on the ten real offline people (four photos of one); every
+    # per-photo change < 0, yet the pooled-ratio Hall interval (ν ≈ 2.1 from unequal clusters, the
+    # four-photo person's linearised term an outlier: skewness 1.9) reached +0.066
+    deltas = [-0.0203, -0.0139, -0.0285, -0.0449, -0.0848, -0.0811, -0.0391, -0.0816, -0.0539, -0.0486, -0.1013]
+    deltas += [-0.0840, -0.0777]
+    people = ["obama"] * 4 + ["biden", "tom_hanks", "astronaut"] + [f"group_{i}" for i in range(6)]
+    est = estimate(deltas, clusters=people)
+    obama = np.mean(deltas[:4])
+    assert est.value == pytest.approx((obama + sum(deltas[4:])) / 10)
+    assert est.ci[1] < -0.02 and est.ci[0] > min(deltas) - 0.01  # past the identity margin (0.02)
+    from headshot_lab.audit.fairness import cluster_terms, effective_dof, t_interval
+
+    codes = np.unique(people, return_inverse=True)[1]
+    pooled, terms = cluster_terms(np.asarray(deltas), codes, 10)
+    assert t_interval(pooled, terms, dof=effective_dof(np.bincount(codes)))[1] > 0.0  # the old artefact
 
 
 @pytest.mark.parametrize("n,floor", [(4, 0.90), (8, 0.92), (16, 0.93), (32, 0.93)])
@@ -184,6 +238,10 @@ if __name__ == "__main__":  # the coverage table of the module docstring
     for kind in ("normal", "lognormal0.5", "lognormal1"):
         print(kind, " ".join(f"{coverage(kind, n, 4000):.3f}" for n in SIZES))
     print("clustered", " ".join(f"{clustered_coverage(n, 4000):.3f}" for n in SIZES))
+    for design in ("one_large", "mixed"):
+        for effect in ("normal", "skewed"):
+            cells = [person_coverage(n, design, effect, 4000) for n in (4, 8, 16, 50)]
+            print("person mean", design, effect, " ".join(f"{c:.3f} ({p:.3f})" for c, p in cells))
     print("expanded normal", " ".join(f"{coverage('normal', n, 4000, method='expanded'):.3f}" for n in SIZES))
     for n in SIZES:
         for sd in (1.0, 2.0):

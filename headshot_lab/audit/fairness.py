@@ -225,6 +225,29 @@ def cluster_terms(data: np.ndarray, codes: np.ndarray, n_clusters: int) -> tuple
     return value, (sums - value * counts) / counts.mean()
 
 
+def person_means(data: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
+    """``m_c = S_c / n_c``: each cluster's (person's) mean, in cluster-code order."""
+    sums = np.bincount(codes, weights=data, minlength=n_clusters)
+    return sums / np.bincount(codes, minlength=n_clusters)
+
+
+def clustered_mean(
+    values: Sequence[float] | np.ndarray, clusters: Sequence[Hashable] | np.ndarray | None = None
+) -> float:
+    """The estimand of the default interval: ``(1/C)·Σ_c m_c``, the mean over people of each person's mean.
+
+    Without clusters (or with one row per cluster) the plain mean. Rows are put in (cluster, value) order
+    first, so the floating-point sum does not depend on the row order.
+    """
+    data = np.asarray(values, dtype=np.float64)
+    if clusters is None:
+        return float(np.mean(np.sort(data)))
+    codes = _cluster_codes(len(data), clusters)
+    order = np.lexsort((data, codes))
+    n_clusters = int(codes.max()) + 1
+    return float(np.mean(person_means(data[order], codes[order], n_clusters)))
+
+
 def effective_dof(counts: np.ndarray) -> float:
     """Degrees of freedom of the cluster-t interval: ``(C − 1)·(Σ w)² / (C·Σ w²)`` with ``w_c = n_c²``.
 
@@ -414,6 +437,8 @@ def bootstrap_ci(
     if n_clusters < max(2, int(min_clusters)):
         return (None, None)
     is_mean = name == "mean" and not callable(statistic)
+    if is_mean and n_clusters < len(data):  # several rows of one person: the person is the unit (module docstring)
+        data, codes = person_means(data, codes, n_clusters), np.arange(n_clusters)
     if method in ("expanded", "percentile"):
         return _percentile_bootstrap(data, codes, n_clusters, function, is_mean, confidence, n_resamples, seed, method)
     if method == "bca" or (not is_mean and name != "median"):
@@ -449,8 +474,10 @@ def estimate(
     data = data[keep]
     if len(data) == 0:
         return Estimate(value=None, ci=(None, None), n=0, clusters=0)
-    _, function = _statistic(statistic)
+    name, function = _statistic(statistic)
     n_clusters = len(set(cluster_array.tolist())) if cluster_array is not None else len(data)
+    is_mean = name == "mean" and not callable(statistic)
+    value = clustered_mean(data, cluster_array) if is_mean and n_clusters < len(data) else float(function(data))
     ci = bootstrap_ci(
         data,
         clusters=cluster_array,
@@ -461,7 +488,7 @@ def estimate(
         method=method,
         min_clusters=min_clusters,
     )
-    return Estimate(value=float(function(data)), ci=ci, n=len(data), clusters=n_clusters)
+    return Estimate(value=value, ci=ci, n=len(data), clusters=n_clusters)
 
 
 def _side(
