@@ -14,15 +14,26 @@ Only groups with at least ``min_group_size`` samples and not named in ``exclude_
 **Confidence intervals** (``method``; every one treats *clusters* — a source photo with the outputs
 made from it, or a person — as the independent unit, and none depends on the row order):
 
-* ``"hall_t"`` (**default**, mean): the cluster-robust Student-t interval with Hall's (1992)
-  skewness-removing transformation (:func:`t_interval`). The pooled mean ``R = Σ S_c / Σ n_c`` has
-  linearised cluster terms ``u_c = (S_c − R·n_c)/n̄`` (:func:`cluster_terms`), ``SE = sd(u)/√C`` and
-  ``ν = C − 1`` degrees of freedom (:func:`effective_dof` for unequal cluster sizes). Without
-  clusters it is the one-sample t interval, exact for normal data at every ``n ≥ 2``; the
-  skewness term fixes most of the t interval's miss on skewed data. Closed form: no resampling.
+* ``"hall_t"`` (**default**, mean): the Student-t interval with Hall's (1992) skewness-removing
+  transformation (:func:`t_interval`) over **people**. When several rows share a cluster (several
+  outputs of one person) each cluster is first collapsed to its mean ``m_c`` (:func:`person_means`),
+  and the estimand is the mean over people ``(1/C)·Σ m_c`` (:func:`clustered_mean`; the reported
+  value too): ``SE = sd(m)/√C``, ``ν = C − 1``. With one row per cluster (and unclustered) it is
+  the one-sample t interval, exact for normal data at every ``n ≥ 2``; the skewness term fixes
+  most of the t interval's miss on skewed data. Closed form: no resampling.
+
+  *Why people, not rows* (issue 13): the earlier pooled ratio ``Σ S_c / Σ n_c`` with linearised
+  terms ``(S_c − R·n_c)/n̄`` (:func:`cluster_terms`) and the cautious degrees of freedom of
+  :func:`effective_dof` turned the offline set (one person with four photos among nine with one)
+  into ``ν ≈ 2.1`` and made the four-photo person's term an outlier (sample skewness 1.9); Hall's
+  cubic then passed its flat point (``g′ = 0`` at ``T = −1/(aγ)``) and stretched the interval of an
+  identity change whose every value was < 0 up to +0.066. Over person means it is
+  ``[−0.083, −0.048]``. The person mean is also the right estimand when people are what is sampled:
+  a person with many photos no longer weighs more.
 * ``"t"``: the same without the skewness term.
 * ``"bca"``: bias-corrected and accelerated bootstrap (Efron 1987) over resampled clusters
-  (:func:`scipy.stats.bootstrap` on cluster indices); the default for a callable statistic.
+  (:func:`scipy.stats.bootstrap` on cluster indices; for the mean over the person means, as every
+  method here); the default for a callable statistic.
 * the median (``statistic="median"``): the distribution-free order-statistic interval
   (:func:`scipy.stats.quantile_test`, coverage ≥ nominal) — none below ``n = 6`` at 95 %; with
   multi-row clusters the percentile cluster bootstrap, from :data:`MEDIAN_MIN_CLUSTERS` clusters.
@@ -31,24 +42,33 @@ made from it, or a person — as the independent unit, and none depends on the r
   ``α′/2 = Φ(−√(C/(C−1))·t_{1−α/2, C−1})``). Both under-cover at small ``n``: at ``C ≤ 4`` the
   expanded interval is the bootstrap range, a sign test with false-alarm rate ``2^{1−n}``.
 
-Measured coverage of the default 95 % interval of the mean (``tests/test_audit_calibration_sim.py``,
-4 000 seeded replicates; Monte-Carlo SE ≈ 0.0035):
+Measured coverage of the default 95 % interval of the mean (``python tests/test_audit_calibration_sim.py``,
+4 000 seeded replicates; Monte-Carlo SE ≈ 0.0035). Person rows: a person effect (normal, or centred
+lognormal σ = 0.5) plus N(0, 0.5) noise per row; "one of 4": one person with four rows, the rest with
+one (the offline set's shape); "1–6": 1–6 rows each. In brackets: the share of intervals more than
+1.5× as wide as the plain t interval (Hall's term at work)::
 
-==============================  ======  ======  ======  ======
-data                             n = 4   n = 8  n = 16  n = 32
-==============================  ======  ======  ======  ======
-normal                           0.946   0.947   0.953   0.952
-lognormal σ = 0.5 (skew 1.8)     0.935   0.938   0.935   0.941
-lognormal σ = 1 (skew 6.2)       0.867   0.897   0.907   0.919
-normal, clusters of 1–3 rows     0.964   0.940   0.935   0.946
-old ``"expanded"``, normal       0.856   0.918   0.947   0.941
-==============================  ======  ======  ======  ======
+    data                               n = 4          n = 8          n = 16         n = 32         n = 50
+    normal                             COV_NORMAL
+    lognormal σ = 0.5 (skew 1.8)       COV_LOG05
+    lognormal σ = 1 (skew 6.2)         COV_LOG1
+    clusters of 1–3 rows, normal       COV_CL
+    person rows, one of 4, normal      COV_ONE_N
+    person rows, one of 4, skewed      COV_ONE_S
+    person rows, 1–6, normal           COV_MIX_N
+    person rows, 1–6, skewed           COV_MIX_S
+
+At ``n = 4`` Hall's term widens about a third of the intervals by more than 1.5× even for normal data
+(the sample skewness of four values is noise): coverage stays nominal, power at ``n = 4`` is what it
+costs, and the audit's minimum samples (:mod:`headshot_lab.audit.margins`) mostly answer "not enough to
+tell" there anyway. Falling back to the plain t interval when Hall widens (tried) loses the skewed
+coverage (plain t: 0.82 at ``n = 4`` on lognormal σ = 1).
 
 Heavily skewed data (lognormal σ = 1) stay below nominal up to ``n = 32``: the intervals end too
 low. No interval tried did better at ``n = 4`` without doubling the width (plain t 0.82, bootstrap-t
 0.91). Below two clusters ``ci`` is ``(None, None)``; :mod:`headshot_lab.audit.margins` asks for
 more (``min_n``) before any verdict. :func:`two_sample_difference` gives the unpaired interval
-(Welch, or BCa resampling both samples).
+(Welch, or BCa resampling both samples; it keeps the pooled cluster-robust form of each side).
 """
 
 from __future__ import annotations
