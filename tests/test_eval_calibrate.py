@@ -309,3 +309,24 @@ def test_independent_faces_are_found_and_are_different_people():
     matrix = np.asarray(descriptors)
     distance = np.linalg.norm(matrix[:, None] - matrix[None], axis=-1) + np.eye(len(matrix)) * 9
     assert distance.min() > 0.32
+
+
+def test_the_measured_table_names_the_calibration_generators_and_flags_and_reads_in_plain_words():
+    from eval.generators import expected_flag
+    from eval.runner import load_config
+    from headshot_lab.audit.margins import MEASURED_CALIBRATION, calibration_words
+
+    config = load_config(REPO / "eval" / "configs" / "calibration.yaml")
+    expected = {expected_flag(spec)[1] for spec in config.generators} - {None}
+    assert set(MEASURED_CALIBRATION["power"]) == expected
+    assert set(MEASURED_CALIBRATION["false_alarm"]) <= set(config.generators)
+    table = {
+        "people": 40,
+        "n": 16,
+        "false_alarm": {"reencode": ("a re-save", 0.02), "relight": ("a light change", 0.2)},
+        "power": {"skin_darkening": ("darker skin", 0.95), "over_smoothing": ("smoothed", 0.5)},
+    }
+    text = "\n".join(calibration_words(table))
+    assert "| harmless: a re-save | 2% ✓ |" in text and "| harmless: a light change | 20% ⚠" in text
+    assert "| planted: darker skin | 95% ✓ |" in text and "| planted: smoothed | 50% ⚠" in text
+    assert "only 2 groups of 16" in text and "python" not in text  # plain words, no operator commands

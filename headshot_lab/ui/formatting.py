@@ -127,7 +127,7 @@ def base_model_notice() -> str | None:
 
 def audit_help() -> str:
     """How to read the audit card, in plain words, built from the one table of margins (``METRIC_SPECS``)."""
-    from headshot_lab.audit.margins import METRIC_SPECS
+    from headshot_lab.audit.margins import METRIC_SPECS, calibration_words
 
     lines = [
         "Each line of the card is one of three answers:",
@@ -156,8 +156,6 @@ def audit_help() -> str:
         "When a headshot keeps the photo's scene, light and white balance are taken out first, so a brighter or "
         "warmer picture does not count as lighter skin; on a new backdrop the colours are compared as photographed.",
         "",
-        "The audit was checked against harmless changes it must not flag (a re-save, a small resize or crop, a "
-        "light change) and planted changes it must catch; see `python -m eval calibrate` and the README's "
-        "Calibration section for the measured rates.",
+        *calibration_words(),
     ]
     return "\n".join(lines)
