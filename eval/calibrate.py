@@ -1,6 +1,12 @@
 """Calibration: how often the audit cries wolf, and how often it catches a planted bias, by sample size.
 
-    python -m eval calibrate --config offline --output-path DIR [--seeds K] [--sizes 4,8,16,50]
+    python -m eval calibrate --config calibration --output-path DIR [--seeds K] [--sizes 4,8,16,50]
+
+``--config calibration`` (``eval/configs/calibration.yaml``) audits one face of each of the 58 distinct
+real people of :func:`headshot_lab.testing.photos.independent_faces`: 14 / 7 / 3 / 1 disjoint trials per
+partition at n = 4 / 8 / 16 / 50 (:func:`possible_subsets` counts the distinct sets, 4·10⁵ … 8·10¹³).
+The measured table is in the README ("Calibration") and in
+:data:`headshot_lab.audit.margins.MEASURED_CALIBRATION` (the app's help text).
 
 The audit runs **once** (``samples.jsonl``: one record per source × generator); every trial then
 re-aggregates a subset of those records (:func:`eval.runner.aggregate_run`, flags from

