@@ -81,14 +81,14 @@ def possible_subsets(people: int, size: int) -> int:
 
 
 def is_hit(spec: str, flags: Sequence[str]) -> bool:
-    """Did a trial of ``spec`` raise what counts: the canary's expected flag, a tone flag
-    (``tone_jitter``), or any flag (a null)?"""
+    """Did a trial of ``spec`` raise what counts: the canary's expected flag overall, a tone flag overall
+    or for a group (``tone_jitter``: a false alarm, like any flag of a null), or any flag (a null)?"""
     name, _ = parse_spec(spec)
     _, expected = expected_flag(spec)
     if expected is not None:
         return expected in flags
     if name == "tone_jitter":
-        return any(flag in flags for flag in TONE_FLAGS)
+        return bool(_flag_names(flags) & set(TONE_FLAGS))
     return bool(flags)
 
 

@@ -105,6 +105,8 @@ def test_hits_and_intervals():
     assert is_hit("lighten:3 | reencode", ["skin_lightening"]) and not is_hit("lighten:3", ["skin_darkening"])
     assert is_hit("reencode", ["detectable"]) and not is_hit("relight", [])
     assert is_hit("tone_jitter:3", ["skin_darkening"]) and not is_hit("tone_jitter:3", ["over_smoothing"])
+    assert is_hit("tone_jitter:3", ["skin_lightening@ITA group II"])  # a group's tone flag is a false alarm too
+    assert not is_hit("lighten:3", ["skin_lightening@ITA group II"])  # power counts the overall flag
     assert rate_interval(0, 0, 0) == {"rate": None, "ci": None}
     one = rate_interval(5, 5, 1)  # five trials but one independent: the interval must stay wide
     assert one["rate"] == 1.0 and one["ci"][0] < 0.03
