@@ -9,16 +9,22 @@ Seeded Monte-Carlo through the public functions (:func:`~headshot_lab.audit.fair
   1 500 replicates). Measured by ``python tests/test_audit_calibration_sim.py`` (4 000 replicates, seed 0),
   default method (skewness-corrected cluster t, Hall 1992):
 
-  ============================  ======  ======  ======  ======
-  data                           n = 4   n = 8  n = 16  n = 32
-  ============================  ======  ======  ======  ======
-  normal                         0.946   0.947   0.953   0.952
-  lognormal σ = 0.5 (skew 1.8)   0.935   0.938   0.935   0.941
-  lognormal σ = 1 (skew 6.2)     0.867   0.897   0.907   0.919
-  normal, clusters of 1–3 rows   0.964   0.940   0.935   0.946
-  old expanded percentile,
-  normal                         0.856   0.918   0.947   0.941
-  ============================  ======  ======  ======  ======
+  ==============================  =====  =====  ======  ======  ======
+  data                            n = 4  n = 8  n = 16  n = 32  n = 50
+  ==============================  =====  =====  ======  ======  ======
+  normal                          0.946  0.947  0.953   0.952   0.956
+  lognormal σ = 0.5 (skew 1.8)    0.935  0.938  0.935   0.941   0.944
+  lognormal σ = 1 (skew 6.2)      0.867  0.897  0.907   0.919   0.933
+  normal, clusters of 1–3 rows    0.953  0.943  0.948   0.949   0.949
+  person rows, one of 4, normal   0.949  0.951  0.950   0.955   0.949
+  person rows, one of 4, skewed   0.934  0.943  0.941   0.946   0.940
+  person rows, 1–6, normal        0.942  0.957  0.947   0.959   0.952
+  person rows, 1–6, skewed        0.925  0.942  0.941   0.946   0.947
+  ==============================  =====  =====  ======  ======  ======
+
+  (the first three and ``n = 4 … 32`` of the fourth: ``python tests/test_audit_calibration_sim.py``; all rows and
+  ``n = 50``: the same functions, see :mod:`headshot_lab.audit.fairness`). Person rows
+  (:func:`person_coverage`): several rows of one person are that person's mean, the interval is over people.
 
   Normal and clustered data: nominal at every n. Moderately skewed data ≥ 0.93 from n = 4;
   heavily skewed data (lognormal σ = 1) stay below 0.93 up to n = 32 (0.87 at n = 4): no interval we
