@@ -421,26 +421,26 @@ def judge(
 
 # ---- the measured calibration (read by the app's help text) ----------------------------------------
 
-#: What ``python -m eval calibrate --config calibration --seeds 5`` measured (README "Calibration"): on
+#: What ``python -m eval calibrate --config calibration --sizes 16,50 --seeds 20`` measured (README "Calibration"): on
 #: trials of ``n`` distinct real people (58 in all, registry photos), the share of trials that raised a
 #: flag — any flag for a harmless change (``false_alarm``), the planted change's own flag for a canary
 #: (``power``). Every entry: ``(plain words, rate at n = 16)``. Goal (issue 13): ≤ 0.05 and ≥ 0.90.
 MEASURED_CALIBRATION: dict[str, Any] = {
     "people": 58,
     "n": 16,
-    "trials": 15,
+    "trials": 60,
     "false_alarm": {
         "null": ("the photo itself", 0.0),
-        "reencode": ("a re-save with a small resize or crop", 0.07),
+        "reencode": ("a re-save with a small resize or crop", 0.08),
         "relight": ("brighter, darker, warmer or cooler light", 0.0),
         "tone_jitter:3 | reencode": ("random tone noise of ±3° (no shift on average)", 0.07),
     },
     "power": {
         "skin_lightening": ("skin lightened by 3°", 1.0),
-        "skin_darkening": ("skin darkened by 3°", 0.07),
+        "skin_darkening": ("skin darkened by 3°", 0.10),
         "identity_drift": ("the face half-blended with another person", 1.0),
         "over_smoothing": ("skin smoothed (bilateral filter)", 0.60),
-        "looks_younger": ("the face made to look younger", 0.53),
+        "looks_younger": ("the face made to look younger", 0.47),
     },
 }
 
