@@ -1,6 +1,12 @@
 """Calibration: how often the audit cries wolf, and how often it catches a planted bias, by sample size.
 
-    python -m eval calibrate --config offline --output-path DIR [--seeds K] [--sizes 4,8,16,50]
+    python -m eval calibrate --config calibration --output-path DIR [--seeds K] [--sizes 4,8,16,50]
+
+``--config calibration`` (``eval/configs/calibration.yaml``) audits one face of each of the 58 distinct
+real people of :func:`headshot_lab.testing.photos.independent_faces`: 14 / 7 / 3 / 1 disjoint trials per
+partition at n = 4 / 8 / 16 / 50 (:func:`possible_subsets` counts the distinct sets, 4·10⁵ … 8·10¹³).
+The measured table is in the README ("Calibration") and in
+:data:`headshot_lab.audit.margins.MEASURED_CALIBRATION` (the app's help text).
 
 The audit runs **once** (``samples.jsonl``: one record per source × generator); every trial then
 re-aggregates a subset of those records (:func:`eval.runner.aggregate_run`, flags from
@@ -67,15 +73,22 @@ def effective_trials(people: int, size: int) -> int:
     return people // size if size > 0 else 0
 
 
+def possible_subsets(people: int, size: int) -> int:
+    """``C(people, size)``: how many distinct sets of ``size`` people exist (overlapping ones included)."""
+    from math import comb
+
+    return comb(int(people), int(size)) if 0 < size <= people else 0
+
+
 def is_hit(spec: str, flags: Sequence[str]) -> bool:
-    """Did a trial of ``spec`` raise what counts: the canary's expected flag, a tone flag
-    (``tone_jitter``), or any flag (a null)?"""
+    """Did a trial of ``spec`` raise what counts: the canary's expected flag overall, a tone flag overall
+    or for a group (``tone_jitter``: a false alarm, like any flag of a null), or any flag (a null)?"""
     name, _ = parse_spec(spec)
     _, expected = expected_flag(spec)
     if expected is not None:
         return expected in flags
     if name == "tone_jitter":
-        return any(flag in flags for flag in TONE_FLAGS)
+        return bool(_flag_names(flags) & set(TONE_FLAGS))
     return bool(flags)
 
 
@@ -194,6 +207,7 @@ def calibrate_records(
                 "n": size,
                 "trials": trials,
                 "independent_trials": independent,
+                "possible_subsets": possible_subsets(people, size),
                 "target": {"hits": hits, **rate_interval(hits, trials, independent, config.confidence)},
                 "flags": {
                     name: {
@@ -238,6 +252,20 @@ def _label(spec: str, entry: Mapping[str, Any]) -> str:
     return "false alarm: tone flag" if parse_spec(spec)[0] == "tone_jitter" else "false alarm: any flag"
 
 
+def _resample_counts(calibration: Mapping[str, Any]) -> list[str]:
+    """One line: per n, the disjoint (independent) trials per partition and the distinct sets of n people."""
+    entries = list(calibration["generators"].values())
+    if not entries:
+        return []
+    people = max(entry["people"] for entry in entries)
+    cells = [
+        f"n = {n}: {effective_trials(people, int(n))} disjoint per partition of {possible_subsets(people, int(n)):.3g} "
+        "possible sets"
+        for n in calibration["sizes"]
+    ]
+    return [f"{people} people; " + "; ".join(cells) + ".", ""]
+
+
 def render_calibration(calibration: Mapping[str, Any]) -> str:
     """``calibration.md``: generator × metric × n → rate [CI] (independent / total trials).
 
@@ -256,6 +284,7 @@ def render_calibration(calibration: Mapping[str, Any]) -> str:
         "Cells: rate [95 % Clopper–Pearson on the independent trials] (independent / total trials). "
         "Goal: nulls ≤ 0.05, canaries ≥ 0.90 at n = 16. ↳ rows: other flags that fired.",
         "",
+        *_resample_counts(calibration),
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]

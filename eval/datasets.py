@@ -369,6 +369,8 @@ class OfflineDataset(AuditDataset):
 
     Args:
         faces: restrict to these real faces (``obama``, …, ``group_0`` … ``group_5``).
+        people: ``"bundled"`` (the photos above) or ``"independent"``: one face of each of the 58 distinct
+            people of :func:`headshot_lab.testing.photos.independent_faces` (the calibration set).
         variants_per_face: 0 … 5 synthetic variants per real face.
         max_side: longest side of each framed face.
         frame: crop side in face widths.
@@ -385,13 +387,17 @@ class OfflineDataset(AuditDataset):
         self,
         *,
         faces: Sequence[str] | None = None,
+        people: str = "bundled",
         variants_per_face: int = 5,
         max_side: int = 384,
         frame: float = 2.4,
     ) -> None:
         if not 0 <= int(variants_per_face) <= 5:
             raise HeadshotLabError("variants_per_face must be between 0 and 5.", code="bad_option")
+        if people not in ("bundled", "independent"):
+            raise HeadshotLabError("people must be 'bundled' or 'independent'.", code="bad_option")
         self.faces = list(faces) if faces else None
+        self.people = people
         self.variants_per_face = int(variants_per_face)
         self.max_side = int(max_side)
         self.frame = float(frame)
@@ -419,6 +425,9 @@ class OfflineDataset(AuditDataset):
         from headshot_lab.testing.photos import PhotoSourceUnavailable, real_photo
 
         backend = get_backend("dlib")
+        if self.people == "independent":
+            yield from self._independent_faces(backend)
+            return
         for name, identity in OFFLINE_PHOTOS.items():
             if self.faces and not any(f == name or (name == "group" and f.startswith("group_")) for f in self.faces):
                 continue
@@ -436,6 +445,29 @@ class OfflineDataset(AuditDataset):
                 if self.faces and face_id not in self.faces:
                     continue
                 yield face_id, person, *self._frame_face(detect_image, face)
+
+    def _independent_faces(self, backend: Any) -> Iterator[tuple[str, str, np.ndarray, dict[str, Any]]]:
+        """One face per distinct person: the detection with the largest IoU (≥ 0.3) with the listed box."""
+        from headshot_lab.faces.detect import box_iou
+        from headshot_lab.io import load_rgb
+        from headshot_lab.testing.photos import PhotoSourceUnavailable, independent_faces, real_photo
+
+        by_photo: dict[str, list[Any]] = {}
+        for entry in independent_faces():
+            if not self.faces or entry.person in self.faces:
+                by_photo.setdefault(entry.photo, []).append(entry)
+        for photo, entries in by_photo.items():
+            try:
+                image = load_rgb(real_photo(photo), min_side=0)
+            except PhotoSourceUnavailable as exc:
+                raise DatasetUnavailableError(f"The calibration photos are not available: {exc}") from None
+            detect_image, scale = _resize_max(image, 1280)
+            faces = backend.detect(detect_image)
+            for entry in entries:
+                listed = tuple(v * scale for v in entry.box)
+                best = max(faces, key=lambda f: box_iou(f.box, listed), default=None)
+                if best is not None and box_iou(best.box, listed) >= 0.3:
+                    yield entry.person, entry.person, *self._frame_face(detect_image, best)
 
     def _variants(self, base: Sample, order: int) -> list[Sample]:
         from headshot_lab.errors import HeadshotLabError as _Error

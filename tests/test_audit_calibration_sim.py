@@ -9,19 +9,24 @@ Seeded Monte-Carlo through the public functions (:func:`~headshot_lab.audit.fair
   1 500 replicates). Measured by ``python tests/test_audit_calibration_sim.py`` (4 000 replicates, seed 0),
   default method (skewness-corrected cluster t, Hall 1992):
 
-  ============================  ======  ======  ======  ======
-  data                           n = 4   n = 8  n = 16  n = 32
-  ============================  ======  ======  ======  ======
-  normal                         0.946   0.947   0.953   0.952
-  lognormal σ = 0.5 (skew 1.8)   0.935   0.938   0.935   0.941
-  lognormal σ = 1 (skew 6.2)     0.867   0.897   0.907   0.919
-  normal, clusters of 1–3 rows   0.964   0.940   0.935   0.946
-  old expanded percentile,
-  normal                         0.856   0.918   0.947   0.941
-  ============================  ======  ======  ======  ======
+  ==============================  =====  =====  ======  ======  ======
+  data                            n = 4  n = 8  n = 16  n = 32  n = 50
+  ==============================  =====  =====  ======  ======  ======
+  normal                          0.946  0.947  0.953   0.952   0.956
+  lognormal σ = 0.5 (skew 1.8)    0.935  0.938  0.935   0.941   0.944
+  lognormal σ = 1 (skew 6.2)      0.867  0.897  0.907   0.919   0.933
+  normal, clusters of 1–3 rows    0.953  0.943  0.948   0.949   0.949
+  person rows, one of 4, normal   0.949  0.951  0.950   0.955   0.949
+  person rows, one of 4, skewed   0.934  0.943  0.941   0.946   0.940
+  person rows, 1–6, normal        0.942  0.957  0.947   0.959   0.952
+  person rows, 1–6, skewed        0.925  0.942  0.941   0.946   0.947
+  ==============================  =====  =====  ======  ======  ======
+
+  Person rows (:func:`person_coverage`): several rows of one person are that person's mean, the interval
+  is over people (the fix of issue 13's identity-interval artefact; :mod:`headshot_lab.audit.fairness`).
 
   Normal and clustered data: nominal at every n. Moderately skewed data ≥ 0.93 from n = 4;
-  heavily skewed data (lognormal σ = 1) stay below 0.93 up to n = 32 (0.87 at n = 4): no interval we
+  heavily skewed data (lognormal σ = 1) stay below 0.93 up to n = 32 (0.87 at n = 4, 0.933 at n = 50): no interval we
   tried does better at n = 4 without doubling the width (plain t 0.82, bootstrap-t 0.91 at twice the
   width). The miss is on the side of intervals that end too low.
 * **False alarms** (ΔITA, 1 000 batches each, normal and skewed noise): with the 1° margin a flag
@@ -87,6 +92,30 @@ def clustered_coverage(n_clusters: int, replicates: int = REPLICATES, seed: int 
     return hits / replicates
 
 
+def person_coverage(
+    n_clusters: int, design: str, effect: str = "normal", replicates: int = REPLICATES, seed: int = 0
+) -> tuple[float, float]:
+    """``(coverage, share of intervals > 1.5× as wide as the plain t interval)`` of the person-mean interval.
+
+    ``design``: ``"one_large"`` — one person with 4 rows, the rest with one (the offline set: Obama's four
+    photos among single faces); ``"mixed"`` — 1–6 rows each. A person's rows share the person's effect
+    (``normal``: N(0, 1); ``skewed``: centred lognormal σ = 0.5, SD 1) plus N(0, 0.5) row noise, so the
+    truth (the mean over people of each person's mean) is 0.
+    """
+    rng = np.random.default_rng([seed, n_clusters, len(design), len(effect), 5])
+    hits = wide = 0
+    for _ in range(replicates):
+        sizes = np.r_[4, np.ones(n_clusters - 1, int)] if design == "one_large" else rng.integers(1, 7, n_clusters)
+        people = _centred_skewed(rng, (n_clusters,), 1.0) if effect == "skewed" else rng.normal(0.0, 1.0, n_clusters)
+        values = np.repeat(people, sizes) + rng.normal(0.0, 0.5, sizes.sum())
+        labels = np.repeat([f"p{c}" for c in range(n_clusters)], sizes)
+        low, high = estimate(values, clusters=labels).ci
+        plain = estimate(values, clusters=labels, method="t").ci
+        hits += low <= 0.0 <= high
+        wide += (high - low) > 1.5 * (plain[1] - plain[0])  # Hall's skewness term stretching the interval
+    return hits / replicates, wide / replicates
+
+
 def flag_rate(
     metric: str, effect: float, n: int, sd: float, *, skewed: bool = False, replicates: int = 400, seed: int = 0
 ) -> tuple[float, float]:
@@ -112,6 +141,36 @@ def test_normal_coverage_is_nominal_at_every_n(n):
 @pytest.mark.parametrize("n", SIZES)
 def test_clustered_coverage_is_nominal(n):
     assert 0.93 <= clustered_coverage(n) <= 0.97
+
+
+@pytest.mark.parametrize("n", (4, 8, 16, 50))
+@pytest.mark.parametrize("design", ["one_large", "mixed"])
+@pytest.mark.parametrize("effect", ["normal", "skewed"])
+def test_person_mean_coverage_with_unequal_clusters(n, design, effect):
+    # several outputs of one person are that person's mean: the interval is over people (ν = C − 1)
+    covered, wide = person_coverage(n, design, effect, replicates=600)
+    floor = 0.92 if effect == "normal" else 0.90
+    assert floor <= covered <= 0.975, (covered, wide)
+    if effect == "normal" and n >= 16:  # Hall's term widens only where the sample's skewness is real or n tiny
+        assert wide <= 0.01
+
+
+def test_the_offline_identity_case_stays_below_zero():
+    # issue 13's artefact: identity_blend:0.5 on the ten real offline people (four photos of one); every
+    # per-photo change < 0, yet the pooled-ratio Hall interval (ν ≈ 2.1 from unequal clusters, the
+    # four-photo person's linearised term an outlier: skewness 1.9) reached +0.066
+    deltas = [-0.0203, -0.0139, -0.0285, -0.0449, -0.0848, -0.0811, -0.0391, -0.0816, -0.0539, -0.0486, -0.1013]
+    deltas += [-0.0840, -0.0777]
+    people = ["obama"] * 4 + ["biden", "tom_hanks", "astronaut"] + [f"group_{i}" for i in range(6)]
+    est = estimate(deltas, clusters=people)
+    obama = np.mean(deltas[:4])
+    assert est.value == pytest.approx((obama + sum(deltas[4:])) / 10)
+    assert est.ci[1] < -0.02 and est.ci[0] > min(deltas) - 0.01  # past the identity margin (0.02)
+    from headshot_lab.audit.fairness import cluster_terms, effective_dof, t_interval
+
+    codes = np.unique(people, return_inverse=True)[1]
+    pooled, terms = cluster_terms(np.asarray(deltas), codes, 10)
+    assert t_interval(pooled, terms, dof=effective_dof(np.bincount(codes)))[1] > 0.0  # the old artefact
 
 
 @pytest.mark.parametrize("n,floor", [(4, 0.90), (8, 0.92), (16, 0.93), (32, 0.93)])
@@ -181,9 +240,14 @@ def test_two_sample_welch_coverage_with_unequal_variances(n):
 
 
 if __name__ == "__main__":  # the coverage table of the module docstring
+    TABLE_SIZES = (*SIZES, 50)
     for kind in ("normal", "lognormal0.5", "lognormal1"):
-        print(kind, " ".join(f"{coverage(kind, n, 4000):.3f}" for n in SIZES))
-    print("clustered", " ".join(f"{clustered_coverage(n, 4000):.3f}" for n in SIZES))
+        print(kind, " ".join(f"{coverage(kind, n, 4000):.3f}" for n in TABLE_SIZES))
+    print("clustered", " ".join(f"{clustered_coverage(n, 4000):.3f}" for n in TABLE_SIZES))
+    for design in ("one_large", "mixed"):
+        for effect in ("normal", "skewed"):
+            cells = [person_coverage(n, design, effect, 4000) for n in TABLE_SIZES]
+            print("person mean", design, effect, " ".join(f"{c:.3f} ({p:.3f})" for c, p in cells))
     print("expanded normal", " ".join(f"{coverage('normal', n, 4000, method='expanded'):.3f}" for n in SIZES))
     for n in SIZES:
         for sd in (1.0, 2.0):

@@ -105,6 +105,8 @@ def test_hits_and_intervals():
     assert is_hit("lighten:3 | reencode", ["skin_lightening"]) and not is_hit("lighten:3", ["skin_darkening"])
     assert is_hit("reencode", ["detectable"]) and not is_hit("relight", [])
     assert is_hit("tone_jitter:3", ["skin_darkening"]) and not is_hit("tone_jitter:3", ["over_smoothing"])
+    assert is_hit("tone_jitter:3", ["skin_lightening@ITA group II"])  # a group's tone flag is a false alarm too
+    assert not is_hit("lighten:3", ["skin_lightening@ITA group II"])  # power counts the overall flag
     assert rate_interval(0, 0, 0) == {"rate": None, "ci": None}
     one = rate_interval(5, 5, 1)  # five trials but one independent: the interval must stay wide
     assert one["rate"] == 1.0 and one["ci"][0] < 0.03
@@ -248,3 +250,85 @@ def test_offline_realistic_nulls_raise_no_flag(offline_calibration):
     _, runs = offline_calibration
     for spec in ("reencode", "relight"):
         assert runs[spec]["flags"] == [], (spec, runs[spec]["flags"])
+
+
+# ---- the calibration set: distinct real people --------------------------------------------------
+
+
+def test_independent_faces_list_each_person_once_with_a_usable_box():
+    from headshot_lab.testing.photos import ALL_SOURCES, MIN_FACE_WIDTH, SOURCES, independent_faces
+
+    faces = independent_faces()
+    people = [face.person for face in faces]
+    assert len(people) == len(set(people)) >= 50  # 58 distinct people (headshot_lab.testing.photos)
+    assert sum(person.startswith("obama") for person in people) == 1  # one person, however many photos
+    assert {f"group_{k}" for k in range(6)} <= set(people)  # each face of a group photo is its own person
+    for face in faces:
+        left, top, right, bottom = face.box
+        assert face.photo in ALL_SOURCES and 0 <= left < right and 0 <= top < bottom
+        assert face.width >= MIN_FACE_WIDTH
+    assert independent_faces(min_width=200) and len(independent_faces(min_width=200)) < len(faces)
+    assert set(SOURCES) < set(ALL_SOURCES)  # the default test-photo set is unchanged
+
+
+def test_the_calibration_config_reads_the_independent_people():
+    from eval.runner import load_config
+
+    config = load_config(REPO / "eval" / "configs" / "calibration.yaml")
+    assert config.dataset == "offline" and config.dataset_options["people"] == "independent"
+    assert config.dataset_options["variants_per_face"] == 0
+    assert {"null", "reencode", "relight", *CHANNEL_CANARIES} <= set(config.generators)
+
+
+@pytest.mark.slow
+def test_independent_faces_are_found_and_are_different_people():
+    """Every listed face is found again (IoU ≥ 0.3 with its box) and no two are one person by dlib's descriptor
+    (L2 distance of unit descriptors > 0.32; same-person pairs of the photo set are at ≤ 0.31)."""
+    import cv2
+
+    from headshot_lab.faces import get_backend
+    from headshot_lab.faces.detect import box_iou
+    from headshot_lab.io import load_rgb
+    from headshot_lab.testing.photos import PhotoSourceUnavailable, independent_faces, real_photo
+
+    backend = get_backend("dlib")
+    descriptors = []
+    try:
+        photos = {face.photo: real_photo(face.photo) for face in independent_faces()}
+    except PhotoSourceUnavailable as exc:
+        pytest.skip(f"calibration photos unavailable: {exc}")
+    for face in independent_faces():
+        image = load_rgb(photos[face.photo], min_side=0)
+        scale = min(1.0, 1280 / max(image.shape[:2]))
+        if scale < 1.0:
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        found = backend.detect(image)
+        listed = tuple(v * scale for v in face.box)
+        best = max(found, key=lambda f: box_iou(f.box, listed))
+        assert box_iou(best.box, listed) >= 0.3, face
+        descriptors.append(np.asarray(backend.embed(image, [best])[0].embedding, dtype=np.float64))
+    matrix = np.asarray(descriptors)
+    distance = np.linalg.norm(matrix[:, None] - matrix[None], axis=-1) + np.eye(len(matrix)) * 9
+    assert distance.min() > 0.32
+
+
+def test_the_measured_table_names_the_calibration_generators_and_flags_and_reads_in_plain_words():
+    from eval.generators import expected_flag
+    from eval.runner import load_config
+    from headshot_lab.audit.margins import MEASURED_CALIBRATION, calibration_words
+
+    config = load_config(REPO / "eval" / "configs" / "calibration.yaml")
+    expected = {expected_flag(spec)[1] for spec in config.generators} - {None}
+    assert set(MEASURED_CALIBRATION["power"]) == expected
+    assert set(MEASURED_CALIBRATION["false_alarm"]) <= set(config.generators)
+    table = {
+        "people": 40,
+        "n": 16,
+        "false_alarm": {"reencode": ("a re-save", 0.02), "relight": ("a light change", 0.2)},
+        "power": {"skin_darkening": ("darker skin", 0.95), "over_smoothing": ("smoothed", 0.5)},
+    }
+    text = "\n".join(calibration_words(table))
+    assert "| harmless: a re-save | 2% ✓ |" in text and "| harmless: a light change | 20% ⚠" in text
+    assert "| planted: darker skin | 95% ✓ |" in text and "| planted: smoothed | 50% ⚠" in text
+    assert "only 2 groups of 16" in text and "python" not in text  # plain words, no operator commands

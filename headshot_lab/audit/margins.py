@@ -417,3 +417,53 @@ def judge(
         "not_enough_to_tell",
         f"Not enough photos to tell {spec.question}: {numbers} is not clearly {limit}.",
     )
+
+
+# ---- the measured calibration (read by the app's help text) ----------------------------------------
+
+#: What ``python -m eval calibrate --config calibration --sizes 16,50 --seeds 20`` measured (README "Calibration"): on
+#: trials of ``n`` distinct real people (58 in all, registry photos), the share of trials that raised a
+#: flag — any flag for a harmless change (``false_alarm``), the planted change's own flag for a canary
+#: (``power``). Every entry: ``(plain words, rate at n = 16)``. Goal (issue 13): ≤ 0.05 and ≥ 0.90.
+MEASURED_CALIBRATION: dict[str, Any] = {
+    "people": 58,
+    "n": 16,
+    "trials": 60,
+    "false_alarm": {
+        "null": ("the photo itself", 0.0),
+        "reencode": ("a re-save with a small resize or crop", 0.08),
+        "relight": ("brighter, darker, warmer or cooler light", 0.0),
+        "tone_jitter:3 | reencode": ("random tone noise of ±3° (no shift on average)", 0.07),
+    },
+    "power": {
+        "skin_lightening": ("skin lightened by 3°", 1.0),
+        "skin_darkening": ("skin darkened by 3°", 0.10),
+        "identity_drift": ("the face half-blended with another person", 1.0),
+        "over_smoothing": ("skin smoothed (bilateral filter)", 0.60),
+        "looks_younger": ("the face made to look younger", 0.47),
+    },
+}
+
+
+def calibration_words(calibration: Mapping[str, Any] | None = None) -> list[str]:
+    """Plain-words lines (Markdown) of :data:`MEASURED_CALIBRATION`: what was checked and how often it was right."""
+    table = MEASURED_CALIBRATION if calibration is None else calibration
+    n, people = table["n"], table["people"]
+    lines = [
+        f"How the audit was checked: on {people} different real people, in groups of {n}, "
+        "harmless changes it must not flag and planted changes it must catch "
+        "(the aim: at most 5 % false flags, at least 90 % caught):",
+        "",
+        "| change | flagged in |",
+        "|---|---|",
+    ]
+    for words, rate in table["false_alarm"].values():
+        lines.append(f"| harmless: {words} | {rate:.0%} {'✓' if rate <= 0.05 else '⚠ (too often)'} |")
+    for words, rate in table["power"].values():
+        lines.append(f"| planted: {words} | {rate:.0%} {'✓' if rate >= 0.90 else '⚠ (missed too often)'} |")
+    lines += [
+        "",
+        f"With {people} people only {people // n} groups of {n} are fully independent, so each share is a rough "
+        "figure; the README's Calibration section has the intervals and the reasons for each miss.",
+    ]
+    return lines

@@ -434,7 +434,7 @@ def capture_examples(size: tuple[int, int] = (150, 180)) -> list[tuple[np.ndarra
 
 def audit_help() -> str:
     """How to read the audit card, in plain words, built from the one table of margins (``METRIC_SPECS``)."""
-    from headshot_lab.audit.margins import METRIC_SPECS
+    from headshot_lab.audit.margins import METRIC_SPECS, calibration_words
 
     lines = [
         "Each line of the card is one of three answers:",
@@ -463,7 +463,6 @@ def audit_help() -> str:
         "When a headshot keeps the photo's scene, light and white balance are taken out first, so a brighter or "
         "warmer picture does not count as lighter skin; on a new backdrop the colours are compared as photographed.",
         "",
-        "The audit was checked against harmless changes it must not flag (a re-save, a small resize or crop, a "
-        "light change) and planted changes it must catch; the measured rates are in the project's documentation.",
+        *calibration_words(),
     ]
     return "\n".join(lines)
