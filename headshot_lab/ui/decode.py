@@ -1,0 +1,374 @@
+"""Decode uploads in separate worker processes with a wall-clock limit, so no file can starve other visitors.
+
+An upload is the one thing the app decodes that a stranger wrote. Size caps stop big files, the loader's own
+budgets stop the known bombs, but a small file may still be built to take minutes to decode (thousands of empty
+JPEG scans, a quadratic TIFF page walk, an EXIF amplifier …). Here every upload is decoded by
+:func:`headshot_lab.io.load_photo` in a **worker process** and written there as the session's pixels-only PNG:
+
+* a decode that takes longer than ``timeout_s`` seconds of wall time is stopped by killing its worker (a
+  thread cannot be stopped; a process can) and the file is refused as "takes too long to read"
+  (code ``decode_timeout``); a fresh worker takes its place;
+* workers run at a lower CPU priority (``nice`` +10) and with an address-space limit (``memory_mb``): a hostile
+  decode gets the CPU that is left over and cannot take the server's memory (it fails with ``MemoryError``,
+  refused as ``decode_memory``);
+* any other exception in the worker (a malformed EXIF tag, a decoder bug) is a refusal of that one file, never a
+  failure of the batch (code ``unreadable``);
+* at most ``workers`` decodes run at once; each request decodes its photos one after another, so a request
+  holds at most one worker.
+
+Protocol: each worker reads length-prefixed pickles ``(data, name, target, min_side)`` on stdin and answers
+``("ok", {"format", "frames", "width", "height"})`` or ``("error", {"code", "message", "fix"})`` on stdout. The
+pickles only ever travel between this process and its own children.
+
+If workers cannot be started (a platform without ``subprocess``), :class:`DecodePool` decodes in-process (no
+time limit) and logs why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from headshot_lab.errors import ImageError
+
+logger = logging.getLogger("headshot_lab.ui")
+
+DEFAULT_TIMEOUT_S = 10.0
+"""Wall-clock seconds one upload may take to decode and save (a 40 MP JPEG takes about 2 s on one slow core)."""
+SAVE_TIMEOUT_S = 60.0
+"""Wall-clock seconds the PNG encode of a decoded photo may take (bounded by the pixel cap, not by the file)."""
+DEFAULT_WORKERS = 4
+DEFAULT_MEMORY_MB = 3072
+"""Address-space limit of a worker: a 40 MP photo needs about 0.6 GB to decode, convert and save."""
+WORKER_NICE = 10
+_HEADER = struct.Struct("!Q")
+_START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What a worker wrote: the PNG at ``path`` and the facts the app reports (``format``, ``frames``)."""
+
+    path: Path
+    format: str
+    frames: int
+    width: int
+    height: int
+
+
+def _write_message(stream: IO[bytes], payload: Any) -> None:
+    body = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(body)) + body)
+    stream.flush()
+
+
+def _read_exact(stream: IO[bytes], size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            raise EOFError("the other side closed the pipe")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_message(stream: IO[bytes]) -> Any:
+    (size,) = _HEADER.unpack(_read_exact(stream, _HEADER.size))
+    return pickle.loads(_read_exact(stream, size))  # noqa: S301 (our own child process)
+
+
+def decode_to_png(
+    data: bytes, name: str, target: str | Path, min_side: int = 0, *, decoded: Any = None
+) -> dict[str, Any]:
+    """``load_photo(data)`` (EXIF/GPS/XMP/ICC dropped) saved as a lossless PNG at ``target``; what was found.
+
+    ``decoded()`` is called between the decode (whose time the file's author controls) and the PNG encode (whose
+    time is bounded by the loader's pixel cap).
+    """
+    from headshot_lab.io import load_photo, save_image
+
+    photo = load_photo(data, name=name, min_side=min_side)
+    if decoded is not None:
+        decoded()
+    save_image(photo.pixels, target)
+    height, width = photo.pixels.shape[:2]
+    return {"format": photo.format, "frames": int(photo.frames), "width": int(width), "height": int(height)}
+
+
+def _answer(request: tuple[bytes, str, str, int], decoded: Any = None) -> tuple[str, dict[str, Any]]:
+    """One request, every failure turned into a refusal (a worker never dies of a file, only of a kill)."""
+    data, name, target, min_side = request
+    try:
+        return "ok", decode_to_png(data, name, target, min_side, decoded=decoded)
+    except ImageError as exc:
+        return "error", exc.to_dict()
+    except MemoryError:
+        return "error", memory_error(name).to_dict()
+    except Exception as exc:  # a decoder bug on a hostile file: refuse the file
+        return "error", unreadable_error(name, exc).to_dict()
+
+
+def serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> None:
+    """The worker's loop: say ``ready``, then answer requests until stdin closes (the app ended or dropped it)."""
+    stdin = stdin or sys.stdin.buffer
+    if stdout is None:  # answers go to a private copy of fd 1; anything a library prints goes to stderr
+        stdout = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+    _write_message(stdout, ("ready", {}))
+    while True:
+        try:
+            request = _read_message(stdin)
+        except EOFError:
+            return
+        _write_message(stdout, _answer(request, decoded=lambda: _write_message(stdout, ("decoded", {}))))
+
+
+def _limit_self(memory_mb: int | None) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(WORKER_NICE)
+    if memory_mb:
+        with contextlib.suppress(ImportError, ValueError, OSError):
+            import resource
+
+            limit = int(memory_mb) * 2**20
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+# -- errors --------------------------------------------------------------------------------------------
+def timeout_error(name: str, seconds: float) -> ImageError:
+    return ImageError(
+        f"{name}: this file takes too long to read (stopped after {seconds:.0f} s); it may be damaged or built "
+        "to slow the server down.",
+        fix="Export the photo again as an ordinary JPEG or PNG (e.g. take a screenshot of it) and upload that.",
+        code="decode_timeout",
+    )
+
+
+def memory_error(name: str) -> ImageError:
+    return ImageError(
+        f"{name}: this file needs too much memory to read; it may be damaged or built to overload the server.",
+        fix="Export the photo again as an ordinary JPEG or PNG and upload that.",
+        code="decode_memory",
+    )
+
+
+def unreadable_error(name: str, exc: BaseException) -> ImageError:
+    return ImageError(
+        f"{name}: this file could not be read ({type(exc).__name__}); it may be damaged.",
+        fix="Export the photo again as an ordinary JPEG or PNG and upload that.",
+        code="unreadable",
+    )
+
+
+def _from_dict(error: dict[str, str]) -> ImageError:
+    return ImageError(error.get("message", "The file could not be read."), fix=error.get("fix"), code=error.get("code"))
+
+
+# -- the pool ------------------------------------------------------------------------------------------
+class _Worker:
+    """One worker process and its pipes."""
+
+    def __init__(self, memory_mb: int | None) -> None:
+        env = dict(os.environ)
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = "1"  # one core per decode; also keeps the address space small
+        env["HEADSHOT_LAB_DECODE_MEMORY_MB"] = str(memory_mb or 0)
+        self.process = subprocess.Popen(  # noqa: S603 (this interpreter, our own module)
+            [sys.executable, "-m", "headshot_lab.ui.decode"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+        )
+        self.ready = False
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait for the worker's ``ready`` (its imports done): a decode's time limit never includes the start."""
+        assert self.process.stdout is not None
+        if not self.ready and self._wait_readable(self.process.stdout.fileno(), time.monotonic() + timeout_s):
+            with contextlib.suppress(EOFError, OSError, pickle.UnpicklingError):
+                self.ready = _read_message(self.process.stdout) == ("ready", {})
+        return self.ready
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def request(
+        self, payload: tuple[bytes, str, str, int], timeout_s: float, save_timeout_s: float = SAVE_TIMEOUT_S
+    ) -> tuple[str, dict[str, Any]] | None:
+        """Send one request; its answer, or ``None`` when none came in time (or the worker died).
+
+        The decode must end within ``timeout_s`` (the worker then says ``decoded``), the PNG encode within
+        ``save_timeout_s`` more.
+        """
+        assert self.process.stdin is not None and self.process.stdout is not None
+        try:
+            _write_message(self.process.stdin, payload)
+        except (BrokenPipeError, OSError):
+            return None
+        answer = self._next(time.monotonic() + timeout_s)
+        if answer is not None and answer[0] == "decoded":
+            answer = self._next(time.monotonic() + save_timeout_s)
+        return answer
+
+    def _next(self, deadline: float) -> Any:
+        assert self.process.stdout is not None
+        if not self._wait_readable(self.process.stdout.fileno(), deadline):
+            return None
+        try:
+            return _read_message(self.process.stdout)  # each message is written in one piece
+        except (EOFError, OSError, pickle.UnpicklingError):
+            return None
+
+    @staticmethod
+    def _wait_readable(fd: int, deadline: float) -> bool:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                readable, _, _ = select.select([fd], [], [], left)
+            except InterruptedError:
+                continue
+            return bool(readable)
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        with contextlib.suppress(Exception):
+            self.process.wait(timeout=5)
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+
+
+class DecodePool:
+    """Decode uploads in up to ``workers`` worker processes, each decode limited to ``timeout_s`` wall seconds.
+
+    Args:
+        workers: how many decodes may run at once (requests beyond that wait for a free worker).
+        timeout_s: wall-clock limit of one decode-and-save; past it the worker is killed and the file refused.
+        memory_mb: address-space limit of each worker (``None``: none).
+        in_process: decode in this process instead (no limit; for platforms without worker processes).
+    """
+
+    def __init__(
+        self,
+        workers: int = DEFAULT_WORKERS,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        memory_mb: int | None = DEFAULT_MEMORY_MB,
+        in_process: bool = False,
+    ) -> None:
+        if workers < 1 or timeout_s <= 0:
+            raise ValueError("workers must be ≥ 1 and timeout_s > 0")
+        self.workers, self.timeout_s, self.memory_mb = int(workers), float(timeout_s), memory_mb
+        self.in_process = in_process
+        self._idle: list[_Worker] = []
+        self._slots = threading.BoundedSemaphore(self.workers)
+        self._lock = threading.Lock()
+        self.stats = {"decoded": 0, "refused": 0, "timeouts": 0, "restarts": 0}
+
+    def decode(self, data: bytes, name: str, target: str | Path, *, min_side: int = 0) -> Decoded:
+        """Decode ``data`` and write its pixels as a PNG at ``target``.
+
+        Raises:
+            ImageError: the loader's refusal, or ``decode_timeout`` / ``decode_memory`` / ``unreadable``.
+        """
+        target = Path(target)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.in_process:
+            status, facts = _answer((data, name, str(target), min_side))
+        else:
+            status, facts = self._remote((data, name, str(target), min_side))
+        if status != "ok":
+            self.stats["refused"] += 1
+            target.unlink(missing_ok=True)
+            raise _from_dict(facts)
+        self.stats["decoded"] += 1
+        return Decoded(target, str(facts["format"]), int(facts["frames"]), int(facts["width"]), int(facts["height"]))
+
+    def _remote(self, payload: tuple[bytes, str, str, int]) -> tuple[str, dict[str, Any]]:
+        with self._slots:
+            worker = self._take()
+            if worker is None:  # no worker could be started: decode here rather than not at all
+                return _answer(payload)
+            limit = self.timeout_s
+            started = time.monotonic()
+            answer = worker.request(payload, limit)
+            if answer is None:
+                worker.kill()
+                self.stats["restarts"] += 1
+                died = time.monotonic() - started < limit  # a crash (e.g. killed for memory), not a timeout
+                if not died:
+                    self.stats["timeouts"] += 1
+                error = memory_error(payload[1]) if died else timeout_error(payload[1], self.timeout_s)
+                return "error", error.to_dict()
+            self._give_back(worker)
+            return answer
+
+    def _take(self) -> _Worker | None:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive():
+                    return worker
+                worker.kill()
+        try:
+            worker = _Worker(self.memory_mb)
+        except OSError as exc:
+            logger.warning("decode workers unavailable (%s): decoding in-process", exc)
+            return None
+        if not worker.wait_ready(_START_TIMEOUT_S):
+            logger.warning("a decode worker did not start within %.0f s: decoding in-process", _START_TIMEOUT_S)
+            worker.kill()
+            return None
+        return worker
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self._lock:
+            self._idle.append(worker)
+
+    def warm(self, count: int | None = None) -> None:
+        """Start ``count`` (default: all) workers now, so the first uploads do not wait for one to start."""
+        if self.in_process:
+            return
+        started = []
+        for _ in range(min(count or self.workers, self.workers)):
+            worker = self._take()
+            if worker is None:
+                return
+            started.append(worker)
+        for worker in started:
+            self._give_back(worker)
+
+    def close(self) -> None:
+        """Stop every idle worker (busy ones stop when their request ends and they find stdin closed)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.kill()
+
+
+def main() -> None:
+    _limit_self(int(os.environ.get("HEADSHOT_LAB_DECODE_MEMORY_MB", "0") or 0) or None)
+    serve()
+
+
+if __name__ == "__main__":
+    main()
