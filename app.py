@@ -47,6 +47,7 @@ from headshot_lab.ui import (
     base_model_notice,
     style_swatches,
 )
+from headshot_lab.ui.server import middleware as security_middleware
 from headshot_lab.ui.state import IDENTITY_MODES
 from headshot_lab.ui.warmup import start_warm_up
 
@@ -189,6 +190,8 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
 
     styles = list_styles()
     notice = base_model_notice()
+    # Files every page is shown (style swatches) live outside Gradio's cache: served in place, deletable by no one.
+    gr.set_static_paths([str(backend().assets_root)])
     with gr.Blocks(
         title="headshot-lab",
         analytics_enabled=False,
@@ -242,7 +245,7 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
             if notice:
                 gr.Markdown(notice)
             swatches = gr.Gallery(
-                value=style_swatches(), label="Styles (click one)", columns=6, height="auto", allow_preview=False,
+                value=backend().shared_images(style_swatches(), "swatches"), label="Styles (click one)", columns=6, height="auto", allow_preview=False,
                 buttons=[], elem_id="styles",
             )  # fmt: skip
             with gr.Row():
@@ -312,9 +315,12 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
         # -- events: one per action, each with its api_name ------------------------------------------
         consent.change(consent_changed, [consent, files], files, api_visibility="private")
         gpu_queue = {"concurrency_limit": 1, "concurrency_id": "gpu"}
+        # Decoding runs in the backend's worker pool (time-limited), one action at a time per page: as many checks
+        # may run as there are decode workers, so a slow file of one visitor never holds up the others.
         check_button.click(
-            check_photos, [files, consent, state], [state, check_status, uploads, check_json], api_name="check_photos"
-        )
+            check_photos, [files, consent, state], [state, check_status, uploads, check_json], api_name="check_photos",
+            concurrency_limit=backend().decoder.workers, concurrency_id="check",
+        )  # fmt: skip
         train_button.click(
             train_identity, [state, mode, steps, rank, prior, train_seed], [state, train_status, train_json],
             api_name="train_identity", **gpu_queue,
@@ -346,6 +352,7 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
             return styles[event.index] if isinstance(event.index, int) else "corporate"
 
         swatches.select(pick_style, None, style, api_visibility="private")
+    backend().track_uploads(demo.upload_file_set)  # only files Gradio's upload route stored count as uploads
     return demo
 
 
@@ -356,6 +363,7 @@ def launch(app: gr.Blocks | None = None, **options: Any) -> Any:
     ``GRADIO_SERVER_PORT`` unless given.
     """
     backend().start()
+    backend().decoder.warm()  # the decode workers start before the first upload
     start_warm_up()  # the face models load while the server starts: the first click is not the slow one
     options.pop("share", None)
     settings = {
@@ -366,6 +374,7 @@ def launch(app: gr.Blocks | None = None, **options: Any) -> Any:
         "footer_links": ["api", "gradio", "settings"],
         # Session folders and logs are never served nor taken as inputs, even if GRADIO_TEMP_DIR encloses them.
         "blocked_paths": [str(backend().store.sessions_dir), str(backend().store.logs_dir)],
+        "app_kwargs": {"middleware": security_middleware()},  # X-Content-Type-Options: nosniff on every response
         **options,
     }
     return (app or demo).queue(default_concurrency_limit=2).launch(share=False, **settings)

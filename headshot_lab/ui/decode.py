@@ -173,6 +173,13 @@ def unreadable_error(name: str, exc: BaseException) -> ImageError:
     )
 
 
+def _remove_temps(target: Path) -> None:
+    """The temporary file a killed worker may have left next to ``target`` (see :mod:`headshot_lab.atomic`)."""
+    with contextlib.suppress(OSError):
+        for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
 def _from_dict(error: dict[str, str]) -> ImageError:
     return ImageError(error.get("message", "The file could not be read."), fix=error.get("fix"), code=error.get("code"))
 
@@ -313,6 +320,7 @@ class DecodePool:
             answer = worker.request(payload, limit)
             if answer is None:
                 worker.kill()
+                _remove_temps(Path(payload[2]))
                 self.stats["restarts"] += 1
                 died = time.monotonic() - started < limit  # a crash (e.g. killed for memory), not a timeout
                 if not died:
@@ -345,17 +353,21 @@ class DecodePool:
             self._idle.append(worker)
 
     def warm(self, count: int | None = None) -> None:
-        """Start ``count`` (default: all) workers now, so the first uploads do not wait for one to start."""
+        """Start ``count`` (default: all) workers now, side by side, so the first uploads do not wait for one."""
         if self.in_process:
             return
-        started = []
-        for _ in range(min(count or self.workers, self.workers)):
-            worker = self._take()
-            if worker is None:
-                return
-            started.append(worker)
-        for worker in started:
-            self._give_back(worker)
+        with self._lock:
+            missing = min(count or self.workers, self.workers) - len(self._idle)
+        try:
+            starting = [_Worker(self.memory_mb) for _ in range(max(missing, 0))]
+        except OSError as exc:
+            logger.warning("decode workers unavailable (%s): decoding in-process", exc)
+            return
+        for worker in starting:
+            if worker.wait_ready(_START_TIMEOUT_S):
+                self._give_back(worker)
+            else:
+                worker.kill()
 
     def close(self) -> None:
         """Stop every idle worker (busy ones stop when their request ends and they find stdin closed)."""

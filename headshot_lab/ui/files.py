@@ -83,6 +83,7 @@ class SessionFiles:
         self.decoder = decoder if decoder is not None else shared_decoder()
         self.upload_registry = upload_registry
         self._busy: set[str] = set()  # pages (SessionState.owner) with an action running
+        self._claims: dict[str, str] = {}  # upload path -> the page (SessionState.owner) that handed it over first
         self._lock = threading.RLock()
         self._profiles: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._deleted: dict[str, float] = {}  # session id -> when it was deleted (see settle_deleted)
@@ -273,9 +274,18 @@ class SessionFiles:
         return True
 
     def receive(self, state: SessionState, paths: Sequence[str]) -> None:
-        """Note in ``state`` the uploads this page handed over (the only files it may later have deleted)."""
+        """Note in ``state`` the uploads this page handed over (the only files it may later have deleted).
+
+        The first page to hand an upload over claims it; another page naming the same path later gets no say over
+        it. (Gradio's upload route does not say which page uploaded a file; its path holds the SHA-256 of the
+        bytes, so only someone who has those bytes can name it before it is claimed.)
+        """
         for path in paths:
-            if self.is_upload(path) and path not in state.handed:
+            if path in state.handed or not self.is_upload(path):
+                continue
+            with self._lock:
+                owner = self._claims.setdefault(path, state.owner)
+            if owner == state.owner:
                 state.handed.append(path)
 
     def discard_upload(self, path: str, state: SessionState | None = None) -> bool:
@@ -285,9 +295,14 @@ class SessionFiles:
         is deleted: a request naming a shared style swatch, an example, a published copy or another file of
         Gradio's cache deletes nothing. Returns whether a file was deleted.
         """
-        if state is None or path not in state.handed or not self.is_upload(path):
+        if state is None or path not in state.handed:
             return False
         state.handed.remove(path)
+        with self._lock:
+            if self._claims.get(path) == state.owner:
+                del self._claims[path]
+        if not self.is_upload(path):
+            return False
         file = Path(path).resolve()
         try:
             file.unlink()
