@@ -156,8 +156,8 @@ class SessionFiles:
                     raise
         if not create:
             raise HeadshotLabError(
-                "There is no session yet: nothing has been uploaded.",
-                fix="Tick the consent box and upload your photos in tab 1 first.",
+                "There is no session yet: no photo of yours is kept here.",
+                fix="Tick the consent box and upload your photos in tab 1 first (files that cannot be read are not kept).",
                 code="no_session",
             )
         self.start()  # make sure the purge loop runs whenever sessions exist (idempotent)
