@@ -197,7 +197,7 @@ def test_refused_uploads_leave_no_copy_on_the_server(server, real_photos, tmp_pa
     assert "you uploaded 21" in status
     status, _, _ = api.predict([photo], False, api_name="/check_photos")
     assert "consent" in status.lower()
-    status, gallery, report = api.predict([handle_file(str(text))], True, api_name="/check_photos")
+    _, _, report = api.predict([handle_file(str(text))], True, api_name="/check_photos")
     assert report["photos"][0]["problems"][0]["code"] == "not_an_image"
     cache = Path(os.environ["GRADIO_TEMP_DIR"])
     left = [p for p in cache.rglob("*") if p.is_file() and p.name in {"obama.jpg", "notes.jpg"}]

@@ -64,9 +64,7 @@ def upload(backend: AppBackend, source: Path | bytes, name: str, folder: str | N
 def cache_files(backend: AppBackend) -> list[Path]:
     """Files in Gradio's upload folder outside the app's published copies."""
     published = backend.publish_root.resolve()
-    return [
-        p for p in backend.upload_root.rglob("*") if p.is_file() and published not in p.resolve().parents
-    ]
+    return [p for p in backend.upload_root.rglob("*") if p.is_file() and published not in p.resolve().parents]
 
 
 def session_files(backend: AppBackend) -> list[Path]:

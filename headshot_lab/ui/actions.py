@@ -35,7 +35,6 @@ from headshot_lab.ui.state import (
     report_progress,
 )
 
-
 RETRAINED_NOTE = (
     "Your photos or the training settings changed since the last training, so this training started fresh and "
     "replaced the earlier one."
@@ -143,9 +142,9 @@ class AppBackend(SessionFiles):
             item = known.get(path)
             if item is None:
                 continue
-            if item.path and Path(item.path).is_file():
-                reused[path] = item
-            elif item.error and not Path(path).is_file():  # refused before, nothing new to read: same refusal
+            kept = bool(item.path) and Path(item.path).is_file()
+            refused = bool(item.error) and not Path(path).is_file()  # refused before, nothing new to read
+            if kept or refused:
                 reused[path] = item
         for old in state.uploads:  # photos removed from the uploader leave the session too
             if all(old is not item for item in reused.values()) and old.path:

@@ -86,7 +86,7 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes:
 
 def _read_message(stream: IO[bytes]) -> Any:
     (size,) = _HEADER.unpack(_read_exact(stream, _HEADER.size))
-    return pickle.loads(_read_exact(stream, size))  # noqa: S301 (our own child process)
+    return pickle.loads(_read_exact(stream, size))
 
 
 def decode_to_png(
@@ -193,7 +193,7 @@ class _Worker:
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = "1"  # one core per decode; also keeps the address space small
         env["HEADSHOT_LAB_DECODE_MEMORY_MB"] = str(memory_mb or 0)
-        self.process = subprocess.Popen(  # noqa: S603 (this interpreter, our own module)
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "headshot_lab.ui.decode"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

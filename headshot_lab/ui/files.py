@@ -5,7 +5,12 @@ folders are neither, so nothing in them is reachable by URL. A file is shown or 
 *publishing* it: its bytes are copied unchanged (no re-encode, so the disclosure XMP / C2PA stays
 intact) to ``<publish_root>/<sha256(session id)[:32]>/<path in the session>`` inside Gradio's cache.
 Deleting a session removes its folder and that published folder; Gradio's copies of uploads are
-deleted as soon as the upload has been copied into the session.
+deleted as soon as the upload has been copied into the session, or refused.
+
+Uploads are decoded in worker processes with a wall-clock limit (:mod:`headshot_lab.ui.decode`). A request may
+delete only the uploads its own page handed over (``SessionState.handed``; with the running app, only files
+Gradio's upload route stored): the shared files every page is shown (style swatches, the "refused" tile) live in
+``assets_root``, outside Gradio's cache, served as a static path.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from headshot_lab import workflow
 from headshot_lab.atomic import atomic_write, copy_file_atomic
 from headshot_lab.errors import HeadshotLabError, ImageError
 from headshot_lab.privacy import CONSENT_VERSION, PurgeLoop, Session, SessionNotFoundError, SessionStore
+from headshot_lab.ui.decode import DecodePool, unreadable_error
 from headshot_lab.ui.state import (
     THUMBNAIL_SIDE,
     Item,
@@ -32,7 +38,6 @@ from headshot_lab.ui.state import (
     safe_name,
     unique_name,
 )
-from headshot_lab.ui.decode import DecodePool, unreadable_error
 
 DELETED_MEMORY_S = 24 * 3600.0
 """How long the app remembers that a session was deleted (longer than any action runs; see ``settle_deleted``)."""

@@ -55,8 +55,8 @@ class Item:
         source: for outputs made from one upload, that upload's name.
         ok: uploads: usable for training (no error in the capture report).
         origin: uploads: the path Gradio handed over (to recognise a re-submitted file).
-        raw: uploads that are not images: their bytes, kept in the session only to report on them.
-        error: uploads that could not even be read: the error.
+        raw: no longer written (nothing of a refused upload is kept); kept so that old states still load.
+        error: uploads that could not be read (or were refused while copying in): the refusal.
         notes: uploads: warnings found while copying it in (e.g. ``animated``: only the first frame was
             kept), added to the checklist's report, since the checklist sees the session's still copy.
     """
