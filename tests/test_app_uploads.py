@@ -8,6 +8,7 @@ cache file; a file that takes too long to decode is stopped and refused on its o
 
 from __future__ import annotations
 
+import copy
 import io
 import shutil
 import struct
@@ -262,7 +263,8 @@ def test_retraining_after_changing_photos_replaces_the_old_run(tmp_path, photos,
 # -- 3. fairness -----------------------------------------------------------------------------------------------
 def test_one_action_at_a_time_per_page(tmp_path, photos):
     backend = make_backend(tmp_path)
-    state, other = SessionState(), SessionState()
+    initial = SessionState()  # gr.State deep-copies its initial value for every page: each still is its own page
+    state, other = copy.deepcopy(initial), copy.deepcopy(initial)
     with backend.one_at_a_time(state):
         busy = backend.check_photos(state, [upload(backend, photos["obama"], "me.jpg")], True)
         assert busy.error["code"] == "busy" and "still running" in busy.status
@@ -285,6 +287,24 @@ def test_a_file_that_decodes_too_slowly_is_stopped_and_refused_alone(tmp_path, p
         assert pool.stats["decoded"] == 1 and pool.stats["refused"] == 1
         assert cache_files(backend) == []
         assert not any(p.name.startswith(".") for p in session_files(backend)), "a killed worker's temp file stays"
+    finally:
+        pool.close()
+
+
+def test_a_request_of_many_slow_files_is_bounded_by_its_decode_budget(tmp_path, photos):
+    pool = DecodePool(1, timeout_s=1.0)
+    try:
+        backend = make_backend(tmp_path, decoder=pool)
+        backend.request_budget_s = 1.5
+        paths = [upload(backend, jpeg_scan_bomb(2048, 4000, grey=60 + i), f"slow{i}.jpg") for i in range(4)]
+        result = backend.check_photos(SessionState(), paths, True)
+        assert result.ok, result.status
+        codes = [p["problems"][0]["code"] for p in result.report["photos"]]
+        if codes[0] != "decode_timeout":
+            pytest.skip(f"the loader refuses this slow file before decoding it ({codes[0]})")
+        assert codes[-1] == "decode_budget" and "on its own" in result.report["photos"][-1]["problems"][0]["fix"]
+        assert pool.stats["decoded"] + pool.stats["refused"] <= 2, "past the budget nothing more is decoded"
+        assert cache_files(backend) == [] and result.state.session_id is None
     finally:
         pool.close()
 

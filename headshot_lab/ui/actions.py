@@ -8,6 +8,7 @@ The rules (what is allowed, what is written, how it is labelled) live in the ser
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,7 @@ class AppBackend(SessionFiles):
             if all(old is not item for item in reused.values()) and old.path:
                 Path(old.path).unlink(missing_ok=True)
         taken = {Path(item.name).stem for item in reused.values()}
+        deadline = time.monotonic() + self.request_budget_s  # decoding time of this request, all files together
         uploads: list[Item] = []
         for index, path in enumerate(paths):
             report_progress(progress, 0.1 * index / len(paths), "Copying your photos")
@@ -157,7 +159,7 @@ class AppBackend(SessionFiles):
                 self.discard_upload(path, state)  # uploaded again: the session already has its copy
                 uploads.append(reused[path])
             else:
-                uploads.append(self.ingest(session, path, taken, state))
+                uploads.append(self.ingest(session, path, taken, state, deadline=deadline))
         return uploads
 
     def _drop_empty_session(self, state: SessionState) -> None:

@@ -14,7 +14,7 @@ JPEG scans, a quadratic TIFF page walk, an EXIF amplifier …). Here every uploa
 * any other exception in the worker (a malformed EXIF tag, a decoder bug) is a refusal of that one file, never a
   failure of the batch (code ``unreadable``);
 * at most ``workers`` decodes run at once; each request decodes its photos one after another, so a request
-  holds at most one worker.
+  holds at most one worker (and the app gives one request :data:`REQUEST_BUDGET_S` seconds of decoding in all).
 
 Protocol: each worker reads length-prefixed pickles ``(data, name, target, min_side)`` on stdin and answers
 ``("ok", {"format", "frames", "width", "height"})`` or ``("error", {"code", "message", "fix"})`` on stdout. The
@@ -46,6 +46,8 @@ logger = logging.getLogger("headshot_lab.ui")
 
 DEFAULT_TIMEOUT_S = 10.0
 """Wall-clock seconds one upload may take to decode and save (a 40 MP JPEG takes about 2 s on one slow core)."""
+REQUEST_BUDGET_S = 3 * DEFAULT_TIMEOUT_S
+"""Wall-clock seconds of decoding one request of the app may use in all (20 slow files cost 30 s, not 200 s)."""
 SAVE_TIMEOUT_S = 60.0
 """Wall-clock seconds the PNG encode of a decoded photo may take (bounded by the pixel cap, not by the file)."""
 DEFAULT_WORKERS = 4
@@ -291,8 +293,10 @@ class DecodePool:
         self._lock = threading.Lock()
         self.stats = {"decoded": 0, "refused": 0, "timeouts": 0, "restarts": 0}
 
-    def decode(self, data: bytes, name: str, target: str | Path, *, min_side: int = 0) -> Decoded:
-        """Decode ``data`` and write its pixels as a PNG at ``target``.
+    def decode(
+        self, data: bytes, name: str, target: str | Path, *, min_side: int = 0, timeout_s: float | None = None
+    ) -> Decoded:
+        """Decode ``data`` and write its pixels as a PNG at ``target`` (``timeout_s``: a shorter limit than the pool's).
 
         Raises:
             ImageError: the loader's refusal, or ``decode_timeout`` / ``decode_memory`` / ``unreadable``.
@@ -302,7 +306,8 @@ class DecodePool:
         if self.in_process:
             status, facts = _answer((data, name, str(target), min_side))
         else:
-            status, facts = self._remote((data, name, str(target), min_side))
+            limit = self.timeout_s if timeout_s is None else max(min(timeout_s, self.timeout_s), 0.1)
+            status, facts = self._remote((data, name, str(target), min_side), limit)
         if status != "ok":
             self.stats["refused"] += 1
             target.unlink(missing_ok=True)
@@ -310,12 +315,11 @@ class DecodePool:
         self.stats["decoded"] += 1
         return Decoded(target, str(facts["format"]), int(facts["frames"]), int(facts["width"]), int(facts["height"]))
 
-    def _remote(self, payload: tuple[bytes, str, str, int]) -> tuple[str, dict[str, Any]]:
+    def _remote(self, payload: tuple[bytes, str, str, int], limit: float) -> tuple[str, dict[str, Any]]:
         with self._slots:
             worker = self._take()
             if worker is None:  # no worker could be started: decode here rather than not at all
                 return _answer(payload)
-            limit = self.timeout_s
             started = time.monotonic()
             answer = worker.request(payload, limit)
             if answer is None:
@@ -325,7 +329,7 @@ class DecodePool:
                 died = time.monotonic() - started < limit  # a crash (e.g. killed for memory), not a timeout
                 if not died:
                     self.stats["timeouts"] += 1
-                error = memory_error(payload[1]) if died else timeout_error(payload[1], self.timeout_s)
+                error = memory_error(payload[1]) if died else timeout_error(payload[1], limit)
                 return "error", error.to_dict()
             self._give_back(worker)
             return answer

@@ -87,7 +87,14 @@ class SessionState:
     picks: list[str] = field(default_factory=list)
     runs: int = 0
     handed: list[str] = field(default_factory=list, compare=False)
-    owner: str = field(default_factory=lambda: secrets.token_hex(8), compare=False, repr=False)
+    owner: str = field(default="", compare=False, repr=False)
+
+    def page(self) -> str:
+        """The page's random token, drawn on first use (``gr.State`` deep-copies its initial value for every
+        page, so a token drawn at construction would be shared by all of them)."""
+        if not self.owner:
+            self.owner = secrets.token_hex(8)
+        return self.owner
 
     def usable_uploads(self, *, strict: bool = False) -> list[Item]:
         """Uploads that passed the checklist; unless ``strict``, all readable ones when none passed."""
@@ -244,6 +251,6 @@ def unique_name(name: str, taken: set[str]) -> str:
 
 def reset_state(state: SessionState) -> None:
     """Empty ``state`` in place (its session expired or was deleted); it still names the same page."""
-    fresh = SessionState(owner=state.owner)
+    fresh = SessionState(owner=state.page())
     for name in vars(fresh):
         setattr(state, name, getattr(fresh, name))
