@@ -105,8 +105,9 @@ class AppBackend(SessionFiles):
         for item, group in zip(uploads, groups.values(), strict=True):
             for extra in group[1:]:  # the other copies of the same photo
                 self.discard_upload(extra, state)
+            item.notes = [n for n in item.notes if n.get("code") != "duplicate"]  # a reused item: said afresh
             if len(group) > 1:
-                item.notes = [n for n in item.notes if n.get("code") != "duplicate"] + [duplicate_note(group)]
+                item.notes.append(duplicate_note(group))
         state.uploads = uploads
         self.forget_memory(session.id)
 
