@@ -120,7 +120,7 @@ def test_a_second_visitor_cannot_reach_the_first_visitors_files(server, real_pho
     assert not ({first_id, second_id} & session_ids(backend))
 
 
-def test_bad_input_gets_the_clis_message_and_fix(server, tmp_path):
+def test_bad_input_gets_the_clis_message_and_fix(server, real_photos, tmp_path):
     from gradio_client import handle_file
 
     url, _backend = server
@@ -136,6 +136,7 @@ def test_bad_input_gets_the_clis_message_and_fix(server, tmp_path):
     assert problem["message"] in gallery[0]["caption"]
     status, _ = api.predict("corporate", 0.4, api_name="/retouch")
     assert "no session" in status.lower(), "nothing of the refused file was kept"
+    api.predict([handle_file(str(real_photos["obama"]))], True, api_name="/check_photos")
     status, _ = api.predict("corporate", 2, -1, "none", "", "", 0, api_name="/generate")
     assert "HEADSHOT_LAB_BASE_MODEL" in status and "retouch" in status.lower()
     api.predict(api_name="/delete_my_data")
