@@ -8,7 +8,6 @@ The rules (what is allowed, what is written, how it is labelled) live in the ser
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from headshot_lab import workflow
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.privacy import Session
+from headshot_lab.ui.decode import DecodeBudget
 from headshot_lab.ui.files import SessionFiles
 from headshot_lab.ui.formatting import (
     candidate_caption,
@@ -152,7 +152,7 @@ class AppBackend(SessionFiles):
             if all(old is not item for item in reused.values()) and old.path:
                 Path(old.path).unlink(missing_ok=True)
         taken = {Path(item.name).stem for item in reused.values()}
-        deadline = time.monotonic() + self.request_budget_s  # decoding time of this request, all files together
+        budget = DecodeBudget(self.request_budget_s)  # CPU seconds of decoding for this request, all files together
         uploads: list[Item] = []
         for index, path in enumerate(paths):
             report_progress(progress, 0.1 * index / len(paths), "Copying your photos")
@@ -160,7 +160,7 @@ class AppBackend(SessionFiles):
                 self.discard_upload(path, state)  # uploaded again: the session already has its copy
                 uploads.append(reused[path])
             else:
-                uploads.append(self.ingest(session, path, taken, state, deadline=deadline))
+                uploads.append(self.ingest(session, path, taken, state, budget=budget))
         return uploads
 
     def _drop_empty_session(self, state: SessionState) -> None:

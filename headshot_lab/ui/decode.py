@@ -5,9 +5,11 @@ budgets stop the known bombs, but a small file may still be built to take minute
 JPEG scans, a quadratic TIFF page walk, an EXIF amplifier …). Here every upload is decoded by
 :func:`headshot_lab.io.load_photo` in a **worker process** and written there as the session's pixels-only PNG:
 
-* a decode that takes longer than ``timeout_s`` seconds of wall time is stopped by killing its worker (a
-  thread cannot be stopped; a process can) and the file is refused as "takes too long to read"
-  (code ``decode_timeout``); a fresh worker takes its place;
+* a decode that uses more than ``timeout_s`` seconds of **CPU time** is stopped by the kernel (the worker sets
+  its ``RLIMIT_CPU`` before each decode; ``SIGXCPU`` ends it: a thread cannot be stopped, a process can) and the
+  file is refused as "takes too long to read" (code ``decode_timeout``); a fresh worker takes its place. CPU
+  time, not wall time, so that a busy server never refuses an ordinary photo for being slow to get the CPU;
+  ``wall_limit_s`` (default 60 s) is the backstop for a worker that hangs without using the CPU;
 * workers run at a lower CPU priority (``nice`` +10) and with an address-space limit (``memory_mb``): a hostile
   decode gets the CPU that is left over and cannot take the server's memory (it fails with ``MemoryError``,
   refused as ``decode_memory``);
@@ -31,6 +33,7 @@ import logging
 import os
 import pickle
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -45,9 +48,11 @@ from headshot_lab.errors import ImageError
 logger = logging.getLogger("headshot_lab.ui")
 
 DEFAULT_TIMEOUT_S = 10.0
-"""Wall-clock seconds one upload may take to decode and save (a 40 MP JPEG takes about 2 s on one slow core)."""
+"""CPU seconds one upload may take to decode (a 40 MP JPEG takes about 1 s on one slow core)."""
+DEFAULT_WALL_LIMIT_S = 60.0
+"""Wall-clock backstop of one decode (a worker waiting for the CPU is not stopped before)."""
 REQUEST_BUDGET_S = 3 * DEFAULT_TIMEOUT_S
-"""Wall-clock seconds of decoding one request of the app may use in all (20 slow files cost 30 s, not 200 s)."""
+"""CPU seconds of decoding one request of the app may use in all (20 slow files cost 30 s, not 200 s)."""
 SAVE_TIMEOUT_S = 60.0
 """Wall-clock seconds the PNG encode of a decoded photo may take (bounded by the pixel cap, not by the file)."""
 DEFAULT_WORKERS = 4
@@ -56,6 +61,16 @@ DEFAULT_MEMORY_MB = 3072
 WORKER_NICE = 10
 _HEADER = struct.Struct("!Q")
 _START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class DecodeBudget:
+    """CPU seconds of decoding left to one request (every file's decode takes its share, a refused one too)."""
+
+    cpu_s: float = REQUEST_BUDGET_S
+
+    def spend(self, seconds: float) -> None:
+        self.cpu_s -= max(float(seconds), 0.0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,7 @@ class Decoded:
     frames: int
     width: int
     height: int
+    cpu_s: float = 0.0
 
 
 def _write_message(stream: IO[bytes], payload: Any) -> None:
@@ -109,17 +125,54 @@ def decode_to_png(
     return {"format": photo.format, "frames": int(photo.frames), "width": int(width), "height": int(height)}
 
 
-def _answer(request: tuple[bytes, str, str, int], decoded: Any = None) -> tuple[str, dict[str, Any]]:
-    """One request, every failure turned into a refusal (a worker never dies of a file, only of a kill)."""
-    data, name, target, min_side = request
+def _cpu_used() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _cpu_limit(seconds: float | None) -> None:
+    """Let this process use ``seconds`` more CPU time (``RLIMIT_CPU`` soft limit; ``None``: no limit)."""
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import math
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        soft = hard if seconds is None else math.ceil(_cpu_used() + max(seconds, 0.0))
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _answer(request: tuple[Any, ...], decoded: Any = None, limit: bool = False) -> tuple[str, dict[str, Any]]:
+    """One request, every failure turned into a refusal (a worker never dies of a file, only of a kill).
+
+    ``request``: ``(data, name, target, min_side[, cpu_s])``; with ``limit``, the decode may use ``cpu_s`` CPU
+    seconds (past them the kernel ends this process with ``SIGXCPU``); the PNG encode is not limited.
+    """
+    data, name, target, min_side = request[:4]
+    cpu_s = request[4] if len(request) > 4 else None
+    started = _cpu_used()
+
+    def done_decoding() -> None:
+        if limit:
+            _cpu_limit(None)
+        if decoded is not None:
+            decoded()
+
+    if limit:
+        _cpu_limit(cpu_s)
     try:
-        return "ok", decode_to_png(data, name, target, min_side, decoded=decoded)
+        status, facts = "ok", decode_to_png(data, name, target, min_side, decoded=done_decoding)
     except ImageError as exc:
-        return "error", exc.to_dict()
+        status, facts = "error", exc.to_dict()
     except MemoryError:
-        return "error", memory_error(name).to_dict()
+        status, facts = "error", memory_error(name).to_dict()
     except Exception as exc:  # a decoder bug on a hostile file: refuse the file
-        return "error", unreadable_error(name, exc).to_dict()
+        status, facts = "error", unreadable_error(name, exc).to_dict()
+    finally:
+        if limit:
+            _cpu_limit(None)
+    return status, {**facts, "cpu_s": round(_cpu_used() - started, 3)}
 
 
 def serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> None:
@@ -135,7 +188,7 @@ def serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> No
             request = _read_message(stdin)
         except EOFError:
             return
-        _write_message(stdout, _answer(request, decoded=lambda: _write_message(stdout, ("decoded", {}))))
+        _write_message(stdout, _answer(request, decoded=lambda: _write_message(stdout, ("decoded", {})), limit=True))
 
 
 def _limit_self(memory_mb: int | None) -> None:
@@ -152,8 +205,8 @@ def _limit_self(memory_mb: int | None) -> None:
 # -- errors --------------------------------------------------------------------------------------------
 def timeout_error(name: str, seconds: float) -> ImageError:
     return ImageError(
-        f"{name}: this file takes too long to read (stopped after {seconds:.0f} s); it may be damaged or built "
-        "to slow the server down.",
+        f"{name}: this file takes too long to read (stopped after {seconds:.0f} s of work); it may be damaged or "
+        "built to slow the server down.",
         fix="Export the photo again as an ordinary JPEG or PNG (e.g. take a screenshot of it) and upload that.",
         code="decode_timeout",
     )
@@ -217,7 +270,7 @@ class _Worker:
         return self.process.poll() is None
 
     def request(
-        self, payload: tuple[bytes, str, str, int], timeout_s: float, save_timeout_s: float = SAVE_TIMEOUT_S
+        self, payload: tuple[Any, ...], timeout_s: float, save_timeout_s: float = SAVE_TIMEOUT_S
     ) -> tuple[str, dict[str, Any]] | None:
         """Send one request; its answer, or ``None`` when none came in time (or the worker died).
 
@@ -271,7 +324,8 @@ class DecodePool:
 
     Args:
         workers: how many decodes may run at once (requests beyond that wait for a free worker).
-        timeout_s: wall-clock limit of one decode-and-save; past it the worker is killed and the file refused.
+        timeout_s: CPU seconds one decode may use; past them the worker is ended and the file refused.
+        wall_limit_s: wall-clock backstop of one decode (default: the larger of 60 s and 6 × ``timeout_s``).
         memory_mb: address-space limit of each worker (``None``: none).
         in_process: decode in this process instead (no limit; for platforms without worker processes).
     """
@@ -281,12 +335,14 @@ class DecodePool:
         workers: int = DEFAULT_WORKERS,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        wall_limit_s: float | None = None,
         memory_mb: int | None = DEFAULT_MEMORY_MB,
         in_process: bool = False,
     ) -> None:
         if workers < 1 or timeout_s <= 0:
             raise ValueError("workers must be ≥ 1 and timeout_s > 0")
         self.workers, self.timeout_s, self.memory_mb = int(workers), float(timeout_s), memory_mb
+        self.wall_limit_s = float(wall_limit_s) if wall_limit_s else max(DEFAULT_WALL_LIMIT_S, 6 * self.timeout_s)
         self.in_process = in_process
         self._idle: list[_Worker] = []
         self._slots = threading.BoundedSemaphore(self.workers)
@@ -296,10 +352,11 @@ class DecodePool:
     def decode(
         self, data: bytes, name: str, target: str | Path, *, min_side: int = 0, timeout_s: float | None = None
     ) -> Decoded:
-        """Decode ``data`` and write its pixels as a PNG at ``target`` (``timeout_s``: a shorter limit than the pool's).
+        """Decode ``data`` and write its pixels as a PNG at ``target`` (``timeout_s``: less CPU time than the pool's).
 
         Raises:
-            ImageError: the loader's refusal, or ``decode_timeout`` / ``decode_memory`` / ``unreadable``.
+            ImageError: the loader's refusal, or ``decode_timeout`` / ``decode_memory`` / ``unreadable``; its
+                ``cpu_s`` attribute says how much CPU time the attempt used.
         """
         target = Path(target)
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -307,32 +364,40 @@ class DecodePool:
             status, facts = _answer((data, name, str(target), min_side))
         else:
             limit = self.timeout_s if timeout_s is None else max(min(timeout_s, self.timeout_s), 0.1)
-            status, facts = self._remote((data, name, str(target), min_side), limit)
+            status, facts = self._remote((data, name, str(target), min_side, limit), limit)
+        cpu_s = float(facts.get("cpu_s", 0.0))
         if status != "ok":
             self.stats["refused"] += 1
             target.unlink(missing_ok=True)
-            raise _from_dict(facts)
+            error = _from_dict(facts)
+            error.cpu_s = cpu_s  # type: ignore[attr-defined]
+            raise error
         self.stats["decoded"] += 1
-        return Decoded(target, str(facts["format"]), int(facts["frames"]), int(facts["width"]), int(facts["height"]))
+        return Decoded(
+            target, str(facts["format"]), int(facts["frames"]), int(facts["width"]), int(facts["height"]), cpu_s
+        )
 
-    def _remote(self, payload: tuple[bytes, str, str, int], limit: float) -> tuple[str, dict[str, Any]]:
+    def _remote(self, payload: tuple[Any, ...], limit: float) -> tuple[str, dict[str, Any]]:
         with self._slots:
             worker = self._take()
             if worker is None:  # no worker could be started: decode here rather than not at all
                 return _answer(payload)
-            started = time.monotonic()
-            answer = worker.request(payload, limit)
+            answer = worker.request(payload, self.wall_limit_s)
             if answer is None:
+                try:
+                    code: int | None = worker.process.wait(timeout=2)
+                except subprocess.TimeoutExpired:  # still running at the backstop
+                    code = None
                 worker.kill()
                 _remove_temps(Path(payload[2]))
                 self.stats["restarts"] += 1
-                died = time.monotonic() - started < limit  # a crash (e.g. killed for memory), not a timeout
-                if not died:
+                too_slow = code is None or code == -signal.SIGXCPU  # still running at the backstop, or out of CPU
+                if too_slow:
                     self.stats["timeouts"] += 1
-                error = memory_error(payload[1]) if died else timeout_error(payload[1], limit)
-                return "error", error.to_dict()
+                error = timeout_error(payload[1], limit) if too_slow else memory_error(payload[1])
+                return "error", {**error.to_dict(), "cpu_s": limit}
             self._give_back(worker)
-            return answer
+            return answer  # type: ignore[no-any-return]
 
     def _take(self) -> _Worker | None:
         with self._lock:

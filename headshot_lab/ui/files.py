@@ -28,7 +28,7 @@ from headshot_lab import workflow
 from headshot_lab.atomic import atomic_write, copy_file_atomic
 from headshot_lab.errors import HeadshotLabError, ImageError
 from headshot_lab.privacy import CONSENT_VERSION, PurgeLoop, Session, SessionNotFoundError, SessionStore
-from headshot_lab.ui.decode import REQUEST_BUDGET_S, DecodePool, unreadable_error
+from headshot_lab.ui.decode import REQUEST_BUDGET_S, DecodeBudget, DecodePool, unreadable_error
 from headshot_lab.ui.state import (
     THUMBNAIL_SIDE,
     Item,
@@ -87,7 +87,7 @@ class SessionFiles:
         self.assets_root = Path(assets_root) if assets_root is not None else self.store.data_dir / "assets"
         self.decoder = decoder if decoder is not None else shared_decoder()
         self.upload_registry = upload_registry
-        self.request_budget_s = REQUEST_BUDGET_S  # seconds of decoding one request may use, all files together
+        self.request_budget_s = REQUEST_BUDGET_S  # CPU seconds of decoding one request may use, all files together
         self._busy: set[str] = set()  # pages (SessionState.owner) with an action running
         self._claims: dict[str, str] = {}  # upload path -> the page (SessionState.owner) that handed it over first
         self._lock = threading.RLock()
@@ -331,18 +331,18 @@ class SessionFiles:
         taken: set[str],
         state: SessionState | None = None,
         *,
-        deadline: float | None = None,
+        budget: DecodeBudget | None = None,
     ) -> Item:
         """Copy one upload into the session, pixels only (lossless PNG), then delete Gradio's copy.
 
         The upload is decoded by the :class:`~headshot_lab.ui.decode.DecodePool` (another process, a wall-clock
         limit). Nothing of a refused file is kept: its Gradio copy is deleted and only the refusal (``item.error``)
-        stays. No exception escapes: whatever goes wrong with one file is that file's refusal. Past ``deadline``
-        (``time.monotonic()``; the request's decode budget), the file is refused unread.
+        stays. No exception escapes: whatever goes wrong with one file is that file's refusal. Once the request's
+        ``budget`` (CPU seconds of decoding) is spent, the file is refused unread.
         """
         item = Item(name=unique_name(safe_name(path), taken), path="", kind="upload", origin=path)
         try:
-            item = self._ingest(session, path, item, deadline)
+            item = self._ingest(session, path, item, budget)
         except ImageError as exc:
             item.ok, item.error = False, exc.to_dict()
         except Exception as exc:  # one file must never fail the batch
@@ -352,7 +352,7 @@ class SessionFiles:
             self.discard_upload(path, state)
         return item
 
-    def _ingest(self, session: Session, path: str, item: Item, deadline: float | None) -> Item:
+    def _ingest(self, session: Session, path: str, item: Item, budget: DecodeBudget | None) -> Item:
         from headshot_lab.capture import animation_warning
         from headshot_lab.io import read_bytes
 
@@ -374,7 +374,7 @@ class SessionFiles:
                     code="upload_gone",
                 ) from None
             raise
-        left = None if deadline is None else deadline - time.monotonic()
+        left = None if budget is None else budget.cpu_s
         if left is not None and left <= 0:
             raise ImageError(
                 f"{item.name}: not read, because the files before it in this upload took too long to read.",
@@ -382,7 +382,14 @@ class SessionFiles:
                 code="decode_budget",
             )
         target = session.uploads / f"{Path(item.name).stem}.png"
-        decoded = self.decoder.decode(data, item.name, target, timeout_s=left)
+        try:
+            decoded = self.decoder.decode(data, item.name, target, timeout_s=left)
+        except ImageError as exc:
+            if budget is not None:
+                budget.spend(getattr(exc, "cpu_s", 0.0))
+            raise
+        if budget is not None:
+            budget.spend(decoded.cpu_s)
         item.path = str(decoded.path)
         animated = animation_warning(item.name, decoded.frames, decoded.format)
         if animated is not None:  # the session keeps a still copy: the checklist would not see the frames
