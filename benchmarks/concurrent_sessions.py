@@ -600,9 +600,10 @@ def fairness(args: argparse.Namespace) -> None:
             "scenario": "fairness",
             "isolation": args.isolation,
             "set_up": {
-                "decode": "worker processes, nice +10, wall-clock limit per file" if isolated else "in the request",
+                "decode": "worker processes, nice +10, CPU-time limit per file" if isolated else "in the request",
                 "decode_workers": decoder.workers,
-                "decode_timeout_s": decoder.timeout_s if isolated else None,
+                "decode_cpu_limit_s": decoder.timeout_s if isolated else None,
+                "decode_wall_backstop_s": decoder.wall_limit_s if isolated else None,
                 "check_concurrency_limit": decoder.workers,
                 "one_action_at_a_time_per_page": True,
             },

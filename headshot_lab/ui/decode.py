@@ -1,4 +1,4 @@
-"""Decode uploads in separate worker processes with a wall-clock limit, so no file can starve other visitors.
+"""Decode uploads in separate worker processes with a CPU-time limit, so no file can starve other visitors.
 
 An upload is the one thing the app decodes that a stranger wrote. Size caps stop big files, the loader's own
 budgets stop the known bombs, but a small file may still be built to take minutes to decode (thousands of empty
@@ -60,6 +60,17 @@ DEFAULT_MEMORY_MB = 3072
 """Address-space limit of a worker: a 40 MP photo needs about 0.6 GB to decode, convert and save."""
 WORKER_NICE = 10
 _HEADER = struct.Struct("!Q")
+# The worker lowers its priority first, then loads this file by path: not the ``headshot_lab.ui`` package (whose
+# imports cost a second of CPU at full priority on every restart after a kill), only what decoding needs.
+_BOOTSTRAP = (
+    "import os, sys, importlib.util\n"
+    f"try:\n    os.nice({WORKER_NICE})\nexcept (AttributeError, OSError):\n    pass\n"
+    "spec = importlib.util.spec_from_file_location('headshot_lab_decode_worker', sys.argv[1])\n"
+    "module = importlib.util.module_from_spec(spec)\n"
+    "sys.modules[spec.name] = module\n"
+    "spec.loader.exec_module(module)\n"
+    "module.main()\n"
+)
 _START_TIMEOUT_S = 60.0
 
 
@@ -192,8 +203,7 @@ def serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> No
 
 
 def _limit_self(memory_mb: int | None) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(WORKER_NICE)
+    """The worker's address-space cap (its priority is lowered by ``_BOOTSTRAP``, before any import)."""
     if memory_mb:
         with contextlib.suppress(ImportError, ValueError, OSError):
             import resource
@@ -248,8 +258,10 @@ class _Worker:
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = "1"  # one core per decode; also keeps the address space small
         env["HEADSHOT_LAB_DECODE_MEMORY_MB"] = str(memory_mb or 0)
+        package_root = str(Path(__file__).resolve().parents[2])  # the same headshot_lab as this process's
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "headshot_lab.ui.decode"],
+            [sys.executable, "-c", _BOOTSTRAP, __file__],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -320,7 +332,7 @@ class _Worker:
 
 
 class DecodePool:
-    """Decode uploads in up to ``workers`` worker processes, each decode limited to ``timeout_s`` wall seconds.
+    """Decode uploads in up to ``workers`` worker processes, each decode limited to ``timeout_s`` CPU seconds.
 
     Args:
         workers: how many decodes may run at once (requests beyond that wait for a free worker).
