@@ -600,7 +600,9 @@ def fairness(args: argparse.Namespace) -> None:
             "scenario": "fairness",
             "isolation": args.isolation,
             "set_up": {
-                "decode": "worker processes, nice +10, CPU-time limit per file" if isolated else "in the request",
+                "decode": "worker processes at idle priority (nice 19, SCHED_IDLE), CPU-time limit per file"
+                if isolated
+                else "in the request",
                 "decode_workers": decoder.workers,
                 "decode_cpu_limit_s": decoder.timeout_s if isolated else None,
                 "decode_wall_backstop_s": decoder.wall_limit_s if isolated else None,

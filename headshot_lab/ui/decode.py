@@ -10,9 +10,9 @@ JPEG scans, a quadratic TIFF page walk, an EXIF amplifier …). Here every uploa
   file is refused as "takes too long to read" (code ``decode_timeout``); a fresh worker takes its place. CPU
   time, not wall time, so that a busy server never refuses an ordinary photo for being slow to get the CPU;
   ``wall_limit_s`` (default 60 s) is the backstop for a worker that hangs without using the CPU;
-* workers run at a lower CPU priority (``nice`` +10) and with an address-space limit (``memory_mb``): a hostile
-  decode gets the CPU that is left over and cannot take the server's memory (it fails with ``MemoryError``,
-  refused as ``decode_memory``);
+* workers run at the lowest CPU priority (``nice`` +19 and ``SCHED_IDLE``) and with an address-space limit
+  (``memory_mb``): a hostile decode gets only the CPU that is left over and cannot take the server's memory
+  (it fails with ``MemoryError``, refused as ``decode_memory``);
 * any other exception in the worker (a malformed EXIF tag, a decoder bug) is a refusal of that one file, never a
   failure of the batch (code ``unreadable``);
 * at most ``workers`` decodes run at once; each request decodes its photos one after another, so a request
@@ -58,13 +58,16 @@ SAVE_TIMEOUT_S = 60.0
 DEFAULT_WORKERS = 4
 DEFAULT_MEMORY_MB = 3072
 """Address-space limit of a worker: a 40 MP photo needs about 0.6 GB to decode, convert and save."""
-WORKER_NICE = 10
+WORKER_NICE = 19
 _HEADER = struct.Struct("!Q")
-# The worker lowers its priority first, then loads this file by path: not the ``headshot_lab.ui`` package (whose
+# The worker lowers its priority first (nice +19, and Linux's SCHED_IDLE where there is one: it runs only on CPU
+# time nothing else wants, so a hostile decode takes the server's spare cycles, never a visitor's), then loads this
+# file by path: not the ``headshot_lab.ui`` package (whose
 # imports cost a second of CPU at full priority on every restart after a kill), only what decoding needs.
 _BOOTSTRAP = (
     "import os, sys, importlib.util\n"
     f"try:\n    os.nice({WORKER_NICE})\nexcept (AttributeError, OSError):\n    pass\n"
+    "try:\n    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nexcept (AttributeError, OSError):\n    pass\n"
     "spec = importlib.util.spec_from_file_location('headshot_lab_decode_worker', sys.argv[1])\n"
     "module = importlib.util.module_from_spec(spec)\n"
     "sys.modules[spec.name] = module\n"
