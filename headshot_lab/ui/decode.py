@@ -10,9 +10,11 @@ JPEG scans, a quadratic TIFF page walk, an EXIF amplifier …). Here every uploa
   file is refused as "takes too long to read" (code ``decode_timeout``); a fresh worker takes its place. CPU
   time, not wall time, so that a busy server never refuses an ordinary photo for being slow to get the CPU;
   ``wall_limit_s`` (default 60 s) is the backstop for a worker that hangs without using the CPU;
-* workers run at the lowest CPU priority (``nice`` +19 and ``SCHED_IDLE``) and with an address-space limit
-  (``memory_mb``): a hostile decode gets only the CPU that is left over and cannot take the server's memory
-  (it fails with ``MemoryError``, refused as ``decode_memory``);
+* a decode runs at normal priority for :data:`GRACE_CPU_S` (more than an ordinary photo needs); past it, its
+  worker drops to the lowest CPU priority (``nice`` +19 and Linux's ``SCHED_IDLE``: only CPU time nothing else
+  wants) and is retired after that file (a process cannot raise its priority again): a hostile decode gets only
+  the CPU that is left over, an ordinary one is never slowed. Workers have an address-space limit
+  (``memory_mb``): a hostile file cannot take the server's memory (``MemoryError``, refused as ``decode_memory``);
 * any other exception in the worker (a malformed EXIF tag, a decoder bug) is a refusal of that one file, never a
   failure of the batch (code ``unreadable``);
 * at most ``workers`` decodes run at once; each request decodes its photos one after another, so a request
@@ -59,15 +61,13 @@ DEFAULT_WORKERS = 4
 DEFAULT_MEMORY_MB = 3072
 """Address-space limit of a worker: a 40 MP photo needs about 0.6 GB to decode, convert and save."""
 WORKER_NICE = 19
+GRACE_CPU_S = 1.0
+"""CPU seconds a decode runs at normal priority; past them its worker drops to idle priority (and is retired after)."""
 _HEADER = struct.Struct("!Q")
-# The worker lowers its priority first (nice +19, and Linux's SCHED_IDLE where there is one: it runs only on CPU
-# time nothing else wants, so a hostile decode takes the server's spare cycles, never a visitor's), then loads this
-# file by path: not the ``headshot_lab.ui`` package (whose
-# imports cost a second of CPU at full priority on every restart after a kill), only what decoding needs.
+# The worker loads this file by path: not the ``headshot_lab.ui`` package (whose imports cost a second of CPU on
+# every restart after a kill), only what decoding needs.
 _BOOTSTRAP = (
     "import os, sys, importlib.util\n"
-    f"try:\n    os.nice({WORKER_NICE})\nexcept (AttributeError, OSError):\n    pass\n"
-    "try:\n    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nexcept (AttributeError, OSError):\n    pass\n"
     "spec = importlib.util.spec_from_file_location('headshot_lab_decode_worker', sys.argv[1])\n"
     "module = importlib.util.module_from_spec(spec)\n"
     "sys.modules[spec.name] = module\n"
@@ -173,8 +173,11 @@ def _answer(request: tuple[Any, ...], decoded: Any = None, limit: bool = False) 
         if decoded is not None:
             decoded()
 
+    demoted = threading.Event()
+    finished = threading.Event()
     if limit:
         _cpu_limit(cpu_s)
+        threading.Thread(target=_demote_after, args=(started, finished, demoted), daemon=True).start()
     try:
         status, facts = "ok", decode_to_png(data, name, target, min_side, decoded=done_decoding)
     except ImageError as exc:
@@ -184,9 +187,26 @@ def _answer(request: tuple[Any, ...], decoded: Any = None, limit: bool = False) 
     except Exception as exc:  # a decoder bug on a hostile file: refuse the file
         status, facts = "error", unreadable_error(name, exc).to_dict()
     finally:
+        finished.set()
         if limit:
             _cpu_limit(None)
-    return status, {**facts, "cpu_s": round(_cpu_used() - started, 3)}
+    return status, {**facts, "cpu_s": round(_cpu_used() - started, 3), "demoted": demoted.is_set()}
+
+
+def _demote_after(started: float, finished: threading.Event, demoted: threading.Event) -> None:
+    """Once the decode has used :data:`GRACE_CPU_S`, drop the decoding (main) thread to the lowest CPU priority.
+
+    On Linux a priority belongs to a thread; the main thread's id is the process id.
+    """
+    main = os.getpid()
+    while not finished.wait(0.05):
+        if _cpu_used() - started >= GRACE_CPU_S:
+            with contextlib.suppress(AttributeError, OSError):
+                os.setpriority(os.PRIO_PROCESS, main, WORKER_NICE)
+            with contextlib.suppress(AttributeError, OSError):
+                os.sched_setscheduler(main, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
+            demoted.set()
+            return
 
 
 def serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> None:
@@ -411,7 +431,11 @@ class DecodePool:
                     self.stats["timeouts"] += 1
                 error = timeout_error(payload[1], limit) if too_slow else memory_error(payload[1])
                 return "error", {**error.to_dict(), "cpu_s": limit}
-            self._give_back(worker)
+            if answer[1].get("demoted"):  # it cannot raise its priority again: a fresh worker takes its place
+                worker.kill()
+                self.stats["restarts"] += 1
+            else:
+                self._give_back(worker)
             return answer  # type: ignore[no-any-return]
 
     def _take(self) -> _Worker | None:
