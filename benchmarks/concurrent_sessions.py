@@ -600,7 +600,7 @@ def fairness(args: argparse.Namespace) -> None:
             "scenario": "fairness",
             "isolation": args.isolation,
             "set_up": {
-                "decode": "worker processes at idle priority (nice 19, SCHED_IDLE), CPU-time limit per file"
+                "decode": "worker processes; past 1 CPU-s a decode drops to idle priority (nice 19, SCHED_IDLE); CPU-time limit per file"
                 if isolated
                 else "in the request",
                 "decode_workers": decoder.workers,

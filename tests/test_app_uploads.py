@@ -332,3 +332,20 @@ def test_the_decode_pool_survives_a_killed_worker_and_runs_decodes_side_by_side(
             assert np.array_equal(np.asarray(copy.convert("RGB")), np.asarray(original.convert("RGB")))
     finally:
         pool.close()
+
+
+def test_a_decode_past_its_grace_drops_to_idle_priority_and_its_worker_is_retired(tmp_path):
+    from headshot_lab.ui.decode import GRACE_CPU_S
+
+    pool = DecodePool(1, timeout_s=60.0)
+    try:
+        pool.warm()
+        decoded = pool.decode(jpeg_scan_bomb(1024, 4000), "slowish.jpg", tmp_path / "slowish.png")
+        assert decoded.path.is_file() and decoded.cpu_s > 0
+        if decoded.cpu_s < GRACE_CPU_S + 0.3:
+            pytest.skip(f"this file decoded in {decoded.cpu_s:.2f} CPU-s here: too quick to cross the grace")
+        assert pool.stats["restarts"] == 1 and pool._idle == [], "a demoted worker must not serve the next file"
+        quick = pool.decode(jpeg_scan_bomb(256, 2), "quick.jpg", tmp_path / "quick.png")
+        assert quick.cpu_s < GRACE_CPU_S and pool.stats["restarts"] == 1 and len(pool._idle) == 1
+    finally:
+        pool.close()
