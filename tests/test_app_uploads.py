@@ -349,3 +349,15 @@ def test_a_decode_past_its_grace_drops_to_idle_priority_and_its_worker_is_retire
         assert quick.cpu_s < GRACE_CPU_S and pool.stats["restarts"] == 1 and len(pool._idle) == 1
     finally:
         pool.close()
+
+
+def test_quick_decodes_in_a_row_are_all_answered(tmp_path):
+    """Each decode answers twice ("decoded", then the result); both may arrive at once and neither may be lost."""
+    pool = DecodePool(1, timeout_s=5.0, wall_limit_s=5.0)
+    try:
+        small = io.BytesIO()
+        Image.new("RGB", (8, 8), (120, 90, 80)).save(small, "PNG")
+        results = [pool.decode(small.getvalue(), f"{i}.png", tmp_path / f"{i}.png") for i in range(40)]
+        assert all(r.width == 8 for r in results) and pool.stats["timeouts"] == 0
+    finally:
+        pool.close()

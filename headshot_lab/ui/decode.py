@@ -100,8 +100,12 @@ class Decoded:
 
 
 def _write_message(stream: IO[bytes], payload: Any) -> None:
+    """One length-prefixed pickle; written in full also on an unbuffered pipe (whose writes may be partial)."""
     body = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(body)) + body)
+    data = memoryview(_HEADER.pack(len(body)) + body)
+    while data:
+        written = stream.write(data)
+        data = data[written or 0 :]
     stream.flush()
 
 
@@ -290,6 +294,7 @@ class _Worker:
             stderr=subprocess.DEVNULL,
             env=env,
             close_fds=True,
+            bufsize=0,  # unbuffered: select() on the pipe sees every byte (a buffered reader could hide one message)
         )
         self.ready = False
 
