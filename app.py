@@ -55,6 +55,7 @@ from headshot_lab.ui.formatting import (
     split_for_visitor,
     toggle_caption,
 )
+from headshot_lab.ui.server import middleware as security_middleware
 from headshot_lab.ui.state import IDENTITY_MODES
 from headshot_lab.ui.warmup import start_warm_up
 
@@ -277,6 +278,8 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
     notice = base_model_notice()
     setup = base_model_setup()
     ready = notice is None
+    # Files every page is shown (style swatches) live outside Gradio's cache: served in place, deletable by no one.
+    gr.set_static_paths([str(backend().assets_root)])
     with gr.Blocks(
         title="headshot-lab",
         analytics_enabled=False,
@@ -332,8 +335,9 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
             if notice:
                 gr.Markdown(notice, elem_id="generate-off")
             swatches = _gallery(
-                "Styles (click one)", "styles", columns=6, value=style_swatches(), allow_preview=False, buttons=[]
-            )
+                "Styles (click one)", "styles", columns=6, value=backend().shared_images(style_swatches(), "swatches"),
+                allow_preview=False, buttons=[],
+            )  # fmt: skip
             with gr.Row():
                 style = gr.Dropdown(styles, value="corporate", label="Style", elem_id="style")
                 count = gr.Slider(1, 8, value=4, step=1, label="How many", interactive=ready)
@@ -447,9 +451,11 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
             )  # fmt: skip
         operator_log.change(lambda text: text, operator_log, operator_md, api_visibility="private")
         gpu_queue = {"concurrency_limit": 1, "concurrency_id": "gpu"}
+        # Decoding runs in the backend's worker pool (time-limited), one action at a time per page: as many checks
+        # may run as there are decode workers, so a slow file of one visitor never holds up the others.
         check_button.click(
             check_photos, [files, consent, state], [state, check_status, uploads, check_json, operator_log],
-            api_name="check_photos",
+            api_name="check_photos", concurrency_limit=backend().decoder.workers, concurrency_id="check",
         )  # fmt: skip
         train_button.click(
             train_identity, [state, mode, steps, rank, prior, train_seed], [state, train_status, train_json, operator_log],
@@ -500,6 +506,7 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
             return styles[event.index] if isinstance(event.index, int) else "corporate"
 
         swatches.select(pick_style, None, style, api_visibility="private")
+    backend().track_uploads(demo.upload_file_set)  # only files Gradio's upload route stored count as uploads
     return demo
 
 
@@ -510,6 +517,7 @@ def launch(app: gr.Blocks | None = None, **options: Any) -> Any:
     ``GRADIO_SERVER_PORT`` unless given.
     """
     backend().start()
+    backend().decoder.warm()  # the decode workers start before the first upload
     start_warm_up()  # the face models load while the server starts: the first click is not the slow one
     options.pop("share", None)
     settings = {
@@ -521,6 +529,7 @@ def launch(app: gr.Blocks | None = None, **options: Any) -> Any:
         "css": APP_CSS,
         # Session folders and logs are never served nor taken as inputs, even if GRADIO_TEMP_DIR encloses them.
         "blocked_paths": [str(backend().store.sessions_dir), str(backend().store.logs_dir)],
+        "app_kwargs": {"middleware": security_middleware()},  # X-Content-Type-Options: nosniff on every response
         **options,
     }
     return (app or demo).queue(default_concurrency_limit=2).launch(share=False, **settings)

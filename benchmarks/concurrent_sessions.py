@@ -25,6 +25,16 @@ vs idle (ratio), errors, peak RSS, and the isolation results. Bounded: every cal
 (``--timeout`` for the whole load) and the script stops by itself.
 
     .venv/bin/python benchmarks/concurrent_sessions.py [--sessions 20] [--photos 2] [--side 1024]
+
+Fairness (``--scenario fairness``): ``--normal`` visitors each check ``--calls`` one-photo uploads in a row (a
+new photo each time), first alone ("idle"), then beside ``--bombers`` visitors who keep uploading
+``--bomb-files`` small progressive JPEGs that take tens of seconds each to decode
+(:func:`headshot_lab.testing.slow.jpeg_scan_bomb`). The goal: the normal visitors' p95 check latency beside the
+bombers within 2× of idle. ``--isolation off`` runs the same against the old set-up (uploads decoded in the
+request's thread, no time limit, two check slots) for comparison. Output:
+``benchmarks/results/concurrent_sessions_fairness[_off].json``.
+
+    .venv/bin/python benchmarks/concurrent_sessions.py --scenario fairness [--normal 2] [--bombers 2] [--calls 6]
 """
 
 from __future__ import annotations
@@ -103,10 +113,13 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
     return stats
 
 
-def launch_app(root: Path, clock: OffsetClock, ttl_hours: float, purge_interval_s: float) -> tuple[str, Any, Any]:
+def launch_app(
+    root: Path, clock: OffsetClock, ttl_hours: float, purge_interval_s: float, decoder: Any = None
+) -> tuple[str, Any, Any]:
     """Launch ``app.py`` in this process on 127.0.0.1, sessions and Gradio's cache under ``root``.
 
-    Returns ``(url, backend, demo)``. The purge loop runs every ``purge_interval_s`` seconds.
+    Returns ``(url, backend, demo)``. The purge loop runs every ``purge_interval_s`` seconds; ``decoder`` is the
+    backend's :class:`~headshot_lab.ui.decode.DecodePool` (default: the app's).
     """
     os.environ["HEADSHOT_LAB_DATA_DIR"] = str(root / "data")
     os.environ["GRADIO_TEMP_DIR"] = str(root / "data" / "gradio")
@@ -116,7 +129,7 @@ def launch_app(root: Path, clock: OffsetClock, ttl_hours: float, purge_interval_
     from headshot_lab.privacy import SessionStore
     from headshot_lab.ui import AppBackend
 
-    backend = AppBackend(SessionStore(root / "data", ttl_hours=ttl_hours, clock=clock))
+    backend = AppBackend(SessionStore(root / "data", ttl_hours=ttl_hours, clock=clock), decoder=decoder)
     demo = app.build_demo(backend)
     backend.start(interval_s=purge_interval_s)  # launch() finds it running and keeps it
     _, url, _ = app.launch(
@@ -439,8 +452,192 @@ def warm_up(url: str, photo: Path) -> dict[str, float]:
     return {c.endpoint: round(c.seconds, 3) for c in calls if c.ok}
 
 
+# ================================================================================== fairness scenario
+def photo_variants(folder: Path, tag: str, count: int, side: int) -> list[Path]:
+    """``count`` distinct one-person JPEGs (one pixel differs), so each check decodes a new upload."""
+    from PIL import Image
+
+    from headshot_lab.testing.photos import real_photos
+
+    with Image.open(real_photos(["obama"])["obama"]) as opened:
+        base = opened.convert("RGB")
+    base.thumbnail((side, side))
+    paths = []
+    for number in range(count):
+        image = base.copy()
+        image.putpixel((0, 0), (number % 256, len(tag) % 256, 11))
+        path = folder / f"{tag}_{number:02d}.jpg"
+        image.save(path, "JPEG", quality=92)
+        paths.append(path)
+    return paths
+
+
+def bomb_variants(folder: Path, tag: str, count: int, side: int, scans: int) -> list[Path]:
+    """``count`` distinct slow-to-decode JPEGs (grey levels differ: distinct bytes, distinct uploads)."""
+    from headshot_lab.testing.slow import jpeg_scan_bomb
+
+    paths = []
+    for number in range(count):
+        path = folder / f"{tag}_bomb{number:02d}.jpg"
+        path.write_bytes(jpeg_scan_bomb(side, scans, grey=40 + (7 * number + 13 * len(tag)) % 200))
+        paths.append(path)
+    return paths
+
+
+def normal_visitor(url: str, photos: list[Path], calls: list[Call], index: int, start: threading.Barrier) -> None:
+    """Check one new photo at a time, ``len(photos)`` times, as one page; then delete the page's data."""
+    from gradio_client import handle_file
+
+    client = new_client(url)
+    start.wait()
+    for photo in photos:
+        timed_call(client, index, "check_photos", ([handle_file(str(photo))], True), time.monotonic() + 600, calls)
+    timed_call(client, index, "delete_my_data", (), time.monotonic() + 60, [])
+    client.close()
+
+
+def bomber(url: str, batches: list[list[Path]], calls: list[Call], index: int, stop: threading.Event) -> None:
+    """Upload a batch of slow files, again and again (a new batch each time), until told to stop."""
+    from gradio_client import handle_file
+
+    client = new_client(url)
+    number = 0
+    while not stop.is_set():
+        batch = batches[number % len(batches)]
+        number += 1
+        timed_call(
+            client, index, "check_photos", ([handle_file(str(p)) for p in batch], True), time.monotonic() + 900, calls
+        )
+    client.close()
+
+
+def normal_phase(url: str, photo_sets: list[list[Path]], bomb_sets: list[list[list[Path]]]) -> dict[str, Any]:
+    """The normal visitors' checks, with the given bombers (none: the idle baseline) running beside them."""
+    normal_calls: list[Call] = []
+    bomb_calls: list[Call] = []
+    stop = threading.Event()
+    barrier = threading.Barrier(len(photo_sets) + 1)
+    bombers = [
+        threading.Thread(target=bomber, args=(url, batches, bomb_calls, 100 + i, stop), daemon=True)
+        for i, batches in enumerate(bomb_sets)
+    ]
+    for thread in bombers:
+        thread.start()
+    if bombers:
+        time.sleep(3.0)  # the bombers' first uploads are decoding when the normal visitors arrive
+    normals = [
+        threading.Thread(target=normal_visitor, args=(url, photos, normal_calls, i, barrier), daemon=True)
+        for i, photos in enumerate(photo_sets)
+    ]
+    for thread in normals:
+        thread.start()
+    started = time.perf_counter()
+    barrier.wait()
+    for thread in normals:
+        thread.join()
+    wall = time.perf_counter() - started
+    stop.set()
+    for thread in bombers:
+        thread.join(timeout=900)
+    ok = [c.seconds for c in normal_calls if c.ok]
+    return {
+        "wall_s": round(wall, 2),
+        "normal_check_s": percentiles(ok),
+        "normal_errors": sum(not c.ok for c in normal_calls),
+        "normal_error_samples": sorted({c.error for c in normal_calls if not c.ok})[:5],
+        "bomb_check_s": percentiles([c.seconds for c in bomb_calls]),
+        "bomb_requests": len(bomb_calls),
+        "bomb_answers": sorted({(c.error or "ok")[:120] for c in bomb_calls})[:5],
+    }
+
+
+def fairness(args: argparse.Namespace) -> None:
+    """Normal visitors' check latency alone vs beside bomb-uploading visitors (same run, same server)."""
+    from headshot_lab.ui.decode import DEFAULT_WORKERS, DecodePool
+
+    isolated = args.isolation == "on"
+    decoder = DecodePool(DEFAULT_WORKERS) if isolated else DecodePool(2, in_process=True)
+    with tempfile.TemporaryDirectory(prefix="fairness-") as tmp:
+        root = Path(tmp)
+        started = time.perf_counter()
+        url, backend, demo = launch_app(root / "server", OffsetClock(), 24.0, 60.0, decoder=decoder)
+        launch_s = time.perf_counter() - started
+        try:
+            (root / "photos").mkdir()
+            photo_sets = [
+                photo_variants(root / "photos", f"n{i}{phase}", args.calls, args.side)
+                for phase in ("idle", "load")
+                for i in range(args.normal)
+            ]
+            bomb_sets = [
+                [bomb_variants(root / "photos", f"b{i}r{r}", args.bomb_files, args.bomb_side, args.bomb_scans)
+                 for r in range(3)]
+                for i in range(args.bombers)
+            ]  # fmt: skip
+            from headshot_lab.io import load_photo
+
+            probe = time.perf_counter()
+            try:
+                load_photo(bomb_sets[0][0][0].read_bytes(), min_side=0)
+                bomb_decode = {"decode_s_in_process": round(time.perf_counter() - probe, 2), "refused_by": None}
+            except Exception as exc:  # the loader's own budget may refuse it (then the worker is not needed)
+                bomb_decode = {"decode_s_in_process": round(time.perf_counter() - probe, 2), "refused_by": repr(exc)}
+            warm = warm_up(url, photo_sets[0][0])
+            print(f"app on {url} in {launch_s:.1f} s; warm-up {warm}; one slow file {bomb_decode}", flush=True)
+            idle = normal_phase(url, photo_sets[: args.normal], [])
+            print(f"idle: {idle['normal_check_s']}", flush=True)
+            loaded = normal_phase(url, photo_sets[args.normal :], bomb_sets)
+            print(f"beside bombers: {loaded['normal_check_s']}; bombs {loaded['bomb_check_s']}", flush=True)
+        finally:
+            demo.close()
+            backend.stop()
+            decoder.close()
+    p95_idle, p95_load = idle["normal_check_s"]["p95"], loaded["normal_check_s"]["p95"]
+    ratio = round(p95_load / p95_idle, 2) if p95_idle and p95_load else None
+    write_result(
+        "concurrent_sessions_fairness" + ("" if isolated else "_off"),
+        {
+            "scenario": "fairness",
+            "isolation": args.isolation,
+            "set_up": {
+                "decode": "worker processes; past 1 CPU-s a decode drops to idle priority (nice 19, SCHED_IDLE); CPU-time limit per file"
+                if isolated
+                else "in the request",
+                "decode_workers": decoder.workers,
+                "decode_cpu_limit_s": decoder.timeout_s if isolated else None,
+                "decode_wall_backstop_s": decoder.wall_limit_s if isolated else None,
+                "check_concurrency_limit": decoder.workers,
+                "one_action_at_a_time_per_page": True,
+            },
+            "normal_visitors": args.normal,
+            "calls_each": args.calls,
+            "photo_side_px": args.side,
+            "bombers": args.bombers,
+            "bomb_files_per_request": args.bomb_files,
+            "bomb": {"side_px": args.bomb_side, "scans": args.bomb_scans, **bomb_decode},
+            "launch_s": round(launch_s, 2),
+            "warm_up_s": warm,
+            "idle": idle,
+            "beside_bombers": loaded,
+            "p95_ratio": ratio,
+            "goal": "p95 beside bombers ≤ 2 × idle p95",
+            "goal_met": ratio is not None and ratio <= 2.0 and not loaded["normal_errors"],
+            "decode_stats": dict(decoder.stats),
+        },
+        args.out,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=("flow", "fairness"), default="flow", help="what to measure")
+    parser.add_argument("--normal", type=int, default=2, help="fairness: normal visitors (default 2)")
+    parser.add_argument("--calls", type=int, default=6, help="fairness: checks per normal visitor (default 6)")
+    parser.add_argument("--bombers", type=int, default=2, help="fairness: bomb-uploading visitors (default 2)")
+    parser.add_argument("--bomb-files", type=int, default=3, help="fairness: slow files per request (default 3)")
+    parser.add_argument("--bomb-side", type=int, default=2048, help="fairness: slow file's side, px (default 2048)")
+    parser.add_argument("--bomb-scans", type=int, default=4000, help="fairness: repeated scans (default 4000)")
+    parser.add_argument("--isolation", choices=("on", "off"), default="on", help="fairness: the app's (on) or old")
     parser.add_argument("--sessions", type=int, default=20, help="simultaneous visitors (default 20)")
     parser.add_argument("--photos", type=int, default=2, help="photos each visitor uploads (default 2)")
     parser.add_argument("--side", type=int, default=1024, help="longest side of those photos, px (default 1024)")
@@ -451,6 +648,11 @@ def main() -> None:
     parser.add_argument("--purge-interval", type=float, default=1.0, help="purge loop interval, s (default 1)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
+    if args.scenario == "fairness":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+        fairness(args)
+        return
     if args.sessions < 1 or args.photos < 1:
         parser.error("--sessions and --photos must be at least 1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -3,7 +3,8 @@
 Every writer here goes through one pattern:
 
 1. open a temporary file *in the destination folder* (``.{name}.{random}.tmp``, created with
-   ``O_EXCL`` so two writers never share one);
+   ``O_EXCL`` so two writers never share one; ``name`` is shortened when the whole would pass the file
+   system's 255-byte limit, and a destination name past that limit is refused in words);
 2. write, ``flush`` and ``os.fsync`` it (so a power cut after step 3 cannot leave an empty file);
 3. ``os.replace`` it over the destination — a rename within one file system, atomic on POSIX and
    Windows: readers see the old file or the new one.
@@ -43,11 +44,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from headshot_lab.errors import DiskFullError
+from headshot_lab.errors import DiskFullError, HeadshotLabError
 
 DISK_FULL_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
 """``errno`` values that mean "no space left": the disk is full, or the user's quota is used up."""
 TEMP_SUFFIX = ".tmp"
+NAME_MAX = 255
+"""Longest file name (bytes) on the usual file systems (ext4, XFS, APFS, NTFS in UTF-16 units)."""
 DEFAULT_FILE_MODE = 0o666
 """Like ``open()``: the process umask is applied by the kernel (``0o644`` with the usual ``022``)."""
 
@@ -105,11 +108,36 @@ def disk_full_guard(folder: str | os.PathLike[str], what: str | None = None) -> 
         raise disk_full_error(folder, what) from exc
 
 
+def check_name_length(path: str | os.PathLike[str]) -> None:
+    """Refuse a destination whose file name is longer than :data:`NAME_MAX` bytes, in words (not ``ENAMETOOLONG``).
+
+    Raises:
+        HeadshotLabError: ``name_too_long``.
+    """
+    name = Path(path).name
+    size = len(os.fsencode(name))
+    if size > NAME_MAX:
+        raise HeadshotLabError(
+            f"The file name {name[:40]}… is too long ({size} bytes; file systems allow {NAME_MAX}).",
+            fix="Rename the file (or the input it is named after) to something shorter.",
+            code="name_too_long",
+        )
+
+
+def temp_name(name: str, token: str) -> str:
+    """``.{name}.{token}.tmp``, with ``name`` cut (in bytes) so the whole stays within :data:`NAME_MAX`."""
+    room = NAME_MAX - len(f"..{token}{TEMP_SUFFIX}".encode())
+    encoded = os.fsencode(name)
+    if len(encoded) > room:
+        name = os.fsdecode(encoded[:room])  # a cut multi-byte character becomes surrogate escapes: still its bytes
+    return f".{name}.{token}{TEMP_SUFFIX}"
+
+
 def _open_temp(path: Path, file_mode: int) -> tuple[int, Path]:
-    """Create ``.{name}.{random}.tmp`` next to ``path`` exclusively; return ``(fd, temp path)``."""
+    """Create ``.{name}.{random}.tmp`` next to ``path`` exclusively (see :func:`temp_name`); ``(fd, temp path)``."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        tmp = path.with_name(temp_name(path.name, secrets.token_hex(4)))
         try:
             return os.open(tmp, flags, file_mode), tmp
         except FileExistsError:  # 32 random bits collided: draw again
@@ -140,10 +168,12 @@ def atomic_write(
 
     Raises:
         DiskFullError: the disk or the quota is full (the destination is untouched).
+        HeadshotLabError: ``name_too_long``: the destination's name is longer than the file system allows.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write mode must be 'wb' or 'w', not {mode!r}")
     path = Path(path)
+    check_name_length(path)
     folder = path.parent
     with disk_full_guard(folder, path.name):
         folder.mkdir(parents=True, exist_ok=True)
@@ -246,13 +276,16 @@ def append_line(
 
 __all__ = [
     "DISK_FULL_ERRNOS",
+    "NAME_MAX",
     "append_line",
     "atomic_write",
+    "check_name_length",
     "copy_file_atomic",
     "disk_full_error",
     "disk_full_guard",
     "is_disk_full",
     "is_temp_file",
+    "temp_name",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",

@@ -64,15 +64,19 @@ def make_backend(root: Path, clock=None) -> AppBackend:
     gradio = root / "gradio"
     gradio.mkdir(parents=True, exist_ok=True)
     store = SessionStore(root / "data", ttl_hours=24, clock=clock or FakeClock())
-    return AppBackend(store, publish_root=gradio / "published", upload_root=gradio)
+    return AppBackend(store, publish_root=gradio / "published", upload_root=gradio, upload_registry=set())
 
 
-def upload(backend: AppBackend, path: Path, name: str | None = None) -> str:
-    """Put a file where Gradio puts uploads (its own sub-folder of the upload folder); return that path."""
-    folder = backend.upload_root / f"upload-{len(list(backend.upload_root.iterdir()))}"
-    folder.mkdir()
-    target = folder / (name or path.name)
+def upload(backend: AppBackend, path: Path, name: str | None = None, folder: str | None = None) -> str:
+    """Put a file where Gradio puts uploads (its own sub-folder, ``folder`` or a new one); return that path.
+
+    The path is registered as an upload, as Gradio's upload route does (``Blocks.upload_file_set``).
+    """
+    where = backend.upload_root / (folder or f"upload-{len(list(backend.upload_root.iterdir()))}")
+    where.mkdir(exist_ok=True)
+    target = where / (name or path.name)
     shutil.copyfile(path, target)
+    backend.upload_registry.add(str(target))
     return str(target)
 
 
@@ -139,9 +143,12 @@ def test_check_copies_pixels_only_reports_bad_files_and_deletes_gradio_copies(tm
         assert original.getexif().get(0x8825) is not None
         assert not copied.getexif() and "exif" not in copied.info
         assert np.array_equal(np.asarray(copied.convert("RGB")), np.asarray(original.convert("RGB")))
-    # Thumbnails are published copies inside the publish folder, never session paths.
-    for path, _caption in result.gallery:
+    # Thumbnails are published copies inside the publish folder, never session paths; nothing of the refused
+    # file is kept (it is shown as the shared "refused" tile).
+    for path, _caption in result.gallery[:2]:
         assert Path(path).is_relative_to(backend.publish_dir(state.session_id))
+    assert Path(result.gallery[2][0]) == Path(backend.refused_tile())
+    assert not any("holiday" in p.name for p in session_files(backend)), "a refused file must leave no copy"
     # JSON for gradio_client: no "path" keys (it would try to download them), no server paths.
     assert "path" not in json.dumps(result.report) and str(tmp_path) not in json.dumps(result.report)
 

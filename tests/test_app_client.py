@@ -120,7 +120,7 @@ def test_a_second_visitor_cannot_reach_the_first_visitors_files(server, real_pho
     assert not ({first_id, second_id} & session_ids(backend))
 
 
-def test_bad_input_gets_the_clis_message_and_fix(server, tmp_path):
+def test_bad_input_gets_the_clis_message_and_fix(server, real_photos, tmp_path):
     from gradio_client import handle_file
 
     url, _backend = server
@@ -135,8 +135,74 @@ def test_bad_input_gets_the_clis_message_and_fix(server, tmp_path):
     assert problem["message"] in status and problem["fix"] in status
     assert problem["message"] in gallery[0]["caption"]
     status, _ = api.predict("corporate", 0.4, api_name="/retouch")
-    assert "none of your photos" in status.lower()
+    assert "no session" in status.lower(), "nothing of the refused file was kept"
+    api.predict([handle_file(str(real_photos["obama"]))], True, api_name="/check_photos")
     status, _ = api.predict("corporate", 2, -1, "none", "", "", 0, api_name="/generate")
     assert "retouch" in status.lower() and "not set up" in status  # plain words: the setting is for the operator
     assert "HEADSHOT_LAB_BASE_MODEL" not in status
     api.predict(api_name="/delete_my_data")
+
+
+def swatch_paths(url: str) -> list[str]:
+    """The server paths of the style swatches, as any visitor finds them in ``/config``."""
+    config = httpx.get(f"{url}config").json()
+    found = []
+    for component in config["components"]:
+        if component.get("props", {}).get("elem_id") == "styles":
+            for entry in component["props"]["value"]:
+                found.append(entry["image"]["path"])
+    return found
+
+
+def call_raw(url: str, endpoint: str, data: list) -> str:
+    """POST an API call the way any script may (paths named directly), then read its answer from the event stream."""
+    response = httpx.post(f"{url}gradio_api/call/{endpoint}", json={"data": data}, timeout=60)
+    response.raise_for_status()
+    event_id = response.json()["event_id"]
+    return httpx.get(f"{url}gradio_api/call/{endpoint}/{event_id}", timeout=120).text
+
+
+def test_a_hostile_call_cannot_delete_the_shared_swatches(server):
+    url, backend = server
+    swatches = swatch_paths(url)
+    assert swatches, "the page shows style swatches"
+    urls = [f"{url}gradio_api/file={path}" for path in swatches]
+    assert all(httpx.get(u).status_code == 200 for u in urls)
+    assert all(backend.upload_root.resolve() not in Path(p).resolve().parents for p in swatches)
+    for consent in (False, True):  # without consent the app discards what it is handed; with it, it copies in
+        files = [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in swatches[:2]]
+        call_raw(url, "check_photos", [files, consent])
+        call_raw(url, "delete_my_data", [])
+    assert all(Path(path).is_file() for path in swatches)
+    assert [httpx.get(u).status_code for u in urls] == [200] * len(urls), "a swatch was deleted for everyone"
+
+
+def test_every_response_says_nosniff(server, tmp_path):
+    url, _backend = server
+    for path in ("", "config", "gradio_api/info"):
+        response = httpx.get(f"{url}{path}")
+        assert response.headers.get("x-content-type-options") == "nosniff", path
+    swatch = swatch_paths(url)[0]
+    assert httpx.get(f"{url}gradio_api/file={swatch}").headers.get("x-content-type-options") == "nosniff"
+
+
+def test_refused_uploads_leave_no_copy_on_the_server(server, real_photos, tmp_path):
+    from gradio_client import handle_file
+
+    url, backend = server
+    api = client(url, tmp_path)
+    before = session_ids(backend)
+    text = tmp_path / "notes.jpg"
+    text.write_text("words, not a photo")
+    photo = handle_file(str(real_photos["obama"]))
+    status, _, _ = api.predict([photo] * 21, True, api_name="/check_photos")
+    assert "you uploaded 21" in status
+    status, _, _ = api.predict([photo], False, api_name="/check_photos")
+    assert "consent" in status.lower()
+    _, _, report = api.predict([handle_file(str(text))], True, api_name="/check_photos")
+    assert report["photos"][0]["problems"][0]["code"] == "not_an_image"
+    cache = Path(os.environ["GRADIO_TEMP_DIR"])
+    left = [p for p in cache.rglob("*") if p.is_file() and p.name in {"obama.jpg", "notes.jpg"}]
+    assert left == [], "a refused upload stayed in Gradio's cache"
+    assert session_ids(backend) == before, "a request that kept nothing left a session behind"
+    assert "Nothing to delete" in api.predict(api_name="/delete_my_data")

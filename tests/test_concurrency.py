@@ -211,7 +211,7 @@ def test_twenty_simultaneous_sessions_each_get_only_their_own_results(crowd):
         assert [photo["name"] for photo in report["photos"]] == [visitor.photo.name], status
         assert [entry["caption"].split(" ", 1)[1].split(" —")[0] for entry in gallery] == [visitor.photo.name]
         retouch_status, retouched = visitor.retouch
-        assert "1 photo(s) retouched" in retouch_status, retouch_status
+        assert "1 photo(s) retouched" in retouch_status, (retouch_status, status)
         assert [entry["caption"].split(" ·")[0] for entry in retouched] == [
             f"retouched/{visitor.tag}_obama_corporate.png"
         ]
@@ -272,11 +272,8 @@ def test_another_sessions_files_cannot_be_read_or_deleted_through_the_api(crowd)
     (photo,) = outputs[3]["photos"]
     assert photo["problems"][0]["code"] == "not_an_upload", photo
     assert "not one of your uploads" in outputs[1]
-    # ... so the page that asked holds nothing of the first visitor (only the grey "unreadable" tile).
-    (asker,) = [s for s in backend.store.list_sessions() if s.id not in before]
-    stolen = {path.read_bytes() for path in files_of(published)}
-    assert not any(path.read_bytes() in stolen for path in files_of(asker.root))
-    assert not list(asker.uploads.iterdir()) and not (asker.cache / "rejected").exists()
+    # ... so the page that asked holds nothing at all: a request whose every file is refused keeps no session.
+    assert {s.id for s in backend.store.list_sessions()} == before
     # Gradio never serves a session folder or the logs, whoever asks.
     for path in [*files_of(session.root), *files_of(backend.store.logs_dir)]:
         assert httpx.get(f"{url}gradio_api/file={path}").status_code == 403, path

@@ -19,14 +19,34 @@ selection), 1 when it could not (no usable reference, no photo could be retouche
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import sys
 
 from headshot_lab import workflow
-from headshot_lab.cli import print_json
+from headshot_lab.cli import output_folder, print_json, print_line
 from headshot_lab.cli.check import expand_photo_args
 from headshot_lab.errors import HeadshotLabError
 
 OUTPUT_FORMATS = ("png", "jpg", "webp")
+MAX_STEM_BYTES = 150
+"""Longest output stem (UTF-8 bytes): room for a crop name, a suffix and the atomic writer's temp name in 255."""
+
+
+def output_stem(name: str, style: str) -> str:
+    """:func:`~headshot_lab.workflow.retouched_stem`, shortened past :data:`MAX_STEM_BYTES`.
+
+    A long stem keeps its start and gets ``-{sha256(name)[:8]}`` before ``-{style}-retouched``, so two long
+    names that share a start still get two files.
+    """
+    stem = workflow.retouched_stem(name, style)
+    if len(stem.encode()) <= MAX_STEM_BYTES:
+        return stem
+    tail = f"-{hashlib.sha256(os.fsencode(name)).hexdigest()[:8]}-{style}-retouched"
+    head = stem[: -len(f"-{style}-retouched")]
+    while len((head + tail).encode()) > MAX_STEM_BYTES:
+        head = head[:-1]
+    return head + tail
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,10 +85,12 @@ def run_retouch(args: argparse.Namespace) -> int:
     photos = expand_photo_args(args.photos)
     if not photos:
         raise HeadshotLabError("No photos were given.", fix="Pass photo files or a folder of photos.", code="no_input")
+    out = output_folder(args.out)
     batch = workflow.retouch_photos(
         {str(photo): photo for photo in photos},
         args.style,
-        args.out,
+        out,
+        stem=output_stem,
         light=args.light,
         white_balance=not args.no_white_balance,
         format=args.format,
@@ -80,9 +102,9 @@ def run_retouch(args: argparse.Namespace) -> int:
     else:
         for output in batch.outputs:
             for path in output.paths:
-                print(path)
+                print_line(str(path))
         for error in payload["errors"]:
-            print(f"error: {error['photo']}: {error['message']}\nfix: {error['fix']}", file=sys.stderr)
+            print_line(f"error: {error['photo']}: {error['message']}\nfix: {error['fix']}", sys.stderr)
     return 0 if batch.outputs else 1
 
 
@@ -106,12 +128,12 @@ def run_select(args: argparse.Namespace) -> int:
     if args.json:
         print_json(payload)
         return 0
-    print(f"kept {len(payload['kept'])} of {len(selection.candidates)}  ({payload['encoder']})")
+    print_line(f"kept {len(payload['kept'])} of {len(selection.candidates)}  ({payload['encoder']})")
     for rank, item in enumerate(payload["kept"], start=1):
         scores = item["scores"]
-        print(f"  {rank}. {item['path']}  identity {scores['identity']:.3f}  sharpness {scores['sharpness']:.0f}")
+        print_line(f"  {rank}. {item['path']}  identity {scores['identity']:.3f}  sharpness {scores['sharpness']:.0f}")
     for item in payload["rejected"]:
-        print(f"  ✗ {item['path']}")
+        print_line(f"  ✗ {item['path']}")
         for reason in item["reasons"]:
-            print(f"      {reason['code']}: {reason['message']}")
+            print_line(f"      {reason['code']}: {reason['message']}")
     return 0

@@ -26,8 +26,11 @@ Privacy model
 -------------
 * One :class:`~headshot_lab.privacy.Session` folder per browser session, created on the first
   upload with consent; its id lives only in the server-side ``gr.State`` (:class:`SessionState`).
-* Uploads are decoded with :func:`headshot_lab.io.load_photo` and re-saved pixels-only (no EXIF or
-  GPS) into ``uploads/``; Gradio's own upload copies are deleted right after.
+* Uploads are decoded with :func:`headshot_lab.io.load_photo` in time-limited worker processes
+  (:mod:`~headshot_lab.ui.decode`) and re-saved pixels-only (no EXIF or GPS) into ``uploads/``; Gradio's own
+  upload copies are deleted right after. A refused request (count, consent) or a refused file (unreadable, too
+  slow) leaves no copy anywhere; a request deletes only uploads its own page handed over, never the shared
+  files every page is shown (style swatches), which live outside Gradio's cache.
 * Gradio serves only Gradio's cache folder. A file is shown or downloaded by *publishing* it:
   copying its bytes unchanged (no re-encode: the disclosure XMP/C2PA stays intact) into
   ``<publish_root>/<sha256(session id)[:32]>/`` inside that cache. Session folders themselves are

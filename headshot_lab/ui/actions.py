@@ -7,13 +7,15 @@ The rules (what is allowed, what is written, how it is labelled) live in the ser
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from headshot_lab import workflow
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.privacy import Session
+from headshot_lab.ui.decode import DecodeBudget
 from headshot_lab.ui.files import SessionFiles
 from headshot_lab.ui.formatting import (
     OK_MARK,
@@ -42,6 +44,38 @@ from headshot_lab.ui.state import (
     report_progress,
 )
 
+RETRAINED_NOTE = (
+    "Your photos or the training settings changed since the last training, so this training started fresh and "
+    "replaced the earlier one."
+)
+
+
+def same_photo_groups(paths: Sequence[str], is_upload: Callable[[str], bool]) -> dict[str, list[str]]:
+    """``{first path: every path of the same photo}``, in upload order.
+
+    Gradio stores an upload in a folder named by the SHA-256 of its bytes, so two uploads of one photo share a
+    folder (the same path, or another name in it); any other path stands for itself.
+    """
+    groups: dict[str, list[str]] = {}
+    first_of: dict[str, str] = {}
+    for path in paths:
+        key = str(Path(path).parent) if is_upload(path) else path
+        first = first_of.setdefault(key, path)
+        groups.setdefault(first, []).append(path)
+    return groups
+
+
+def duplicate_note(group: Sequence[str]) -> dict[str, str]:
+    """The one warning for ``len(group)`` uploads of the same photo (it is checked and used once)."""
+    names = sorted({Path(path).name for path in group})
+    also = f" ({', '.join(names)})" if len(names) > 1 else ""
+    return {
+        "code": "duplicate",
+        "message": f"These {len(group)} photos are the same photo{also}; it is checked and used once.",
+        "fix": "Add different photos of yourself instead: varied angles, light and expressions give a better likeness.",
+        "severity": "warning",
+    }
+
 
 class AppBackend(SessionFiles):
     """Sessions (:class:`SessionFiles`) plus the app's actions; each returns an :class:`ActionResult`, never raises."""
@@ -67,43 +101,36 @@ class AppBackend(SessionFiles):
         *,
         progress: Progress | None = None,
     ) -> ActionResult:
-        """Consent → session; copy the uploads in (pixels only); run the capture checklist."""
+        """Consent → session; copy the uploads in (pixels only); run the capture checklist.
+
+        Nothing of a refused request is kept: a wrong count or missing consent deletes Gradio's copies of every
+        upload handed over; a file that cannot be read is refused on its own (its copy deleted, only the refusal
+        reported) and never fails the others; a batch in which nothing could be read leaves no session behind.
+        """
         paths = [str(getattr(f, "name", f)) for f in (files or [])]
+        self.receive(state, paths)
         try:
             workflow.admit_photos(len(paths), consent=consent)
-        except HeadshotLabError as exc:
-            if exc.code == "consent_required":  # without consent nothing is kept, not even Gradio's copies
-                for path in paths:
-                    self.discard_upload(path)
+        except HeadshotLabError:
+            self.discard_all(state, paths)  # refused before anything is copied in: nothing stays
             raise
         session = self.open_session(state, create=True)
-        known = {item.origin: item for item in state.uploads if item.origin}
-        taken: set[str] = set()
-        uploads: list[Item] = []
-        for index, path in enumerate(paths):
-            report_progress(progress, 0.1 * index / len(paths), "Copying your photos")
-            item = known.get(path)
-            if item is not None and Path(item.path or item.raw).is_file():
-                taken.add(Path(item.name).stem)
-            else:
-                item = self.ingest(session, path, taken)
-            uploads.append(item)
-        for old in state.uploads:  # photos removed from the uploader leave the session too
-            if all(old is not new for new in uploads):
-                for leftover in (old.path, old.raw):
-                    if leftover:
-                        Path(leftover).unlink(missing_ok=True)
+        groups = same_photo_groups(paths, self.is_upload)
+        uploads = self._copy_in(session, state, list(groups), progress)
+        for item, group in zip(uploads, groups.values(), strict=True):
+            for extra in group[1:]:  # the other copies of the same photo
+                self.discard_upload(extra, state)
+            item.notes = [n for n in item.notes if n.get("code") != "duplicate"]  # a reused item: said afresh
+            if len(group) > 1:
+                item.notes.append(duplicate_note(group))
         state.uploads = uploads
         self.forget_memory(session.id)
-        # The checklist reads the session copies; a file that is not a photo is passed as its bytes so that
-        # the report says what it is in the checklist's own words ("this is a PDF document, not a photo").
-        sources = {item.name: item.path or (Path(item.raw).read_bytes() if item.raw else b"") for item in uploads}
 
         def on_photo(done: int, total: int) -> None:
             report_progress(progress, 0.1 + 0.85 * done / max(total, 1), f"Checking photo {done}/{total}")
 
         check = workflow.check_photos(
-            sources,
+            {item.name: item.path or b"" for item in uploads},
             unreadable={item.name: item.error for item in uploads if item.error},
             notes={item.name: item.notes for item in uploads if item.notes},
             on_photo=on_photo,
@@ -112,10 +139,54 @@ class AppBackend(SessionFiles):
         for item in uploads:
             item.ok = check.usable(item.name) and bool(item.path)
             gallery.append((self.thumbnail(session, item), photo_caption(item.name, check.photo(item.name))))
+        if not any(item.path for item in uploads) and not state.outputs and not state.identity:
+            self._drop_empty_session(state)  # nothing could be read: nothing of this request stays
         report_progress(progress, 1.0, "Done")
         report = check.to_dict()
         status = format_capture_report(report, model=self.generator_ready)
         return ActionResult(state=state, status=status, gallery=gallery, report=report)
+
+    def _copy_in(
+        self, session: Session, state: SessionState, paths: list[str], progress: Progress | None
+    ) -> list[Item]:
+        """The session's uploads for ``paths``: kept copies reused, new files copied in, dropped ones deleted.
+
+        The copies of photos no longer in the uploader are deleted *before* new ones are written, so a new photo
+        of the same name never loses its copy to the clean-up of the old one.
+        """
+        known = {item.origin: item for item in state.uploads if item.origin}
+        reused: dict[str, Item] = {}
+        for path in paths:
+            item = known.get(path)
+            if item is None:
+                continue
+            kept = bool(item.path) and Path(item.path).is_file()
+            refused = bool(item.error) and not Path(path).is_file()  # refused before, nothing new to read
+            if kept or refused:
+                reused[path] = item
+        for old in state.uploads:  # photos removed from the uploader leave the session too
+            if all(old is not item for item in reused.values()) and old.path:
+                Path(old.path).unlink(missing_ok=True)
+        taken = {Path(item.name).stem for item in reused.values()}
+        budget = DecodeBudget(self.request_budget_s)  # CPU seconds of decoding for this request, all files together
+        uploads: list[Item] = []
+        for index, path in enumerate(paths):
+            report_progress(progress, 0.1 * index / len(paths), "Copying your photos")
+            if path in reused:
+                self.discard_upload(path, state)  # uploaded again: the session already has its copy
+                uploads.append(reused[path])
+            else:
+                uploads.append(self.ingest(session, path, taken, state, budget=budget))
+        return uploads
+
+    def _drop_empty_session(self, state: SessionState) -> None:
+        """Delete a session that holds nothing (every file refused) and forget it: "Delete my data" finds nothing."""
+        if state.session_id:
+            self.delete_session(state.session_id, reason="orphan")
+            with self._lock:
+                self._deleted.pop(state.session_id, None)  # not "deleted while running": nothing was kept
+            state.session_id = None
+        state.uploads = []
 
     # -- 2. learn identity -------------------------------------------------------------------------
     @guarded
@@ -150,14 +221,29 @@ class AppBackend(SessionFiles):
             steps=int(steps), rank=int(rank), prior_preservation=bool(prior_preservation), seed=int(seed)
         )
         report_progress(progress, 0.0, "Training your identity LoRA")
-        result = workflow.train_identity(
-            paths, session.lora / "identity", config, class_images=session.cache / "class_images", progress=True
+        fresh_note = ""
+        train = functools.partial(
+            workflow.train_identity,
+            paths,
+            session.lora / "identity",
+            config,
+            class_images=session.cache / "class_images",
+            progress=True,
         )
+        try:
+            result = train()
+        except HeadshotLabError as exc:
+            if exc.code != "checkpoint_mismatch":
+                raise
+            # The photos or the settings changed since the last training: a new run replaces the old one.
+            result = train(resume=False)
+            fresh_note = RETRAINED_NOTE
         state.identity = result.ref
         card = result.card
+        fresh = f"\n\n{fresh_note}" if fresh_note else ""
         status = with_operator_details(
             f"{OK_MARK} Your likeness is learned from {len(photos)} photos ({duration_words(result.seconds)}). "
-            "It stays with this page's data and is deleted with it.\n\n" + next_step("train"),
+            "It stays with this page's data and is deleted with it." + fresh + "\n\n" + next_step("train"),
             [
                 f"{result.steps} steps, base `{card.get('base_model')}` ({card.get('family')}), LoRA rank {config.rank}",
                 *result.notes,
@@ -382,8 +468,7 @@ class AppBackend(SessionFiles):
     @guarded
     def delete_my_data(self, state: SessionState, files: Sequence[str] | None = None) -> ActionResult:
         """Delete the session folder, its published copies and pending uploads now."""
-        for path in files or []:
-            self.discard_upload(str(getattr(path, "name", path)))
+        self.discard_all(state, [str(getattr(path, "name", path)) for path in files or []])
         if not state.session_id:
             return ActionResult(state=SessionState(), status="Nothing to delete: no photos were kept for this page.")
         deletion = self.delete_session(state.session_id, reason="user")

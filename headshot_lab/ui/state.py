@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ MIN_PICKS = 5
 THUMBNAIL_SIDE = 320
 MAX_UPLOAD_MB = 25
 ACTIONS = ("check_photos", "train_identity", "generate", "retouch", "select", "export", "audit", "delete_my_data")
+ONE_AT_A_TIME = frozenset(ACTIONS) - {"delete_my_data"}
+"""Actions a page may run only one at a time (deleting is never held up)."""
 CONSENT_TEXT = (
     "I am the person in these photos (or have their written permission) and I agree that they are processed "
     "on this server to make headshots. Nothing is shared; everything is deleted when I press “Delete my data "
@@ -52,8 +55,8 @@ class Item:
         source: for outputs made from one upload, that upload's name.
         ok: uploads: usable for training (no error in the capture report).
         origin: uploads: the path Gradio handed over (to recognise a re-submitted file).
-        raw: uploads that are not images: their bytes, kept in the session only to report on them.
-        error: uploads that could not even be read: the error.
+        raw: no longer written (nothing of a refused upload is kept); kept so that old states still load.
+        error: uploads that could not be read (or were refused while copying in): the refusal.
         notes: uploads: warnings found while copying it in (e.g. ``animated``: only the first frame was
             kept), added to the checklist's report, since the checklist sees the session's still copy.
     """
@@ -71,7 +74,11 @@ class Item:
 
 @dataclass
 class SessionState:
-    """What ``gr.State`` holds for one browser session (server-side only; never sent to the browser)."""
+    """What ``gr.State`` holds for one browser session (server-side only; never sent to the browser).
+
+    ``handed``: Gradio upload paths this page handed over and that are not deleted yet (the only Gradio files a
+    request of this page may delete); ``owner``: a random token naming the page (one action at a time per page).
+    """
 
     session_id: str | None = None
     uploads: list[Item] = field(default_factory=list)
@@ -79,6 +86,15 @@ class SessionState:
     identity: dict[str, Any] | None = None
     picks: list[str] = field(default_factory=list)
     runs: int = 0
+    handed: list[str] = field(default_factory=list, compare=False)
+    owner: str = field(default="", compare=False, repr=False)
+
+    def page(self) -> str:
+        """The page's random token, drawn on first use (``gr.State`` deep-copies its initial value for every
+        page, so a token drawn at construction would be shared by all of them)."""
+        if not self.owner:
+            self.owner = secrets.token_hex(8)
+        return self.owner
 
     def usable_uploads(self, *, strict: bool = False) -> list[Item]:
         """Uploads that passed the checklist; unless ``strict``, all readable ones when none passed."""
@@ -154,7 +170,15 @@ def guarded(method: Callable[..., ActionResult]) -> Callable[..., ActionResult]:
     @functools.wraps(method)
     def wrapper(self: Any, state: SessionState | None, *args: Any, **kwargs: Any) -> ActionResult:
         state = state if isinstance(state, SessionState) else SessionState()
-        result = attempt(self, state, *args, **kwargs)
+        gate = getattr(self, "one_at_a_time", None) if method.__name__ in ONE_AT_A_TIME else None
+        if gate is None:
+            result = attempt(self, state, *args, **kwargs)
+        else:
+            try:
+                with gate(state):
+                    result = attempt(self, state, *args, **kwargs)
+            except HeadshotLabError as exc:  # the page's previous action is still running
+                return fail_result(state, exc)
         settle = getattr(self, "settle_deleted", None)
         if settle is not None and settle(result.state):
             deleted = HeadshotLabError(
@@ -226,7 +250,7 @@ def unique_name(name: str, taken: set[str]) -> str:
 
 
 def reset_state(state: SessionState) -> None:
-    """Empty ``state`` in place (its session expired or was deleted)."""
-    fresh = SessionState()
+    """Empty ``state`` in place (its session expired or was deleted); it still names the same page."""
+    fresh = SessionState(owner=state.page())
     for name in vars(fresh):
         setattr(state, name, getattr(fresh, name))
