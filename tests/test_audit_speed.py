@@ -182,3 +182,300 @@ def test_a_damaged_weights_file_falls_back_to_dlib(tmp_path, caplog):
         dlib_resnet.read_weights(damaged)
     assert dlib_resnet.onnx_resnet(damaged) is None  # dlib's own network runs instead, with a warning
     assert "could not be built" in caplog.text
+
+
+# --------------------------------------------------------------------------------------------
+# Per-face CPU cuts (issue 13, deliverable 9, second round): each fast path against the library call
+# or the code it replaced, kept here as the slow reference.
+# --------------------------------------------------------------------------------------------
+
+#: Colour maths rewritten from scikit-image / colour-science / scipy formulas: equal within this (float64 round-off).
+FORMULA_TOLERANCE = 1e-9
+#: The audit's measured values (ITA°, light-corrected ITA°, Lab, ΔITA°, texture ratio, detectability
+#: features) on real photos, fast path against the reference path: within this (measured: ≤ 1e-11).
+MEASUREMENT_TOLERANCE = 1e-7
+
+
+def _ref_rgb_to_lab(rgb):
+    """The replaced :func:`headshot_lab.skin.rgb_to_lab`: scikit-image's ``rgb2lab`` on ``rgb / 255``."""
+    from skimage.color import rgb2lab
+
+    array = np.asarray(rgb)
+    values = array.astype(np.float64) / 255.0 if array.dtype == np.uint8 else array.astype(np.float64)
+    return np.asarray(rgb2lab(values, illuminant="D65", observer="2", channel_axis=-1), dtype=np.float64)
+
+
+def _ref_lab_to_rgb(lab):
+    import warnings
+
+    from skimage.color import lab2rgb
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rgb = lab2rgb(np.asarray(lab, dtype=np.float64), illuminant="D65", observer="2", channel_axis=-1)
+    return np.asarray(np.clip(np.round(rgb * 255.0), 0, 255), dtype=np.uint8)
+
+
+def _ref_linear_to_xyz(linear):
+    import colour
+
+    return np.asarray(colour.RGB_to_XYZ(linear, "sRGB", apply_cctf_decoding=False), dtype=np.float64)
+
+
+def _ref_xyz_to_lab(xyz):
+    import colour
+
+    from headshot_lab import skin
+
+    return np.asarray(colour.XYZ_to_Lab(xyz, colour.XYZ_to_xy(skin._d65_xyz())), dtype=np.float64)
+
+
+def _ref_angular_median(angles, percentiles=()):
+    """The replaced :func:`headshot_lab.skin.angular_median` (scipy's ``circmean``, ``np.median``)."""
+    from scipy.stats import circmean
+
+    from headshot_lab.skin import angle_difference
+
+    values = np.asarray(angles, dtype=np.float64)
+    centre = float(circmean(values, high=180.0, low=-180.0))
+    unwrapped = centre + angle_difference(values, centre)
+    median = float(angle_difference(np.median(unwrapped), 0.0))
+    extra = [float(angle_difference(v, 0.0)) for v in np.percentile(unwrapped, list(percentiles))] if percentiles else []
+    return median, extra
+
+
+def _ref_skew_kurtosis(values):
+    from scipy import stats
+
+    return float(stats.skew(values)), float(stats.kurtosis(values))
+
+
+def _ref_skin_weights(source):
+    """The replaced ``eval.generators._skin_weights``: the Gaussian blur of the whole image."""
+    import cv2
+
+    from headshot_lab.skin import skin_mask
+
+    region = skin_mask(source.image, source.mesh, exclude_extremes=False).astype(np.float32)
+    sigma = max(1.0, 0.01 * max(source.image.shape[:2]))
+    weights = np.clip(cv2.GaussianBlur(region, (0, 0), sigma) * 1.5, 0.0, 1.0)
+    weights[source.skin] = 1.0
+    return weights
+
+
+def _ref_shift_ita(image, mask, delta):
+    """The replaced :func:`headshot_lab.skin.shift_ita` (whole image, scikit-image's conversions)."""
+    rgb = np.asarray(image).copy()
+    weights = np.clip(np.asarray(mask).astype(np.float64), 0.0, 1.0)
+    selected = weights > 0
+    if not selected.any() or delta == 0:
+        return rgb
+    pixels = rgb[selected]
+    lab = _ref_rgb_to_lab(pixels)
+    lightness, b_star = lab[:, 0] - 50.0, lab[:, 2]
+    radius = np.hypot(lightness, b_star)
+    angle = np.arctan2(lightness, b_star) + np.radians(delta)
+    lab[:, 0] = 50.0 + radius * np.sin(angle)
+    lab[:, 2] = radius * np.cos(angle)
+    shifted = _ref_lab_to_rgb(lab).astype(np.float64)
+    w = weights[selected][:, None]
+    rgb[selected] = np.clip(np.round((1.0 - w) * pixels + w * shifted), 0, 255).astype(np.uint8)
+    return rgb
+
+
+def _use_reference_paths(monkeypatch):
+    """Point every fast path back at its slow reference (the previous implementation)."""
+    from eval import generators
+    from headshot_lab import analysis, skin
+    from headshot_lab.audit import detectability
+
+    monkeypatch.setattr(skin, "rgb_to_lab", _ref_rgb_to_lab)
+    monkeypatch.setattr(skin, "lightness", lambda rgb: _ref_rgb_to_lab(rgb)[..., 0])
+    monkeypatch.setattr(skin, "lab_to_rgb", _ref_lab_to_rgb)
+    monkeypatch.setattr(skin, "_linear_to_xyz", _ref_linear_to_xyz)
+    monkeypatch.setattr(skin, "_xyz_to_lab_d65", _ref_xyz_to_lab)
+    monkeypatch.setattr(skin, "angular_median", _ref_angular_median)
+    monkeypatch.setattr(skin, "shift_ita", _ref_shift_ita)
+    monkeypatch.setattr(analysis, "rgb_to_lab", _ref_rgb_to_lab)
+    monkeypatch.setattr(analysis, "skin_lightness", lambda rgb: _ref_rgb_to_lab(rgb)[..., 0])
+    monkeypatch.setattr(detectability, "_skew_kurtosis", _ref_skew_kurtosis)
+    monkeypatch.setattr(generators, "_skin_weights", _ref_skin_weights)
+
+
+def _all_colours(step: int = 3) -> np.ndarray:
+    levels = np.unique(np.r_[np.arange(0, 256, step), 255])
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1)
+    return grid.reshape(-1, 3).astype(np.uint8)
+
+
+def test_table_lab_equals_skimage_on_every_colour_and_real_pixels(photos):
+    from headshot_lab.skin import lab_to_rgb, lightness, rgb_to_lab
+
+    samples = [_all_colours(), *(image.reshape(-1, 3)[::7] for image in list(photos.values())[:6])]
+    for pixels in samples:
+        expected = _ref_rgb_to_lab(pixels)
+        assert np.max(np.abs(rgb_to_lab(pixels) - expected)) <= FORMULA_TOLERANCE
+        assert np.max(np.abs(lightness(pixels) - expected[:, 0])) <= FORMULA_TOLERANCE
+        assert rgb_to_lab(pixels.reshape(-1, 1, 3)).shape == (len(pixels), 1, 3)
+    image = photos["obama"]
+    assert np.max(np.abs(rgb_to_lab(image) - _ref_rgb_to_lab(image))) <= FORMULA_TOLERANCE  # (H, W, 3) too
+    floats = _all_colours(15).astype(np.float64) / 255.0  # float input: scikit-image itself
+    assert np.array_equal(rgb_to_lab(floats), _ref_rgb_to_lab(floats))
+    # back to sRGB: every colour, shifted in L* and b* (out of gamut and z < 0 included): the same uint8
+    rng = np.random.default_rng(0)
+    lab = _ref_rgb_to_lab(_all_colours())
+    lab[:, 0] += rng.normal(0.0, 8.0, len(lab))
+    lab[:, 2] += rng.normal(0.0, 30.0, len(lab))
+    assert np.array_equal(lab_to_rgb(lab), _ref_lab_to_rgb(lab))
+
+
+def test_colour_science_shortcuts_equal_colour_science():
+    import colour
+
+    from headshot_lab import skin
+
+    rng = np.random.default_rng(1)
+    linear = rng.uniform(0.0, 1.0, (5000, 3))
+    assert np.max(np.abs(skin._linear_to_xyz(linear) - _ref_linear_to_xyz(linear))) <= FORMULA_TOLERANCE
+    assert np.max(np.abs(skin._linear_to_xyz(linear[0]) - _ref_linear_to_xyz(linear[0]))) <= FORMULA_TOLERANCE
+    xyz = _ref_linear_to_xyz(linear)
+    expected = colour.XYZ_to_RGB(xyz, "sRGB", apply_cctf_encoding=False)
+    assert np.max(np.abs(skin._xyz_to_linear(xyz) - expected)) <= FORMULA_TOLERANCE
+    dark = xyz * 1e-3  # the linear branch of f below (24/116)³
+    for values in (xyz, dark, xyz[0]):
+        assert np.max(np.abs(skin._xyz_to_lab_d65(values) - _ref_xyz_to_lab(values))) <= FORMULA_TOLERANCE
+    assert np.max(np.abs(skin._xyz_to_xy(xyz[3]) - colour.XYZ_to_xy(xyz[3]))) <= FORMULA_TOLERANCE
+
+
+def test_circular_mean_and_angular_median_equal_scipys():
+    from scipy.stats import circmean
+
+    from headshot_lab.skin import angular_median, circular_mean
+
+    rng = np.random.default_rng(2)
+    cases = [
+        rng.normal(20.0, 10.0, 4001),  # ordinary skin
+        rng.normal(178.0, 4.0, 2000),  # across the ±180° cut
+        rng.uniform(-180.0, 180.0, 999),
+        np.array([-30.0, 40.0]),
+        np.array([90.5, 90.5, 91.0]),
+    ]
+    for angles in cases:
+        expected = float(circmean(angles, high=180.0, low=-180.0))
+        got = circular_mean(angles)
+        assert -180.0 <= got < 180.0
+        assert abs(((got - expected) + 180.0) % 360.0 - 180.0) <= FORMULA_TOLERANCE
+        median, quartiles = angular_median(angles, (25.0, 75.0))
+        ref_median, ref_quartiles = _ref_angular_median(angles, (25.0, 75.0))
+        assert abs(median - ref_median) <= FORMULA_TOLERANCE
+        assert np.max(np.abs(np.subtract(quartiles, ref_quartiles))) <= FORMULA_TOLERANCE
+        assert angular_median(angles)[1] == []
+
+
+def test_skew_and_kurtosis_equal_scipys():
+    from headshot_lab.audit.detectability import _skew_kurtosis
+
+    rng = np.random.default_rng(3)
+    for values in (rng.normal(0, 3, 9000), rng.exponential(2.0, 9000), rng.integers(-5, 6, 9000).astype(float)):
+        assert np.max(np.abs(np.subtract(_skew_kurtosis(values), _ref_skew_kurtosis(values)))) <= FORMULA_TOLERANCE
+
+
+def _sources(photos, names):
+    """``(name, image, AuditAnalysis, SourceView)`` of each named photo with a measured skin mask."""
+    from eval.generators import SourceView
+    from headshot_lab.audit.measure import analyse_image
+
+    out = []
+    for name in names:
+        image = photos[name]
+        source = analyse_image(image)
+        if source.tone is None:
+            continue
+        view = SourceView(id=name, image=image, identity=name, ita=float(source.tone.ita), **source.original_geometry())
+        out.append((name, image, source, view))
+    return out
+
+
+def _fast_names(photos) -> list[str]:
+    return [name for name in photos if "@2.2" in name][:8] + ["group", "obama", "tom_hanks"]
+
+
+def test_canary_on_the_bounding_box_equals_the_whole_image_canary(photos):
+    from eval.generators import _skin_weights
+    from headshot_lab.skin import shift_ita
+
+    checked = 0
+    for name, image, _, view in _sources(photos, _fast_names(photos)):
+        weights = _skin_weights(view)
+        assert np.max(np.abs(weights - _ref_skin_weights(view))) <= 1e-6, name
+        for delta in (3.0, -5.0):
+            assert np.array_equal(shift_ita(image, weights, delta), _ref_shift_ita(image, weights, delta)), name
+        checked += 1
+    assert checked >= 6
+    assert np.array_equal(shift_ita(photos["obama"], np.zeros(photos["obama"].shape[:2]), 3.0), photos["obama"])
+
+
+def _audit_values(photos, names):
+    """Every measured value the audit reads, for the source and its ``lighten:3`` canary output."""
+    from eval.generators import GenerationContext, build_generator
+    from headshot_lab.audit.measure import analyse_image
+
+    canary, context = build_generator("lighten:3"), GenerationContext(seed=0, donors=[])
+    values = {}
+    for name, image, source, view in _sources(photos, names):
+        output = analyse_image(canary(view, context))
+        row = {}
+        for label, analysed in (("source", source), ("canary", output)):
+            tone = analysed.tone
+            row[label] = {
+                "ita": tone.ita,
+                "ita_iqr": tone.ita_iqr,
+                "ita_light_corrected": tone.ita_light_corrected,
+                "lab": tone.lab,
+                "lab_light_corrected": tone.lab_light_corrected,
+                "scene_grey_xy": tone.scene_grey_xy,
+                "skin_pixels": tone.skin_pixels,
+                "texture": analysed.texture,
+                "age": analysed.age,
+                "features": analysed.features,
+                "metrics": {**analysed.photo.metrics, **analysed.face.metrics},
+            }
+        row["delta_ita"] = output.tone.ita - source.tone.ita
+        row["delta_ita_light_corrected"] = output.tone.ita_light_corrected - source.tone.ita_light_corrected
+        values[name] = row
+    return values
+
+
+def _close(a, b, tolerance) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tolerance) for k in a)
+    if a is None or b is None or isinstance(a, str):
+        return a == b
+    if isinstance(a, list | tuple) and a and not isinstance(a[0], int | float):
+        return len(a) == len(b) and all(_close(x, y, tolerance) for x, y in zip(a, b, strict=True))
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.all(np.abs(a - b) <= tolerance * np.maximum(1.0, np.abs(b))))
+
+
+def test_audit_values_equal_the_previous_implementation(photos, monkeypatch):
+    """ITA, light-corrected ITA, Lab, ΔITA of a canary, texture, age and the detectability features: fast = reference.
+
+    The whole-photo and per-face stats (rounded to 0.1–0.0001 where they are computed) may differ by one
+    rounding unit at most (0.01 on the values rounded to 2 decimals).
+    """
+    names = _fast_names(photos)
+    fast = _audit_values(photos, names)
+    with monkeypatch.context() as patch:
+        _use_reference_paths(patch)
+        slow = _audit_values(photos, names)
+    assert fast.keys() == slow.keys() and len(fast) >= 8
+    for name in fast:
+        for label in ("source", "canary"):
+            got, expected = dict(fast[name][label]), dict(slow[name][label])
+            got_metrics, expected_metrics = got.pop("metrics"), expected.pop("metrics")
+            assert got["age"] == expected["age"] and got["skin_pixels"] == expected["skin_pixels"], name
+            assert _close(got, expected, MEASUREMENT_TOLERANCE), (name, label)
+            assert got_metrics.keys() == expected_metrics.keys()
+            assert _close(got_metrics, expected_metrics, 0.0100001), (name, label)
+        for key in ("delta_ita", "delta_ita_light_corrected"):
+            assert abs(fast[name][key] - slow[name][key]) <= MEASUREMENT_TOLERANCE, (name, key)

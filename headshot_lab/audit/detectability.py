@@ -190,7 +190,6 @@ def noise_residual_stats(grey: np.ndarray) -> np.ndarray:
     up-samplers correlate neighbouring residuals). Skewness and kurtosis from :mod:`scipy.stats`.
     """
     import cv2
-    from scipy import stats
 
     y8 = np.clip(np.asarray(grey), 0, 255).astype(np.uint8)
     residual = y8.astype(np.float64) - cv2.medianBlur(y8, 3).astype(np.float64)
@@ -208,19 +207,33 @@ def noise_residual_stats(grey: np.ndarray) -> np.ndarray:
         [
             std,
             float(np.abs(flat).mean()),
-            float(stats.skew(flat)),
-            float(stats.kurtosis(flat)),
+            *_skew_kurtosis(flat),
             lag1(residual[:, :-1], residual[:, 1:]),
             lag1(residual[:-1, :], residual[1:, :]),
         ]
     )
 
 
+def _skew_kurtosis(values: np.ndarray) -> tuple[float, float]:
+    """``(g₁, g₂)`` = ``(m₃ / m₂^1.5, m₄ / m₂² − 3)`` with ``m_k`` the central moments (biased).
+
+    ``scipy.stats.skew`` and ``scipy.stats.kurtosis``'s defaults (within 1e-9, tested), one pass of moments.
+    """
+    centred = values - values.mean()
+    squared = centred * centred
+    m2 = float(squared.mean())
+    if m2 <= 0.0:
+        return 0.0, -3.0
+    return float((squared * centred).mean()) / m2**1.5, float((squared * squared).mean()) / m2**2 - 3.0
+
+
 def colour_stats(rgb: np.ndarray) -> np.ndarray:
     """``[mean, std]`` of CIELAB ``L*``, ``a*``, ``b*`` and chroma ``C*ab = √(a*² + b*²)`` (scikit-image, D65)."""
-    from skimage.color import rgb2lab
+    from headshot_lab.skin import rgb_to_lab
 
-    lab = rgb2lab(np.asarray(rgb, dtype=np.float64) / 255.0).reshape(-1, 3)
+    array = np.asarray(rgb)
+    # uint8: skimage's rgb2lab by table look-ups (within 1e-9); other input 0–255 through rgb2lab itself
+    lab = rgb_to_lab(array if array.dtype == np.uint8 else array.astype(np.float64) / 255.0).reshape(-1, 3)
     chroma = np.hypot(lab[:, 1], lab[:, 2])
     columns = [lab[:, 0], lab[:, 1], lab[:, 2], chroma]
     return np.array([stat for column in columns for stat in (float(column.mean()), float(column.std()))])
