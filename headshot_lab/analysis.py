@@ -359,12 +359,10 @@ def eye_contour_contrast(image: np.ndarray, mesh: FaceMesh) -> list[float | None
     """
     import cv2
 
-    grey = luma(image)
-
     def pixels(region: tuple[int, ...]) -> np.ndarray:
-        mask = np.zeros(grey.shape, dtype=np.uint8)
+        mask = np.zeros(image.shape[:2], dtype=np.uint8)
         cv2.fillPoly(mask, [np.round(mesh.region(region)).astype(np.int32)], 1)
-        return grey[mask > 0]
+        return luma(image[mask > 0])  # luma is per pixel: the same values as luma(image)[mask > 0]
 
     face = pixels(FACE_OVAL)
     if face.size < 16:

@@ -482,6 +482,15 @@ def _linear_lut() -> np.ndarray:
     return lut
 
 
+@functools.cache
+def _luminance_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``w_c · decode(k/255)`` for the BT.709 weights ``w = (0.2126, 0.7152, 0.0722)``: ``Y = Σ_c T_c[rgb_c]``."""
+    tables = tuple(weight * _linear_lut() for weight in (0.2126, 0.7152, 0.0722))
+    for table in tables:
+        table.setflags(write=False)
+    return tables  # type: ignore[return-value]
+
+
 def srgb_to_linear(rgb: Any) -> np.ndarray:
     """sRGB (``uint8`` or float 0–1) → linear light in [0, 1] (IEC 61966-2-1 EOTF, colour-science).
 
@@ -609,11 +618,15 @@ def scene_grey(scene_pixels: np.ndarray) -> np.ndarray | None:
     if len(pixels) < MIN_SCENE_PIXELS:
         return None
     step = max(1, len(pixels) // SCENE_SAMPLE)
-    linear = srgb_to_linear(pixels[::step])
-    luminance = linear @ np.array([0.2126, 0.7152, 0.0722])
+    sampled = pixels[::step]
+    if sampled.dtype == np.uint8:  # Y by three look-ups; only the band's pixels decoded in full
+        tables = _luminance_tables()
+        luminance = tables[0][sampled[:, 0]] + tables[1][sampled[:, 1]] + tables[2][sampled[:, 2]]
+    else:
+        luminance = srgb_to_linear(sampled) @ np.array([0.2126, 0.7152, 0.0722])
     low, high = np.percentile(luminance, SCENE_BAND)
     band = (luminance >= low) & (luminance <= high)
-    grey: np.ndarray = linear[band].mean(axis=0)
+    grey: np.ndarray = srgb_to_linear(sampled[band]).mean(axis=0)
     if not np.all(grey > 1e-6):
         return None
     return grey

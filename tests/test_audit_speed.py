@@ -283,6 +283,49 @@ def _ref_shift_ita(image, mask, delta):
     return rgb
 
 
+def _ref_scene_grey(scene_pixels):
+    """The replaced :func:`headshot_lab.skin.scene_grey` (every sampled pixel decoded, ``Y`` by a matrix product)."""
+    from headshot_lab import skin
+
+    pixels = np.asarray(scene_pixels).reshape(-1, 3)
+    if len(pixels) < skin.MIN_SCENE_PIXELS:
+        return None
+    linear = skin.srgb_to_linear(pixels[:: max(1, len(pixels) // skin.SCENE_SAMPLE)])
+    luminance = linear @ np.array([0.2126, 0.7152, 0.0722])
+    low, high = np.percentile(luminance, skin.SCENE_BAND)
+    grey = linear[(luminance >= low) & (luminance <= high)].mean(axis=0)
+    return grey if np.all(grey > 1e-6) else None
+
+
+def _ref_eye_contour_contrast(image, mesh):
+    """The replaced :func:`headshot_lab.analysis.eye_contour_contrast` (luma of the whole image first)."""
+    import cv2
+
+    from headshot_lab.analysis import luma
+    from headshot_lab.faces.mesh import FACE_OVAL, LEFT_EYE, RIGHT_EYE
+
+    grey = luma(image)
+
+    def pixels(region):
+        mask = np.zeros(grey.shape, dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round(mesh.region(region)).astype(np.int32)], 1)
+        return grey[mask > 0]
+
+    face = pixels(FACE_OVAL)
+    if face.size < 16:
+        return [None, None]
+    reference = max(float(np.median(face)), 1.0)
+    values = []
+    for eye in (LEFT_EYE, RIGHT_EYE):
+        inside = pixels(eye)
+        if inside.size < 4:
+            values.append(None)
+            continue
+        low, high = np.percentile(inside, [5.0, 95.0])
+        values.append(round(float(high - low) / reference, 3))
+    return values
+
+
 def _use_reference_paths(monkeypatch):
     """Point every fast path back at its slow reference (the previous implementation)."""
     from eval import generators
@@ -296,6 +339,8 @@ def _use_reference_paths(monkeypatch):
     monkeypatch.setattr(skin, "_xyz_to_lab_d65", _ref_xyz_to_lab)
     monkeypatch.setattr(skin, "angular_median", _ref_angular_median)
     monkeypatch.setattr(skin, "shift_ita", _ref_shift_ita)
+    monkeypatch.setattr(skin, "scene_grey", _ref_scene_grey)
+    monkeypatch.setattr(analysis, "eye_contour_contrast", _ref_eye_contour_contrast)
     monkeypatch.setattr(analysis, "rgb_to_lab", _ref_rgb_to_lab)
     monkeypatch.setattr(analysis, "skin_lightness", lambda rgb: _ref_rgb_to_lab(rgb)[..., 0])
     monkeypatch.setattr(detectability, "_skew_kurtosis", _ref_skew_kurtosis)
@@ -479,3 +524,40 @@ def test_audit_values_equal_the_previous_implementation(photos, monkeypatch):
             assert _close(got_metrics, expected_metrics, 0.0100001), (name, label)
         for key in ("delta_ita", "delta_ita_light_corrected"):
             assert abs(fast[name][key] - slow[name][key]) <= MEASUREMENT_TOLERANCE, (name, key)
+
+
+def test_patch_luma_equals_whole_image_luma(photos):
+    """``eye_region_stats`` / ``eye_contour_contrast`` take luma of their patches only: the same values, exactly."""
+    from headshot_lab.analysis import eye_contour_contrast, eye_region_stats, luma
+    from headshot_lab.audit.measure import analyse_image
+
+    checked = 0
+    for name in _fast_names(photos):
+        image, face = photos[name], analyse_image(photos[name]).face
+        if face is None or face.mesh is None or face.landmarks68 is None:
+            continue
+        assert eye_contour_contrast(image, face.mesh) == _ref_eye_contour_contrast(image, face.mesh), name
+        # eye_region_stats on a patch of luma(image) == on luma(patch): the per-pixel formula, checked directly
+        assert np.array_equal(luma(image[40:90, 30:120]), luma(image)[40:90, 30:120])
+        assert eye_region_stats(image, face.landmarks68)["eye_darkness"] is not None
+        checked += 1
+    assert checked >= 6
+
+
+def test_scene_grey_equals_the_full_decoding(photos):
+    from headshot_lab.skin import scene_grey, scene_pixels
+    from headshot_lab.audit.measure import analyse_image
+
+    checked = 0
+    for name in _fast_names(photos):
+        analysed = analyse_image(photos[name])
+        if analysed.skin is None:
+            continue
+        pixels = scene_pixels(analysed.photo.small, analysed.skin)
+        expected = _ref_scene_grey(pixels)
+        assert np.max(np.abs(scene_grey(pixels) - expected)) <= FORMULA_TOLERANCE, name
+        floats = pixels.astype(np.float64) / 255.0  # the float path: decoded in full as before
+        assert np.max(np.abs(scene_grey(floats) - expected)) <= FORMULA_TOLERANCE, name
+        checked += 1
+    assert checked >= 6
+    assert scene_grey(np.zeros((10, 3), np.uint8)) is None
