@@ -240,7 +240,9 @@ def _ref_angular_median(angles, percentiles=()):
     centre = float(circmean(values, high=180.0, low=-180.0))
     unwrapped = centre + angle_difference(values, centre)
     median = float(angle_difference(np.median(unwrapped), 0.0))
-    extra = [float(angle_difference(v, 0.0)) for v in np.percentile(unwrapped, list(percentiles))] if percentiles else []
+    extra = (
+        [float(angle_difference(v, 0.0)) for v in np.percentile(unwrapped, list(percentiles))] if percentiles else []
+    )
     return median, extra
 
 
@@ -326,6 +328,35 @@ def _ref_eye_contour_contrast(image, mesh):
     return values
 
 
+def _ref_von_kries_cat02(white, target):
+    import colour
+
+    return np.asarray(colour.adaptation.matrix_chromatic_adaptation_VonKries(white, target, "CAT02"))
+
+
+def _ref_srgb_matrices():
+    import colour
+
+    space = colour.RGB_COLOURSPACES["sRGB"]
+    return np.asarray(space.matrix_RGB_to_XYZ), np.asarray(space.matrix_XYZ_to_RGB)
+
+
+def _ref_linear_lut():
+    from colour.models import eotf_sRGB
+
+    return np.asarray(eotf_sRGB(np.arange(256) / 255.0), dtype=np.float64)
+
+
+def _ref_normalise_light(rgb, target=0.18):
+    """The replaced :func:`headshot_lab.audit.detectability.normalise_light` (colour-science's EOTF both ways)."""
+    from colour.models import eotf_inverse_sRGB, eotf_sRGB
+
+    linear = eotf_sRGB(np.asarray(rgb, dtype=np.float64) / 255.0)
+    means = linear.reshape(-1, 3).mean(axis=0)
+    linear = np.clip(linear * (target / np.maximum(means, 1e-6)), 0.0, 1.0)
+    return np.asarray(np.clip(np.rint(eotf_inverse_sRGB(linear) * 255.0), 0, 255), dtype=np.uint8)
+
+
 def _use_reference_paths(monkeypatch):
     """Point every fast path back at its slow reference (the previous implementation)."""
     from eval import generators
@@ -340,6 +371,10 @@ def _use_reference_paths(monkeypatch):
     monkeypatch.setattr(skin, "angular_median", _ref_angular_median)
     monkeypatch.setattr(skin, "shift_ita", _ref_shift_ita)
     monkeypatch.setattr(skin, "scene_grey", _ref_scene_grey)
+    monkeypatch.setattr(skin, "_von_kries_cat02", _ref_von_kries_cat02)
+    monkeypatch.setattr(skin, "_srgb_matrices", _ref_srgb_matrices)
+    monkeypatch.setattr(skin, "_linear_lut", _ref_linear_lut)
+    monkeypatch.setattr(detectability, "normalise_light", _ref_normalise_light)
     monkeypatch.setattr(analysis, "eye_contour_contrast", _ref_eye_contour_contrast)
     monkeypatch.setattr(analysis, "rgb_to_lab", _ref_rgb_to_lab)
     monkeypatch.setattr(analysis, "skin_lightness", lambda rgb: _ref_rgb_to_lab(rgb)[..., 0])
@@ -390,6 +425,42 @@ def test_colour_science_shortcuts_equal_colour_science():
     for values in (xyz, dark, xyz[0]):
         assert np.max(np.abs(skin._xyz_to_lab_d65(values) - _ref_xyz_to_lab(values))) <= FORMULA_TOLERANCE
     assert np.max(np.abs(skin._xyz_to_xy(xyz[3]) - colour.XYZ_to_xy(xyz[3]))) <= FORMULA_TOLERANCE
+    # the constants that keep colour-science off the audit's path (its import costs 1–2 CPU-s a process)
+    for got, expected in zip(skin._srgb_matrices(), _ref_srgb_matrices(), strict=True):
+        assert np.array_equal(got, expected)
+    assert np.max(np.abs(skin._linear_lut() - _ref_linear_lut())) <= 1e-15
+    d65 = colour.xy_to_XYZ(colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D65"])
+    assert np.max(np.abs(skin._d65_xyz() - d65)) <= 1e-15
+    for white in rng.uniform(0.01, 1.0, (20, 3)):
+        target = d65 * rng.uniform(0.02, 1.0)
+        got = skin._von_kries_cat02(white, target)
+        assert np.max(np.abs(got - _ref_von_kries_cat02(white, target))) <= FORMULA_TOLERANCE
+    from headshot_lab.audit.detectability import _encode_srgb, normalise_light
+
+    levels = np.linspace(0.0, 1.0, 200001)
+    assert np.max(np.abs(_encode_srgb(levels) - colour.models.eotf_inverse_sRGB(levels))) <= 1e-15
+    crops = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (rng.random((64, 64, 3)) * 90).astype(np.uint8)]
+    for crop in crops:
+        assert np.array_equal(normalise_light(crop), _ref_normalise_light(crop))
+    floats = crops[0].astype(np.float64)
+    assert np.array_equal(normalise_light(floats), _ref_normalise_light(floats))
+
+
+def test_the_audit_of_a_face_does_not_import_colour_science(load_real):
+    """colour-science is imported only where used off the audit's path (relighting, the Monk tables stay in skimage)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from headshot_lab.io import load_rgb; from headshot_lab.testing.photos import real_photos;"
+        "from headshot_lab.audit.measure import analyse_image;"
+        "a = analyse_image(load_rgb(real_photos()['obama'], min_side=0));"
+        "assert a.tone is not None and a.tone.ita_light_corrected is not None and a.features is not None;"
+        "print('colour' in sys.modules)"
+    )
+    load_real("obama")  # the photo is cached for the child
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_circular_mean_and_angular_median_equal_scipys():
@@ -442,7 +513,7 @@ def _sources(photos, names):
 
 
 def _fast_names(photos) -> list[str]:
-    return [name for name in photos if "@2.2" in name][:8] + ["group", "obama", "tom_hanks"]
+    return [*[name for name in photos if "@2.2" in name][:8], "group", "obama", "tom_hanks"]
 
 
 def test_canary_on_the_bounding_box_equals_the_whole_image_canary(photos):
@@ -467,7 +538,7 @@ def _audit_values(photos, names):
 
     canary, context = build_generator("lighten:3"), GenerationContext(seed=0, donors=[])
     values = {}
-    for name, image, source, view in _sources(photos, names):
+    for name, _image, source, view in _sources(photos, names):
         output = analyse_image(canary(view, context))
         row = {}
         for label, analysed in (("source", source), ("canary", output)):
@@ -545,8 +616,8 @@ def test_patch_luma_equals_whole_image_luma(photos):
 
 
 def test_scene_grey_equals_the_full_decoding(photos):
-    from headshot_lab.skin import scene_grey, scene_pixels
     from headshot_lab.audit.measure import analyse_image
+    from headshot_lab.skin import scene_grey, scene_pixels
 
     checked = 0
     for name in _fast_names(photos):
