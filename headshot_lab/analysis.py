@@ -359,10 +359,19 @@ def eye_contour_contrast(image: np.ndarray, mesh: FaceMesh) -> list[float | None
     """
     import cv2
 
+    polygons = {region: np.round(mesh.region(region)).astype(np.int32) for region in (FACE_OVAL, LEFT_EYE, RIGHT_EYE)}
+    # Luma of the polygons' bounding box only (clipped to the image): filling the integer polygons shifted by
+    # the box corner gives the same pixels, so the values are those of luma(image) under each mask, exactly.
+    corners = np.concatenate(list(polygons.values()))
+    x0, y0 = (max(0, int(v)) for v in corners.min(axis=0))
+    x1, y1 = min(image.shape[1], int(corners[:, 0].max()) + 1), min(image.shape[0], int(corners[:, 1].max()) + 1)
+    grey = luma(image[y0 : max(y0, y1), x0 : max(x0, x1)])
+
     def pixels(region: tuple[int, ...]) -> np.ndarray:
-        mask = np.zeros(image.shape[:2], dtype=np.uint8)
-        cv2.fillPoly(mask, [np.round(mesh.region(region)).astype(np.int32)], 1)
-        return luma(image[mask > 0])  # luma is per pixel: the same values as luma(image)[mask > 0]
+        mask = np.zeros(grey.shape, dtype=np.uint8)
+        if mask.size:
+            cv2.fillPoly(mask, [polygons[region] - np.array([x0, y0], dtype=np.int32)], 1)
+        return grey[mask > 0]
 
     face = pixels(FACE_OVAL)
     if face.size < 16:
