@@ -192,7 +192,7 @@ def test_a_damaged_weights_file_falls_back_to_dlib(tmp_path, caplog):
 #: Colour maths rewritten from scikit-image / colour-science / scipy formulas: equal within this (float64 round-off).
 FORMULA_TOLERANCE = 1e-9
 #: The audit's measured values (ITA°, light-corrected ITA°, Lab, ΔITA°, texture ratio, detectability
-#: features) on real photos, fast path against the reference path: within this (measured: ≤ 1e-11).
+#: features) on real photos, fast path against the reference path: within this, relative (measured: ≤ 6e-14).
 MEASUREMENT_TOLERANCE = 1e-7
 
 
@@ -513,7 +513,7 @@ def _sources(photos, names):
 
 
 def _fast_names(photos) -> list[str]:
-    return [*[name for name in photos if "@2.2" in name][:8], "group", "obama", "tom_hanks"]
+    return [*[name for name in photos if "@2.2" in name][:5], "group", "obama", "tom_hanks"]
 
 
 def test_canary_on_the_bounding_box_equals_the_whole_image_canary(photos):
@@ -584,7 +584,7 @@ def test_audit_values_equal_the_previous_implementation(photos, monkeypatch):
     with monkeypatch.context() as patch:
         _use_reference_paths(patch)
         slow = _audit_values(photos, names)
-    assert fast.keys() == slow.keys() and len(fast) >= 8
+    assert fast.keys() == slow.keys() and len(fast) >= 6
     for name in fast:
         for label in ("source", "canary"):
             got, expected = dict(fast[name][label]), dict(slow[name][label])
