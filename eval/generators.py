@@ -246,7 +246,18 @@ def _skin_weights(source: SourceView) -> np.ndarray:
         raise GeneratorSkip(f"{source.id}: no face mesh / skin mask, so the skin cannot be edited.", code="no_skin")
     region = skin_mask(source.image, source.mesh, exclude_extremes=False).astype(np.float32)
     sigma = max(1.0, 0.01 * max(source.image.shape[:2]))
-    weights = np.clip(cv2.GaussianBlur(region, (0, 0), sigma) * 1.5, 0.0, 1.0)
+    weights = np.zeros(region.shape, dtype=np.float32)
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    if len(rows):
+        # OpenCV's own kernel size for float images (cvRound(8σ + 1) | 1). Blurring only the region's
+        # bounding box grown by more than the kernel radius gives the whole-image blur exactly: the margin
+        # is zero, so reflected borders read zeros, and every pixel outside lies beyond the kernel's reach.
+        ksize = int(np.floor(sigma * 8.0 + 1.5)) | 1
+        margin = ksize // 2 + 1
+        y0, y1 = max(0, rows[0] - margin), min(region.shape[0], rows[-1] + 1 + margin)
+        x0, x1 = max(0, cols[0] - margin), min(region.shape[1], cols[-1] + 1 + margin)
+        blurred = cv2.GaussianBlur(np.ascontiguousarray(region[y0:y1, x0:x1]), (ksize, ksize), sigma)
+        weights[y0:y1, x0:x1] = np.clip(blurred * 1.5, 0.0, 1.0)
     weights[source.skin] = 1.0
     return weights
 

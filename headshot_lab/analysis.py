@@ -59,7 +59,16 @@ from headshot_lab.faces.mesh import (
     mouth_openness,
 )
 from headshot_lab.io import Photo, as_rgb_array, load_photo
-from headshot_lab.skin import NoColourError, NoSkinError, measure_skin, reported_delta_ita, skin_mask, texture_energy
+from headshot_lab.skin import (
+    NoColourError,
+    NoSkinError,
+    measure_skin,
+    reported_delta_ita,
+    rgb_to_lab,
+    skin_mask,
+    texture_energy,
+)
+from headshot_lab.skin import lightness as skin_lightness
 
 if TYPE_CHECKING:
     from headshot_lab.faces.base import FaceBackend
@@ -253,13 +262,11 @@ def face_exposure_stats(image: np.ndarray, landmarks68: np.ndarray, limits: _Mea
       used only to compare one person's photos with each other (lighting variety), never against a
       fixed value.
     """
-    from skimage.color import rgb2lab
-
     pixels = image[_face_hull_mask(image.shape[:2], landmarks68)]
     if pixels.size == 0:
         return {}
     brightest = _channel_max(pixels)
-    lightness = rgb2lab(pixels[None].astype(np.float64) / 255.0)[0, :, 0]
+    lightness = skin_lightness(np.asarray(pixels, dtype=np.uint8))  # skimage's rgb2lab L*, by table look-ups
     return {
         "face_luma_median": round(float(np.median(luma(pixels))), 1),
         "face_highlight_clip": round(float((brightest >= limits.clip_high).mean()), 4),
@@ -277,10 +284,8 @@ def colour_stats(image: np.ndarray, limits: Any) -> dict[str, Any]:
       near-neutral in a balanced photo (white-patch / max-RGB assumption), so their tint is the cast.
     * ``colour_p99_chroma``: 99th percentile of every pixel's chroma (≈ 0 in black-and-white).
     """
-    from skimage.color import rgb2lab
-
     thumb, _ = downscale(image, 256)
-    lab = rgb2lab(thumb.astype(np.float64) / 255.0).reshape(-1, 3)
+    lab = rgb_to_lab(np.asarray(thumb, dtype=np.uint8)).reshape(-1, 3)  # skimage's rgb2lab, by table look-ups
     chroma = np.hypot(lab[:, 1], lab[:, 2])
     stats: dict[str, Any] = {"colour_p99_chroma": round(float(np.percentile(chroma, 99.0)), 2)}
     usable = (_channel_max(thumb.reshape(-1, 3)) < limits.clip_high) & (lab[:, 0] > 15.0) & (lab[:, 0] < 97.0)
@@ -311,8 +316,7 @@ def eye_region_stats(image: np.ndarray, landmarks68: np.ndarray) -> dict[str, An
     and flat. Values are ``[image-left eye, image-right eye]``. (:func:`eye_contour_contrast` is the
     mesh's measure of what is *inside* the eye; the two answer different questions.)
     """
-    grey = luma(image)
-    height, width = grey.shape
+    height, width = image.shape[:2]
     points = np.asarray(landmarks68, dtype=np.float64)
     centres = [points[eye].mean(axis=0) for eye in _EYE_68]
     distance = float(np.hypot(*(centres[1] - centres[0])))
@@ -320,7 +324,7 @@ def eye_region_stats(image: np.ndarray, landmarks68: np.ndarray) -> dict[str, An
     def patch(centre: np.ndarray, half_w: float, half_h: float) -> np.ndarray:
         x0, x1 = int(max(0, centre[0] - half_w)), int(min(width, centre[0] + half_w + 1))
         y0, y1 = int(max(0, centre[1] - half_h)), int(min(height, centre[1] + half_h + 1))
-        return grey[y0:y1, x0:x1].ravel()
+        return luma(image[y0:y1, x0:x1]).ravel()  # luma is per pixel: the patch of luma(image)
 
     cheeks = np.concatenate(
         [
@@ -355,11 +359,18 @@ def eye_contour_contrast(image: np.ndarray, mesh: FaceMesh) -> list[float | None
     """
     import cv2
 
-    grey = luma(image)
+    polygons = {region: np.round(mesh.region(region)).astype(np.int32) for region in (FACE_OVAL, LEFT_EYE, RIGHT_EYE)}
+    # Luma of the polygons' bounding box only (clipped to the image): filling the integer polygons shifted by
+    # the box corner gives the same pixels, so the values are those of luma(image) under each mask, exactly.
+    corners = np.concatenate(list(polygons.values()))
+    x0, y0 = (max(0, int(v)) for v in corners.min(axis=0))
+    x1, y1 = min(image.shape[1], int(corners[:, 0].max()) + 1), min(image.shape[0], int(corners[:, 1].max()) + 1)
+    grey = luma(image[y0 : max(y0, y1), x0 : max(x0, x1)])
 
     def pixels(region: tuple[int, ...]) -> np.ndarray:
         mask = np.zeros(grey.shape, dtype=np.uint8)
-        cv2.fillPoly(mask, [np.round(mesh.region(region)).astype(np.int32)], 1)
+        if mask.size:
+            cv2.fillPoly(mask, [polygons[region] - np.array([x0, y0], dtype=np.int32)], 1)
         return grey[mask > 0]
 
     face = pixels(FACE_OVAL)

@@ -82,7 +82,6 @@ tails of L* removed, summarised by medians (and the inter-quartile range).
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -263,23 +262,110 @@ class SkinTone:
 # --------------------------------------------------------------------------------------------
 
 
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB (``uint8`` 0–255 or float 0–1, last axis = 3) → CIELAB (D65, 2°), ``float64``."""
-    from skimage.color import rgb2lab
+@functools.cache
+def _skimage_lab_constants() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(sRGB→XYZ matrix, XYZ→sRGB matrix, D65 2° white, 256-entry sRGB-decoding table)`` exactly as scikit-image's.
 
+    The table applies scikit-image's own ``rgb2xyz`` decoding, ``((v + 0.055)/1.055)^2.4`` for ``v > 0.04045``
+    and ``v/12.92`` below, to ``v = k/255``, so a table look-up gives the very numbers it computes.
+    """
+    from skimage.color import colorconv
+
+    values = np.arange(256, dtype=np.float64) / 255.0
+    table = np.where(values > 0.04045, np.power((values + 0.055) / 1.055, 2.4), values / 12.92)
+    white = np.asarray(colorconv.xyz_tristimulus_values(illuminant="D65", observer="2"), dtype=np.float64)
+    constants = (
+        np.asarray(colorconv.xyz_from_rgb, dtype=np.float64),
+        np.asarray(colorconv.rgb_from_xyz, dtype=np.float64),
+        white,
+        table,
+    )
+    for array in constants:
+        array.setflags(write=False)
+    return constants
+
+
+def _lab_f(t: np.ndarray) -> np.ndarray:
+    """CIE 1976 ``f(t)`` as scikit-image writes it: ``∛t`` for ``t > 0.008856``, else ``7.787 t + 16/116``."""
+    out: np.ndarray = np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16.0 / 116.0)
+    return out
+
+
+@functools.cache
+def _xyz_tables() -> np.ndarray:
+    """``(3, 3, 256)`` tables ``T[i, c, k] = M[i, c] · decode(k/255) / W_i``: ``XYZ_i / W_i = Σ_c T[i, c, rgb_c]``."""
+    to_xyz, _, white, table = _skimage_lab_constants()
+    tables: np.ndarray = (to_xyz / white[:, None])[:, :, None] * table[None, None, :]
+    tables.setflags(write=False)
+    return tables
+
+
+def _relative_xyz(array: np.ndarray, rows: Sequence[int] = (0, 1, 2)) -> list[np.ndarray]:
+    """``XYZ_i / W_i`` (the listed rows) of ``uint8`` sRGB pixels, by three table look-ups per row."""
+    tables = _xyz_tables()
+    r, g, b = array[..., 0], array[..., 1], array[..., 2]
+    return [tables[i, 0][r] + tables[i, 1][g] + tables[i, 2][b] for i in rows]
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (``uint8`` 0–255 or float 0–1, last axis = 3) → CIELAB (D65, 2°), ``float64``.
+
+    scikit-image's ``rgb2lab`` formula: ``XYZ = M · decode(rgb)``, ``(x, y, z) = f(XYZ / W_D65)``,
+    ``L* = 116 y − 16``, ``a* = 500 (x − y)``, ``b* = 200 (y − z)``. ``uint8`` input is decoded and
+    multiplied through 256-entry tables of the same functions (:func:`_xyz_tables`; several times
+    faster, equal to ``rgb2lab`` within 1e-9, tested in ``tests/test_audit_speed.py``); float input goes
+    through ``rgb2lab``.
+    """
     array = np.asarray(rgb)
-    values = array.astype(np.float64) / 255.0 if array.dtype == np.uint8 else array.astype(np.float64)
-    return np.asarray(rgb2lab(values, illuminant="D65", observer="2", channel_axis=-1), dtype=np.float64)
+    if array.dtype != np.uint8:
+        from skimage.color import rgb2lab
+
+        return np.asarray(
+            rgb2lab(array.astype(np.float64), illuminant="D65", observer="2", channel_axis=-1), dtype=np.float64
+        )
+    if array.shape[-1:] != (3,):
+        raise ValueError(f"expected RGB pixels with a last axis of 3, got shape {array.shape}")
+    x, y, z = (_lab_f(v) for v in _relative_xyz(array))
+    lab = np.empty(array.shape, dtype=np.float64)
+    lab[..., 0] = 116.0 * y - 16.0
+    lab[..., 1] = 500.0 * (x - y)
+    lab[..., 2] = 200.0 * (y - z)
+    return lab
+
+
+def lightness(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB ``L*`` (D65) of ``uint8`` sRGB pixels: ``116 f(Y) − 16`` with ``Y`` the middle row of ``M · decode(rgb)``.
+
+    The ``L*`` column of :func:`rgb_to_lab` (a third of the work: ``L*`` depends on ``Y`` alone).
+    """
+    array = np.asarray(rgb)
+    if array.dtype != np.uint8:
+        return rgb_to_lab(array)[..., 0]
+    (y,) = _relative_xyz(array, (1,))
+    out: np.ndarray = 116.0 * _lab_f(y) - 16.0
+    return out
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """CIELAB (D65, 2°) → sRGB ``uint8`` (out-of-gamut values clipped, then rounded)."""
-    from skimage.color import lab2rgb
+    """CIELAB (D65, 2°) → sRGB ``uint8`` (out-of-gamut values clipped, then rounded).
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "negative Z values … clipped": expected for shifted colours
-        rgb = lab2rgb(np.asarray(lab, dtype=np.float64), illuminant="D65", observer="2", channel_axis=-1)
-    return np.asarray(np.clip(np.round(rgb * 255.0), 0, 255), dtype=np.uint8)
+    scikit-image's ``lab2rgb`` formula written out (``z < 0`` set to 0, ``f⁻¹``, ``M⁻¹``, the sRGB
+    encoding, clip to [0, 1]): equal to it within 1e-12 before rounding (tested).
+    """
+    _, from_xyz, white, _ = _skimage_lab_constants()
+    values = np.asarray(lab, dtype=np.float64)
+    fy = (values[..., 0] + 16.0) / 116.0
+    xyz = np.stack([values[..., 1] / 500.0 + fy, fy, np.maximum(fy - values[..., 2] / 200.0, 0.0)], axis=-1)
+    cubed = xyz > 0.2068966
+    xyz[cubed] = np.power(xyz[cubed], 3.0)
+    xyz[~cubed] = (xyz[~cubed] - 16.0 / 116.0) / 7.787
+    scaled = from_xyz * white  # rgb_c = Σ_i M⁻¹[c, i] · W_i · xyz_i, written out (faster than a (n, 3) @ (3, 3))
+    x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    rgb = np.stack([scaled[c, 0] * x + scaled[c, 1] * y + scaled[c, 2] * z for c in range(3)], axis=-1)
+    high = rgb > 0.0031308
+    rgb[high] = 1.055 * np.power(rgb[high], 1 / 2.4) - 0.055
+    rgb[~high] *= 12.92
+    return np.asarray(np.clip(np.round(np.clip(rgb, 0.0, 1.0) * 255.0), 0, 255), dtype=np.uint8)
 
 
 def ita_from_lab(L: Any, b: Any) -> Any:
@@ -309,16 +395,23 @@ def angular_median(angles: np.ndarray, percentiles: Sequence[float] = ()) -> tup
     (−180°, 180°]. For angles spanning less than 180° away from the cut (all real skin) this equals
     the plain median.
     """
-    from scipy.stats import circmean
-
     values = np.asarray(angles, dtype=np.float64)
-    centre = float(circmean(values, high=180.0, low=-180.0))
+    centre = circular_mean(values)
     unwrapped = centre + angle_difference(values, centre)
-    median = float(angle_difference(np.median(unwrapped), 0.0))
-    extra = (
-        [float(angle_difference(v, 0.0)) for v in np.percentile(unwrapped, list(percentiles))] if percentiles else []
-    )
+    quantiles = np.percentile(unwrapped, [50.0, *percentiles])  # one partial sort for all of them
+    median, *extra = (float(angle_difference(v, 0.0)) for v in np.atleast_1d(quantiles))
     return median, extra
+
+
+def circular_mean(angles: np.ndarray) -> float:
+    """Circular mean in degrees: ``atan2(Σ sin θᵢ, Σ cos θᵢ)`` in ``[−180°, 180°)``.
+
+    ``scipy.stats.circmean(θ, high=180, low=−180)``'s value (equal within 1e-9°, tested) without its
+    per-call overhead.
+    """
+    radians = np.radians(np.asarray(angles, dtype=np.float64))
+    mean = float(np.degrees(np.arctan2(np.sin(radians).sum(), np.cos(radians).sum())))
+    return -180.0 if mean >= 180.0 else mean
 
 
 def ita_group(ita: float) -> int:
@@ -381,11 +474,21 @@ def nearest_monk(lab: Any) -> tuple[int, float]:
 
 @functools.cache
 def _linear_lut() -> np.ndarray:
-    from colour.models import eotf_sRGB
-
-    lut = np.asarray(eotf_sRGB(np.arange(256) / 255.0), dtype=np.float64)
+    """``decode(k/255)`` for ``k = 0 … 255``: the IEC 61966-2-1 EOTF, ``v/12.92`` for ``v ≤ 0.04045``, else
+    ``((v + 0.055)/1.055)^2.4`` (colour-science's ``eotf_sRGB``; equal within 1e-15, tested), without
+    importing colour-science (≈ 1–2 CPU-s a process)."""
+    lut = np.array(_skimage_lab_constants()[3], dtype=np.float64)
     lut.setflags(write=False)
     return lut
+
+
+@functools.cache
+def _luminance_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``w_c · decode(k/255)`` for the BT.709 weights ``w = (0.2126, 0.7152, 0.0722)``: ``Y = Σ_c T_c[rgb_c]``."""
+    tables = tuple(weight * _linear_lut() for weight in (0.2126, 0.7152, 0.0722))
+    for table in tables:
+        table.setflags(write=False)
+    return tables  # type: ignore[return-value]
 
 
 def srgb_to_linear(rgb: Any) -> np.ndarray:
@@ -393,12 +496,12 @@ def srgb_to_linear(rgb: Any) -> np.ndarray:
 
     ``uint8`` input goes through a 256-entry table of the same function.
     """
-    from colour.models import eotf_sRGB
-
     array = np.asarray(rgb)
     if array.dtype == np.uint8:
         table: np.ndarray = _linear_lut()[array]
         return table
+    from colour.models import eotf_sRGB
+
     return np.asarray(eotf_sRGB(array.astype(np.float64)), dtype=np.float64)
 
 
@@ -410,23 +513,76 @@ def linear_to_srgb(linear: Any) -> np.ndarray:
     return np.clip(np.round(np.asarray(encoded) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _linear_to_xyz(linear: np.ndarray) -> np.ndarray:
-    import colour
+#: CIE 1931 xy of D65 (colour-science's ``CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D65"]``).
+D65_XY = (0.3127, 0.3290)
+#: IEC 61966-2-1's sRGB ↔ XYZ matrices as the standard prints them (four decimals; colour-science's
+#: ``RGB_COLOURSPACES["sRGB"].matrix_RGB_to_XYZ`` / ``matrix_XYZ_to_RGB``, equal, tested).
+SRGB_TO_XYZ = ((0.4124, 0.3576, 0.1805), (0.2126, 0.7152, 0.0722), (0.0193, 0.1192, 0.9505))
+XYZ_TO_SRGB = ((3.2406, -1.5372, -0.4986), (-0.9689, 1.8758, 0.0415), (0.0557, -0.2040, 1.0570))
+#: The CAT02 matrix (CIECAM02; colour-science's ``CAT_CAT02``).
+CAT02 = ((0.7328, 0.4296, -0.1624), (-0.7036, 1.6975, 0.0061), (0.0030, 0.0136, 0.9834))
 
-    return np.asarray(colour.RGB_to_XYZ(linear, "sRGB", apply_cctf_decoding=False), dtype=np.float64)
+
+def _xy_to_xyz(xy: Sequence[float]) -> np.ndarray:
+    """``(x/y, 1, (1 − x − y)/y)``: the XYZ of chromaticity ``xy`` at ``Y = 1``."""
+    x, y = (float(v) for v in xy)
+    return np.array([x / y, 1.0, (1.0 - x - y) / y], dtype=np.float64)
+
+
+@functools.cache
+def _srgb_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """``(SRGB_TO_XYZ, XYZ_TO_SRGB)`` as read-only arrays."""
+    matrices = (np.array(SRGB_TO_XYZ, dtype=np.float64), np.array(XYZ_TO_SRGB, dtype=np.float64))
+    for matrix in matrices:
+        matrix.setflags(write=False)
+    return matrices
+
+
+def _von_kries_cat02(white: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``M⁻¹ · diag(M·W_target / M·W) · M`` with ``M`` = :data:`CAT02`: colour-science's
+    ``matrix_chromatic_adaptation_VonKries(W, W_target, "CAT02")`` (within 1e-12; tested)."""
+    cat = np.asarray(CAT02, dtype=np.float64)
+    gains = (cat @ np.asarray(target, dtype=np.float64)) / (cat @ np.asarray(white, dtype=np.float64))
+    adapted: np.ndarray = np.linalg.inv(cat) @ (gains[:, None] * cat)
+    return adapted
+
+
+def _linear_to_xyz(linear: np.ndarray) -> np.ndarray:
+    """``XYZ = M_sRGB · ρ``: ``colour.RGB_to_XYZ(ρ, "sRGB", apply_cctf_decoding=False)`` (its CAT02 step maps
+    D65 to D65, the identity up to 1e-15; tested) without colour-science's per-call set-up."""
+    return np.asarray(np.asarray(linear, dtype=np.float64) @ _srgb_matrices()[0].T, dtype=np.float64)
 
 
 def _xyz_to_linear(xyz: np.ndarray) -> np.ndarray:
-    import colour
+    """``ρ = M_sRGB⁻¹ · XYZ``: ``colour.XYZ_to_RGB(XYZ, "sRGB", apply_cctf_encoding=False)`` (as :func:`_linear_to_xyz`)."""
+    return np.asarray(np.asarray(xyz, dtype=np.float64) @ _srgb_matrices()[1].T, dtype=np.float64)
 
-    return np.asarray(colour.XYZ_to_RGB(xyz, "sRGB", apply_cctf_encoding=False), dtype=np.float64)
+
+def _xyz_to_lab_d65(xyz: np.ndarray) -> np.ndarray:
+    """``colour.XYZ_to_Lab(XYZ, D65 xy)``: CIE 1976 ``L*a*b*`` against the D65 white (``Y = 1``), in numpy.
+
+    ``f(t) = t^{1/3}`` for ``t > (24/116)³``, else ``(841/108) t + 16/116``; ``L* = 116 f(Y/Yₙ) − 16``,
+    ``a* = 500 (f(X/Xₙ) − f(Y/Yₙ))``, ``b* = 200 (f(Y/Yₙ) − f(Z/Zₙ))`` (equal to colour-science within 1e-9, tested).
+    """
+    t = np.asarray(xyz, dtype=np.float64) / _d65_xyz()
+    f = np.where(t > (24.0 / 116.0) ** 3, np.cbrt(t), (841.0 / 108.0) * t + 16.0 / 116.0)
+    lab = np.empty(f.shape, dtype=np.float64)
+    lab[..., 0] = 116.0 * f[..., 1] - 16.0
+    lab[..., 1] = 500.0 * (f[..., 0] - f[..., 1])
+    lab[..., 2] = 200.0 * (f[..., 1] - f[..., 2])
+    return lab
+
+
+def _xyz_to_xy(xyz: np.ndarray) -> np.ndarray:
+    """CIE 1931 chromaticity ``(X, Y) / (X + Y + Z)`` of one colour (``colour.XYZ_to_xy``)."""
+    values = np.asarray(xyz, dtype=np.float64)
+    return np.asarray(values[:2] / values.sum(), dtype=np.float64)
 
 
 @functools.cache
 def _d65_xyz() -> np.ndarray:
-    import colour
-
-    return np.asarray(colour.xy_to_XYZ(colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D65"]))
+    """XYZ of D65 at ``Y = 1`` (colour-science's ``xy_to_XYZ`` of :data:`D65_XY`)."""
+    return _xy_to_xyz(D65_XY)
 
 
 def scene_region(mask: np.ndarray) -> np.ndarray:
@@ -483,11 +639,15 @@ def scene_grey(scene_pixels: np.ndarray) -> np.ndarray | None:
     if len(pixels) < MIN_SCENE_PIXELS:
         return None
     step = max(1, len(pixels) // SCENE_SAMPLE)
-    linear = srgb_to_linear(pixels[::step])
-    luminance = linear @ np.array([0.2126, 0.7152, 0.0722])
+    sampled = pixels[::step]
+    if sampled.dtype == np.uint8:  # Y by three look-ups; only the band's pixels decoded in full
+        tables = _luminance_tables()
+        luminance = tables[0][sampled[:, 0]] + tables[1][sampled[:, 1]] + tables[2][sampled[:, 2]]
+    else:
+        luminance = srgb_to_linear(sampled) @ np.array([0.2126, 0.7152, 0.0722])
     low, high = np.percentile(luminance, SCENE_BAND)
     band = (luminance >= low) & (luminance <= high)
-    grey: np.ndarray = linear[band].mean(axis=0)
+    grey: np.ndarray = srgb_to_linear(sampled[band]).mean(axis=0)
     if not np.all(grey > 1e-6):
         return None
     return grey
@@ -509,13 +669,15 @@ def light_corrected_lab(skin_pixels: np.ndarray, grey: np.ndarray, *, grey_y: fl
         grey: the scene grey from :func:`scene_grey` (linear sRGB).
         grey_y: ``Y_g``; default :data:`SCENE_GREY_Y`.
     """
-    import colour
-
     target = _d65_xyz() * (SCENE_GREY_Y if grey_y is None else float(grey_y))
-    adaptation = colour.adaptation.matrix_chromatic_adaptation_VonKries(_linear_to_xyz(grey), target, LIGHT_CAT)
-    rgb_to_xyz = np.asarray(colour.RGB_COLOURSPACES["sRGB"].matrix_RGB_to_XYZ)
-    adapted = srgb_to_linear(skin_pixels) @ (np.asarray(adaptation) @ rgb_to_xyz).T
-    return np.asarray(colour.XYZ_to_Lab(adapted, colour.XYZ_to_xy(_d65_xyz())), dtype=np.float64)
+    if LIGHT_CAT == "CAT02":  # the shipped transform, in numpy (no colour-science import on the audit's path)
+        adaptation = _von_kries_cat02(_linear_to_xyz(grey), target)
+    else:
+        import colour
+
+        adaptation = colour.adaptation.matrix_chromatic_adaptation_VonKries(_linear_to_xyz(grey), target, LIGHT_CAT)
+    adapted = srgb_to_linear(skin_pixels) @ (np.asarray(adaptation) @ _srgb_matrices()[0]).T
+    return _xyz_to_lab_d65(adapted)
 
 
 def illuminant_xy(cct_kelvin: float) -> np.ndarray:
@@ -674,7 +836,7 @@ def skin_mask(image: Any, mesh: FaceMesh | None = None, *, exclude_extremes: boo
     mask = _geometry_mask(shape, mesh)
     if exclude_extremes and mask.any():
         pixels = rgb[mask]
-        keep = _photometric_keep(rgb_to_lab(pixels)[:, 0])
+        keep = _photometric_keep(lightness(pixels))
         mask[mask] = keep
     return mask
 
@@ -760,14 +922,12 @@ def tone_from_pixels(skin_pixels: np.ndarray, scene_pixels: np.ndarray | None, *
     corrected: dict[str, Any] = {}
     grey = None if scene_pixels is None else scene_grey(scene_pixels)
     if grey is not None:
-        import colour
-
         lab_c = light_corrected_lab(pixels, grey)
         xyz_grey = _linear_to_xyz(grey)
         corrected = {
             "ita_light_corrected": angular_median(ita_from_lab(lab_c[:, 0], lab_c[:, 2]))[0],
             "lab_light_corrected": tuple(float(v) for v in np.median(lab_c, axis=0)),
-            "scene_grey_xy": tuple(float(v) for v in colour.XYZ_to_xy(xyz_grey)),
+            "scene_grey_xy": tuple(float(v) for v in _xyz_to_xy(xyz_grey)),
             "scene_grey_y": float(xyz_grey[1]),
         }
     return SkinTone(
@@ -1024,14 +1184,17 @@ def shift_ita(image: Any, mask: Any, delta_ita_degrees: float) -> np.ndarray:
     """
     from headshot_lab.io import as_rgb_array
 
-    rgb = as_rgb_array(image).copy()
+    out = as_rgb_array(image).copy()
     weights = np.asarray(mask)
-    if weights.shape != rgb.shape[:2]:
-        raise ValueError(f"the mask has shape {weights.shape} but the image is {rgb.shape[:2]}")
-    weights = np.clip(weights.astype(np.float64), 0.0, 1.0)
+    if weights.shape != out.shape[:2]:
+        raise ValueError(f"the mask has shape {weights.shape} but the image is {out.shape[:2]}")
+    rows, cols = np.flatnonzero((weights > 0).any(axis=1)), np.flatnonzero((weights > 0).any(axis=0))
+    if not len(rows) or delta_ita_degrees == 0:
+        return out
+    # Only the bounding box of the weighted pixels changes: work on that view (per-pixel maths, same result).
+    rgb = out[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    weights = np.clip(weights[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float64), 0.0, 1.0)
     selected = weights > 0
-    if not selected.any() or delta_ita_degrees == 0:
-        return rgb
     pixels = rgb[selected]
     lab = rgb_to_lab(pixels)
     lightness, b_star = lab[:, 0] - 50.0, lab[:, 2]
@@ -1042,7 +1205,7 @@ def shift_ita(image: Any, mask: Any, delta_ita_degrees: float) -> np.ndarray:
     shifted = lab_to_rgb(lab).astype(np.float64)
     w = weights[selected][:, None]
     rgb[selected] = np.clip(np.round((1.0 - w) * pixels + w * shifted), 0, 255).astype(np.uint8)
-    return rgb
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -108,12 +108,23 @@ def normalise_light(rgb: np.ndarray, target: float = 0.18) -> np.ndarray:
     mean is ``target`` (clipped at 1), then encoded back to 8-bit sRGB. A change of exposure or white
     balance (a gain per channel in linear light) is undone exactly, up to clipping and rounding.
     """
-    from colour.models import eotf_inverse_sRGB, eotf_sRGB
+    from headshot_lab.skin import srgb_to_linear
 
-    linear = eotf_sRGB(np.asarray(rgb, dtype=np.float64) / 255.0)
+    array = np.asarray(rgb)
+    # uint8: the EOTF by table look-up (colour-science's eotf_sRGB values, within 1e-15); else the same formula
+    linear = srgb_to_linear(array if array.dtype == np.uint8 else np.asarray(array, dtype=np.float64) / 255.0)
     means = linear.reshape(-1, 3).mean(axis=0)
     linear = np.clip(linear * (target / np.maximum(means, 1e-6)), 0.0, 1.0)
-    return np.asarray(np.clip(np.rint(eotf_inverse_sRGB(linear) * 255.0), 0, 255), dtype=np.uint8)
+    return np.asarray(np.clip(np.rint(_encode_srgb(linear) * 255.0), 0, 255), dtype=np.uint8)
+
+
+def _encode_srgb(linear: np.ndarray) -> np.ndarray:
+    """The inverse EOTF (IEC 61966-2-1): ``12.92 L`` for ``L ≤ 0.0031308``, else ``1.055 L^{1/2.4} − 0.055``
+    (colour-science's ``eotf_inverse_sRGB``, within 1e-15 on [0, 1]; tested)."""
+    encoded: np.ndarray = np.where(
+        linear <= 0.0031308, linear * 12.92, 1.055 * np.power(np.maximum(linear, 0.0), 1 / 2.4) - 0.055
+    )
+    return encoded
 
 
 def canonical_crop(
@@ -190,7 +201,6 @@ def noise_residual_stats(grey: np.ndarray) -> np.ndarray:
     up-samplers correlate neighbouring residuals). Skewness and kurtosis from :mod:`scipy.stats`.
     """
     import cv2
-    from scipy import stats
 
     y8 = np.clip(np.asarray(grey), 0, 255).astype(np.uint8)
     residual = y8.astype(np.float64) - cv2.medianBlur(y8, 3).astype(np.float64)
@@ -208,19 +218,33 @@ def noise_residual_stats(grey: np.ndarray) -> np.ndarray:
         [
             std,
             float(np.abs(flat).mean()),
-            float(stats.skew(flat)),
-            float(stats.kurtosis(flat)),
+            *_skew_kurtosis(flat),
             lag1(residual[:, :-1], residual[:, 1:]),
             lag1(residual[:-1, :], residual[1:, :]),
         ]
     )
 
 
+def _skew_kurtosis(values: np.ndarray) -> tuple[float, float]:
+    """``(g₁, g₂)`` = ``(m₃ / m₂^1.5, m₄ / m₂² − 3)`` with ``m_k`` the central moments (biased).
+
+    ``scipy.stats.skew`` and ``scipy.stats.kurtosis``'s defaults (within 1e-9, tested), one pass of moments.
+    """
+    centred = values - values.mean()
+    squared = centred * centred
+    m2 = float(squared.mean())
+    if m2 <= 0.0:
+        return 0.0, -3.0
+    return float((squared * centred).mean()) / m2**1.5, float((squared * squared).mean()) / m2**2 - 3.0
+
+
 def colour_stats(rgb: np.ndarray) -> np.ndarray:
     """``[mean, std]`` of CIELAB ``L*``, ``a*``, ``b*`` and chroma ``C*ab = √(a*² + b*²)`` (scikit-image, D65)."""
-    from skimage.color import rgb2lab
+    from headshot_lab.skin import rgb_to_lab
 
-    lab = rgb2lab(np.asarray(rgb, dtype=np.float64) / 255.0).reshape(-1, 3)
+    array = np.asarray(rgb)
+    # uint8: skimage's rgb2lab by table look-ups (within 1e-9); other input 0–255 through rgb2lab itself
+    lab = rgb_to_lab(array if array.dtype == np.uint8 else array.astype(np.float64) / 255.0).reshape(-1, 3)
     chroma = np.hypot(lab[:, 1], lab[:, 2])
     columns = [lab[:, 0], lab[:, 1], lab[:, 2], chroma]
     return np.array([stat for column in columns for stat in (float(column.mean()), float(column.std()))])

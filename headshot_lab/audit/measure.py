@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from headshot_lab.analysis import AnalysisOptions, FaceAnalysis, FaceFinder, PhotoAnalysis, analyse_photo, judge_finder
-from headshot_lab.audit.age import age_available, apparent_age
+from headshot_lab.audit.age import apparent_age
 from headshot_lab.audit.detectability import image_features
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 from headshot_lab.faces import get_backend
@@ -173,11 +173,11 @@ def _scaled_hint(face: Face, scale: float) -> Face:
 def _apparent_age(photo: PhotoAnalysis, face: FaceAnalysis, errors: list[dict[str, str]]) -> float | None:
     """The main face's apparent age on the analysis copy; a missing age network is a note, not a failure."""
 
-    if not age_available():
+    try:  # the model is loaded (and its files checked) once per process: no per-image look-up
+        return apparent_age(photo.small, face.to_face())
+    except ModelUnavailableError:
         errors.append({"stage": "age", "code": "age_model_unavailable", "message": "the age network is not installed"})
         return None
-    try:
-        return apparent_age(photo.small, face.to_face())
     except Exception as exc:  # one face's failure is listed, never fatal
         errors.append({"stage": "age", "code": type(exc).__name__, "message": str(exc)[:300]})
         return None
