@@ -471,16 +471,41 @@ def srgb_icc_profile() -> bytes:
     return bytes(data)
 
 
-def save_image(image: np.ndarray | Image.Image, path: str | Path, *, quality: int = 95) -> Path:
-    """Write pixels only (no EXIF/GPS), tagged sRGB, atomically: to a temp file, then rename."""
+def save_image(
+    image: np.ndarray | Image.Image | Photo,
+    path: str | Path,
+    *,
+    quality: int = 95,
+    source_type: str | None = None,
+) -> Path:
+    """Write pixels only (no EXIF/GPS), tagged sRGB, atomically: to a temp file, then rename.
+
+    ``source_type`` (default: a :class:`Photo`'s ``digital_source_type``): an IPTC digital source type
+    to keep with the pixels, in an XMP packet that holds nothing else — so that a stored upload that
+    arrived labelled AI-generated is still labelled when it is loaded again (labels never weaken).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(image, Photo):
+        source_type = source_type or image.digital_source_type
     pil = image if isinstance(image, Image.Image) else Image.fromarray(as_rgb_array(image))
     clean = Image.frombytes(pil.mode, pil.size, pil.tobytes())
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     options: dict[str, object] = {"quality": quality} if fmt in {"JPEG", "WEBP"} else {}
     if fmt in {"JPEG", "PNG", "WEBP", "TIFF"} and clean.mode in {"RGB", "RGBA"}:
         options["icc_profile"] = srgb_icc_profile()
+    if source_type and fmt in {"JPEG", "PNG", "WEBP"}:
+        from headshot_lab.provenance import PNG_XMP_KEY, source_type_xmp
+
+        xmp = source_type_xmp(source_type)
+        if fmt == "PNG":
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_itxt(PNG_XMP_KEY, xmp.decode("utf-8"), zip=False)
+            options["pnginfo"] = info
+        else:
+            options["xmp"] = xmp
     buffer = _io.BytesIO()  # encoded in memory: Pillow's C encoders write to a real file without the errno
     clean.save(buffer, format=fmt, **options)
     write_bytes_atomic(path, buffer.getvalue())  # temp file + rename; a full disk raises DiskFullError

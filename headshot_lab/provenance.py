@@ -216,6 +216,20 @@ def build_xmp(
     return packet.encode("utf-8")
 
 
+def source_type_xmp(source_type: str) -> bytes:
+    """An XMP packet declaring only ``source_type`` (a URI or bare term): how a stored upload keeps its label."""
+    uri = IPTC_DST + source_type_term(source_type)
+    packet = f"""<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="{_NS["x"]}">
+ <rdf:RDF xmlns:rdf="{_NS["rdf"]}">
+  <rdf:Description rdf:about="" xmlns:Iptc4xmpExt="{_NS["Iptc4xmpExt"]}"
+    Iptc4xmpExt:DigitalSourceType={quoteattr(uri)}/>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>"""
+    return packet.encode("utf-8")
+
+
 def parse_xmp(packet: bytes | str) -> dict[str, str | None]:
     """``{"digital_source_type", "disclosure", "software"}`` from an XMP packet (missing → ``None``).
 
