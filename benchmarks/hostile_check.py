@@ -51,7 +51,7 @@ def _child(path: Path, write_fd: int) -> None:
 
         with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
             code = main(["check", str(path)])
-    except BaseException as exc:  # noqa: BLE001 - the benchmark records, never raises
+    except BaseException as exc:
         code = f"exception {type(exc).__name__}"
     usage = resource.getrusage(resource.RUSAGE_SELF)
     os.write(
@@ -104,7 +104,9 @@ def cold_run(path: Path, timeout: float) -> dict[str, Any]:
     command = ["/usr/bin/time", "-v", sys.executable, "-c", script, "check", str(path)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=env, cwd=tempfile.gettempdir()
+        )
     except subprocess.TimeoutExpired:
         return {"file": path.name, "outcome": "timeout"}
     fields = {}
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path, help="a corpus folder with cases.jsonl (default: generate one)")
     parser.add_argument("--label", default="after")
-    parser.add_argument("--timeout", type=float, default=30.0, help="wall seconds per file before the child is killed")
+    parser.add_argument("--timeout", type=float, default=120.0, help="wall seconds per file before the child is killed")
     parser.add_argument("--kinds", default="", help="comma-separated kinds to run (default: all)")
     parser.add_argument("--cold", type=int, default=0, help="also run the N costliest files as fresh CLI processes")
     parser.add_argument("--out", default="benchmarks/results")
@@ -143,9 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         kinds = {kind for kind in args.kinds.split(",") if kind}
         cases = [case for case in cases if not kinds or case.kind in kinds]
 
-        warm = next(case.path for case in cases if case.kind == "real_photo") if any(
-            case.kind == "real_photo" for case in cases
-        ) else None
+        warm = (
+            next(case.path for case in cases if case.kind == "real_photo")
+            if any(case.kind == "real_photo" for case in cases)
+            else None
+        )
         from headshot_lab.cli import main as cli_main
 
         if warm is not None:

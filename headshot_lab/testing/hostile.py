@@ -338,14 +338,18 @@ def exif_block(entries: Sequence[tuple[int, int, int, bytes]], *, data: bytes = 
     return (b"Exif\x00\x00" if header else b"") + body
 
 
-def exif_amplifier(orientation: int, entries: int = 5000, size: int = 60_000) -> bytes:
+def exif_amplifier(orientation: int, entries: int = 5000, size: int = 60_000, *, loop: bool = False) -> bytes:
     """EXIF that expands on parsing: ``entries`` distinct private tags, each ``size`` bytes at offset 8.
 
     The block is under 64 KB (one JPEG APP1) but a parser that reads every tag's data holds
     ``entries × size`` bytes (300 MB here), and re-serialising it (``ImageOps.exif_transpose`` for
-    orientations 2–8) took 53–90 s and up to 1 GB.
+    orientations 2–8) took 53–90 s and up to 1 GB. With ``loop``, the Exif and GPS IFD pointers point
+    back at IFD0: the loader before issue 19 ran past 5 minutes on it.
     """
     table = [(0x0112, 3, 1, struct.pack("<H", orientation))]
+    if loop:  # the Exif and GPS IFD pointers lead back to IFD0 itself
+        table += [(0x8769, 4, 1, struct.pack("<I", 8)), (0x8825, 4, 1, struct.pack("<I", 8))]
+        entries -= 2
     table += [(0xA500 + index, 7, size, struct.pack("<I", 8)) for index in range(entries)]
     block = exif_block(table)
     return block + bytes(max(0, size + 8 + 6 - len(block)))
@@ -1076,6 +1080,14 @@ def _decode_budgets(corpus: _Corpus, faces: dict[str, Image.Image]) -> None:
             "accept_face",
             note=f"orientation {orientation} + 5000 tags × 60 KB (300 MB when parsed) in a 64 KB APP1",
         )
+    stored6 = encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=90)
+    corpus.add(
+        "exif_amplifier",
+        "exif_amplifier-loop-6.jpg",
+        jpeg_with_app1(stored6, exif_amplifier(6, loop=True)),
+        "accept_face",
+        note="orientation 6 + 4998 tags × 60 KB, Exif and GPS IFD pointers looping back to IFD0",
+    )
     short = struct.pack("<H", 6)
     wrong: dict[str, list[tuple[int, int, int, bytes]]] = {
         "width-ascii": [(0x0100, 2, 4, b"abc\x00"), (0x0112, 3, 1, short)],
