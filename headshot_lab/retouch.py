@@ -67,7 +67,7 @@ DEFAULT_LIGHT = 0.4
 #: Photos with more pixels are retouched on an analysis copy of this many pixels (INTER_AREA), and the
 #: result applied at full size in row strips (:func:`_apply_at_full_size`): peak memory stays bounded
 #: (a 40 MP photo took 4.06 GB when every step ran at full size).
-ANALYSIS_PIXELS = 8_000_000
+ANALYSIS_PIXELS = 4_000_000
 #: Rows per strip when the analysis-size result is applied to the full-size photo.
 STRIP_ROWS = 256
 

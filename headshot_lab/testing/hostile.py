@@ -1068,7 +1068,7 @@ def _decode_budgets(corpus: _Corpus, faces: dict[str, Image.Image]) -> None:
     loop = bytearray(tiff_with_pages(first, 2))
     (ifd,) = struct.unpack("<I", loop[4:8])
     (count,) = struct.unpack("<H", loop[ifd : ifd + 2])
-    loop[ifd + 2 + 12 * count : ifd + 6 + 12 * count] = struct.pack("<I", ifd)  # page 1 points back at itself
+    loop[ifd + 2 + 12 * count : ifd + 6 + 12 * count] = struct.pack("<I", ifd)  # IFD0 points back at itself
     corpus.add("many_page_tiff", "many_page_tiff-loop.tif", bytes(loop), "accept_face", note="IFD chain loops")
     plain = encode(upright, "JPEG", quality=90)
     for orientation, op in _UPRIGHT_TO_STORED.items():
