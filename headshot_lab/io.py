@@ -244,9 +244,9 @@ def _to_srgb(image: Image.Image, icc: bytes | None) -> tuple[np.ndarray, str | N
         image = Image.alpha_composite(background, image.convert("RGBA"))
     rgb = image if image.mode == "RGB" else image.convert("RGB")  # convert() would copy RGB
     if icc and mode in {"RGB", "RGBA", "RGBX", "P"}:
-        converted = _rgb_to_srgb(rgb, icc)
-        if converted is not None:
-            return converted
+        managed = _rgb_to_srgb(rgb, icc)
+        if managed is not None:
+            return managed
     return np.asarray(rgb), None
 
 

@@ -431,13 +431,15 @@ def encode_in_space(image: Image.Image, name: str, fmt: str = "JPEG", **options:
     else:
         profile = rgb_icc_profile(name)
         target = ImageCms.ImageCmsProfile(io.BytesIO(profile))
-        converted = ImageCms.profileToProfile(
+        managed = ImageCms.profileToProfile(
             image.convert("RGB"),
             ImageCms.createProfile("sRGB"),
             target,
             renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
             outputMode="RGB",
         )
+        assert managed is not None  # None only with inPlace=True
+        converted = managed
     return encode(converted, fmt, icc_profile=profile, **options)
 
 
@@ -1080,11 +1082,11 @@ def _decode_budgets(corpus: _Corpus, faces: dict[str, Image.Image]) -> None:
             "accept_face",
             note=f"orientation {orientation} + 5000 tags × 60 KB (300 MB when parsed) in a 64 KB APP1",
         )
-    stored6 = encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=90)
+    loop6 = encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=90)
     corpus.add(
         "exif_amplifier",
         "exif_amplifier-loop-6.jpg",
-        jpeg_with_app1(stored6, exif_amplifier(6, loop=True)),
+        jpeg_with_app1(loop6, exif_amplifier(6, loop=True)),
         "accept_face",
         note="orientation 6 + 4998 tags × 60 KB, Exif and GPS IFD pointers looping back to IFD0",
     )
