@@ -1,7 +1,7 @@
 """Safe image loading: one door through which every photo enters the system.
 
 ``load_photo`` accepts a path, raw bytes or a binary file object and returns a :class:`Photo`
-whose pixels are always 8-bit RGB, upright (EXIF orientation applied) and free of metadata
+whose pixels are always 8-bit sRGB, upright (EXIF orientation applied) and free of metadata
 (EXIF, GPS, XMP, ICC, comments are never copied). The format is sniffed from the content, never
 from the file name. Every failure is an :class:`~headshot_lab.errors.ImageError` subclass with a
 message a person can act on.
@@ -11,6 +11,18 @@ Caps (defaults from :mod:`headshot_lab.config`):
 * ``max_pixels`` — width × height above this is refused *before* decoding (decompression bombs).
 * ``min_side`` — the shorter side below this is refused (thumbnails, avatars).
 * ``max_bytes`` — files larger than this are refused before reading them whole.
+
+Decode budgets (:mod:`headshot_lab.containers`, before any decoder runs): a JPEG with more than 32
+scans is refused (``image_too_complex``); EXIF, ICC, XMP and PNG text over their caps are refused
+(``metadata_too_large``); TIFF pages and GIF frames are counted by walking the file, capped (never
+Pillow's ``n_frames``). The orientation is read from the EXIF IFD0 entry alone and applied with
+``Image.transpose``; Pillow's EXIF parser never runs on an upload, and metadata that cannot be read
+is ignored, never an error.
+
+Colour: an embedded ICC profile other than sRGB (Display P3, Adobe RGB, ProPhoto, CMYK …) is
+converted to sRGB by LittleCMS before anything is measured (``Photo.colour_profile`` names it);
+:func:`save_image` tags what it writes as sRGB. The upload's IPTC ``DigitalSourceType`` (XMP) is kept
+as ``Photo.digital_source_type`` so that no output weakens it (:mod:`headshot_lab.provenance`).
 """
 
 from __future__ import annotations
