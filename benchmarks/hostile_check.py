@@ -6,6 +6,7 @@ in a forked child (``headshot_lab.cli.main(["check", FILE])``, its output discar
 own ``getrusage``: user + system CPU of that check alone (a forked child starts at zero) and its
 ``ru_maxrss`` (which includes the pages it shares with the warm parent: the RSS a check process
 really has). A child past ``--timeout`` seconds of wall clock is killed and recorded as timed out.
+``--per-kind N`` runs at most N files of each other kind (the decode-time kinds always in full).
 ``--cold N`` also runs the N costliest files through a fresh ``headshot-lab check`` process under
 ``/usr/bin/time -v`` (imports included).
 
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="after")
     parser.add_argument("--timeout", type=float, default=120.0, help="wall seconds per file before the child is killed")
     parser.add_argument("--kinds", default="", help="comma-separated kinds to run (default: all)")
+    parser.add_argument(
+        "--per-kind", type=int, default=0, help="at most N files of each kind not named in --full-kinds (0: all)"
+    )
+    parser.add_argument(
+        "--full-kinds",
+        default="many_scan_jpeg,many_page_tiff,exif_amplifier,exif_wrong_type,png_metadata_bomb,jpeg_metadata_bomb,"
+        "icc_tagged,ai_labelled,decompression_bomb,exif_orientation,exif_broken,animated_gif,multipage_tiff",
+        help="kinds always run in full with --per-kind",
+    )
     parser.add_argument("--cold", type=int, default=0, help="also run the N costliest files as fresh CLI processes")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
@@ -144,6 +155,14 @@ def main(argv: list[str] | None = None) -> int:
         cases = read_cases(root / "cases.jsonl")
         kinds = {kind for kind in args.kinds.split(",") if kind}
         cases = [case for case in cases if not kinds or case.kind in kinds]
+        if args.per_kind:
+            full, seen = set(args.full_kinds.split(",")), Counter()
+            kept = []
+            for case in cases:
+                seen[case.kind] += 1
+                if case.kind in full or seen[case.kind] <= args.per_kind:
+                    kept.append(case)
+            cases = kept
 
         warm = (
             next(case.path for case in cases if case.kind == "real_photo")
@@ -181,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "package": str(Path(headshot_lab.__file__).parent),
         "files": len(rows),
         "timeout_s": args.timeout,
+        "per_kind": args.per_kind,
         "parent_rss_mb": round(parent_rss, 1),
         "total_wall_s": round(total_wall, 1),
         "max_cpu_s": max((r["cpu_s"] for r in rows), default=0.0),
