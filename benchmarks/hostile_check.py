@@ -1,11 +1,11 @@
 """Benchmark: CPU seconds and peak RSS of ``headshot-lab check`` on every file of the hostile corpus.
 
 Goal (issue 19): every file ≤ 5 s CPU and ≤ 1 GB peak RSS. The parent process imports the CLI and
-runs one warm-up check (models loaded, as in the app's long-lived worker); then each file is checked
-in a forked child (``headshot_lab.cli.main(["check", FILE])``, its output discarded) that reports its
-own ``getrusage``: user + system CPU of that check alone (a forked child starts at zero) and its
-``ru_maxrss`` (which includes the pages it shares with the warm parent: the RSS a check process
-really has). A child past ``--timeout`` seconds of wall clock is killed and recorded as timed out.
+forks one child per file; the child runs a warm-up check of a plain photo (models loaded, as in the
+app's long-lived worker), then ``headshot_lab.cli.main(["check", FILE])`` (output discarded), and
+reports the CPU seconds of that check alone (``getrusage`` before and after) and its peak RSS
+(``VmHWM``: warm-up included, the RSS a check worker really has). Forking a parent that has run a
+check deadlocks now and then (a worker thread's lock held across the fork): the parent only imports. A child past ``--timeout`` seconds of wall clock is killed and recorded as timed out.
 ``--per-kind N`` runs at most N files of each other kind (the decode-time kinds always in full).
 ``--cold N`` also runs the N costliest files through a fresh ``headshot-lab check`` process under
 ``/usr/bin/time -v`` (imports included).
@@ -45,34 +45,48 @@ GOAL_CPU_S = 5.0
 GOAL_RSS_MB = 1024.0
 
 
-def _child(path: Path, write_fd: int) -> None:
-    """In the forked child: check one file, report rusage on ``write_fd``, exit without cleanup."""
+def _peak_rss_mb() -> float:
+    """VmHWM of this process (MB): the peak RSS since it started (since the fork, for a child)."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(path: Path, write_fd: int, warm: Path | None) -> None:
+    """In the forked child: one warm-up check, then the file; report its own CPU and the peak RSS, exit."""
     code: object = "crash"
+    cpu = 0.0
     try:
         from headshot_lab.cli import main
 
         with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+            if warm is not None:  # models loaded in this process, as in the app's long-lived worker
+                main(["check", str(warm)])
+            before = resource.getrusage(resource.RUSAGE_SELF)
             code = main(["check", str(path)])
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     except BaseException as exc:
         code = f"exception {type(exc).__name__}"
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    os.write(
-        write_fd,
-        json.dumps(
-            {"cpu_s": usage.ru_utime + usage.ru_stime, "max_rss_mb": usage.ru_maxrss / 1024, "outcome": code}
-        ).encode(),
-    )
+    payload = {"cpu_s": cpu, "max_rss_mb": _peak_rss_mb(), "outcome": code}
+    os.write(write_fd, json.dumps(payload).encode())
     os._exit(0)
 
 
-def run_one(path: Path, timeout: float) -> dict[str, Any]:
-    """Check ``path`` in a forked child; ``{"cpu_s", "wall_s", "max_rss_mb", "outcome"}``."""
+def run_one(path: Path, timeout: float, warm: Path | None = None) -> dict[str, Any]:
+    """Check ``path`` in a forked child; ``{"cpu_s", "wall_s", "max_rss_mb", "outcome"}``.
+
+    The parent has only imported modules (no check run, so no worker threads that could hold a lock
+    across the fork); the child runs the warm-up check itself and times only the file.
+    """
     read_fd, write_fd = os.pipe()
     start = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _child(path, write_fd)
+        _child(path, write_fd, warm)
     os.close(write_fd)
     ready, _, _ = select.select([read_fd], [], [], timeout)
     wall = time.perf_counter() - start
@@ -169,18 +183,16 @@ def main(argv: list[str] | None = None) -> int:
             if any(case.kind == "real_photo" for case in cases)
             else None
         )
-        from headshot_lab.cli import main as cli_main
+        import headshot_lab.capture
+        import headshot_lab.cli.check
 
-        if warm is not None:
-            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
-                cli_main(["check", str(warm)])
-        parent_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        parent_rss = _peak_rss_mb()
 
         rows = []
         start = time.perf_counter()
         for case in cases:
             row = {"file": case.path.name, "kind": case.kind, "bytes": case.path.stat().st_size}
-            row.update(run_one(case.path, args.timeout))
+            row.update(run_one(case.path, args.timeout, warm))
             rows.append(row)
         total_wall = time.perf_counter() - start
         worst_cpu = sorted(rows, key=lambda r: -r["cpu_s"])[:15]
