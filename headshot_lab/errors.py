@@ -77,3 +77,17 @@ class DiskFullError(HeadshotLabError):
 
     code = "disk_full"
     fix = "Free some disk space and try again."
+
+
+class ImageTooComplexError(ImageError):
+    """A file whose structure alone would take minutes to decode (thousands of JPEG scans …)."""
+
+    code = "image_too_complex"
+    fix = "Save the photo again from your photo app as an ordinary JPEG or PNG and upload that copy."
+
+
+class MetadataTooLargeError(ImageError):
+    """Hidden data (EXIF, colour profile, text) far larger than any camera writes: a memory bomb."""
+
+    code = "metadata_too_large"
+    fix = "Open the photo in your photo app, save or export a copy, and upload that copy."

@@ -625,6 +625,8 @@ def export_headshots(
     specs = [get_crop(c) for c in crops]
     if not specs:
         raise ExportError("No crops were requested.", fix=f"Choose from: {', '.join(CROP_NAMES)}.", code="no_crops")
+    source = load_photo(source, min_side=0) if isinstance(source, str | Path) else source
+    label = source.digital_source_type if isinstance(source, Photo) else None  # an input's label never weakens
     pixels, default_stem = _load(source)
     stem = _safe_stem(stem or default_stem)
     result = ExportResult()
@@ -653,7 +655,7 @@ def export_headshots(
             notes.append(CIRCLE_AS_PNG.format(format=fmt))
         rendered = render_crop(pixels, plan, transparent_circle=alpha)
         path = out / f"{stem}_{spec.name}{EXTENSIONS[file_format]}"
-        save_with_provenance(rendered, path, kind, format=file_format, quality=quality, c2pa=c2pa)
+        save_with_provenance(rendered, path, kind, format=file_format, quality=quality, c2pa=c2pa, source_type=label)
         result.images.append(
             ExportedImage.from_plan(
                 plan, rendered, path, crop=spec.name, format=file_format, kind=kind, source=stem, notes=notes

@@ -13,7 +13,13 @@ property                            value
 ==================================  ============================================================
 
 Nothing else is carried over: pixels are copied into a fresh image, so no EXIF (GPS, camera
-serial, capture time), ICC, comment or XMP of an upload can reach an output.
+serial, capture time), ICC, comment or XMP of an upload can reach an output. Every output is tagged
+with an sRGB ICC profile (:func:`headshot_lab.io.srgb_icc_profile`): its pixels are sRGB values.
+
+**Labels never weaken.** An upload may already declare a digital source type (another tool's
+``trainedAlgorithmicMedia``); :func:`headshot_lab.io.load_photo` reads it, and an output made from it
+carries the stronger of that and its own (:func:`strongest_source_type`, ranked by
+:data:`SOURCE_TYPE_RANK`): a retouched AI-generated image stays labelled AI-generated.
 
 **Any plain re-save drops it.** Pillow, phones, social networks and most editors re-encode
 without XMP (and any re-encode breaks a C2PA manifest). :func:`save_with_provenance` is the one
@@ -33,7 +39,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +61,18 @@ DIGITAL_SOURCE_TYPES: dict[str, str] = {
     "retouched": IPTC_DST + "compositeWithTrainedAlgorithmicMedia",
 }
 """``kind`` → IPTC NewsCodes digital source type URI."""
+#: How much of the image a machine made, per IPTC digital source type (higher = stronger label); a type
+#: not listed (a capture, a human edit, an unknown term) ranks 0. Ties keep the process's own type.
+SOURCE_TYPE_RANK: dict[str, int] = {
+    "trainedAlgorithmicMedia": 5,  # made by a trained model (generative AI)
+    "algorithmicMedia": 4,  # made by an algorithm without training data
+    "compositeWithTrainedAlgorithmicMedia": 3,  # a photo with parts made by a trained model
+    "compositeSynthetic": 3,  # a composite that includes synthetic elements
+    "algorithmicallyEnhanced": 2,  # a photo enhanced by an algorithm
+    "dataDrivenMedia": 1,
+    "digitalCreation": 1,
+    "composite": 1,
+}
 Kind = Literal["generated", "retouched"]
 DISCLOSURES: dict[str, str] = {
     "generated": "AI-generated image: a synthetic portrait made by headshot-lab {version}, not a photograph.",
@@ -77,7 +94,6 @@ _NS = {
     "xmp": "http://ns.adobe.com/xap/1.0/",
     "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/",
 }
-_XMP_BLOCK = re.compile(rb"<x:xmpmeta[\s>].*?</x:xmpmeta>", re.DOTALL)
 
 
 class ProvenanceError(HeadshotLabError):
@@ -127,16 +143,55 @@ def digital_source_type(kind: str) -> str:
         ) from None
 
 
+def source_type_term(uri: str | None) -> str:
+    """The NewsCodes term of a digital source type (``…/digitalsourcetype/X`` or bare ``X``) → ``X``."""
+    return (uri or "").strip().rstrip("/").rsplit("/", 1)[-1]
+
+
+def strongest_source_type(own: str, *others: str | None) -> str:
+    """The digital source type URI that says the most about machine involvement: ``own`` or one of ``others``.
+
+    Ranked by :data:`SOURCE_TYPE_RANK`; ``own`` (this process's type) wins ties and beats anything
+    unranked, so an upload labelled ``digitalCapture`` (or nothing) never changes the label. A bare
+    term is returned as its full IPTC URI.
+    """
+    best = own
+    for other in others:
+        term = source_type_term(other)
+        if SOURCE_TYPE_RANK.get(term, 0) > SOURCE_TYPE_RANK.get(source_type_term(best), 0):
+            best = IPTC_DST + term
+    return best
+
+
+def _inherited_disclosure(kind: str, source: str) -> str | None:
+    """The disclosure line when an upload's stronger label replaces the process's own, else ``None``."""
+    if source == digital_source_type(kind):
+        return None
+    term = source_type_term(source)
+    what = "AI-generated image" if term == "trainedAlgorithmicMedia" else f"Synthetic or AI-made image ({term})"
+    return f"{what}: it arrived labelled so, then was edited by headshot-lab {__version__}."
+
+
 def disclosure_text(kind: str) -> str:
     """The default one-line disclosure for ``kind``."""
     digital_source_type(kind)
     return DISCLOSURES[kind].format(version=__version__)
 
 
-def build_xmp(kind: str, *, disclosure: str | None = None, created: datetime | None = None) -> bytes:
-    """The XMP packet (UTF-8 bytes) declaring ``kind`` with a disclosure line and the software agent."""
-    source = digital_source_type(kind)
-    text = disclosure if disclosure is not None else disclosure_text(kind)
+def build_xmp(
+    kind: str,
+    *,
+    disclosure: str | None = None,
+    created: datetime | None = None,
+    source_type: str | None = None,
+) -> bytes:
+    """The XMP packet (UTF-8 bytes) declaring ``kind`` with a disclosure line and the software agent.
+
+    ``source_type``: an input's digital source type; the packet declares the stronger of it and
+    ``kind``'s (:func:`strongest_source_type`), with a disclosure saying so when the input's wins.
+    """
+    source = strongest_source_type(digital_source_type(kind), source_type)
+    text = disclosure if disclosure is not None else _inherited_disclosure(kind, source) or disclosure_text(kind)
     when = (created or datetime.now(UTC)).isoformat(timespec="seconds")
     packet = f"""<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <x:xmpmeta xmlns:x="{_NS["x"]}" x:xmptk={quoteattr(SOFTWARE)}>
@@ -161,6 +216,20 @@ def build_xmp(kind: str, *, disclosure: str | None = None, created: datetime | N
     return packet.encode("utf-8")
 
 
+def source_type_xmp(source_type: str) -> bytes:
+    """An XMP packet declaring only ``source_type`` (a URI or bare term): how a stored upload keeps its label."""
+    uri = IPTC_DST + source_type_term(source_type)
+    packet = f"""<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="{_NS["x"]}">
+ <rdf:RDF xmlns:rdf="{_NS["rdf"]}">
+  <rdf:Description rdf:about="" xmlns:Iptc4xmpExt="{_NS["Iptc4xmpExt"]}"
+    Iptc4xmpExt:DigitalSourceType={quoteattr(uri)}/>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>"""
+    return packet.encode("utf-8")
+
+
 def parse_xmp(packet: bytes | str) -> dict[str, str | None]:
     """``{"digital_source_type", "disclosure", "software"}`` from an XMP packet (missing → ``None``).
 
@@ -169,12 +238,12 @@ def parse_xmp(packet: bytes | str) -> dict[str, str | None]:
     from defusedxml import ElementTree
 
     data = packet.encode("utf-8") if isinstance(packet, str) else packet
-    match = _XMP_BLOCK.search(data)
+    block = _find_xmp_packet(data)
     result: dict[str, str | None] = {"digital_source_type": None, "disclosure": None, "software": None}
-    if not match:
+    if not block:
         return result
     try:
-        root = ElementTree.fromstring(match.group(0))
+        root = ElementTree.fromstring(block)
     except Exception:  # defusedxml raises several types for hostile or broken XML
         return result
     wanted = {
@@ -222,7 +291,9 @@ def _clean_pil(image: np.ndarray | Image.Image) -> Image.Image:
         array = np.repeat(array[..., None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ValueError(f"expected an (H, W, 3|4) image, got shape {array.shape}")
-    array = np.ascontiguousarray(np.clip(array, 0, 255).astype(np.uint8))
+    if array.dtype != np.uint8:  # a uint8 array is used as it is: no clipped copy (120 MB at 40 MP)
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    array = np.ascontiguousarray(array)
     return Image.fromarray(array, mode="RGBA" if array.shape[2] == 4 else "RGB")
 
 
@@ -233,24 +304,28 @@ def encode_with_provenance(
     *,
     disclosure: str | None = None,
     quality: int = 95,
+    source_type: str | None = None,
 ) -> bytes:
-    """Encode ``image`` as ``format`` with the disclosure XMP; return the file bytes (no C2PA)."""
+    """Encode ``image`` as ``format`` with the disclosure XMP and an sRGB profile; return the file bytes (no C2PA)."""
+    from headshot_lab.io import srgb_icc_profile
+
     fmt = image_format("", format)
     pil = _clean_pil(image)
-    xmp = build_xmp(kind, disclosure=disclosure)
+    xmp = build_xmp(kind, disclosure=disclosure, source_type=source_type)
+    icc = srgb_icc_profile()
     buffer = io.BytesIO()
     if fmt == "JPEG":
         if pil.mode == "RGBA":  # JPEG has no alpha: flatten on white, as a viewer would
             flat = Image.new("RGB", pil.size, (255, 255, 255))
             flat.paste(pil, mask=pil.getchannel("A"))
             pil = flat
-        pil.save(buffer, "JPEG", quality=quality, optimize=True, xmp=xmp)
+        pil.save(buffer, "JPEG", quality=quality, optimize=True, xmp=xmp, icc_profile=icc)
     elif fmt == "WEBP":
-        pil.save(buffer, "WEBP", quality=quality, method=4, xmp=xmp)
+        pil.save(buffer, "WEBP", quality=quality, method=4, xmp=xmp, icc_profile=icc)
     else:  # Pillow ignores xmp= for PNG: the packet goes into an iTXt chunk
         info = PngInfo()
         info.add_itxt(PNG_XMP_KEY, xmp.decode("utf-8"), zip=False)
-        pil.save(buffer, "PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
+        pil.save(buffer, "PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL, icc_profile=icc)
     return buffer.getvalue()
 
 
@@ -263,6 +338,7 @@ def save_with_provenance(
     disclosure: str | None = None,
     quality: int = 95,
     c2pa: C2PACredentials | bool | None = None,
+    source_type: str | None = None,
 ) -> Path:
     """The one writer for outputs: pixels + disclosure XMP (+ C2PA), atomically (temp file, rename).
 
@@ -276,13 +352,15 @@ def save_with_provenance(
         quality: JPEG/WebP quality.
         c2pa: credentials to sign with; ``None`` → from the environment when configured;
             ``False`` → never sign.
+        source_type: the input's digital source type (:attr:`headshot_lab.io.Photo.digital_source_type`);
+            the file declares the stronger of it and ``kind``'s, in the XMP and the C2PA manifest.
 
     Returns:
         ``path``.
     """
     path = Path(path)
     fmt = image_format(path, format)
-    data = encode_with_provenance(image, fmt, kind, disclosure=disclosure, quality=quality)
+    data = encode_with_provenance(image, fmt, kind, disclosure=disclosure, quality=quality, source_type=source_type)
     credentials = C2PACredentials.from_env() if c2pa is None or c2pa is True else (c2pa or None)
     if c2pa is True and credentials is None:
         raise ProvenanceError(
@@ -291,13 +369,20 @@ def save_with_provenance(
             code="c2pa_config",
         )
     if credentials is not None:
-        data = sign_c2pa(data, fmt, kind, credentials, title=path.name, disclosure=disclosure)
+        data = sign_c2pa(data, fmt, kind, credentials, title=path.name, disclosure=disclosure, source_type=source_type)
     write_bytes_atomic(path, data)  # temp file + rename; a full disk raises DiskFullError, no partial file
     return path
 
 
-def c2pa_manifest(kind: str, *, title: str, fmt: str, disclosure: str | None = None) -> dict[str, object]:
-    """The C2PA manifest definition: one ``c2pa.created`` action declaring the digital source type."""
+def c2pa_manifest(
+    kind: str, *, title: str, fmt: str, disclosure: str | None = None, source_type: str | None = None
+) -> dict[str, object]:
+    """The C2PA manifest definition: one ``c2pa.created`` action declaring the digital source type.
+
+    ``source_type``: an input's type; the stronger of it and ``kind``'s is declared (as in the XMP).
+    """
+    source = strongest_source_type(digital_source_type(kind), source_type)
+    text = disclosure if disclosure is not None else _inherited_disclosure(kind, source) or disclosure_text(kind)
     return {
         "claim_generator_info": [{"name": "headshot-lab", "version": __version__}],
         "title": title,
@@ -309,9 +394,9 @@ def c2pa_manifest(kind: str, *, title: str, fmt: str, disclosure: str | None = N
                     "actions": [
                         {
                             "action": "c2pa.created",
-                            "digitalSourceType": digital_source_type(kind),
+                            "digitalSourceType": source,
                             "softwareAgent": {"name": "headshot-lab", "version": __version__},
-                            "description": disclosure if disclosure is not None else disclosure_text(kind),
+                            "description": text,
                         }
                     ]
                 },
@@ -328,6 +413,7 @@ def sign_c2pa(
     *,
     title: str = "headshot",
     disclosure: str | None = None,
+    source_type: str | None = None,
 ) -> bytes:
     """Embed a signed C2PA manifest into encoded image bytes (the XMP already there is kept)."""
     try:
@@ -336,7 +422,7 @@ def sign_c2pa(
         raise ProvenanceError(
             "C2PA signing needs the c2pa-python package.", fix="pip install c2pa-python", code="c2pa_missing"
         ) from None
-    manifest = c2pa_manifest(kind, title=title, fmt=fmt, disclosure=disclosure)
+    manifest = c2pa_manifest(kind, title=title, fmt=fmt, disclosure=disclosure, source_type=source_type)
     try:
         algorithm = c2pa.C2paSigningAlg[credentials.algorithm.upper()]
         info = c2pa.C2paSignerInfo(algorithm, credentials.cert_chain, credentials.private_key, None)
@@ -399,16 +485,34 @@ def read_c2pa(path: str | Path, *, trust_anchors: bytes | None = None) -> dict[s
 
 
 def _raw_xmp(path: Path) -> bytes | None:
-    """The XMP packet stored in an image file, via Pillow's parsers, else by scanning the bytes."""
+    """The XMP packet stored in an image file, read from its container (no pixels, no pixel cap), else by scanning.
+
+    :func:`headshot_lab.containers.inspect_container` finds it in JPEG APP1, PNG ``iTXt`` and WebP
+    ``XMP `` within its budgets; Pillow (``Image.open`` raises ``DecompressionBombError`` on huge
+    images) is never involved. A file over the budgets, or of another format, is scanned for a packet.
+    """
+    from headshot_lab.containers import inspect_container
+
+    data = path.read_bytes()
     try:
-        with Image.open(path) as image:
-            raw = image.info.get("xmp") or image.info.get(PNG_XMP_KEY)
-    except (OSError, SyntaxError, ValueError):
+        raw = inspect_container(data, path.name).xmp
+    except HeadshotLabError:  # over a metadata budget: fall back to the bounded scan below
         raw = None
-    if raw:
-        return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
-    match = _XMP_BLOCK.search(path.read_bytes())
-    return match.group(0) if match else None
+    return raw or _find_xmp_packet(data)
+
+
+def _find_xmp_packet(data: bytes) -> bytes | None:
+    """The first ``<x:xmpmeta …>…</x:xmpmeta>`` in ``data``: two ``find`` calls, linear in its size.
+
+    (A lazy regex restarts at every unclosed opening tag: quadratic in a file built of them.)
+    """
+    start = data.find(b"<x:xmpmeta")
+    while start >= 0 and data[start + 10 : start + 11] not in (b" ", b">", b"\n", b"\t", b"\r"):
+        start = data.find(b"<x:xmpmeta", start + 10)
+    if start < 0:
+        return None
+    end = data.find(b"</x:xmpmeta>", start)
+    return data[start : end + len(b"</x:xmpmeta>")] if end >= 0 else None
 
 
 def read_provenance(path: str | Path, *, c2pa: bool = True, trust_anchors: bytes | None = None) -> dict[str, object]:

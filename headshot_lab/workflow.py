@@ -67,7 +67,13 @@ from headshot_lab.generate import (
     SpeedOptions,
 )
 from headshot_lab.privacy import DeletionRecord, SessionStore, validate_session_id
-from headshot_lab.provenance import read_provenance, save_with_provenance
+from headshot_lab.provenance import (
+    digital_source_type,
+    read_provenance,
+    save_with_provenance,
+    source_type_term,
+    strongest_source_type,
+)
 from headshot_lab.reporting import Progress, report_progress
 from headshot_lab.styles import load_style
 from headshot_lab.train import TrainConfig
@@ -687,19 +693,26 @@ def retouch_photos(
     for index, (name, photo) in enumerate(photos.items()):
         report_progress(progress, index / len(photos), f"Retouching {name}")
         try:
-            pixels = image_io.load_rgb(photo, min_side=min_side) if isinstance(photo, str | Path | bytes) else photo
+            loaded = image_io.load_photo(photo, min_side=min_side) if isinstance(photo, str | Path | bytes) else photo
+            label = loaded.digital_source_type if isinstance(loaded, image_io.Photo) else None  # never weakened
+            pixels = loaded.pixels if isinstance(loaded, image_io.Photo) else loaded
             strength = retouching.DEFAULT_LIGHT if light is None else float(light)
             result = retouching.retouch(pixels, style, light=strength, white_balance=white_balance)
             base = out / stem(name, style_name)
-            paths = [save_with_provenance(result.image, base.with_name(base.name + suffix), RETOUCHED_KIND)]
+            target = base.with_name(base.name + suffix)
+            paths = [save_with_provenance(result.image, target, RETOUCHED_KIND, source_type=label)]
             for crop in crops:
                 cropped = exporting.crop_image(result.image, crop)
                 target = base.with_name(f"{base.name}-{cropped.crop}{suffix}")
-                paths.append(save_with_provenance(cropped.pixels[..., :3], target, RETOUCHED_KIND))
+                paths.append(save_with_provenance(cropped.pixels[..., :3], target, RETOUCHED_KIND, source_type=label))
         except HeadshotLabError as exc:
             batch.failures.append(Failure(name, _error_dict(exc)))
             continue
-        batch.outputs.append(RetouchOutput(name, paths, result.to_dict(), result.delta_ita))
+        record = result.to_dict()
+        record["digital_source_type"] = source_type_term(
+            strongest_source_type(digital_source_type(RETOUCHED_KIND), label)
+        )
+        batch.outputs.append(RetouchOutput(name, paths, record, result.delta_ita))
     report_progress(progress, 1.0, "Done")
     return batch
 

@@ -75,6 +75,15 @@ REQUIRED_KINDS = (
     "blown_out",
     "heavy_noise",
     "tiny_face",
+    # issue 19: decode-time bombs, malformed EXIF, colour profiles, labelled uploads
+    "many_scan_jpeg",
+    "many_page_tiff",
+    "exif_amplifier",
+    "exif_wrong_type",
+    "png_metadata_bomb",
+    "jpeg_metadata_bomb",
+    "icc_tagged",
+    "ai_labelled",
 )
 # Accepted kinds most likely to trip the checklist's measurements (odd shapes, modes, frames, content).
 CAPTURE_SAMPLE = (
@@ -94,6 +103,10 @@ CAPTURE_SAMPLE = (
     "near_black",
     "tiny_face",
     "bit_flipped_jpeg",
+    "many_page_tiff",
+    "exif_amplifier",
+    "exif_wrong_type",
+    "icc_tagged",
 )
 # What retouch / selection / export get by default (every file in the slow test): odd shapes and
 # modes, files the checklist refuses for size (the library APIs and the app's later steps read
@@ -244,8 +257,8 @@ def test_exif_orientations_load_upright(corpus, loaded):
     from headshot_lab.faces import get_backend
 
     detector = get_backend("dlib", upsample=0, max_side=640)
-    cases = corpus.of_kind("exif_orientation")
-    assert len(cases) >= 16
+    cases = corpus.of_kind("exif_orientation", "exif_amplifier")
+    assert len(cases) >= 16 + 8
     reference = {
         c.path.stem.rsplit("-", 1)[0]: loaded[c.path.name].pixels.astype(np.int16)
         for c in cases
@@ -580,6 +593,97 @@ def test_io_pass_over_the_corpus_has_bounded_memory(corpus):
     print(f"peak RSS (MiB): {mib}")
     assert peaks["after_bombs"] - peaks["start"] < 64 * 2**20, mib
     assert peaks["after_all"] < 2**30, mib
+
+
+# -- issue 19: decode budgets, malformed EXIF, colour profiles, labels ----------------------------------
+def test_decode_budget_refusals_name_what_the_file_is(corpus, loaded):
+    """Scan and metadata bombs are refused for what they are (never "damaged"); files at the limits load."""
+    for kind, error_type, words in (
+        ("many_scan_jpeg", errors.ImageTooComplexError, "scans"),
+        ("png_metadata_bomb", errors.MetadataTooLargeError, "limit"),
+        ("jpeg_metadata_bomb", errors.MetadataTooLargeError, "colour profile"),
+    ):
+        for case in corpus.of_kind(kind):
+            got = loaded[case.path.name]
+            if case.expect == "reject":
+                assert isinstance(got, error_type), (case.path.name, got)
+                assert words in got.message and "damaged" not in got.message, got.message
+            else:
+                assert not isinstance(got, BaseException), (case.path.name, got)
+    pages = {case.path.name: loaded[case.path.name] for case in corpus.of_kind("many_page_tiff")}
+    assert pages["many_page_tiff-20000.tif"].frames == 1024 and pages["many_page_tiff-loop.tif"].frames == 1  # IFD0 → IFD0
+
+
+def test_wrongly_typed_exif_still_turns_the_photo_upright(corpus, loaded):
+    """Orientation 6 (a proper SHORT) beside wrongly-typed tags: every file matches the upright reference."""
+    reference = loaded["exif_orientation-obama-1.jpg"].pixels.astype(np.int16)
+    failures = []
+    for case in corpus.of_kind("exif_wrong_type"):
+        photo = loaded[case.path.name]
+        if isinstance(photo, BaseException):
+            failures.append(f"{case.path.name}: {photo!r}")
+            continue
+        expect_rotated = "orientation-ascii" not in case.path.name  # an ASCII orientation is ignored
+        if photo.exif_rotated != expect_rotated or photo.pixels.shape != reference.shape:
+            failures.append(f"{case.path.name}: rotated={photo.exif_rotated} {photo.pixels.shape}")
+        elif expect_rotated and np.abs(photo.pixels.astype(np.int16) - reference).mean() >= 4:
+            failures.append(f"{case.path.name}: not the upright pixels")
+    assert not failures, _fails(failures, "wrong-type EXIF files")
+
+
+def test_colour_tagged_files_read_as_srgb_and_ai_labels_are_read(corpus, loaded):
+    tagged = {case.path.name: loaded[case.path.name] for case in corpus.of_kind("icc_tagged")}
+    base = {ext: tagged[f"icc_tagged-srgb.{ext}"].pixels.astype(np.float64) for ext in ("jpg", "png", "webp")}
+    for name, photo in tagged.items():
+        ext = name.rsplit(".", 1)[1]
+        if name == "icc_tagged-broken.jpg" or ext not in base:
+            continue
+        assert (photo.colour_profile is None) == ("srgb" in name), name
+        assert np.abs(photo.pixels - base[ext]).mean() < 3.0, name  # the same face, the same sRGB values
+    for case in corpus.of_kind("ai_labelled"):
+        assert loaded[case.path.name].digital_source_type.endswith("/trainedAlgorithmicMedia"), case.path.name
+
+
+BUDGET_PROBE = textwrap.dedent(
+    """
+    import json, sys, time
+    from headshot_lab.io import load_photo
+    from headshot_lab.errors import ImageError
+    out = {}
+    for path in sys.argv[1:]:
+        cpu = time.process_time()
+        try:
+            load_photo(path)
+        except ImageError:
+            pass
+        out[path.rsplit("/", 1)[-1]] = time.process_time() - cpu
+    # VmHWM, not ru_maxrss: Linux keeps the parent's (pytest's) high-water mark across execve
+    status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+    out["max_rss_mb"] = int(status["VmHWM"].split()[0]) / 1024
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="peak RSS is read from /proc (Linux)")
+def test_decode_time_bombs_cost_what_a_normal_photo_costs(corpus):
+    """The files that pinned a worker for minutes load (or are refused) within 4× a plain photo's CPU.
+
+    A ratio against a baseline measured in the same child, not a timed assertion: the 3000-scan JPEG took
+    10 s, the 20,000-page TIFF's n_frames seconds and the EXIF amplifiers up to 90 s and 1 GB before.
+    """
+    kinds = ("many_scan_jpeg", "many_page_tiff", "exif_amplifier", "png_metadata_bomb", "jpeg_metadata_bomb")
+    bombs = [str(case.path) for case in corpus.of_kind(*kinds)]
+    plain = [str(case.path) for case in corpus.of_kind("real_photo") if case.path.suffix in (".jpg", ".png")][:4]
+    result = subprocess.run(
+        [sys.executable, "-c", BUDGET_PROBE, *plain, *bombs], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    cpu = json.loads(result.stdout.strip().splitlines()[-1])
+    baseline = max(cpu[Path(p).name] for p in plain)
+    worst = max((cpu[Path(p).name], Path(p).name) for p in bombs)
+    assert worst[0] <= 4 * baseline + 0.05, (worst, baseline)
+    assert cpu["max_rss_mb"] < 512, cpu["max_rss_mb"]
 
 
 # -- the whole corpus, slowly ----------------------------------------------------------------------------

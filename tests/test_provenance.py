@@ -167,6 +167,8 @@ def test_format_override_and_rgba(tmp_path, pixels):
 
 
 def test_upload_exif_and_gps_never_written(tmp_path, pixels):
+    from headshot_lab.io import srgb_icc_profile
+
     exif = Image.Exif()
     exif[0x010F] = "PhoneMaker"
     exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)})
@@ -177,7 +179,7 @@ def test_upload_exif_and_gps_never_written(tmp_path, pixels):
         path = save_with_provenance(upload, tmp_path / f"o.{ext}", "generated")
         with Image.open(path) as image:
             assert len(image.getexif()) == 0
-            assert "icc_profile" not in image.info
+            assert image.info.get("icc_profile") == srgb_icc_profile()  # ours (sRGB), never the upload's
         data = path.read_bytes()
         assert b"PhoneMaker" not in data and b"Exif\x00\x00" not in data
 

@@ -266,6 +266,183 @@ def webp_canvas_declaring(width: int, height: int, tiny_vp8l: bytes) -> bytes:
     return riff([(b"VP8X", vp8x), (b"ANIM", anim), (b"ANMF", frame)])
 
 
+def jpeg_scans(data: bytes) -> list[tuple[int, int]]:
+    """``[(start, end)]`` of every scan of a JPEG: its SOS segment and the entropy-coded data after it."""
+    import re
+
+    next_marker = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+    pos, scans = 2, []
+    while pos + 4 <= len(data) and data[pos + 1] != 0xD9:
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        if data[pos + 1] == 0xDA:
+            found = next_marker.search(data, pos + 2 + length)
+            end = found.start() if found else len(data)
+            scans.append((pos, end))
+            pos = end
+            continue
+        pos += 2 + length
+    return scans
+
+
+def jpeg_with_repeated_scans(data: bytes, repeats: int) -> bytes:
+    """A progressive JPEG whose last scan is repeated ``repeats`` more times before EOI.
+
+    A refinement scan of a flat image is a few bytes, but every copy makes libjpeg pass over every
+    coefficient block again: 3000 copies in a 73 KB file took 10 s to decode (2048², measured here).
+    """
+    start, end = jpeg_scans(data)[-1]
+    return data[:end] + data[start:end] * repeats + b"\xff\xd9"
+
+
+def tiff_with_pages(first_page: bytes, pages: int) -> bytes:
+    """A little-endian TIFF: ``first_page`` (a Pillow TIFF) followed by ``pages`` 1×1 grey pages.
+
+    Each extra page is one 8-entry IFD (102 bytes) pointing at a shared 1-byte strip, chained by the
+    next-IFD offsets: 20,000 pages in 2 MB, the file on which Pillow's ``n_frames`` took seconds.
+    """
+    if first_page[:4] != b"II*\x00":
+        raise ValueError("expected a little-endian TIFF")
+    (ifd,) = struct.unpack("<I", first_page[4:8])
+    (count,) = struct.unpack("<H", first_page[ifd : ifd + 2])
+    next_at = ifd + 2 + 12 * count
+    base = len(first_page) + (len(first_page) & 1)
+    strip = base
+    chain_start = base + 2  # one byte of pixel data, padded to an even offset
+    ifd_size = 2 + 8 * 12 + 4
+    out = bytearray(first_page) + bytes(base - len(first_page)) + b"\x80\x00"
+    for index in range(pages):
+        here = chain_start + index * ifd_size
+        following = here + ifd_size if index + 1 < pages else 0
+        entries = [(256, 3, 1, 1), (257, 3, 1, 1), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1)]
+        entries += [(273, 4, 1, strip), (278, 3, 1, 1), (279, 4, 1, 1)]
+        out += struct.pack("<H", len(entries))
+        for tag, kind, n, value in entries:
+            out += struct.pack("<HHI", tag, kind, n) + (
+                struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+            )
+        out += struct.pack("<I", following)
+    out[next_at : next_at + 4] = struct.pack("<I", chain_start)
+    return bytes(out)
+
+
+def exif_block(entries: Sequence[tuple[int, int, int, bytes]], *, data: bytes = b"", header: bool = True) -> bytes:
+    """A little-endian EXIF block: IFD0 at offset 8 with ``(tag, type, count, 4-byte value field)`` entries.
+
+    ``data`` follows the IFD (entries pointing at it use offsets from the TIFF header). With
+    ``header``, the ``Exif\\0\\0`` prefix JPEG APP1 and WebP use.
+    """
+    body = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        body += struct.pack("<HHI", tag, kind, count) + value[:4].ljust(4, b"\x00")
+    body += struct.pack("<I", 0) + data
+    return (b"Exif\x00\x00" if header else b"") + body
+
+
+def exif_amplifier(orientation: int, entries: int = 5000, size: int = 60_000, *, loop: bool = False) -> bytes:
+    """EXIF that expands on parsing: ``entries`` distinct private tags, each ``size`` bytes at offset 8.
+
+    The block is under 64 KB (one JPEG APP1) but a parser that reads every tag's data holds
+    ``entries × size`` bytes (300 MB here), and re-serialising it (``ImageOps.exif_transpose`` for
+    orientations 2–8) took 53–90 s and up to 1 GB. With ``loop``, the Exif and GPS IFD pointers point
+    back at IFD0: the loader before issue 19 ran past 5 minutes on it.
+    """
+    table = [(0x0112, 3, 1, struct.pack("<H", orientation))]
+    if loop:  # the Exif and GPS IFD pointers lead back to IFD0 itself
+        table += [(0x8769, 4, 1, struct.pack("<I", 8)), (0x8825, 4, 1, struct.pack("<I", 8))]
+        entries -= 2
+    table += [(0xA500 + index, 7, size, struct.pack("<I", 8)) for index in range(entries)]
+    block = exif_block(table)
+    return block + bytes(max(0, size + 8 + 6 - len(block)))
+
+
+def png_with_chunks(png: bytes, chunks: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """``png`` with ``chunks`` inserted right after IHDR."""
+    ihdr_end = len(PNG_SIGNATURE) + 8 + 13 + 4
+    return png[:ihdr_end] + b"".join(png_chunk(tag, payload) for tag, payload in chunks) + png[ihdr_end:]
+
+
+def _s15(value: float) -> bytes:
+    return struct.pack(">i", round(value * 65536))
+
+
+#: Bradford cone-response matrix (Lam 1985), for adapting colorants to the ICC's D50 PCS.
+_BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
+_D50_XYZ = np.array([0.9642, 1.0, 0.8249])
+#: RGB colour spaces phones and editors tag photos with: primaries (x, y) R, G, B; white (x, y); tone curve.
+RGB_SPACES: dict[str, tuple[tuple[tuple[float, float], ...], tuple[float, float], str | float]] = {
+    "Display P3": (((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)), (0.3127, 0.3290), "srgb"),
+    "Adobe RGB (1998)": (((0.640, 0.330), (0.210, 0.710), (0.150, 0.060)), (0.3127, 0.3290), 563 / 256),
+    "ProPhoto RGB": (((0.7347, 0.2653), (0.1596, 0.8404), (0.0366, 0.0001)), (0.3457, 0.3585), 1.8),
+}
+
+
+def rgb_icc_profile(name: str) -> bytes:
+    """A matrix/TRC ICC v2 display profile for one of :data:`RGB_SPACES`, built in code (no profile file).
+
+    Colorants: the primaries' XYZ scaled so that ``R + G + B`` is the white point, Bradford-adapted to
+    the D50 PCS (``M_D50 = B⁻¹·diag(B·W_D50 / B·W)·B·M``); tone curve a ``curv`` gamma, or for the sRGB
+    curve a ``para`` type 3 (``Y = ((X + 0.055)/1.055)^2.4`` above 0.04045, ``X/12.92`` below).
+    """
+    primaries, white_xy, curve = RGB_SPACES[name]
+
+    def xyz(x: float, y: float) -> np.ndarray:
+        return np.array([x / y, 1.0, (1 - x - y) / y])
+
+    white = xyz(*white_xy)
+    columns = np.stack([xyz(*p) for p in primaries], axis=1)
+    matrix = columns * np.linalg.solve(columns, white)
+    adapt = np.linalg.inv(_BRADFORD) @ np.diag((_BRADFORD @ _D50_XYZ) / (_BRADFORD @ white)) @ _BRADFORD
+    colorants = adapt @ matrix
+    if curve == "srgb":
+        params = (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
+        trc = b"para" + bytes(4) + struct.pack(">HH", 3, 0) + b"".join(_s15(v) for v in params)
+    else:
+        trc = b"curv" + bytes(4) + struct.pack(">IH", 1, round(float(curve) * 256))
+    desc_text = name.encode("ascii") + b"\x00"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(desc_text)) + desc_text + bytes(4 + 4 + 2 + 1 + 67)
+    wtpt = b"XYZ " + bytes(4) + b"".join(_s15(v) for v in _D50_XYZ)
+    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", b"text" + bytes(4) + b"public domain\x00")]
+    for signature, column in zip((b"rXYZ", b"gXYZ", b"bXYZ"), colorants.T, strict=True):
+        tags.append((signature, b"XYZ " + bytes(4) + b"".join(_s15(v) for v in column)))
+    tags += [(b"rTRC", trc), (b"gTRC", trc), (b"bTRC", trc)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, blobs = struct.pack(">I", len(tags)), b""
+    for signature, blob in tags:
+        blob += bytes(-len(blob) % 4)
+        table += signature + struct.pack(">II", offset + len(blobs), len(blob))
+        blobs += blob
+    body = table + blobs
+    header = struct.pack(">I4sI4s4s4s", 128 + len(body), b"lcms", 0x02100000, b"mntr", b"RGB ", b"XYZ ")
+    header += struct.pack(">6H", 2026, 6, 15, 12, 0, 0) + b"acsp" + bytes(4 + 4 + 4 + 4 + 8 + 4)
+    header += b"".join(_s15(v) for v in _D50_XYZ) + bytes(4) + bytes(44)
+    return header + body
+
+
+def encode_in_space(image: Image.Image, name: str, fmt: str = "JPEG", **options: Any) -> bytes:
+    """``image`` (sRGB) converted by LittleCMS into the RGB space ``name`` and saved with its profile embedded.
+
+    ``"sRGB"`` saves it with LittleCMS's sRGB profile. What a phone writes for a Display-P3 photo.
+    """
+    from PIL import ImageCms
+
+    if name == "sRGB":
+        profile = _srgb_profile()
+        converted = image.convert("RGB")
+    else:
+        profile = rgb_icc_profile(name)
+        target = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        managed = ImageCms.profileToProfile(
+            image.convert("RGB"),
+            ImageCms.createProfile("sRGB"),
+            target,
+            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+            outputMode="RGB",
+        )
+        assert managed is not None  # None only with inPlace=True
+        converted = managed
+    return encode(converted, fmt, icc_profile=profile, **options)
+
+
 def cmyk_icc_profile() -> bytes:
     """A small, valid ICC v2 CMYK output profile built in code (no profile file ships with the OS).
 
@@ -863,6 +1040,154 @@ def _exif(corpus: _Corpus, faces: dict[str, Image.Image]) -> None:
         corpus.add("exif_broken", f"exif_broken-{stem}.jpg", jpeg_with_app1(plain, payload), "accept", note=stem)
 
 
+def _decode_budgets(corpus: _Corpus, faces: dict[str, Image.Image]) -> None:
+    """Small files that pinned a worker for minutes (issue 19): scans, pages, EXIF amplifiers, metadata bombs."""
+    upright = _resize(faces["obama"], 512)
+    flat = encode(Image.new("RGB", (2048, 2048), (120, 90, 70)), "JPEG", progressive=True, quality=30)
+    corpus.add(
+        "many_scan_jpeg",
+        "many_scan_jpeg-3000-scans.jpg",
+        jpeg_with_repeated_scans(flat, 3000),
+        "reject",
+        "image_too_complex",
+        "progressive JPEG, last scan repeated 3000 times: 73 KB, 10 s to decode",
+        ("image_too_complex",),
+    )
+    face_jpeg = encode(upright, "JPEG", progressive=True, quality=90)
+    at_limit = jpeg_with_repeated_scans(face_jpeg, 32 - len(jpeg_scans(face_jpeg)))
+    corpus.add("many_scan_jpeg", "many_scan_jpeg-32-scans.jpg", at_limit, "accept_face", note="exactly 32 scans")
+    over = jpeg_with_repeated_scans(face_jpeg, 33 - len(jpeg_scans(face_jpeg)))
+    corpus.add("many_scan_jpeg", "many_scan_jpeg-33-scans.jpg", over, "reject", "image_too_complex", "33 scans")
+    first = encode(_resize(faces["obama"], 400), "TIFF")
+    corpus.add(
+        "many_page_tiff",
+        "many_page_tiff-20000.tif",
+        tiff_with_pages(first, 20_000),
+        "accept_face",
+        note="a face, then 20,000 1×1 pages (2 MB): pages counted by walking IFDs, capped",
+        capture=("animated",),
+    )
+    loop = bytearray(tiff_with_pages(first, 2))
+    (ifd,) = struct.unpack("<I", loop[4:8])
+    (count,) = struct.unpack("<H", loop[ifd : ifd + 2])
+    loop[ifd + 2 + 12 * count : ifd + 6 + 12 * count] = struct.pack("<I", ifd)  # IFD0 points back at itself
+    corpus.add("many_page_tiff", "many_page_tiff-loop.tif", bytes(loop), "accept_face", note="IFD chain loops")
+    plain = encode(upright, "JPEG", quality=90)
+    for orientation, op in _UPRIGHT_TO_STORED.items():
+        stored = encode(upright if op is None else upright.transpose(op), "JPEG", quality=90)
+        corpus.add(
+            "exif_amplifier",
+            f"exif_amplifier-{orientation}.jpg",
+            jpeg_with_app1(stored, exif_amplifier(orientation)),
+            "accept_face",
+            note=f"orientation {orientation} + 5000 tags × 60 KB (300 MB when parsed) in a 64 KB APP1",
+        )
+    loop6 = encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=90)
+    corpus.add(
+        "exif_amplifier",
+        "exif_amplifier-loop-6.jpg",
+        jpeg_with_app1(loop6, exif_amplifier(6, loop=True)),
+        "accept_face",
+        note="orientation 6 + 4998 tags × 60 KB, Exif and GPS IFD pointers looping back to IFD0",
+    )
+    short = struct.pack("<H", 6)
+    wrong: dict[str, list[tuple[int, int, int, bytes]]] = {
+        "width-ascii": [(0x0100, 2, 4, b"abc\x00"), (0x0112, 3, 1, short)],
+        "resolution-ascii": [(0x0112, 3, 1, short), (0x011A, 2, 4, b"72\x00\x00"), (0x0128, 3, 1, b"\x02\x00")],
+        "resolution-zero": [(0x0112, 3, 1, short), (0x011A, 5, 1, struct.pack("<I", 26))],
+        "unknown-type": [(0x0100, 99, 1, b"\x01\x00"), (0x0112, 3, 1, short)],
+        "huge-count": [(0x0110, 2, 0x7FFFFFFF, struct.pack("<I", 26)), (0x0112, 3, 1, short)],
+        "offset-past-end": [(0x0112, 3, 1, short), (0x010F, 2, 100, struct.pack("<I", 0x7FFFFFF0))],
+        "exif-ifd-loop": [(0x0112, 3, 1, short), (0x8769, 4, 1, struct.pack("<I", 8))],
+    }
+    stored6 = upright.transpose(Image.Transpose.ROTATE_90)
+    jpeg6 = encode(stored6, "JPEG", quality=90)
+    for stem, entries in wrong.items():
+        block = exif_block(entries, data=bytes(16))
+        note = f"orientation 6 (SHORT) + {stem}: must load upright"
+        corpus.add(
+            "exif_wrong_type", f"exif_wrong_type-{stem}.jpg", jpeg_with_app1(jpeg6, block), "accept_face", note=note
+        )
+    for fmt in ("PNG", "WEBP"):
+        block = exif_block(wrong["width-ascii"], data=bytes(16))
+        corpus.image(
+            "exif_wrong_type", f"width-ascii-{fmt.lower()}", stored6, fmt, "accept_face", options={"exif": block}
+        )
+    ascii_orientation = exif_block([(0x0112, 2, 2, b"6\x00")])
+    corpus.add(
+        "exif_wrong_type",
+        "exif_wrong_type-orientation-ascii.jpg",
+        jpeg_with_app1(plain, ascii_orientation),
+        "accept_face",
+        note="orientation stored as ASCII '6': ignored (the pixels are upright as stored)",
+    )
+
+    png = encode(upright, "PNG")
+    tiff_zeros = b"II*\x00" + struct.pack("<I", 8) + bytes(6)
+    bombs = {
+        "exif-5mb": ([(b"eXIf", tiff_zeros + bytes(5 << 20))], "a 5 MB eXIf chunk"),
+        "iccp-256mb": ([(b"iCCP", b"icc\x00\x00" + deflate_zeros(256 << 20))], "iCCP inflating to 256 MB"),
+        "ztxt-256mb": ([(b"zTXt", b"Comment\x00\x00" + deflate_zeros(256 << 20))], "zTXt inflating to 256 MB"),
+        "itxt-256mb": ([(b"iTXt", b"Comment\x00\x01\x00\x00\x00" + deflate_zeros(256 << 20))], "iTXt, 256 MB"),
+        "ztxt-many": (
+            [(b"zTXt", f"k{i}".encode() + b"\x00\x00" + deflate_zeros(900 << 10)) for i in range(20)],
+            "20 zTXt chunks of 900 KB each (18 MB of text in all)",
+        ),
+    }
+    for stem, (chunks, note) in bombs.items():
+        data = png_with_chunks(png, chunks)
+        code = "metadata_too_large"
+        corpus.add("png_metadata_bomb", f"png_metadata_bomb-{stem}.png", data, "reject", code, note, (code,))
+    icc = _srgb_profile() * (1 + (1 << 20) // len(_srgb_profile()))  # over 1 MB in 65 KB APP2 chunks
+    parts = [icc[i : i + 65519] for i in range(0, len(icc), 65519)]
+    app2 = b"".join(
+        b"\xff\xe2" + struct.pack(">H", len(part) + 16) + b"ICC_PROFILE\x00" + bytes([i + 1, len(parts)]) + part
+        for i, part in enumerate(parts)
+    )
+    corpus.add(
+        "jpeg_metadata_bomb",
+        "jpeg_metadata_bomb-icc-1mb.jpg",
+        plain[:2] + app2 + plain[2:],
+        "reject",
+        "metadata_too_large",
+        f"{len(parts)} APP2 ICC chunks, {len(icc) / 2**20:.1f} MB",
+        ("metadata_too_large",),
+    )
+
+
+def _colour_profiles(corpus: _Corpus, faces: dict[str, Image.Image]) -> None:
+    """The same face tagged sRGB, Display P3, Adobe RGB and ProPhoto (JPEG, PNG, WebP): all read as sRGB."""
+    face = _resize(faces["obama"], 512)
+    for space in ("sRGB", *RGB_SPACES):
+        stem = space.split(" (")[0].lower().replace(" ", "_")
+        for fmt, options in (("JPEG", {"quality": 95}), ("PNG", {}), ("WEBP", {"quality": 95})):
+            data = encode_in_space(face, space, fmt, **options)
+            note = f"{space} pixels with the {space} profile embedded"
+            corpus.add("icc_tagged", f"icc_tagged-{stem}.{_EXTENSIONS[fmt]}", data, "accept_face", note=note)
+    broken = bytearray(rgb_icc_profile("Display P3"))
+    broken[200:260] = bytes(60)  # the tag table's data zeroed: LittleCMS refuses it
+    data = encode(face, "JPEG", quality=90, icc_profile=bytes(broken))
+    corpus.add("icc_tagged", "icc_tagged-broken.jpg", data, "accept_face", note="unreadable profile: ignored")
+
+
+def _labels(corpus: _Corpus, faces: dict[str, Image.Image]) -> None:
+    """Uploads already labelled by their maker (IPTC DigitalSourceType in XMP): the label must be read."""
+    from datetime import UTC, datetime
+
+    from headshot_lab.provenance import PNG_XMP_KEY, build_xmp
+
+    face = _resize(faces["obama2"], 512)
+    xmp = build_xmp("generated", disclosure="Made by another AI tool.", created=datetime(2026, 6, 15, tzinfo=UTC))
+    note = "XMP Iptc4xmpExt:DigitalSourceType = trainedAlgorithmicMedia"
+    corpus.image("ai_labelled", "jpeg", face, "JPEG", "accept_face", options={"xmp": xmp}, note=note)
+    corpus.image("ai_labelled", "webp", face, "WEBP", "accept_face", options={"xmp": xmp}, note=note)
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_itxt(PNG_XMP_KEY, xmp.decode("utf-8"))
+    corpus.image("ai_labelled", "png", face, "PNG", "accept_face", options={"pnginfo": info}, note=note)
+
+
 def _content(corpus: _Corpus, faces: dict[str, Image.Image], formats: Sequence[str]) -> None:
     """Valid photos whose content the checklist must judge (no face, many faces, cut off, exposure …)."""
     from skimage import data as scenes
@@ -979,6 +1304,9 @@ def _steps(faces: dict[str, Image.Image], formats: Sequence[str]) -> list[tuple[
         ("animated", lambda c: _animations(c, _resize(face, 400))),
         ("exif", lambda c: _exif(c, faces)),
         ("content", lambda c: _content(c, faces, formats)),
+        ("decode budgets", lambda c: _decode_budgets(c, faces)),
+        ("colour profiles", lambda c: _colour_profiles(c, faces)),
+        ("labels", lambda c: _labels(c, faces)),
     ]
 
 

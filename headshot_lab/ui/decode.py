@@ -138,7 +138,7 @@ def decode_to_png(
     photo = load_photo(data, name=name, min_side=min_side)
     if decoded is not None:
         decoded()
-    save_image(photo.pixels, target)
+    save_image(photo, target)  # keeps an upload's AI label (labels never weaken)
     height, width = photo.pixels.shape[:2]
     return {"format": photo.format, "frames": int(photo.frames), "width": int(width), "height": int(height)}
 
