@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 CHANNELS = ("reencode", "relight", "lighten:3 | reencode", "darken:3 | reencode")
-MEASURES = ("photographed", "grey-matched", "cells, sRGB", "cells, CAT02", "cells, per-pixel")
+MEASURES = ("photographed", "grey-matched", "cells, sRGB", "cells, CAT02", "cells, per-pixel", "cells, 3x3")
 
 
 def _deltas(before: Any, after: Any) -> dict[str, float | None]:
@@ -48,12 +48,19 @@ def _deltas(before: Any, after: Any) -> dict[str, float | None]:
             return skin.grey_matched_delta_ita(before, after)
         return skin.gain_corrected_delta_ita(before, after, gain, space="CAT02")
 
+    def full() -> float | None:
+        matrix = skin.scene_light_matrix(before.scene_cells, after.scene_cells)
+        if matrix is None:
+            return skin.grey_matched_delta_ita(before, after)
+        return skin.matrix_corrected_delta_ita(before, after, matrix)
+
     return {
         "photographed": float(skin.angle_difference(after.ita, before.ita)),
         "grey-matched": skin.grey_matched_delta_ita(before, after),
         "cells, sRGB": cells("sRGB"),
         "cells, CAT02": cells("CAT02"),
         "cells, per-pixel": per_pixel(),
+        "cells, 3x3": full(),
         "reported": skin.light_matched_delta_ita(before, after),
     }
 

@@ -159,6 +159,8 @@ SCENE_CELL_MIN_Y = 0.002
 MIN_SCENE_CELLS = 8
 #: Share of the sorted log ratios trimmed from each end before averaging (0.25: the inter-quartile mean).
 SCENE_GAIN_TRIM = 0.25
+#: Ridge weight pulling :func:`scene_light_matrix`'s off-diagonal part towards the diagonal gain.
+SCENE_MATRIX_RIDGE = 0.05
 
 # Skin-mask geometry, in units of the inter-ocular distance ``d`` (iris centre to iris centre).
 #: The face oval is shrunk towards its centroid by this factor (drops the jaw line, ears, temples).
@@ -661,6 +663,57 @@ def scene_gain(reference_cells: Any, other_cells: Any, *, space: str = SCENE_GAI
     return np.exp(np.asarray(trim_mean(ratios, SCENE_GAIN_TRIM, axis=0), dtype=np.float64))
 
 
+def _diagonal_matrix(gain: np.ndarray, space: str) -> np.ndarray:
+    """The linear-sRGB matrix of the diagonal ``gain`` taken in ``space``: ``T⁻¹ diag(g) T``."""
+    return _from_gain_space(_to_gain_space(np.eye(3), space) * np.asarray(gain), space).T
+
+
+def scene_light_matrix(reference_cells: Any, other_cells: Any, *, ridge: float = SCENE_MATRIX_RIDGE) -> np.ndarray | None:
+    """The 3×3 linear-sRGB light change ``M`` (``other ≈ M · reference``) fitted to the common scene cells.
+
+        M = D + E,   E = argmin Σ_c w_c ‖o_c − (D + E) r_c‖² + λ ‖E‖²_F · Σ_c w_c ‖r_c‖²,   w_c = 1/‖r_c‖²
+
+    with ``D`` the CAT02 diagonal of :func:`scene_gain` (so ``E`` = 0 for a scene of one colour, where a
+    full matrix is not identified), ``λ`` = ``ridge``, relative errors (``w_c``), refitted once without the
+    quarter of cells with the largest residuals (cells where the scene itself changed). Covers any linear
+    change of light, a von Kries diagonal in any cone space included. ``None`` as :func:`scene_gain`.
+    """
+    gain = scene_gain(reference_cells, other_cells, space="CAT02")
+    if gain is None:
+        return None
+    reference, other = _cell_table(reference_cells), _cell_table(other_cells)
+    common = sorted(set(reference) & set(other))
+    r = np.stack([reference[c] for c in common])
+    o = np.stack([other[c] for c in common])
+    diagonal = _diagonal_matrix(gain, "CAT02")
+    weights = 1.0 / np.maximum(np.sum(r**2, axis=1), 1e-12)
+    keep = np.ones(len(common), dtype=bool)
+    matrix = diagonal
+    for _ in range(2):
+        rk, ok, wk = r[keep], o[keep], weights[keep]
+        residual = ok - rk @ diagonal.T
+        gram = (rk * wk[:, None]).T @ rk + ridge * float(np.sum(wk * np.sum(rk**2, axis=1))) * np.eye(3)
+        update = np.linalg.solve(gram, (rk * wk[:, None]).T @ residual).T
+        matrix = diagonal + update
+        errors = np.sum((o - r @ matrix.T) ** 2, axis=1) * weights
+        keep = errors <= np.quantile(errors, 1.0 - SCENE_GAIN_TRIM)
+    return np.asarray(matrix)
+
+
+def matrix_corrected_delta_ita(reference: Any, other: Any, matrix: np.ndarray) -> float:
+    """:func:`gain_corrected_delta_ita` with a full 3×3 light change: ``ρ′ = M⁻¹ ρ_o`` in linear sRGB."""
+    import colour
+
+    o, o_linear = _skin_colour(other)
+    if not o_linear:
+        o = _lab_to_linear(o)
+    white = colour.XYZ_to_xy(_d65_xyz())
+    matched = np.linalg.solve(np.asarray(matrix, dtype=np.float64), o)
+    lab_m, lab_o = (np.asarray(colour.XYZ_to_Lab(v @ _rgb_to_xyz_matrix().T, white)) for v in (matched, o))
+    light = angle_difference(ita_from_lab(lab_m[0], lab_m[2]), ita_from_lab(lab_o[0], lab_o[2]))
+    return float(angle_difference(float(angle_difference(other.ita, reference.ita)) + float(light), 0.0))
+
+
 def gain_matched_lab(lab: Any, gain: np.ndarray, *, space: str = SCENE_GAIN_SPACE) -> np.ndarray:
     """A Lab colour (D65) with the light gain undone: ``ρ′ = T⁻¹ diag(1/g) T ρ`` in linear sRGB (``T`` = the gain space)."""
     import colour
@@ -980,24 +1033,26 @@ def delta_ita(reference: SkinTone, other: SkinTone, *, light_corrected: bool = F
 def light_matched_delta_ita(reference: Any, other: Any) -> float | None:
     """ΔITA of ``other``'s skin seen under ``reference``'s light (degrees, positive = lighter).
 
-    The light change is read from *corresponding* scene content: with ``g`` = :func:`scene_gain` of the two
-    tones' :attr:`SkinTone.scene_cells` (face-relative cells, so a crop or a resize compares the same part
-    of the scene) and ``Lab_o`` the other photo's median skin colour,
+    The light change is read from *corresponding* scene content: ``g`` = :func:`scene_gain` of the two
+    tones' :attr:`SkinTone.scene_cells` (face-relative cells, so a crop or a resize compares the same part of
+    the scene; a von Kries diagonal in CAT02 cone space, :data:`SCENE_GAIN_SPACE`), and
 
-        ΔITA = ITA(:func:`gain_matched_lab`(Lab_o, g)) − ITA(Lab_r)
+        ΔITA = wrap(ITA_o − ITA_r) + wrap(ITA(T⁻¹ diag(1/g) T ρ_o) − ITA(ρ_o))
 
-    (``ITA`` of the median Lab colours, :func:`ita_from_lab`, wrapped by :func:`angle_difference`). A change
-    of exposure or white balance of the whole photo multiplies every cell and the skin by the same diagonal,
-    so it cancels; a change of the skin alone leaves the cells (outside the grown face hull) where they were,
-    so it reads at full size on the reference photo's ITA° scale. Measured on the 58 independent people at
-    384 px (``python -m eval.skin_nulls``; table in the README section "Skin tone under light and
-    re-encoding"). With too few common cells (or tones without cells) :func:`grey_matched_delta_ita`;
-    ``None`` when that has no scene grey either.
+    (:func:`gain_corrected_delta_ita`): the as-photographed change of the per-pixel ITA° medians, less what
+    the light change does to the other photo's skin colour ``ρ_o`` (per-channel median linear sRGB,
+    :attr:`SkinTone.skin_linear`). A change of exposure or white balance of the whole photo multiplies every
+    cell and the skin by the same diagonal, so it cancels; a change of the skin alone leaves the cells
+    (outside the grown face hull) where they were, so it reads at full size; a re-save with a crop and a
+    resize keeps ``g ≈ 1`` and the reading is the as-photographed one. Measured on the 58 independent
+    people (``python -m eval.skin_nulls``; the table is in :mod:`eval.skin_nulls`). With fewer than
+    :data:`MIN_SCENE_CELLS` common cells (a face filling the photo, or tones without cells)
+    :func:`grey_matched_delta_ita`; ``None`` when that has no scene grey either.
     """
     gain = scene_gain(getattr(reference, "scene_cells", None), getattr(other, "scene_cells", None))
     if gain is None:
         return grey_matched_delta_ita(reference, other)
-    return gain_matched_delta_ita(reference, other, gain)
+    return gain_corrected_delta_ita(reference, other, gain)
 
 
 def _skin_colour(tone: Any) -> tuple[np.ndarray, bool]:
