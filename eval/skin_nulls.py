@@ -16,8 +16,33 @@ SD and 5–95 % range over people × seeds of
   taken in linear sRGB or in CAT02 cone space (the reported shift now uses
   :data:`headshot_lab.skin.SCENE_GAIN_SPACE`).
 
+* **cells, per-pixel**: what is reported now (:func:`headshot_lab.skin.gain_corrected_delta_ita`: the
+  as-photographed change less the light's, the light a CAT02 diagonal fitted to the cells);
+* **cells, 3x3**: the same with a full 3×3 light matrix (:func:`headshot_lab.skin.scene_light_matrix`).
+
 Channels: ``reencode`` and ``relight`` (harmless: the goal is |mean| < 0.3°, SD < 1°), ``lighten:3 |
 reencode`` and ``darken:3 | reencode`` (planted ±3°: the goal is ±3 ± 0.7° on average).
+
+Measured 2026-12-02 (``python -m eval.skin_nulls --seeds 2``: 56 people with a measurable tone × 2 draws =
+112 per channel; ΔITA° mean, SD, 5–95 %):
+
+=====================  ======================  ======================  ======================
+channel                as photographed         grey-matched (before)   cells (reported now)
+=====================  ======================  ======================  ======================
+reencode               +0.13, 0.82, −0.8…+1.1  +1.40, 2.91, −1.1…+6.7  +0.25, 1.01, −0.9…+1.5
+relight                −8.25, 9.13, −25…+5.2   +0.56, 2.13, −0.9…+3.6  +0.18, 1.32, −1.3…+2.4
+lighten:3 | reencode   +3.14, 0.89, +2.1…+4.5  +4.31, 2.98, +0.9…+9.7  +3.38, 1.44, +2.0…+5.2
+darken:3 | reencode    −2.78, 0.72, −3.8…−1.8  −1.33, 2.97, −4.3…+3.4  −2.64, 0.99, −4.4…−1.0
+=====================  ======================  ======================  ======================
+
+The 3×3 light matrix gives relight +0.18, SD 1.13 (reencode +0.22, 1.01; lighten +3.40, 1.54; darken −2.66,
+1.03); a CAT02 diagonal applied to the median skin colour (not to the per-pixel change) reencode SD 1.19,
+relight 1.32; a linear-sRGB diagonal relight SD 2.18 (the suite's relighting is a von Kries change in cone
+space, not a diagonal in sRGB). What is left is mostly the skin reading itself (as photographed, a re-encode
+alone moves it by SD 0.82°: a new mesh and mask on re-saved pixels, more on faces near neutral where b* is
+small), skin that the relighting clips (the exposure +20 % at 4000 K saturates red on light faces), and faces
+filling the photo with under :data:`headshot_lab.skin.MIN_SCENE_CELLS` common scene cells, which fall back
+to the scene greys (``clm_murray``: +5…+9° under a re-encode).
 """
 
 from __future__ import annotations
@@ -97,7 +122,9 @@ def measure(seeds: int = 3, people: int | None = None, channels: Sequence[str] =
                 output = analyse_photo(generator(view, context), backend=finder, options=options).primary
                 if output is None or output.tone is None:
                     continue
-                rows.append({"person": sample.identity, "channel": spec, "seed": seed, **_deltas(face.tone, output.tone)})
+                rows.append(
+                    {"person": sample.identity, "channel": spec, "seed": seed, **_deltas(face.tone, output.tone)}
+                )
     return rows
 
 

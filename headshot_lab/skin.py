@@ -84,7 +84,8 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace as dataclass_replace
+from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -581,9 +582,7 @@ def scene_cells(image: np.ndarray, mask: np.ndarray) -> tuple[tuple[float, float
         & (kept_counts > 0)
         & (luminance >= SCENE_CELL_MIN_Y)
     )
-    return tuple(
-        (float(c), float(means[c, 0]), float(means[c, 1]), float(means[c, 2])) for c in np.flatnonzero(good)
-    )
+    return tuple((float(c), float(means[c, 0]), float(means[c, 1]), float(means[c, 2])) for c in np.flatnonzero(good))
 
 
 def scene_match(image: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
@@ -668,7 +667,9 @@ def _diagonal_matrix(gain: np.ndarray, space: str) -> np.ndarray:
     return _from_gain_space(_to_gain_space(np.eye(3), space) * np.asarray(gain), space).T
 
 
-def scene_light_matrix(reference_cells: Any, other_cells: Any, *, ridge: float = SCENE_MATRIX_RIDGE) -> np.ndarray | None:
+def scene_light_matrix(
+    reference_cells: Any, other_cells: Any, *, ridge: float = SCENE_MATRIX_RIDGE
+) -> np.ndarray | None:
     """The 3×3 linear-sRGB light change ``M`` (``other ≈ M · reference``) fitted to the common scene cells.
 
         M = D + E,   E = argmin Σ_c w_c ‖o_c − (D + E) r_c‖² + λ ‖E‖²_F · Σ_c w_c ‖r_c‖²,   w_c = 1/‖r_c‖²

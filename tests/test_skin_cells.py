@@ -41,13 +41,17 @@ def _weights(image: np.ndarray) -> np.ndarray:
 def _reencode(image: np.ndarray, seed: int) -> np.ndarray:
     from eval.generators import GenerationContext, SourceView, build_generator
 
-    return build_generator("reencode")(SourceView(id="face.png", image=image, identity="x"), GenerationContext(seed=seed))
+    return build_generator("reencode")(
+        SourceView(id="face.png", image=image, identity="x"), GenerationContext(seed=seed)
+    )
 
 
 def _relight(image: np.ndarray, seed: int) -> np.ndarray:
     from eval.generators import GenerationContext, SourceView, build_generator
 
-    return build_generator("relight")(SourceView(id="face.png", image=image, identity="x"), GenerationContext(seed=seed))
+    return build_generator("relight")(
+        SourceView(id="face.png", image=image, identity="x"), GenerationContext(seed=seed)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +157,9 @@ def nulls(faces):
         for seed in range(2):
             for name, change in (("relight", _relight), ("reencode", _reencode)):
                 other = _measure(change(image, seed))
-                out[name].append((skin.light_matched_delta_ita(tone, other), skin.angle_difference(other.ita, tone.ita)))
+                out[name].append(
+                    (skin.light_matched_delta_ita(tone, other), skin.angle_difference(other.ita, tone.ita))
+                )
     return out
 
 
