@@ -53,6 +53,16 @@ scene and the corrected skin sits near the neutral axis, where the angle is ill-
 spreads over 39.5° as photographed and 96° corrected (5.6° against 15.1° without obama3, a small face
 in a bright room): the correction takes out the light, and puts the scene in.
 
+**The reported shift within one scene** (:func:`light_matched_delta_ita`, what every report headlines
+for an output against its source) does not use the scene greys above, which average *different* pixel
+sets once a photo is cropped or resized. Each tone keeps its scene in face-relative cells
+(:func:`scene_cells`: centred on the skin mask, scaled by its spread, so a crop or a resize keeps each
+cell over the same part of the scene); the light change is a CAT02 diagonal fitted to the cells valid in
+both photos (:func:`scene_gain`), and the shift is the as-photographed per-pixel ITA° change less what
+that light does to the skin's colour (:func:`gain_corrected_delta_ita`). On the 58 independent people
+(``python -m eval.skin_nulls``) a re-encode moves it by +0.25° (SD 1.0°; the scene greys: +1.4°, SD 2.9°),
+a relighting by +0.18° (SD 1.3°), and a planted ±3° reads +3.4° / −2.6°.
+
 **ITA groups** (Del Bino's six classes; half-open intervals, the lower bound excluded):
 
 =====  ================  ==================
