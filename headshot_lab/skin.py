@@ -53,6 +53,16 @@ scene and the corrected skin sits near the neutral axis, where the angle is ill-
 spreads over 39.5° as photographed and 96° corrected (5.6° against 15.1° without obama3, a small face
 in a bright room): the correction takes out the light, and puts the scene in.
 
+**The reported shift within one scene** (:func:`light_matched_delta_ita`, what every report headlines
+for an output against its source) does not use the scene greys above, which average *different* pixel
+sets once a photo is cropped or resized. Each tone keeps its scene in face-relative cells
+(:func:`scene_cells`: centred on the skin mask, scaled by its spread, so a crop or a resize keeps each
+cell over the same part of the scene); the light change is a CAT02 diagonal fitted to the cells valid in
+both photos (:func:`scene_gain`), and the shift is the as-photographed per-pixel ITA° change less what
+that light does to the skin's colour (:func:`gain_corrected_delta_ita`). On the 58 independent people
+(``python -m eval.skin_nulls``) a re-encode moves it by +0.25° (SD 1.0°; the scene greys: +1.4°, SD 2.9°),
+a relighting by +0.18° (SD 1.3°), and a planted ±3° reads +3.4° / −2.6°.
+
 **ITA groups** (Del Bino's six classes; half-open intervals, the lower bound excluded):
 
 =====  ================  ==================
@@ -83,7 +93,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -142,6 +153,24 @@ LIGHT_CAT = "CAT02"
 FACE_MARGIN = 0.05
 #: Fewest / most (strided subsample) non-skin pixels used for the scene grey.
 MIN_SCENE_PIXELS, SCENE_SAMPLE = 2000, 200_000
+# Scene cells (``scene_cells``, ``scene_gain``): the light change between two versions of one scene.
+#: The grid has ``SCENE_GRID × SCENE_GRID`` cells spanning ``±SCENE_SPAN`` face units (:data:`SCENE_UNIT_MOMENTS`)
+#: around the skin mask's centroid.
+SCENE_GRID, SCENE_SPAN = 32, 2.5
+#: The face unit is this × √(σ_x σ_y) of the skin mask's pixel coordinates (≈ √(area) for a filled disc; the
+#: spread of the mask moves less than its pixel count when the photometric exclusions or the mesh jitter).
+SCENE_UNIT_MOMENTS = 3.5
+#: A cell counts when scene pixels cover at least this share of its area (a crop or the face hull cuts
+#: the rest) and at most :data:`SCENE_CELL_MAX_CLIPPED` of them have a channel ≥ :data:`SCENE_CLIP`.
+SCENE_CELL_COVERAGE, SCENE_CELL_MAX_CLIPPED, SCENE_CLIP = 0.75, 0.02, 250
+#: Cells darker than this mean luminance (linear) are left out (8-bit steps make their ratios noisy).
+SCENE_CELL_MIN_Y = 0.002
+#: Fewest cells valid in both photos for :func:`scene_gain`; with fewer the scene greys are used.
+MIN_SCENE_CELLS = 8
+#: Share of the sorted log ratios trimmed from each end before averaging (0.25: the inter-quartile mean).
+SCENE_GAIN_TRIM = 0.25
+#: Ridge weight pulling :func:`scene_light_matrix`'s off-diagonal part towards the diagonal gain.
+SCENE_MATRIX_RIDGE = 0.05
 
 # Skin-mask geometry, in units of the inter-ocular distance ``d`` (iris centre to iris centre).
 #: The face oval is shrunk towards its centroid by this factor (drops the jaw line, ears, temples).
@@ -192,6 +221,12 @@ class SkinTone:
         lab_light_corrected: per-channel median Lab of the light-corrected skin.
         scene_grey_xy: CIE xy chromaticity of the estimated scene grey (D65 ≈ (0.3127, 0.3290)).
         scene_grey_y: its luminance (linear, 0–1); the corrected tone maps it to :data:`SCENE_GREY_Y`.
+        scene_cells: the scene around the face in face-relative cells (:func:`scene_cells`):
+            ``((index, R, G, B), …)`` mean linear sRGB of each well-covered cell, what
+            :func:`light_matched_delta_ita` matches between two versions of a scene (``None`` when not measured).
+        skin_linear: per-channel median linear sRGB of the skin pixels (:func:`scene_match`), the skin colour
+            :func:`light_matched_delta_ita` undoes the light on (a median per channel commutes with a gain and
+            ignores the clipped top of each channel while under half the skin is clipped).
 
     Derived: :attr:`ita_group_light_corrected`, :attr:`light_corrected_plausible`.
     """
@@ -210,6 +245,8 @@ class SkinTone:
     lab_light_corrected: tuple[float, float, float] | None = None
     scene_grey_xy: tuple[float, float] | None = None
     scene_grey_y: float | None = None
+    scene_cells: tuple[tuple[float, float, float, float], ...] | None = field(default=None, repr=False)
+    skin_linear: tuple[float, float, float] | None = None
 
     @property
     def light_corrected_plausible(self) -> bool | None:
@@ -254,6 +291,8 @@ class SkinTone:
             "lab_light_corrected": rounded(self.lab_light_corrected, 2),
             "scene_grey_xy": rounded(self.scene_grey_xy, 4),
             "scene_grey_y": None if self.scene_grey_y is None else round(self.scene_grey_y, 4),
+            "scene_cells": None if self.scene_cells is None else cells_to_list(self.scene_cells),
+            "skin_linear": None if self.skin_linear is None else [float(f"{v:.6g}") for v in self.skin_linear],
         }
 
 
@@ -653,6 +692,210 @@ def scene_grey(scene_pixels: np.ndarray) -> np.ndarray | None:
     return grey
 
 
+def scene_cells(image: np.ndarray, mask: np.ndarray) -> tuple[tuple[float, float, float, float], ...] | None:
+    """The scene around the face in face-relative cells: ``((index, R, G, B), …)``, mean linear sRGB per cell.
+
+    With ``(c_x, c_y)`` the skin mask's centroid and ``u = 3.5 √(σ_x σ_y)`` (:data:`SCENE_UNIT_MOMENTS`; both follow a crop and a
+    resize of the photo), pixel ``(x, y)`` lies in cell
+
+        (i, j) = ⌊((y − c_y)/u + S) · G / 2S⌋, ⌊((x − c_x)/u + S) · G / 2S⌋,   index = i·G + j
+
+    (``G`` = :data:`SCENE_GRID`, ``S`` = :data:`SCENE_SPAN`). Only scene pixels count (:func:`scene_region`:
+    outside the grown face hull, so a change to the skin leaves every cell as it was). A cell is kept when
+    those cover ≥ :data:`SCENE_CELL_COVERAGE` of its area (so a cell cut by the photo's edge or by the face
+    hull is left out, not averaged over a different part of itself), at most :data:`SCENE_CELL_MAX_CLIPPED`
+    of them are clipped (a channel ≥ :data:`SCENE_CLIP`), and its mean luminance is ≥
+    :data:`SCENE_CELL_MIN_Y`; its value is the mean of its unclipped pixels. The photo is read on an even
+    stride of ≤ :data:`SCENE_SAMPLE` pixels, as :func:`scene_pixels`. ``None`` without skin.
+
+    Cell means are linear, so a change of light ``ρ → Mρ`` (diagonal ``M``) multiplies every cell by
+    ``M`` (:func:`scene_gain` recovers it), whereas a re-save's crop or resize keeps each cell over the
+    same part of the scene.
+    """
+    selected = np.asarray(mask, dtype=bool)
+    ys, xs = np.nonzero(selected)
+    if len(xs) == 0:
+        return None
+    height, width = selected.shape
+    k = max(1, int(np.ceil(np.sqrt(height * width / SCENE_SAMPLE))))
+    small = np.ascontiguousarray(selected[::k, ::k])
+    region = scene_region(small)
+    unit = SCENE_UNIT_MOMENTS * float(np.sqrt(xs.std() * ys.std()))
+    centre_x, centre_y = float(xs.mean()), float(ys.mean())
+    if not unit > 0:
+        return None
+    rows = (np.arange(small.shape[0]) * k - centre_y) / unit
+    cols = (np.arange(small.shape[1]) * k - centre_x) / unit
+    scale = SCENE_GRID / (2.0 * SCENE_SPAN)
+    i = np.floor((rows + SCENE_SPAN) * scale).astype(np.int64)
+    j = np.floor((cols + SCENE_SPAN) * scale).astype(np.int64)
+    inside = region & ((i >= 0) & (i < SCENE_GRID))[:, None] & ((j >= 0) & (j < SCENE_GRID))[None, :]
+    index = (i[:, None] * SCENE_GRID + j[None, :])[inside]
+    pixels = np.asarray(image)[::k, ::k][inside]
+    if len(index) == 0:
+        return ()
+    clipped = pixels.max(axis=1) >= SCENE_CLIP
+    cells = SCENE_GRID * SCENE_GRID
+    counts = np.bincount(index, minlength=cells)
+    clipped_counts = np.bincount(index, weights=clipped, minlength=cells)
+    linear = srgb_to_linear(pixels[~clipped])
+    kept = index[~clipped]
+    kept_counts = np.bincount(kept, minlength=cells)
+    sums = np.stack([np.bincount(kept, weights=linear[:, c], minlength=cells) for c in range(3)], axis=1)
+    area = (unit / scale / k) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / kept_counts[:, None]
+    luminance = means @ np.array([0.2126, 0.7152, 0.0722])
+    good = (
+        (counts >= SCENE_CELL_COVERAGE * area)
+        & (clipped_counts <= SCENE_CELL_MAX_CLIPPED * np.maximum(counts, 1))
+        & (kept_counts > 0)
+        & (luminance >= SCENE_CELL_MIN_Y)
+    )
+    return tuple((float(c), float(means[c, 0]), float(means[c, 1]), float(means[c, 2])) for c in np.flatnonzero(good))
+
+
+def scene_match(image: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+    """What :func:`light_matched_delta_ita` needs of one photo: ``{"scene_cells": …, "skin_linear": …}``.
+
+    ``skin_linear`` = per-channel median of the linear sRGB skin pixels, ``scene_cells`` = :func:`scene_cells`.
+    """
+    selected = np.asarray(mask, dtype=bool)
+    pixels = np.asarray(image)[selected]
+    linear = tuple(float(v) for v in np.median(srgb_to_linear(pixels), axis=0)) if len(pixels) else None
+    return {"scene_cells": scene_cells(image, selected), "skin_linear": linear}
+
+
+def cells_to_list(cells: Any) -> list[list[float]]:
+    """Scene cells as JSON lists ``[[index, R, G, B], …]`` (index an int, channels to 5 significant digits)."""
+    return [[int(c[0]), *(float(f"{float(v):.5g}") for v in c[1:4])] for c in cells]
+
+
+def _cell_table(cells: Any) -> dict[int, np.ndarray]:
+    return {int(c[0]): np.asarray(c[1:4], dtype=np.float64) for c in cells}
+
+
+#: Colour spaces :func:`scene_gain` can take the diagonal in: linear sRGB or CAT02 cone space.
+GAIN_SPACES = ("sRGB", "CAT02")
+#: The space :func:`light_matched_delta_ita` uses (measured: ``python -m eval.skin_nulls``).
+SCENE_GAIN_SPACE = "CAT02"
+
+
+def _to_gain_space(linear: np.ndarray, space: str) -> np.ndarray:
+    if space == "sRGB":
+        return linear
+    import colour
+
+    return np.asarray(linear @ (np.asarray(colour.adaptation.CAT_CAT02) @ _rgb_to_xyz_matrix()).T)
+
+
+def _from_gain_space(values: np.ndarray, space: str) -> np.ndarray:
+    if space == "sRGB":
+        return values
+    import colour
+
+    matrix = np.asarray(colour.adaptation.CAT_CAT02) @ _rgb_to_xyz_matrix()
+    return np.asarray(values @ np.linalg.inv(matrix).T)
+
+
+@functools.cache
+def _rgb_to_xyz_matrix() -> np.ndarray:
+    import colour
+
+    return np.asarray(colour.RGB_COLOURSPACES["sRGB"].matrix_RGB_to_XYZ, dtype=np.float64)
+
+
+def scene_gain(reference_cells: Any, other_cells: Any, *, space: str = SCENE_GAIN_SPACE) -> np.ndarray | None:
+    """Per-channel light gain ``other / reference`` from the scene cells valid in both photos.
+
+        log gₖ = trimmed mean over cells c of  log(Oₖ(c) / Rₖ(c))
+
+    (:data:`SCENE_GAIN_TRIM` cut from each end of the sorted ratios: robust to cells where the scene itself
+    changed, e.g. a retouched background or a cell the skin edit bled into). ``space``: the channels
+    (``"sRGB"``: linear sRGB; ``"CAT02"``: CAT02 cone responses, a von Kries diagonal). ``None`` with fewer
+    than :data:`MIN_SCENE_CELLS` common cells.
+    """
+    from scipy.stats import trim_mean
+
+    if reference_cells is None or other_cells is None:
+        return None
+    reference, other = _cell_table(reference_cells), _cell_table(other_cells)
+    common = sorted(set(reference) & set(other))
+    if len(common) < MIN_SCENE_CELLS:
+        return None
+    r = _to_gain_space(np.stack([reference[c] for c in common]), space)
+    o = _to_gain_space(np.stack([other[c] for c in common]), space)
+    positive = np.all(r > 1e-6, axis=1) & np.all(o > 1e-6, axis=1)
+    if int(positive.sum()) < MIN_SCENE_CELLS:
+        return None
+    ratios = np.log(o[positive] / r[positive])
+    return np.exp(np.asarray(trim_mean(ratios, SCENE_GAIN_TRIM, axis=0), dtype=np.float64))
+
+
+def _diagonal_matrix(gain: np.ndarray, space: str) -> np.ndarray:
+    """The linear-sRGB matrix of the diagonal ``gain`` taken in ``space``: ``T⁻¹ diag(g) T``."""
+    return _from_gain_space(_to_gain_space(np.eye(3), space) * np.asarray(gain), space).T
+
+
+def scene_light_matrix(
+    reference_cells: Any, other_cells: Any, *, ridge: float = SCENE_MATRIX_RIDGE
+) -> np.ndarray | None:
+    """The 3×3 linear-sRGB light change ``M`` (``other ≈ M · reference``) fitted to the common scene cells.
+
+        M = D + E,   E = argmin Σ_c w_c ‖o_c − (D + E) r_c‖² + λ ‖E‖²_F · Σ_c w_c ‖r_c‖²,   w_c = 1/‖r_c‖²
+
+    with ``D`` the CAT02 diagonal of :func:`scene_gain` (so ``E`` = 0 for a scene of one colour, where a
+    full matrix is not identified), ``λ`` = ``ridge``, relative errors (``w_c``), refitted once without the
+    quarter of cells with the largest residuals (cells where the scene itself changed). Covers any linear
+    change of light, a von Kries diagonal in any cone space included. ``None`` as :func:`scene_gain`.
+    """
+    gain = scene_gain(reference_cells, other_cells, space="CAT02")
+    if gain is None:
+        return None
+    reference, other = _cell_table(reference_cells), _cell_table(other_cells)
+    common = sorted(set(reference) & set(other))
+    r = np.stack([reference[c] for c in common])
+    o = np.stack([other[c] for c in common])
+    diagonal = _diagonal_matrix(gain, "CAT02")
+    weights = 1.0 / np.maximum(np.sum(r**2, axis=1), 1e-12)
+    keep = np.ones(len(common), dtype=bool)
+    matrix = diagonal
+    for _ in range(2):
+        rk, ok, wk = r[keep], o[keep], weights[keep]
+        residual = ok - rk @ diagonal.T
+        gram = (rk * wk[:, None]).T @ rk + ridge * float(np.sum(wk * np.sum(rk**2, axis=1))) * np.eye(3)
+        update = np.linalg.solve(gram, (rk * wk[:, None]).T @ residual).T
+        matrix = diagonal + update
+        errors = np.sum((o - r @ matrix.T) ** 2, axis=1) * weights
+        keep = errors <= np.quantile(errors, 1.0 - SCENE_GAIN_TRIM)
+    return np.asarray(matrix)
+
+
+def matrix_corrected_delta_ita(reference: Any, other: Any, matrix: np.ndarray) -> float:
+    """:func:`gain_corrected_delta_ita` with a full 3×3 light change: ``ρ′ = M⁻¹ ρ_o`` in linear sRGB."""
+    import colour
+
+    o, o_linear = _skin_colour(other)
+    if not o_linear:
+        o = _lab_to_linear(o)
+    white = colour.XYZ_to_xy(_d65_xyz())
+    matched = np.linalg.solve(np.asarray(matrix, dtype=np.float64), o)
+    lab_m, lab_o = (np.asarray(colour.XYZ_to_Lab(v @ _rgb_to_xyz_matrix().T, white)) for v in (matched, o))
+    light = angle_difference(ita_from_lab(lab_m[0], lab_m[2]), ita_from_lab(lab_o[0], lab_o[2]))
+    return float(angle_difference(float(angle_difference(other.ita, reference.ita)) + float(light), 0.0))
+
+
+def gain_matched_lab(lab: Any, gain: np.ndarray, *, space: str = SCENE_GAIN_SPACE) -> np.ndarray:
+    """A Lab colour (D65) with the light gain undone: ``ρ′ = T⁻¹ diag(1/g) T ρ`` in linear sRGB (``T`` = the gain space)."""
+    import colour
+
+    white = colour.XYZ_to_xy(_d65_xyz())
+    xyz = np.asarray(colour.Lab_to_XYZ(np.asarray(lab, dtype=np.float64), white))
+    linear = xyz @ np.linalg.inv(_rgb_to_xyz_matrix()).T
+    matched = _from_gain_space(_to_gain_space(linear, space) / np.asarray(gain, dtype=np.float64), space)
+    return np.asarray(colour.XYZ_to_Lab(matched @ _rgb_to_xyz_matrix().T, white), dtype=np.float64)
+
+
 def light_corrected_lab(skin_pixels: np.ndarray, grey: np.ndarray, *, grey_y: float | None = None) -> np.ndarray:
     """CIELAB (D65) of skin pixels after mapping the scene's grey ``g`` to D65 at luminance ``Y_g``.
 
@@ -893,7 +1136,8 @@ def measure_skin(image: Any, mask: Any = None, mesh: FaceMesh | None = None) -> 
     count = int(mask.sum())
     if count < MIN_SKIN_PIXELS:
         raise NoSkinError(f"Only {count} skin pixels could be measured (at least {MIN_SKIN_PIXELS} are needed).")
-    return tone_from_pixels(rgb[mask], scene_pixels(rgb, mask), image_pixels=shape[0] * shape[1])
+    tone = tone_from_pixels(rgb[mask], scene_pixels(rgb, mask), image_pixels=shape[0] * shape[1])
+    return dataclass_replace(tone, **scene_match(rgb, mask))
 
 
 def tone_from_pixels(skin_pixels: np.ndarray, scene_pixels: np.ndarray | None, *, image_pixels: int) -> SkinTone:
@@ -960,6 +1204,87 @@ def delta_ita(reference: SkinTone, other: SkinTone, *, light_corrected: bool = F
 def light_matched_delta_ita(reference: Any, other: Any) -> float | None:
     """ΔITA of ``other``'s skin seen under ``reference``'s light (degrees, positive = lighter).
 
+    The light change is read from *corresponding* scene content: ``g`` = :func:`scene_gain` of the two
+    tones' :attr:`SkinTone.scene_cells` (face-relative cells, so a crop or a resize compares the same part of
+    the scene; a von Kries diagonal in CAT02 cone space, :data:`SCENE_GAIN_SPACE`), and
+
+        ΔITA = wrap(ITA_o − ITA_r) + wrap(ITA(T⁻¹ diag(1/g) T ρ_o) − ITA(ρ_o))
+
+    (:func:`gain_corrected_delta_ita`): the as-photographed change of the per-pixel ITA° medians, less what
+    the light change does to the other photo's skin colour ``ρ_o`` (per-channel median linear sRGB,
+    :attr:`SkinTone.skin_linear`). A change of exposure or white balance of the whole photo multiplies every
+    cell and the skin by the same diagonal, so it cancels; a change of the skin alone leaves the cells
+    (outside the grown face hull) where they were, so it reads at full size; a re-save with a crop and a
+    resize keeps ``g ≈ 1`` and the reading is the as-photographed one. Measured on the 58 independent
+    people (``python -m eval.skin_nulls``; the table is in :mod:`eval.skin_nulls`). With fewer than
+    :data:`MIN_SCENE_CELLS` common cells (a face filling the photo, or tones without cells)
+    :func:`grey_matched_delta_ita`; ``None`` when that has no scene grey either.
+    """
+    gain = scene_gain(getattr(reference, "scene_cells", None), getattr(other, "scene_cells", None))
+    if gain is None:
+        return grey_matched_delta_ita(reference, other)
+    return gain_corrected_delta_ita(reference, other, gain)
+
+
+def _skin_colour(tone: Any) -> tuple[np.ndarray, bool]:
+    """``(colour, linear?)``: the tone's per-channel median linear sRGB when it has one, else its median Lab."""
+    linear = getattr(tone, "skin_linear", None)
+    if linear is not None:
+        return np.asarray(linear, dtype=np.float64), True
+    return np.asarray(tone.lab, dtype=np.float64), False
+
+
+def gain_matched_delta_ita(reference: Any, other: Any, gain: np.ndarray, *, space: str = SCENE_GAIN_SPACE) -> float:
+    """``ITA(Lab(T⁻¹ diag(1/g) T ρ_o)) − ITA(Lab(ρ_r))``: the other photo's skin with the light gain ``g`` undone.
+
+    ``ρ`` is each tone's :attr:`SkinTone.skin_linear` (per-channel median linear sRGB) when both have it,
+    else their median Lab (converted to linear sRGB); ``T`` the gain space (:func:`scene_gain`).
+    """
+    import colour
+
+    (r, r_linear), (o, o_linear) = _skin_colour(reference), _skin_colour(other)
+    white = colour.XYZ_to_xy(_d65_xyz())
+    if not (r_linear and o_linear):
+        r, o = (np.asarray(reference.lab, dtype=np.float64), np.asarray(other.lab, dtype=np.float64))
+        r, o = (_lab_to_linear(v) for v in (r, o))
+    matched = _from_gain_space(_to_gain_space(o, space) / np.asarray(gain, dtype=np.float64), space)
+    after = np.asarray(colour.XYZ_to_Lab(matched @ _rgb_to_xyz_matrix().T, white))
+    before = np.asarray(colour.XYZ_to_Lab(r @ _rgb_to_xyz_matrix().T, white))
+    return float(angle_difference(ita_from_lab(after[0], after[2]), ita_from_lab(before[0], before[2])))
+
+
+def gain_corrected_delta_ita(reference: Any, other: Any, gain: np.ndarray, *, space: str = SCENE_GAIN_SPACE) -> float:
+    """``wrap(ITA_o − ITA_r) + wrap(ITA(T⁻¹ diag(1/g) T ρ_o) − ITA(ρ_o))``: the per-pixel ITA° change, less the light's.
+
+    The first term is the as-photographed change (medians of per-pixel ITA°, the steadiest skin reading under
+    a re-save); the second what the light change ``g`` does to the other photo's skin colour ``ρ_o``
+    (:attr:`SkinTone.skin_linear`, else its median Lab), so a pure change of light cancels to first order.
+    """
+    import colour
+
+    o, o_linear = _skin_colour(other)
+    if not o_linear:
+        o = _lab_to_linear(o)
+    white = colour.XYZ_to_xy(_d65_xyz())
+    matched = _from_gain_space(_to_gain_space(o, space) / np.asarray(gain, dtype=np.float64), space)
+    lab_m, lab_o = (np.asarray(colour.XYZ_to_Lab(v @ _rgb_to_xyz_matrix().T, white)) for v in (matched, o))
+    light = angle_difference(ita_from_lab(lab_m[0], lab_m[2]), ita_from_lab(lab_o[0], lab_o[2]))
+    return float(angle_difference(float(angle_difference(other.ita, reference.ita)) + float(light), 0.0))
+
+
+def _lab_to_linear(lab: np.ndarray) -> np.ndarray:
+    import colour
+
+    xyz = np.asarray(colour.Lab_to_XYZ(lab, colour.XYZ_to_xy(_d65_xyz())))
+    return np.asarray(xyz @ np.linalg.inv(_rgb_to_xyz_matrix()).T)
+
+
+def grey_matched_delta_ita(reference: Any, other: Any) -> float | None:
+    """ΔITA of ``other``'s skin seen under ``reference``'s light, the light estimated from the scene *greys*.
+
+    The fallback of :func:`light_matched_delta_ita` (which matches corresponding scene cells instead) when a
+    tone has no scene cells (records written before them) or too few cells are common to both photos.
+
     With ``g_r``, ``g_o`` the two photos' scene greys (XYZ from :attr:`SkinTone.scene_grey_xy` and
     :attr:`SkinTone.scene_grey_y`) and ``Lab_o`` the other photo's median skin colour:
 
@@ -968,9 +1293,10 @@ def light_matched_delta_ita(reference: Any, other: Any) -> float | None:
     (``colour.adaptation.chromatic_adaptation_VonKries``; the diagonal carries the exposure too). A change of
     exposure or white balance of the whole photo moves both the skin and ``g_o``, so it cancels; a change of
     the skin alone leaves ``g_o`` (estimated from the non-skin pixels) where it was, so it reads at full size,
-    on the reference photo's own ITA° scale. Measured on the real test photos at 384 px
-    (``python -m headshot_lab.testing.audit_nulls``): exposure 0.8–1.2 × 4000–6504 K moves it by −2.1…+1.5°
-    (as photographed: −29…+13°); a +3° skin change reads +2.3…+4.2° (+2.5…+4.0° after a JPEG re-save).
+    on the reference photo's own ITA° scale. But the two greys average *different* pixel sets when the photo
+    was cropped or resized (the crop removes edges, the rank band shifts), so their ratio is not the light
+    change: on the 58 independent people a harmless re-encode moves it by +1.5° on average (SD 3.2°,
+    ``python -m eval.skin_nulls``).
     ``None`` when either tone has no scene grey.
     """
     import colour

@@ -5,8 +5,9 @@
 (:func:`headshot_lab.skin.texture_energy`) move under harmless changes — exposure/white balance, a JPEG
 re-save with a resize — and under planted ones — +3° of skin tone, bilateral smoothing — next to the ITA°
 shift as photographed. Every output is analysed from scratch (its own detection, mesh and skin mask).
-The figures quoted in :func:`headshot_lab.skin.light_matched_delta_ita` and
-:data:`headshot_lab.skin.TEXTURE_SIGMA` come from this script.
+The figures quoted in :data:`headshot_lab.skin.TEXTURE_SIGMA` come from this script; the skin shift's
+table on the 58 independent people (the suite's own ``reencode`` / ``relight`` generators and canaries) is
+``python -m eval.skin_nulls``.
 """
 
 from __future__ import annotations
