@@ -124,6 +124,9 @@ def launch_app(
     os.environ["HEADSHOT_LAB_DATA_DIR"] = str(root / "data")
     os.environ["GRADIO_TEMP_DIR"] = str(root / "data" / "gradio")
     os.environ.pop("HEADSHOT_LAB_BASE_MODEL", None)  # the flow a visitor without a GPU runs
+    # The bombs stand for any file slow to decode that the loader's budgets let through: lift the scan cap so that
+    # the fairness scenario measures the decode workers' isolation, not the loader's early refusal.
+    os.environ["HEADSHOT_LAB_MAX_JPEG_SCANS"] = "100000"
     sys.path.insert(0, str(REPO))
     app = importlib.import_module("app")
     from headshot_lab.privacy import SessionStore

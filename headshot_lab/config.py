@@ -6,6 +6,7 @@ variable                         meaning                                      de
 ``HEADSHOT_LAB_DATA_DIR``        where sessions, caches and outputs live      ``~/.cache/headshot-lab``
 ``HEADSHOT_LAB_TTL_HOURS``       hours before a session is purged (0–720)     ``24``
 ``HEADSHOT_LAB_MAX_PIXELS``      decompression-bomb cap, in pixels            ``40_000_000``
+``HEADSHOT_LAB_MAX_JPEG_SCANS``  most scans of a JPEG opened (scan bombs)    ``32``
 ``HEADSHOT_LAB_MIN_SIDE``        smallest accepted photo side, in pixels      ``256``
 ``HEADSHOT_LAB_FACE_BACKEND``    default face backend                         ``dlib``
 ``HEADSHOT_LAB_INSIGHTFACE_DIR`` folder with an insightface model pack        unset
@@ -45,6 +46,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "headshot-lab")
     ttl_hours: float = 24.0
     max_pixels: int = 40_000_000
+    max_jpeg_scans: int = 32
     min_side: int = 256
     face_backend: str = "dlib"
     insightface_dir: Path | None = None
@@ -63,6 +65,7 @@ def get_settings() -> Settings:
         data_dir=Path(_env("DATA_DIR", str(defaults.data_dir))).expanduser(),
         ttl_hours=float(_env("TTL_HOURS", str(defaults.ttl_hours))),
         max_pixels=int(_env("MAX_PIXELS", str(defaults.max_pixels))),
+        max_jpeg_scans=int(_env("MAX_JPEG_SCANS", str(defaults.max_jpeg_scans))),
         min_side=int(_env("MIN_SIDE", str(defaults.min_side))),
         face_backend=_env("FACE_BACKEND", defaults.face_backend),
         insightface_dir=Path(insightface_dir).expanduser() if insightface_dir else None,

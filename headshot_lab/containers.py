@@ -43,8 +43,10 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from headshot_lab.config import get_settings
 from headshot_lab.errors import HeadshotLabError, ImageTooComplexError, MetadataTooLargeError
 
+#: Default of ``Settings.max_jpeg_scans`` (``HEADSHOT_LAB_MAX_JPEG_SCANS``).
 MAX_JPEG_SCANS = 32
 MAX_EXIF_BYTES = 65_535
 MAX_ICC_BYTES = 1 << 20
@@ -167,6 +169,7 @@ def _walk_jpeg(container: Container, name: str) -> None:
     """Segments from SOI to EOI (or the end); entropy-coded data skipped with one regex search a scan."""
     data = container.data
     pos, size, scans, metadata = 2, len(data), 0, 0
+    scan_limit = get_settings().max_jpeg_scans  # MAX_JPEG_SCANS unless the operator sets HEADSHOT_LAB_MAX_JPEG_SCANS
     icc_chunks: dict[int, bytes] = {}
     renamed: list[int] = []
     while pos + 4 <= size:
@@ -187,9 +190,9 @@ def _walk_jpeg(container: Container, name: str) -> None:
         start, end = pos + 4, pos + 2 + length
         if marker == 0xDA:  # SOS: count, then skip the entropy-coded data that follows the header
             scans += 1
-            if scans > MAX_JPEG_SCANS:
+            if scans > scan_limit:
                 raise ImageTooComplexError(
-                    f"{name}: the JPEG has more than {MAX_JPEG_SCANS} scans (a normal progressive photo has "
+                    f"{name}: the JPEG has more than {scan_limit} scans (a normal progressive photo has "
                     "about 10); decoding it could take minutes, so it was not opened."
                 )
             found = _NEXT_MARKER.search(data, end)
