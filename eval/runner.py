@@ -602,6 +602,8 @@ class _Tone:
         self.ita_light_corrected = None if corrected is None else float(corrected)
         self.scene_grey_xy = data.get("scene_grey_xy")
         self.scene_grey_y = data.get("scene_grey_y")
+        self.scene_cells = data.get("scene_cells")
+        self.skin_linear = data.get("skin_linear")
         self.lab = tuple(data["lab"])
         self.monk = int(data["monk"])
         self.ita_group = int(data["ita_group"])

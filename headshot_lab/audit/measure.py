@@ -21,6 +21,7 @@ from headshot_lab.audit.detectability import image_features
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 from headshot_lab.faces import get_backend
 from headshot_lab.faces.mesh import FaceMesh
+from headshot_lab.skin import cells_to_list
 
 if TYPE_CHECKING:
     from headshot_lab.faces.base import Face
@@ -140,6 +141,11 @@ class AuditAnalysis:
             if tone is None or tone.scene_grey_xy is None
             else [round(float(v), 6) for v in tone.scene_grey_xy],
             "scene_grey_y": None if tone is None or tone.scene_grey_y is None else round(float(tone.scene_grey_y), 6),
+            # The face-relative scene cells and the skin's linear colour: the within-scene skin shift's light estimate.
+            "scene_cells": None if tone is None or tone.scene_cells is None else cells_to_list(tone.scene_cells),
+            "skin_linear": None
+            if tone is None or tone.skin_linear is None
+            else [round(float(v), 6) for v in tone.skin_linear],
             "hash": None if photo is None else photo.metrics.get("hash"),
             "ita_group": None if tone is None else int(tone.ita_group),
             "lab": None if tone is None else [round(float(v), 3) for v in tone.lab],
