@@ -405,6 +405,11 @@ def rgb_icc_profile(name: str) -> bytes:
     for signature, column in zip((b"rXYZ", b"gXYZ", b"bXYZ"), colorants.T, strict=True):
         tags.append((signature, b"XYZ " + bytes(4) + b"".join(_s15(v) for v in column)))
     tags += [(b"rTRC", trc), (b"gTRC", trc), (b"bTRC", trc)]
+    return _icc_bytes(tags, device_class=b"mntr", colour_space=b"RGB ", pcs=b"XYZ ")
+
+
+def _icc_bytes(tags: list[tuple[bytes, bytes]], *, device_class: bytes, colour_space: bytes, pcs: bytes) -> bytes:
+    """An ICC v2.1 profile: the 128-byte header (D50 illuminant, a fixed date), the tag table and the tags."""
     offset = 128 + 4 + 12 * len(tags)
     table, blobs = struct.pack(">I", len(tags)), b""
     for signature, blob in tags:
@@ -412,7 +417,7 @@ def rgb_icc_profile(name: str) -> bytes:
         table += signature + struct.pack(">II", offset + len(blobs), len(blob))
         blobs += blob
     body = table + blobs
-    header = struct.pack(">I4sI4s4s4s", 128 + len(body), b"lcms", 0x02100000, b"mntr", b"RGB ", b"XYZ ")
+    header = struct.pack(">I4sI4s4s4s", 128 + len(body), b"lcms", 0x02100000, device_class, colour_space, pcs)
     header += struct.pack(">6H", 2026, 6, 15, 12, 0, 0) + b"acsp" + bytes(4 + 4 + 4 + 4 + 8 + 4)
     header += b"".join(_s15(v) for v in _D50_XYZ) + bytes(4) + bytes(44)
     return header + body
@@ -473,17 +478,7 @@ def cmyk_icc_profile() -> bytes:
     wtpt = b"XYZ " + bytes(4) + struct.pack(">iii", 63190, 65536, 54061)  # D50
     cprt = b"text" + bytes(4) + b"public domain\x00"
     tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", cprt), (b"A2B0", lut)]
-    offset = 128 + 4 + 12 * len(tags)
-    table, blobs = struct.pack(">I", len(tags)), b""
-    for signature, blob in tags:
-        blob += bytes(-len(blob) % 4)
-        table += signature + struct.pack(">II", offset + len(blobs), len(blob))
-        blobs += blob
-    body = table + blobs
-    header = struct.pack(">I4sI4s4s4s", 128 + len(body), b"lcms", 0x02100000, b"prtr", b"CMYK", b"Lab ")
-    header += struct.pack(">6H", 2026, 6, 15, 12, 0, 0) + b"acsp" + bytes(4 + 4 + 4 + 4 + 8 + 4)
-    header += struct.pack(">iii", 63190, 65536, 54061) + bytes(4) + bytes(44)
-    return header + body
+    return _icc_bytes(tags, device_class=b"prtr", colour_space=b"CMYK", pcs=b"Lab ")
 
 
 # ================================================================================================
