@@ -7,6 +7,8 @@ images, caches) lives under one session folder and nowhere else::
       sessions/<session id>/          mode 0700, id = secrets.token_hex(16) (128 random bits)
         session.json                  created_at, expires_at, consent {version, timestamp}
         uploads/ aligned/ lora/ outputs/ cache/
+      shared/class_images/<settings key>/   the base model's own class images (prior preservation): no user
+                                    data, shared by every session (train.class_image_folder)
       logs/
         deletions.jsonl               {"timestamp", "reason", "session", "files", "bytes"}
         consent.jsonl                 {"timestamp", "event", "consent_version", "session"}

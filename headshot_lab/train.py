@@ -537,6 +537,31 @@ def _encode_latents(vae: Any, images: list[np.ndarray], device: Any) -> tuple[An
     return torch.stack(means), torch.stack(stds)
 
 
+def class_image_folder(
+    cache: str | Path, base: Any, class_prompt: str, *, resolution: int, seed: int, steps: int
+) -> Path:
+    """The folder of a shared class-image cache that holds the class images of exactly these settings.
+
+    Class images are the base model's own pictures of the class prompt ("a photo of a person"): they hold nothing
+    of any user, so every training run with the same base, prompt, size, seed and sampler steps can reuse them
+    (the ~7-minute first step is paid once per machine, not once per visitor). The key is
+
+        ``{family}-{resolution}-{sha256(source, class_prompt, resolution, seed, steps)[:16]}``
+
+    so a change of any setting gets its own folder (never a mixed set). Images are written atomically, and two
+    runs that fill the same folder at once write the same images (same seeds), so a race costs time, not
+    correctness.
+    """
+    import hashlib
+    import json
+
+    source = str(getattr(base, "source", base))
+    family = str(getattr(base, "family", "base"))
+    key = json.dumps([source, class_prompt, int(resolution), int(seed), int(steps)])
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    return Path(cache) / f"{family}-{int(resolution)}-{digest}"
+
+
 def ensure_class_images(
     base: Any,
     class_prompt: str,
@@ -690,6 +715,7 @@ def train_identity_lora(
     config: TrainConfig | None = None,
     *,
     class_images: str | Path | None = None,
+    class_image_cache: str | Path | None = None,
     resume: bool = True,
     callback: Callable[[int, float], None] | None = None,
     progress: bool = True,
@@ -704,6 +730,8 @@ def train_identity_lora(
         config: hyper-parameters (:class:`TrainConfig` defaults when ``None``).
         class_images: folder of class images for prior preservation (missing ones are generated into
             it; default ``out_dir/class_images``).
+        class_image_cache: a shared class-image cache instead (ignored when ``class_images`` is given): the
+            images go into :func:`class_image_folder` of this run's settings, reused by every later run.
         resume: continue from the newest checkpoint in ``out_dir/checkpoints`` if its settings match.
         callback: ``callback(step, loss)`` after every optimizer step (``step`` counts from 1).
         progress: show a tqdm bar (the app mirrors it with ``gr.Progress(track_tqdm=True)``).
@@ -819,7 +847,19 @@ def train_identity_lora(
     class_mean = class_std = None
     class_prompt = config.resolved_class_prompt
     if config.prior_preservation:
-        class_folder = Path(class_images) if class_images else out / "class_images"
+        if class_images:
+            class_folder = Path(class_images)
+        elif class_image_cache:
+            class_folder = class_image_folder(
+                class_image_cache,
+                located,
+                class_prompt,
+                resolution=resolution,
+                seed=config.seed,
+                steps=config.class_image_steps,
+            )
+        else:
+            class_folder = out / "class_images"
         class_files = ensure_class_images(
             located,
             class_prompt,

@@ -243,8 +243,9 @@ def test_retraining_after_changing_photos_replaces_the_old_run(tmp_path, photos,
     state = backend.check_photos(SessionState(), [upload(backend, photos["obama"], "me.jpg")], True).state
     calls = []
 
-    def train(paths, out_dir, config, *, class_images=None, resume=True, progress=True):
+    def train(paths, out_dir, config, *, class_image_cache=None, resume=True, progress=True):
         calls.append(resume)
+        assert not Path(class_image_cache).is_relative_to(backend.store.sessions_dir), "shared, not one page's"
         if resume:
             raise HeadshotLabError(
                 f"{out_dir} holds a checkpoint of a different training run (photos changed).",

@@ -257,3 +257,22 @@ def test_train_command(bases, photos, tmp_path, capsys, monkeypatch):
     card = read_lora_card(payload["lora"])
     assert card["rank"] == 2 and card["seed"] == 1 and card["photos"]["count"] == 3
     assert card["prior_preservation"] is False
+
+
+def test_class_images_are_shared_by_settings_and_reused(bases, photos, tmp_path):
+    """Two runs with the same base and class settings share one cached set; a change of size gets its own."""
+    from headshot_lab.models import locate_base
+    from headshot_lab.train import class_image_folder
+
+    cache = tmp_path / "shared"
+    config = quick(prior_preservation=True, num_class_images=2, class_image_steps=2)
+    train_identity_lora(photos, str(bases["sd15"]), tmp_path / "a", config, class_image_cache=cache, progress=False)
+    base = locate_base(str(bases["sd15"]))
+    folder = class_image_folder(cache, base, "a photo of a person", resolution=64, seed=config.seed, steps=2)
+    made = sorted(folder.glob("*.png"))
+    assert len(made) == 2 and not (tmp_path / "a" / "class_images").exists()
+    stamps = [p.stat().st_mtime_ns for p in made]
+    train_identity_lora(photos, str(bases["sd15"]), tmp_path / "b", config, class_image_cache=cache, progress=False)
+    assert [p.stat().st_mtime_ns for p in sorted(folder.glob("*.png"))] == stamps, "the second run regenerated them"
+    other = class_image_folder(cache, base, "a photo of a person", resolution=128, seed=config.seed, steps=2)
+    assert other != folder and other.parent == folder.parent

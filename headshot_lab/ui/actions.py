@@ -227,7 +227,8 @@ class AppBackend(SessionFiles):
             paths,
             session.lora / "identity",
             config,
-            class_images=session.cache / "class_images",
+            # Shared by every page (the base model's pictures of "a person": nothing of any visitor): paid once.
+            class_image_cache=self.store.data_dir / "shared" / "class_images",
             progress=True,
         )
         try:
