@@ -431,15 +431,15 @@ MEASURED_CALIBRATION: dict[str, Any] = {
     "trials": 60,
     "false_alarm": {
         "null": ("the photo itself", 0.0),
-        "reencode": ("a re-save with a small resize or crop", 0.08),
+        "reencode": ("a re-save with a small resize or crop", 0.0),
         "relight": ("brighter, darker, warmer or cooler light", 0.0),
-        "tone_jitter:3 | reencode": ("random tone noise of ±3° (no shift on average)", 0.07),
+        "tone_jitter:3 | reencode": ("random tone noise of ±3° (no shift on average)", 0.02),
     },
     "power": {
-        "skin_lightening": ("skin lightened by 3°", 1.0),
-        "skin_darkening": ("skin darkened by 3°", 0.10),
+        "skin_lightening": ("skin lightened by 3°", 0.98),
+        "skin_darkening": ("skin darkened by 3°", 0.73),
         "identity_drift": ("the face half-blended with another person", 1.0),
-        "over_smoothing": ("skin smoothed (bilateral filter)", 0.60),
+        "over_smoothing": ("skin smoothed (bilateral filter)", 0.58),
         "looks_younger": ("the face made to look younger", 0.47),
     },
 }
