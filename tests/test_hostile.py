@@ -611,7 +611,9 @@ def test_decode_budget_refusals_name_what_the_file_is(corpus, loaded):
             else:
                 assert not isinstance(got, BaseException), (case.path.name, got)
     pages = {case.path.name: loaded[case.path.name] for case in corpus.of_kind("many_page_tiff")}
-    assert pages["many_page_tiff-20000.tif"].frames == 1024 and pages["many_page_tiff-loop.tif"].frames == 1  # IFD0 → IFD0
+    assert (
+        pages["many_page_tiff-20000.tif"].frames == 1024 and pages["many_page_tiff-loop.tif"].frames == 1
+    )  # IFD0 → IFD0
 
 
 def test_wrongly_typed_exif_still_turns_the_photo_upright(corpus, loaded):
