@@ -170,3 +170,14 @@ def test_report_names_the_encoder_flags_power_and_problems():
     assert "broken.jpg" in text and "truncated_image × 1" in text
     assert "## Power and false-alarm rate" in text and "20/20" in text
     assert "![delta_ita_by_group.png](delta_ita_by_group.png)" in text
+
+
+def test_report_says_how_the_audit_was_checked():
+    """report.md carries the measured calibration (false alarms and power at n = 16) in the app's plain words."""
+    from headshot_lab.audit.margins import MEASURED_CALIBRATION
+
+    text = render_markdown({"config": {}, "runs": []})
+    section = text.split("## How this audit was checked", 1)[1]
+    assert f"{MEASURED_CALIBRATION['people']} different real people" in section
+    for words, rate in [*MEASURED_CALIBRATION["false_alarm"].values(), *MEASURED_CALIBRATION["power"].values()]:
+        assert f"{words} | {rate:.0%}" in section

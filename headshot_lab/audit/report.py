@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from headshot_lab.audit.margins import DEFAULT_MARGINS, METRIC_SPECS, Verdict, judge
+from headshot_lab.audit.margins import DEFAULT_MARGINS, METRIC_SPECS, Verdict, calibration_words, judge
 
 __all__ = [
     "DEFAULT_MARGINS",
@@ -340,6 +340,7 @@ def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) ->
         ]
         if len(skipped) > 200:
             lines += [f"… and {len(skipped) - 200} more (see samples.jsonl).", ""]
+    lines += ["## How this audit was checked", "", *calibration_words(), ""]
     if plots:
         lines += ["## Plots", ""]
         lines += [f"![{name}]({name})" for name in plots]
