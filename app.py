@@ -4,7 +4,7 @@ Thin by design: it lays out the page in the order of the work (upload & check �
 generate or retouch → select & export → audit) and maps every button to one method of
 :class:`headshot_lab.ui.AppBackend`, which does the work and returns an ``ActionResult`` (status,
 gallery, report, files). Every action has an ``api_name``, so ``gradio_client`` can drive the flow:
-``check_photos``, ``train_identity``, ``generate``, ``retouch``, ``select``, ``export``, ``audit``,
+``check_photos``, ``train_identity``, ``generate``, ``preview``, ``retouch``, ``select``, ``export``, ``audit``,
 ``delete_my_data``.
 
 Privacy: one private session folder per browser session (created on consent), Gradio's upload
@@ -32,7 +32,7 @@ import gradio as gr
 from headshot_lab import __version__
 from headshot_lab.export import CROP_NAMES
 from headshot_lab.io import IMAGE_SUFFIXES
-from headshot_lab.spaces_compat import gpu
+from headshot_lab.spaces_compat import gpu, import_spaces_first, on_zero_gpu
 from headshot_lab.ui import (
     CONSENT_TEXT,
     FORMATS,
@@ -47,6 +47,7 @@ from headshot_lab.ui import (
     base_model_notice,
     style_swatches,
 )
+from headshot_lab.ui.actions import PREVIEW_IMAGES, GeneratePlan, RenderResult, gpu_seconds
 from headshot_lab.ui.formatting import (
     CAPTURE_EXAMPLES,
     CAPTURE_GUIDANCE,
@@ -59,13 +60,17 @@ from headshot_lab.ui.server import middleware as security_middleware
 from headshot_lab.ui.state import IDENTITY_MODES
 from headshot_lab.ui.warmup import start_warm_up
 
+import_spaces_first()  # ZeroGPU: `spaces` patches torch before anything touches CUDA
+
 MAX_FILE_SIZE = f"{MAX_UPLOAD_MB}mb"
 CROP_CHOICES = CROP_NAMES
 #: What the upload box offers: any browser image type plus every suffix the photo loader reads (HEIC too).
 UPLOAD_FILE_TYPES = ["image", *sorted(IMAGE_SUFFIXES)]
 #: The identity modes with their labels, in the order of ``IDENTITY_MODES``.
 IDENTITY_LABELS = {
-    "lora": "Train on my photos (closest likeness; takes a while)",
+    "lora": "Train on my photos (closest likeness; takes a while)"
+    if not on_zero_gpu()
+    else "Train on my photos (needs a copy of this app with its own graphics card)",
     "faceid": "Quick, no training (a little less like you)",
 }
 IDENTITY_CHOICES = [(IDENTITY_LABELS[mode], mode) for mode in IDENTITY_MODES]
@@ -80,6 +85,11 @@ TIMES = {
     "retouch": "Takes about 5–10 seconds per photo.",
     "select": "Takes a few seconds per headshot.",
     "audit": "Takes about a minute.",
+}
+#: The same, where they differ on ZeroGPU (no training there; the quick mode is the default).
+TIMES_ZERO_GPU = {
+    "train": "The quick option takes a few seconds. Training on your photos needs a copy of this app with its own "
+    "graphics card.",
 }
 #: Page CSS: galleries grow with their content (no inner scroll box) and captions wrap under the image.
 APP_CSS = """
@@ -129,7 +139,6 @@ def check_photos(files: list[str] | None, consent: bool, state: SessionState, pr
     return result.state, result.status, result.gallery, result.report, operator
 
 
-@gpu(duration=600)
 def _train(state: SessionState, mode: str, steps: float, rank: int, prior: bool, seed: float) -> ActionResult:
     return backend().train_identity(state, mode, int(steps), int(rank), bool(prior), int(seed or 0))
 
@@ -147,7 +156,12 @@ def train_identity(
     return result.state, result.status, result.report, operator
 
 
-@gpu(duration=180)
+@gpu(duration=gpu_seconds)  # per call, from the plan's work; never above ZeroGPU's maximum
+def _render(plan: GeneratePlan) -> RenderResult:
+    """The one GPU call of a generation: the pipeline built before runs; nothing loads here."""
+    return backend().render(plan)
+
+
 def _generate(
     state: SessionState,
     style: str,
@@ -157,10 +171,20 @@ def _generate(
     controlnet: str,
     faceid_weights: str,
     steps: float,
+    refine: bool = False,
 ) -> ActionResult:
     seed = None if seed is None or int(seed) < 0 else int(seed)
     return backend().generate(
-        state, style, int(n), seed, pose, controlnet or "", faceid_weights or "", int(steps) or None
+        state,
+        style,
+        int(n),
+        seed,
+        pose,
+        controlnet or "",
+        faceid_weights or "",
+        int(steps) or None,
+        bool(refine),
+        render=_render,
     )
 
 
@@ -173,9 +197,18 @@ def generate(
     controlnet: str,
     faceid_weights: str,
     steps: float,
+    refine: bool = False,
     progress=gr.Progress(track_tqdm=True),  # noqa: B008
 ):
-    result, operator = _shown(_generate(state, style, n, seed, pose, controlnet, faceid_weights, steps))
+    result, operator = _shown(_generate(state, style, n, seed, pose, controlnet, faceid_weights, steps, refine))
+    return result.state, result.status, result.gallery, operator
+
+
+def preview(state: SessionState, style: str, seed: float | None, faceid_weights: str, progress=gr.Progress()):  # noqa: B008
+    """Quick preview: tuning-free likeness + the few-step path, one short GPU call."""
+    seed = None if seed is None or int(seed) < 0 else int(seed)
+    result = backend().preview(state, style, seed, faceid_weights or "", render=_render)
+    result, operator = _shown(result)
     return result.state, result.status, result.gallery, operator
 
 
@@ -188,7 +221,17 @@ def select(state: SessionState, top_k: int, progress=gr.Progress()):  # noqa: B0
     result, operator = _shown(backend().select(state, int(top_k), progress=_bar(progress)))
     picks = gr.CheckboxGroup(choices=result.choices, value=result.picks) if result.ok else gr.CheckboxGroup()
     shown = result.choices[: len(result.gallery)] if result.ok else []
-    return result.state, result.status, result.gallery, picks, shown, operator
+    return result.state, result.status, result.gallery, picks, shown, operator, result.report
+
+
+def show_flagged(state: SessionState, report: dict[str, Any] | None):
+    """The zoomed crops of what select flagged (eyes, skin …), each with its reason in words."""
+    zooms = backend().flagged(state, report) if report else []
+    return gr.Gallery(value=zooms), gr.Accordion(open=bool(zooms), label=_flagged_label(len(zooms)))
+
+
+def _flagged_label(count: int) -> str:
+    return f"What was flagged, zoomed in ({count})" if count else "What was flagged, zoomed in (nothing)"
 
 
 def toggle_pick(
@@ -318,7 +361,10 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
         with gr.Tab("2 · Learn identity"):
             if notice:
                 gr.Markdown(notice, elem_id="train-off")
-            mode = gr.Radio(IDENTITY_CHOICES, value="lora", label="How to learn your likeness", interactive=ready)
+            mode = gr.Radio(
+                IDENTITY_CHOICES, value="faceid" if on_zero_gpu() else "lora", label="How to learn your likeness",
+                interactive=ready,
+            )  # fmt: skip
             with gr.Accordion("Training settings", open=False):
                 steps = gr.Slider(
                     1,
@@ -328,7 +374,7 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
                     label="Training steps (more is closer to you but slower; 800–1200 is typical)",
                 )
             train_button = gr.Button("Learn identity", variant="primary", elem_id="train", interactive=ready)
-            _note(TIMES["train"])
+            _note(TIMES["train"] if not on_zero_gpu() else TIMES_ZERO_GPU["train"])
             train_status = gr.Markdown(elem_id="train-status")
 
         with gr.Tab("3 · Generate"):
@@ -348,6 +394,22 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
                     label="Pose guide",
                     interactive=ready,
                 )
+            with gr.Column(variant="panel", elem_id="preview-box"):  # tuning-free likeness, few steps, one short call
+                gr.Markdown(
+                    f"**Quick preview** — {PREVIEW_IMAGES} headshots from your checked photos in seconds, with no "
+                    "training (a little less like you, and less polished).",
+                    elem_id="preview-intro",
+                )
+                preview_button = gr.Button("Quick preview", variant="secondary", elem_id="preview", interactive=ready)
+                preview_status = gr.Markdown(elem_id="preview-status")
+                previewed = _gallery("Quick preview", "preview-gallery", columns=4, visible=ready)
+            # Refine faces (issue 16): the face-detail pass, self-contained: one checkbox and its note.
+            refine = gr.Checkbox(value=False, label="Refine faces", elem_id="refine-faces", interactive=ready)
+            _note(
+                "Refine faces redraws each face a second time at full detail (eyes, teeth, hairline), then blends it "
+                "back; the rest of the picture stays exactly as it was. It takes a little longer, and your likeness "
+                "and skin tone are measured before and after."
+            )
             generate_button = gr.Button("Generate headshots", variant="primary", elem_id="generate", interactive=ready)
             _note(TIMES["generate"])
             generate_status = gr.Markdown(elem_id="generate-status")
@@ -374,6 +436,9 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
                 "Best first — click a headshot to pick it, click again to drop it", "candidates", allow_preview=False,
                 interactive=False,  # an input of the click handler, but never an upload box
             )  # fmt: skip
+            select_report = gr.State(None)
+            with gr.Accordion(_flagged_label(0), open=False, elem_id="flagged-accordion") as flagged_box:
+                flagged = _gallery("Zoomed in on the flagged part, with the reason", "flagged", columns=3)
             picks = gr.CheckboxGroup(
                 choices=[], label=f"Picked for export (up to {MAX_PICKS}; click the headshots above)", elem_id="picks"
             )
@@ -462,16 +527,20 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
             api_name="train_identity", **gpu_queue,
         )  # fmt: skip
         generate_button.click(
-            generate, [state, style, count, seed, pose, controlnet, faceid_weights, gen_steps],
+            generate, [state, style, count, seed, pose, controlnet, faceid_weights, gen_steps, refine],
             [state, generate_status, generated, operator_log], api_name="generate", **gpu_queue,
+        )  # fmt: skip
+        preview_button.click(
+            preview, [state, style, seed, faceid_weights], [state, preview_status, previewed, operator_log],
+            api_name="preview", **gpu_queue,
         )  # fmt: skip
         retouch_button.click(
             retouch, [state, style, light], [state, retouch_status, retouched, operator_log], api_name="retouch"
         )
         select_button.click(
-            select, [state, top_k], [state, select_status, candidates, picks, shown_names, operator_log],
+            select, [state, top_k], [state, select_status, candidates, picks, shown_names, operator_log, select_report],
             api_name="select",
-        )  # fmt: skip
+        ).then(show_flagged, [state, select_report], [flagged, flagged_box], api_visibility="private")  # fmt: skip
         candidates.select(toggle_pick, [shown_names, picks, candidates], [picks, candidates], api_visibility="private")
         export_button.click(
             export, [state, picks, crops, fmt, team],
@@ -481,9 +550,9 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
             audit, [state], [state, audit_status, audit_plots, audit_json, operator_log], api_name="audit"
         )
         shown = [files, uploads, check_json, train_json, generated, retouched, candidates, zip_file, export_files,
-                 exported, audit_plots, audit_json]  # fmt: skip
+                 exported, audit_plots, audit_json, previewed]  # fmt: skip
         statuses = [check_status, train_status, generate_status, retouch_status, select_status, export_status,
-                    audit_status, operator_md]  # fmt: skip
+                    audit_status, operator_md, preview_status]  # fmt: skip
 
         def clear_page() -> dict:
             """After "Delete my data now": empty everything that showed something of the session."""
@@ -518,7 +587,10 @@ def launch(app: gr.Blocks | None = None, **options: Any) -> Any:
     """
     backend().start()
     backend().decoder.warm()  # the decode workers start before the first upload
-    start_warm_up()  # the face models load while the server starts: the first click is not the slow one
+    # The face models (and, on a dedicated GPU, the base pipeline) load while the server starts: the first click is
+    # not the slow one. On ZeroGPU the pipelines were built at import, on the main thread (see below).
+    extra = {"generator": backend().preload} if not on_zero_gpu() and backend().generator_ready else {}
+    start_warm_up(extra)
     options.pop("share", None)
     settings = {
         "max_file_size": MAX_FILE_SIZE,
@@ -535,6 +607,8 @@ def launch(app: gr.Blocks | None = None, **options: Any) -> Any:
     return (app or demo).queue(default_concurrency_limit=2).launch(share=False, **settings)
 
 
+if on_zero_gpu():  # ZeroGPU: build the pipelines now and `.to("cuda")` them at import (recorded, replayed per call)
+    backend().preload()
 demo = build_demo()
 
 if __name__ == "__main__":

@@ -96,6 +96,16 @@ GOALS: tuple[Goal, ...] = (
         _field("training", "full_run_s"),
     ),
     Goal(
+        "sdxl_training_peak_vram",
+        "sdxl",
+        "training",
+        "SDXL identity LoRA with prior preservation, class-image phase included: peak GPU memory reserved "
+        "(16 GB = 14.9 GiB, so a 16 GB card works)",
+        14.9,
+        "GiB",
+        _field("training", "peak_vram_reserved_gib"),
+    ),
+    Goal(
         "sdxl_offload_peak_vram",
         "sdxl",
         "offload",

@@ -164,10 +164,16 @@ def generation_section(
     return rows
 
 
-def offload_section(base: Path, device: Any, *, steps: int, repeats: int) -> list[dict[str, Any]]:
-    """Peak GPU memory (and time) without, with model and with sequential CPU offload."""
+def offload_section(
+    base: Path, device: Any, *, steps: int, repeats: int, configs: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Peak GPU memory (and time) without, with model and with sequential CPU offload (``configs``: a subset;
+    ``no_offload``, the reference, always runs)."""
     rows = []
+    chosen = set(configs or OFFLOAD_CONFIGS) | {"no_offload"}
     for name, (fields, max_steps, calls) in OFFLOAD_CONFIGS.items():
+        if name not in chosen:
+            continue
         n_steps = min(steps, max_steps) if max_steps else steps
         rows.append(
             {

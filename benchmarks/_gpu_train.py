@@ -5,11 +5,15 @@ Settings are the app's (``AppBackend.train_identity``: 800 steps, rank 16, prior
 gradient checkpointing, bf16/fp16 mixed precision on CUDA, face crops, a checkpoint every 250 steps).
 Two timed calls, exactly those :func:`~headshot_lab.train.train_identity_lora` makes:
 
-1. ``class_images`` — :func:`~headshot_lab.train.ensure_class_images` (the base model draws the class
-   images for prior preservation; a new session has none cached);
-2. ``train`` — :func:`~headshot_lab.train.train_identity_lora`, which finds those class images in place.
-   Its ``callback`` stamps every step: ``setup_and_first_step_s`` (loading, face crops, VAE encoding,
-   the first step), ``step_s`` (median of steps 2…N), ``export_s`` (saving the LoRA and its card).
+One timed call, exactly the one the product makes: :func:`~headshot_lab.train.train_identity_lora` on an
+empty class-image folder, so it first draws the class images for prior preservation (and frees that pipeline),
+then loads the training models. The peak-memory window (``peak_vram_gib`` / ``peak_vram_reserved_gib``,
+``torch.cuda.max_memory_*``) covers both phases (``peak_includes_class_image_phase``). ``class_images_s`` is
+the time to the last class image (its file time), ``class_image_s`` the median interval between them; the
+``callback`` stamps every step: ``setup_and_first_step_s`` (loading, face crops, VAE encoding, the first step,
+less the class images), ``step_s`` (median of steps 2…N), ``export_s`` (saving both LoRA files and the card).
+``vram_estimate`` is the meta-device estimate of the published architecture
+(:func:`headshot_lab.testing.contracts.training_vram_estimate`), to set beside the measured peak.
 
 ``--train-steps`` / ``--train-class-images`` shorten the run; then the full run is extrapolated
 (``full_run_source: "extrapolated"``), with ``class_image_s`` the median interval between the class
@@ -36,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from _gpu_device import peak_memory, reset_peak, run_guarded
-from _gpu_models import native_resolution
 from _gpu_photos import PersonPhotos
 
 #: Steps of the short run without gradient checkpointing (at least 3, so two step times are measured).
@@ -68,7 +71,7 @@ def _weight_dtype(device: Any) -> Any:
 
     if device.type != "cuda":
         return torch.float32
-    mixed = _mixed_precision("auto", device.type)
+    mixed = _mixed_precision("auto", device.type, device)
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
 
 
@@ -95,8 +98,7 @@ def time_training(
     gradient_checkpointing: bool = True,
 ) -> dict[str, Any]:
     """Time class-image generation and one :func:`train_identity_lora` call (module docstring)."""
-    from headshot_lab.models import locate_base
-    from headshot_lab.train import TrainConfig, ensure_class_images, train_identity_lora
+    from headshot_lab.train import TrainConfig, train_identity_lora
 
     defaults = product_defaults()
     config = TrainConfig(
@@ -108,22 +110,11 @@ def time_training(
     )
     reset_peak(device)
     folder = out / "class_images"
-    wall_t0, t0 = time.time(), time.perf_counter()
-    if config.prior_preservation:
-        ensure_class_images(
-            locate_base(str(base)),
-            config.resolved_class_prompt,
-            config.num_class_images,
-            folder,
-            resolution=config.resolution or native_resolution(base),
-            seed=config.seed,
-            steps=config.class_image_steps,
-            device=device,
-            dtype=_weight_dtype(device),
-            progress=False,
-        )
-    class_s = time.perf_counter() - t0
-    class_image_s = _per_file_interval(folder, wall_t0 - 0.01) if config.prior_preservation else 0.0
+    folder.mkdir(parents=True, exist_ok=True)
+    fresh = not any(folder.iterdir())
+    # One call, as the product makes it: train_identity_lora draws the missing class images itself (and frees
+    # that pipeline) before it loads the training models, so the peak window covers both phases.
+    wall_t0 = time.time()
     stamps = [time.perf_counter()]
     result = train_identity_lora(
         [str(p) for p in photos],
@@ -136,6 +127,9 @@ def time_training(
         device=str(device),
         callback=lambda step, loss: stamps.append(time.perf_counter()),
     )
+    made = [p.stat().st_mtime for p in folder.iterdir() if p.is_file()] if config.prior_preservation and fresh else []
+    class_s = max(0.0, max(made) - wall_t0) if made else 0.0
+    class_image_s = _per_file_interval(folder, wall_t0 - 0.01) if made else 0.0
     end = time.perf_counter()
     step_times = [b - a for a, b in itertools.pairwise(stamps[1:])]
     card = result.card
@@ -151,11 +145,12 @@ def time_training(
         "class_images_s": round(class_s, 3),
         "class_image_s": round(class_image_s, 4),
         "train_call_s": round(end - stamps[0], 3),
-        "setup_and_first_step_s": round(stamps[1] - stamps[0], 3),
+        "setup_and_first_step_s": round(max(stamps[1] - stamps[0] - class_s, 0.0), 3),
         "step_s": round(statistics.median(step_times), 4) if step_times else None,
         "export_s": round(end - stamps[-1], 3),
-        "total_s": round(class_s + end - stamps[0], 3),
+        "total_s": round(end - stamps[0], 3),
         "final_loss": card.get("final_loss"),
+        "peak_includes_class_image_phase": bool(made),
         **peak_memory(device),
     }
 
@@ -169,8 +164,11 @@ def training_section(
     count: int,
     steps: int | None,
     class_images: int | None,
+    compare: bool = True,
+    family: str | None = None,
 ) -> dict[str, Any]:
-    """The full-settings run (shortened when asked, then extrapolated) and the no-checkpointing comparison."""
+    """The full-settings run (shortened when asked, then extrapolated), the no-checkpointing comparison (unless
+    ``compare`` is off) and the meta-device VRAM estimate of the published ``family`` architecture."""
     from headshot_lab.train import TrainConfig
 
     defaults = product_defaults()
@@ -208,6 +206,12 @@ def training_section(
                 cli_default_steps=cli_steps,
                 full_run_s_at_cli_default_steps=round(estimate + run["step_s"] * (cli_steps - full_steps), 2),
             )
+        report["peak_vram_gib"] = run.get("peak_vram_gib")
+        report["peak_vram_reserved_gib"] = run.get("peak_vram_reserved_gib")
+        if family is not None:
+            report["vram_estimate"] = run_guarded(f"VRAM estimate ({family})", lambda: _estimate(family, defaults))
+        if not compare:
+            return report
         compare_steps = max(3, min(steps, COMPARE_STEPS))
         off = run_guarded(
             f"training {base.name} without gradient checkpointing",
@@ -227,3 +231,13 @@ def training_section(
     finally:
         shutil.rmtree(out, ignore_errors=True)
     return report
+
+
+def _estimate(family: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """:func:`headshot_lab.testing.contracts.training_vram_estimate` of the published architecture (meta device)."""
+    from headshot_lab.testing.contracts import training_vram_estimate
+
+    estimate = training_vram_estimate(
+        family, rank=int(defaults["rank"]), prior_preservation=bool(defaults["prior_preservation"])
+    )
+    return {"architecture": f"published {family}", **estimate.to_dict()}

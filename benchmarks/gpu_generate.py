@@ -17,15 +17,21 @@ then one command per run, ``carry=[".whl", ".photos"]``, each::
     export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PIP_NO_INDEX=1 &&
     python3 benchmarks/gpu_generate.py ARGS
 
-with ARGS, in priority order (the first two hold every goal; estimated 6–8 minutes each on an H100)::
+with ARGS the prepared issue-14 run — every goal, both families, one command, ends within 10 minutes (sections
+that would start after 540 s are recorded as ``skipped``; SDXL runs first)::
 
-    --only generate,offload,batch --families sdxl --configs bf16,few_step_bf16 --control-kind canny \\
-        --photos .photos --out $OUT/gpu-sdxl-goals.json
-    --only train --families sd15,sdxl --train-steps 150 --train-class-images 10 --photos .photos \\
-        --out $OUT/gpu-train.json
-    --only generate,offload,batch --families sd15 --control-kind canny --photos .photos --out $OUT/gpu-sd15.json
-    --only generate --families sdxl --out $OUT/gpu-sdxl-switches.json --configs \\
+    --preset issue14 --photos .photos --out $OUT/gpu-issue14.json
+
+(``timeout_s=600``). It runs, per family: fp16 baseline, bf16 and the 4-step LCM path at 30 steps (2 timed
+calls each); peak memory without and with model CPU offload; the 40-headshot batch with identity LoRA +
+ControlNet (canny) + filter and rank; and one LoRA training call with prior preservation (4 class images drawn
+*inside* the call, so its peak includes the class-image phase; 30 steps, extrapolated to the app's 800 steps and
+100 class images). Longer, optional runs::
+
+    --only generate --families sdxl --out $OUT/gpu-sdxl-switches.json --configs \
         batch4,fp32,eager_attention,vae_slicing_batch4,vae_tiling,compile,few_step,few_step_batch4
+    --only train --families sd15,sdxl --train-steps 150 --train-class-images 10 --photos .photos \
+        --out $OUT/gpu-train.json
 
 ``canny`` because mediapipe (the ``face`` map) is not on that machine; the dlib face models (126 MB) are
 too large to carry, so there the ``profile`` stage of the batch records ``model_unavailable`` and the
@@ -42,7 +48,8 @@ No weights are downloaded: the published architectures are built with random wei
 * ``batch`` (:mod:`_gpu_batch`) — 40 headshots with identity LoRA + ControlNet, then filter and rank,
   per stage and in total (goal ≤ 90 s);
 * ``train`` (:mod:`_gpu_train`) — identity LoRA on 15 photos with the product's defaults, full run or
-  extrapolated from ``--train-steps`` (goals: SD1.5 ≤ 4 min, SDXL ≤ 8 min).
+  extrapolated from ``--train-steps`` (goals: SD1.5 ≤ 4 min, SDXL ≤ 8 min), its peak GPU memory including the
+  class-image phase (goal, SDXL: ≤ 16 GB = 14.9 GiB reserved) beside the meta-device estimate.
 
 A configuration that fails (CUDA out of memory included: recorded with headshot-lab's own message) is a
 row with ``status: "error"``; the run goes on. Ratios are against the baseline of the same run. The
@@ -51,7 +58,8 @@ JSON (via ``_common.write_result``: machine, GPU, CUDA, driver and library versi
 
 Usage::
 
-    python benchmarks/gpu_generate.py                    # needs CUDA; benchmarks/results/gpu_generate.json
+    python benchmarks/gpu_generate.py --preset issue14   # needs CUDA; every goal within 10 minutes
+    python benchmarks/gpu_generate.py                    # needs CUDA; every config, full training (long)
     python benchmarks/gpu_generate.py --tiny --steps 2 --repeats 1 --batch-images 4 --train-steps 2 \\
         --train-class-images 2 --train-photos 3          # CPU dry run of every section and config
     python benchmarks/gpu_generate.py --tiny --families sd15 --configs bf16,few_step_bf16 --steps 2 \\
@@ -78,7 +86,7 @@ from _gpu_device import device_info, run_guarded
 from _gpu_goals import evaluate
 from _gpu_models import FULL_SD15, FULL_SDXL, build_base, build_lora
 from _gpu_photos import PersonPhotos, person_photos
-from _gpu_speed import CONFIGS, generation_section, offload_section
+from _gpu_speed import CONFIGS, OFFLOAD_CONFIGS, generation_section, offload_section
 from _gpu_train import product_defaults, training_section
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -102,10 +110,45 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+#: ``--preset NAME`` puts these arguments first (later arguments override them).
+PRESETS: dict[str, list[str]] = {
+    # Issue 14: every goal in one command that ends within 10 minutes on one GPU (SDXL first, then SD1.5; a
+    # section that would start after --deadline-s is recorded as skipped).
+    "issue14": [
+        "--families", "sdxl,sd15",
+        "--configs", "bf16,few_step_bf16",
+        "--offload-configs", "no_offload,offload_model",
+        "--steps", "30", "--few-steps", "4", "--repeats", "2",
+        "--batch-images", "40", "--batch-size", "4", "--control-kind", "canny",
+        "--train-steps", "30", "--train-class-images", "4", "--no-train-compare",
+        "--deadline-s", "540",
+    ],
+}  # fmt: skip
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    import sys as _sys
+
     from headshot_lab.control import CONTROL_KINDS
 
+    given = list(_sys.argv[1:] if argv is None else argv)
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--preset", choices=sorted(PRESETS), default=None)
+    known, _rest = first.parse_known_args(given)
+    if known.preset:
+        given = [*PRESETS[known.preset], *given]
+    argv = given
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a prepared set of arguments")
+    parser.add_argument(
+        "--deadline-s", type=float, default=None, help="skip sections that would start after this many seconds"
+    )
+    parser.add_argument(
+        "--offload-configs", default=",".join(OFFLOAD_CONFIGS), help="offload configs (no_offload always runs)"
+    )
+    parser.add_argument(
+        "--no-train-compare", dest="train_compare", action="store_false", help="skip the no-checkpointing run"
+    )
     parser.add_argument("--tiny", "--dry-run", dest="tiny", action="store_true", help="tiny models on the CPU")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of sections: {', '.join(SECTIONS)}")
     parser.add_argument("--families", default="sd15,sdxl")
@@ -144,9 +187,23 @@ def bench_family(
     device: Any,
     workdir: Path,
     photos: PersonPhotos | None,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Build one family and run the chosen sections on it."""
+    """Build one family and run the chosen sections on it; a section that would start after ``deadline``
+    (a ``time.perf_counter()`` value) is recorded as skipped instead."""
     started = time.perf_counter()
+
+    def skipped(section: str) -> Any:
+        if deadline is None or time.perf_counter() < deadline:
+            return None
+        row = {"status": "skipped", "reason": f"time budget (--deadline-s) spent before the {section} section"}
+        return [{"config": "skipped", **row}] if section in {"generate", "offload"} else row
+
+    if deadline is not None and time.perf_counter() >= deadline:  # not even the build: every section skipped
+        report_late: dict[str, Any] = {"build": {"status": "skipped"}}
+        for section in sections:
+            _late(report_late, section, skipped)
+        return report_late
     built = run_guarded(f"building {family}", lambda: {"base": build_base(family, spec, workdir, device)})
     report: dict[str, Any] = {"build": {k: v for k, v in built.items() if k != "base"}}
     report["build"]["build_s"] = round(time.perf_counter() - started, 1)
@@ -154,7 +211,7 @@ def bench_family(
         return report
     base: Path = built["base"]
     mode = "tiny" if args.tiny else "full"
-    if "generate" in sections:
+    if "generate" in sections and not _late(report, "generate", skipped):
         built_lora = run_guarded(
             f"building the few-step LoRA ({family})",
             lambda: {"path": build_lora(base, workdir / f"{family}-few-step-lora", rank=FEW_STEP_LORA_RANK[mode])},
@@ -170,9 +227,11 @@ def bench_family(
             few_steps=args.few_steps,
             repeats=args.repeats,
         )
-    if "offload" in sections:
-        report["offload"] = offload_section(base, device, steps=args.steps, repeats=args.repeats)
-    if "batch" in sections and photos is not None:
+    if "offload" in sections and not _late(report, "offload", skipped):
+        report["offload"] = offload_section(
+            base, device, steps=args.steps, repeats=args.repeats, configs=_names(args.offload_configs)
+        )
+    if "batch" in sections and photos is not None and not _late(report, "batch", skipped):
         batch = run_guarded(
             f"the {args.batch_images}-headshot batch ({family})",
             lambda: bench_batch(
@@ -194,7 +253,7 @@ def bench_family(
             round(per_image / reference, 3) if per_image and reference and baseline.get("steps") == args.steps else None
         )
         report["batch"] = batch
-    if "train" in sections and photos is not None:
+    if "train" in sections and photos is not None and not _late(report, "train", skipped):
         report["training"] = training_section(
             base,
             device,
@@ -203,9 +262,19 @@ def bench_family(
             count=args.train_photos,
             steps=args.train_steps,
             class_images=args.train_class_images,
+            compare=args.train_compare,
+            family=family,
         )
     report["total_s"] = round(time.perf_counter() - started, 1)
     return report
+
+
+def _late(report: dict[str, Any], section: str, skipped: Any) -> bool:
+    """Record ``section`` as skipped (and say so) when the time budget is spent."""
+    late = skipped(section)
+    if late is not None:
+        report[SECTIONS[section]] = late
+    return late is not None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,10 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         [s for s in sections if s not in SECTIONS]
         + [f for f in families if f not in specs]
         + [c for c in configs if c not in CONFIGS]
+        + [c for c in _names(args.offload_configs) if c not in OFFLOAD_CONFIGS]
     )
     if unknown or not sections or not families:
         print(f"gpu_generate: unknown (or no) section/family/config: {', '.join(unknown) or '-'}", file=sys.stderr)
         return 2
+    started = time.perf_counter()
     own_workdir = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="headshot-bench-")) if own_workdir else Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -240,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)  # tiny models run faster on one thread (no thread start-up per tiny op)
     try:
         photos = person_photos(args.photos, workdir) if {"batch", "train"} & set(sections) else None
+        deadline = None if args.deadline_s is None else started + args.deadline_s
         report_families = {
-            family: bench_family(family, specs[family], args, sections, device, workdir, photos) for family in families
+            family: bench_family(family, specs[family], args, sections, device, workdir, photos, deadline)
+            for family in families
         }
     finally:
         torch.set_num_threads(threads)
@@ -256,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         "photos": photos.to_dict(len(photos.distinct)) if photos else None,
         "families": report_families,
         "goals": evaluate(report_families, comparable=device.type == "cuda" and not args.tiny),
+        "wall_s": round(time.perf_counter() - started, 1),
     }
     folder, name = _output(args.out, args.tiny)
     path = write_result(name, payload, folder)

@@ -2,6 +2,7 @@
 
     python -m eval --config eval/configs/offline.yaml --output-path outputs/audit \\
         [--limit N] [--seed S] [--generator SPEC ...] [--dataset SPEC] [--num-proc N] [--shard I/N]
+        [--engine local|ray] [--address auto|ray://HOST:10001] [--workers N] [--num-gpus G] [--ship-code]
     python -m eval merge DIR1 DIR2 ... --output-path DIR
     python -m eval power DIR [--seeds 200] [--fraction 0.8]   # more resampling seeds on a finished run
     python -m eval calibrate --config offline --output-path DIR [--seeds K] [--sizes 4,8,16,50] [--from RUN]
@@ -17,6 +18,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def build_run_parser(prog: str = "python -m eval") -> argparse.ArgumentParser:
@@ -47,6 +49,25 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="images per worker batch")
     parser.add_argument("--shard", default=None, help="I/N: run shard I of N (people stay within one shard)")
     parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local processes (default) or a Ray actor pool (Ray Data); both write the same results.json",
+    )
+    parser.add_argument(
+        "--address", default=None, help="Ray cluster: auto (after `ray start --head`) or ray://HOST:10001"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="analysers: Ray actors (--engine ray) or processes (local)"
+    )
+    parser.add_argument("--num-gpus", dest="num_gpus", type=float, default=None, help="GPUs per Ray analyser")
+    parser.add_argument(
+        "--ship-code",
+        dest="ship_code",
+        action="store_true",
+        help="send headshot_lab/ and eval/ to the cluster's workers (Ray py_modules) when they lack this checkout",
+    )
+    parser.add_argument(
         "--power-seeds", dest="power_seeds", type=int, default=None, help="resampling seeds for power (0 = off)"
     )
     parser.add_argument("--no-plots", dest="plots", action="store_false", default=None, help="skip the PNG plots")
@@ -71,14 +92,45 @@ def run_from_args(args: argparse.Namespace) -> int:
     }
     if args.dataset is not None:
         overrides["dataset_options"] = {} if args.dataset != "offline" else None
+    engine_kind = getattr(args, "engine", "local") or "local"
+    workers = getattr(args, "workers", None)
+    if engine_kind == "local" and workers is not None and overrides["num_proc"] is None:
+        overrides["num_proc"] = workers
     config = load_config(args.config, **overrides)
     if args.power_seeds is not None:
         config.power = {**(config.power or {}), "seeds": int(args.power_seeds)}
-    results = run_eval(config, args.output_path, progress=not args.quiet)
+    results = run_eval(config, args.output_path, progress=not args.quiet, engine=engine_from_args(args, config))
     print(f"wrote {args.output_path}/results.json, samples.jsonl, report.md ({results.get('seconds')} s)")
     for run in results["runs"]:
         print(f"  {run['generator']:<22} n={run['n']:<5} flags: {', '.join(run['flags']) or 'none'}")
     return 0
+
+
+def engine_from_args(args: argparse.Namespace, config: Any) -> Any:
+    """The :class:`headshot_lab.engine.EngineSpec` of ``--engine/--address/--workers/--num-gpus`` (None: local)."""
+    from headshot_lab.engine import EngineSpec
+    from headshot_lab.errors import HeadshotLabError
+
+    if (getattr(args, "engine", "local") or "local") != "ray":
+        for flag in ("address", "num_gpus"):
+            if getattr(args, flag, None) is not None:
+                raise HeadshotLabError(
+                    f"--{flag.replace('_', '-')} needs --engine ray.", fix="Add --engine ray.", code="bad_option"
+                )
+        return None
+    runtime_env = None
+    if getattr(args, "ship_code", False):
+        import eval as suite
+        import headshot_lab
+
+        runtime_env = {"py_modules": [os.path.dirname(headshot_lab.__file__), os.path.dirname(suite.__file__)]}
+    return EngineSpec(
+        kind="ray",
+        workers=int(args.workers or max(1, config.num_proc)),
+        address=args.address,
+        num_gpus=float(args.num_gpus or 0.0),
+        runtime_env=runtime_env,
+    )
 
 
 def merge_from_args(argv: Sequence[str]) -> int:

@@ -12,8 +12,9 @@ spec                        what it is
 ``imagefolder:PATH``        image files under ``PATH`` (recursive), with an optional
                             ``metadata.csv`` (``file_name``, ``identity``, ``group`` and any other
                             label columns).
+``nlphuji/utk_faces``       UTKFace from its files (a script dataset: :class:`UTKFaceDataset`).
 ``hf:ID`` or ``ID``         a Hugging Face Hub dataset (``HuggingFaceM4/FairFace``,
-                            ``nlphuji/utk_faces``, ``logasja/lfw``, ``flwrlabs/celeba`` …),
+                            ``logasja/lfw``, ``flwrlabs/celeba`` …),
                             read with ``datasets.load_dataset(ID, streaming=True)``; images are
                             decoded by :func:`headshot_lab.io.load_photo` (so broken images are
                             counted, not fatal).
@@ -28,6 +29,7 @@ decoding.
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import os
@@ -128,8 +130,14 @@ class AuditDataset:
     def _load(self, sample_id: str, identity: str | None, record: Any) -> Sample:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def iterate(self, *, shard: tuple[int, int] | None = None, limit: int | None = None) -> Iterator[Sample]:
-        """The samples of shard ``(i, n)`` (all when ``None``), at most ``limit`` of them."""
+    def entries(
+        self, *, shard: tuple[int, int] | None = None, limit: int | None = None
+    ) -> Iterator[tuple[str, str | None, Any]]:
+        """The undecoded ``(id, identity, record)`` of shard ``(i, n)`` (all when ``None``), at most ``limit``.
+
+        :meth:`load` turns one into a :class:`Sample`; :meth:`iterate` is the two together. A distributed run
+        sends the entries to its workers and decodes there (with :meth:`worker_view`).
+        """
         count = 0
         for sample_id, identity, record in self._candidates():
             if limit is not None and count >= limit:
@@ -137,7 +145,20 @@ class AuditDataset:
             if shard is not None and shard_of(identity or f"id:{sample_id}", shard[1]) != shard[0]:
                 continue
             count += 1
-            yield self._load(sample_id, identity, record)
+            yield sample_id, identity, record
+
+    def load(self, entry: tuple[str, str | None, Any]) -> Sample:
+        """Decode one entry of :meth:`entries` (a broken image gives a :class:`Sample` with ``error``)."""
+        return self._load(*entry)
+
+    def worker_view(self) -> AuditDataset:
+        """A light, picklable copy that can :meth:`load` entries in another process (no stream, no cache)."""
+        return self
+
+    def iterate(self, *, shard: tuple[int, int] | None = None, limit: int | None = None) -> Iterator[Sample]:
+        """The samples of shard ``(i, n)`` (all when ``None``), at most ``limit`` of them."""
+        for entry in self.entries(shard=shard, limit=limit):
+            yield self.load(entry)
 
     def __iter__(self) -> Iterator[Sample]:
         return self.iterate()
@@ -317,6 +338,11 @@ class HubDataset(AuditDataset):
         except (ConnectionError, OSError) as exc:
             raise DatasetUnavailableError(f"Streaming {self.dataset_id!r} failed ({exc}).") from None
 
+    def worker_view(self) -> AuditDataset:
+        view = copy.copy(self)
+        view._stream = None  # the rows travel with the entries; labels need only the names
+        return view
+
     def _load(self, sample_id: str, identity: str | None, record: Any) -> Sample:
         labels = {c: self._label(c, record[c]) for c in self.label_columns if c in record and record[c] is not None}
         image = record.get(self.image_column)
@@ -335,6 +361,97 @@ class HubDataset(AuditDataset):
         except HeadshotLabError as exc:
             return _error_sample(sample_id, identity, labels, exc)
         return Sample(id=sample_id, image=pixels, identity=identity, labels=labels, meta={"dataset": self.dataset_id})
+
+
+# --------------------------------------------------------------------------------------------
+# UTKFace (a script dataset on the Hub: its files, not `datasets.load_dataset`)
+# --------------------------------------------------------------------------------------------
+
+UTK_REPO = "nlphuji/utk_faces"
+UTK_METADATA = "utk_dataset_metadata.csv"
+UTK_ARCHIVE = "utk_faces_images.zip"
+UTK_IMAGE_FOLDER = "utk_faces_images"
+
+
+class UTKFaceDataset(ImageFolderDataset):
+    """``nlphuji/utk_faces`` from its published files, as an image folder.
+
+    The repo holds a loading script (``utk_faces.py``), which ``datasets`` ≥ 4 refuses to run, beside the data it
+    reads: ``utk_dataset_metadata.csv`` (``image_name``, ``age`` and the other labels) and ``utk_faces_images.zip``
+    (``utk_faces_images/<image_name>.chip.jpg``). Both are fetched with ``huggingface_hub.hf_hub_download``
+    (cached; ``HF_HUB_OFFLINE=1`` uses the cache only), the archive is extracted once (member paths checked),
+    and a ``metadata.csv`` in the image-folder layout (``file_name`` + every label column) is written next to it.
+    UTKFace names no person, so each photo is its own identity.
+    """
+
+    def __init__(
+        self,
+        repo: str = UTK_REPO,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        label_columns: Sequence[str] = (),
+        split: str | None = None,
+    ) -> None:
+        folder = self._fetch(repo, revision, cache_dir)
+        super().__init__(folder)
+        self.spec = f"hf:{repo}"
+        self.description = f"{repo} (UTKFace: its metadata CSV and image archive) from the Hugging Face Hub"
+        present = set(next(iter(self.metadata.values()), {}))
+        missing = [c for c in label_columns if c not in present]
+        notes = [f"columns not in {repo}: {', '.join(missing)} (ignored)"] if missing else []
+        if split not in (None, "train", "test"):
+            notes.append(f"{repo} has one split; split={split!r} ignored")
+        if notes:
+            self.notes = tuple(notes)
+
+    @staticmethod
+    def _fetch(repo: str, revision: str | None, cache_dir: str | Path | None) -> Path:
+        import zipfile
+
+        try:
+            from huggingface_hub import hf_hub_download
+
+            kwargs: dict[str, Any] = {"repo_type": "dataset", "revision": revision, "local_files_only": _offline_mode()}
+            metadata = Path(hf_hub_download(repo, UTK_METADATA, **kwargs))
+            archive = Path(hf_hub_download(repo, UTK_ARCHIVE, **kwargs))
+        except Exception as exc:  # offline and not cached, no network, a missing file …
+            reason = "the Hub is switched off (HF_HUB_OFFLINE=1) and it is not cached" if _offline_mode() else exc
+            raise DatasetUnavailableError(f"The dataset {repo!r} cannot be reached ({reason}).") from None
+        root = Path(cache_dir) if cache_dir else archive.parent / "headshot-lab-imagefolder"
+        done = root / ".complete"
+        stamp = f"{archive.stat().st_size}:{archive.stat().st_mtime_ns}"
+        if not (done.is_file() and done.read_text(encoding="utf-8") == stamp):
+            root.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(archive) as zipped:
+                for item in zipped.infolist():
+                    relative = Path(item.filename)
+                    if item.is_dir() or relative.is_absolute() or ".." in relative.parts:
+                        continue
+                    if relative.parts and relative.parts[0] == UTK_IMAGE_FOLDER:
+                        relative = Path(*relative.parts[1:])
+                    target = root / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with zipped.open(item) as source, target.open("wb") as sink:
+                        sink.write(source.read())
+            _write_utk_metadata(metadata, root)
+            done.write_text(stamp, encoding="utf-8")
+        return root
+
+
+def _write_utk_metadata(source: Path, root: Path) -> None:
+    """UTKFace's CSV (``image_name`` …) → the image folder's ``metadata.csv`` (``file_name`` = the ``.chip.jpg``)."""
+    with source.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = [c for c in (rows[0] if rows else {}) if c and c not in {"image_name", "Unnamed: 0", ""}]
+    with (root / "metadata.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file_name", *columns], extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            name = str(row.get("image_name") or "").strip()
+            if name:
+                file_name = name if name.lower().endswith(tuple(IMAGE_SUFFIXES)) else f"{name}.chip.jpg"
+                writer.writerow({"file_name": file_name, **{c: row.get(c, "") for c in columns}})
 
 
 # --------------------------------------------------------------------------------------------
@@ -530,6 +647,11 @@ class OfflineDataset(AuditDataset):
         for sample in self.build():
             yield sample.id, sample.identity, sample
 
+    def worker_view(self) -> AuditDataset:
+        view = copy.copy(self)
+        view._built = None  # each entry carries its sample
+        return view
+
     def _load(self, sample_id: str, identity: str | None, record: Any) -> Sample:
         return record
 
@@ -551,6 +673,10 @@ def open_dataset(spec: str, options: Mapping[str, Any] | None = None) -> AuditDa
         return OfflineDataset(**options)
     if spec.startswith("imagefolder:"):
         return ImageFolderDataset(spec.split(":", 1)[1])
+    if spec.removeprefix("hf:") == UTK_REPO:
+        if options.get("revision") == "refs/convert/parquet":  # older configs: no parquet mirror is needed
+            options.pop("revision")
+        return UTKFaceDataset(UTK_REPO, **options)
     if spec.startswith("hf:"):
         return HubDataset(spec[3:], **options)
     if "/" in spec and not Path(spec).exists():

@@ -620,7 +620,10 @@ class PipelineGenerator:
     * ``lora`` — the identity LoRA: one path, or ``{identity: path}`` (sources of people without one are
       skipped and counted); ``None`` = the base model (or FaceID) alone;
     * ``style``, ``steps``, ``guidance_scale``, ``width``, ``height``, ``device``, ``lora_scale``;
-    * ``out_dir`` — where the images and the generator's ``manifest.jsonl`` go (default: a temporary folder).
+    * ``out_dir`` — where the images and the generator's ``manifest.jsonl`` go (default: a temporary folder);
+    * ``detail_face`` (+ ``detail_strength``) — the face-detail pass (:mod:`headshot_lab.detail`), and
+      ``hires_fix`` (+ ``hires_scale``, ``hires_strength``) — the hires fix (:mod:`headshot_lab.hires`), so the
+      suite audits what the realism layer does to skin tone and identity.
 
     The seed of each image is drawn from ``context.rng(sample_id)``, so a rerun makes the same images.
     The source photo is passed as the identity's ``selfie`` (FaceID embedding / ControlNet map when those
@@ -670,8 +673,26 @@ class PipelineGenerator:
             guidance_scale=self.options.get("guidance_scale"),
             width=self.options.get("width"),
             height=self.options.get("height"),
+            **self._passes(),
         )
         return load_rgb(result.images[0], min_side=0)
+
+    def _passes(self) -> dict[str, Any]:
+        """``detail=`` / ``hires=`` for the generator from the ``detail_face`` / ``hires_fix`` options."""
+        passes: dict[str, Any] = {}
+        if self.options.get("detail_face"):
+            from headshot_lab.detail import DetailOptions
+
+            passes["detail"] = DetailOptions(strength=self.options.get("detail_strength"))
+            passes["detail"].validate()
+        if self.options.get("hires_fix"):
+            from headshot_lab.hires import HiresOptions
+
+            passes["hires"] = HiresOptions(
+                scale=float(self.options.get("hires_scale", 2.0)), strength=self.options.get("hires_strength")
+            )
+            passes["hires"].validate()
+        return passes
 
 
 @register_generator("pipeline")
@@ -679,7 +700,8 @@ def _pipeline(arg: str | None = None, **options: Any) -> Generator:
     settings = dict(options)
     if arg:
         settings["base"] = arg
-    axes = {k: settings[k] for k in ("steps", "style", "selfies", "lora_scale") if settings.get(k) is not None}
+    keys = ("steps", "style", "selfies", "lora_scale", "detail_face", "detail_strength", "hires_fix", "hires_scale")
+    axes = {k: settings[k] for k in keys if settings.get(k) is not None}
     return PipelineGenerator(options=settings, axes=axes)
 
 

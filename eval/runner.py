@@ -25,12 +25,13 @@ counted and listed (``skipped`` in results.json, and the report).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import platform
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from headshot_lab.atomic import atomic_write
 from headshot_lab.audit.margins import is_log_scale
 from headshot_lab.audit.measure import AUDIT_BACKEND, AuditAnalysis, analyse_image, encoder_name
 from headshot_lab.audit.results import AuditResults, AuditRun, write_results
+from headshot_lab.engine import EngineSpec
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 
 #: Per-sample metric fields aggregated into ``results.json`` (name → statistic).
@@ -271,7 +273,7 @@ def _build_state(
 
 def _init_worker(*args: Any) -> None:
     global _STATE
-    _STATE = _build_state(*args)
+    _STATE = Analyser(args).state
 
 
 def _process_batch(batch: list[Sample]) -> list[SampleResult]:
@@ -402,6 +404,36 @@ def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
         yield batch
 
 
+class Analyser:
+    """One analysis worker: its state (generators, donors, detector) is built once, then reused for every batch.
+
+    The same object runs in this process (``num_proc <= 1``), in each spawned process (``num_proc > 1``) and
+    in each Ray actor (``--engine ray``): every path measures a sample with :func:`_process_sample`.
+    """
+
+    def __init__(self, init_args: Sequence[Any]) -> None:
+        self.state = _build_state(*init_args)
+
+    def analyse_batch(self, batch: Sequence[Sample]) -> list[SampleResult]:
+        return [_process_sample(sample, self.state) for sample in batch]
+
+
+def _init_args(config: EvalConfig, donors: list[Donor]) -> tuple[Any, ...]:
+    """The arguments of :func:`_build_state` for this config (what every worker is built from)."""
+    detector = (config.detectability or {}).get("detector")
+    detector_options = (
+        {"id": detector, "label": (config.detectability or {}).get("detector_label")} if detector else None
+    )
+    return (
+        config.generators,
+        config.generator_options,
+        config.seed,
+        donors,
+        bool((config.detectability or {}).get("embedding", False)),
+        detector_options,
+    )
+
+
 def analyse(
     samples: Iterator[Sample],
     config: EvalConfig,
@@ -413,25 +445,15 @@ def analyse(
     """Analyse every source and its outputs, ``config.num_proc`` processes, ``config.batch_size`` per batch."""
     from tqdm.auto import tqdm
 
-    detector = (config.detectability or {}).get("detector")
-    detector_options = (
-        {"id": detector, "label": (config.detectability or {}).get("detector_label")} if detector else None
-    )
-    init_args = (
-        config.generators,
-        config.generator_options,
-        config.seed,
-        donors,
-        bool((config.detectability or {}).get("embedding", False)),
-        detector_options,
-    )
+    init_args = _init_args(config, donors)
     results: list[SampleResult] = []
     bar = tqdm(total=total, desc=f"audit {config.name}", unit="img", disable=not progress)
     if config.num_proc <= 1:
         global _STATE
-        _STATE = _build_state(*init_args)
+        analyser = Analyser(init_args)
+        _STATE = analyser.state
         for batch in _batches(samples, config.batch_size):
-            results.extend(_process_batch(batch))
+            results.extend(analyser.analyse_batch(batch))
             bar.update(len(batch))
     else:
         import multiprocessing
@@ -454,6 +476,117 @@ def analyse(
                 bar.update(len(done))
     bar.close()
     return results
+
+
+class RayAnalyser:
+    """The callable class of Ray Data's ``map_batches``: one per actor, an :class:`Analyser` built once.
+
+    A batch is ``{"index": int64[k], "entry": bytes[k]}`` (pickled dataset entries, decoded here with the
+    dataset's :meth:`~eval.datasets.AuditDataset.worker_view`); the answer is ``{"index", "result"}`` with
+    each result a pickled ``("ok", SampleResult)`` or ``("fatal", error)`` for an error that must stop the
+    run (a missing model), which the driver raises as it is.
+    """
+
+    def __init__(self, init_args: Sequence[Any], dataset: AuditDataset) -> None:
+        self.analyser: Analyser | None = None
+        self.failure: HeadshotLabError | None = None
+        try:
+            self.analyser = Analyser(init_args)
+        except HeadshotLabError as exc:  # a missing model: every batch answers it, the driver raises it
+            self.failure = exc
+        self.dataset = dataset
+
+    def __call__(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        import pickle
+
+        results = []
+        for blob in batch["entry"]:
+            try:
+                if self.failure is not None or self.analyser is None:
+                    raise self.failure or HeadshotLabError("The analyser was not built.", code="no_worker")
+                sample = self.dataset.load(pickle.loads(blob))
+                payload: tuple[str, Any] = ("ok", _process_sample(sample, self.analyser.state))
+            except HeadshotLabError as exc:  # only fatal errors get here (ModelUnavailableError …)
+                payload = ("fatal", exc)
+            results.append(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        answer = np.empty(len(results), dtype=object)
+        answer[:] = results
+        return {"index": np.asarray(batch["index"], dtype=np.int64), "result": answer}
+
+
+#: Dataset entries handed to Ray Data at a time: the driver holds at most this many undecoded entries (a Hub
+#: row carries its image bytes), so a 100k-image stream stays flat; each window builds its actor pool anew.
+RAY_WINDOW = 4096
+
+
+def _windows(entries: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(entries)
+    while window := list(itertools.islice(iterator, size)):
+        yield window
+
+
+def analyse_on_ray(
+    dataset: AuditDataset,
+    entries: Iterable[tuple[str, str | None, Any]],
+    config: EvalConfig,
+    donors: list[Donor],
+    engine: EngineSpec,
+    *,
+    total: int | None = None,
+    progress: bool = True,
+    window: int | None = None,
+) -> list[SampleResult]:
+    """:func:`analyse` with Ray Data: ``from_items`` over the entries, ``map_batches`` on an actor pool.
+
+    ``engine.workers`` :class:`RayAnalyser` actors (``ActorPoolStrategy(size=workers)``), ``engine.num_gpus``
+    GPUs and one CPU each, ``config.batch_size`` samples per batch, ``window`` (default :data:`RAY_WINDOW`)
+    entries per Ray dataset. Images
+    are decoded in the actors. The results come back in the order of ``entries`` (sorted by their index), so
+    the records are the local path's.
+    """
+    import pickle
+
+    from tqdm.auto import tqdm
+
+    from headshot_lab.engine import ray_session
+
+    found: dict[int, SampleResult] = {}
+    bar = tqdm(total=total, desc=f"audit {config.name} (ray)", unit="img", disable=not progress)
+    with ray_session(engine):
+        import logging
+
+        import ray.data
+
+        # Ray Data configures its own loggers on import: its notices (plan, "finished in", "progress bars
+        # disabled") stay in the session's log files; warnings about the run itself still show
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        constructor = {"init_args": _init_args(config, donors), "dataset": dataset.worker_view()}
+        offset = 0
+        for part in _windows(entries, window or RAY_WINDOW):
+            rows = [{"index": offset + i, "entry": pickle.dumps(entry)} for i, entry in enumerate(part)]
+            offset += len(part)
+            blocks = max(1, -(-len(rows) // config.batch_size))  # one batch per block: every actor gets work
+            analysed = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+                RayAnalyser,
+                batch_size=config.batch_size,
+                batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=min(engine.workers, blocks)),
+                fn_constructor_kwargs=constructor,
+                num_cpus=1,
+                num_gpus=engine.num_gpus or None,
+            )
+            for row in analysed.iter_rows():
+                kind, value = pickle.loads(row["result"])
+                if kind == "fatal":
+                    raise value
+                found[int(row["index"])] = value
+                bar.update(1)
+    bar.close()
+    return [found[i] for i in sorted(found)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -927,8 +1060,22 @@ def write_outputs(directory: Path, results: Mapping[str, Any], *, plots: bool = 
 # --------------------------------------------------------------------------------------------
 
 
-def run_eval(config: EvalConfig, output_path: str | Path, *, progress: bool = True) -> dict[str, Any]:
-    """Run the audit described by ``config`` and write everything into ``output_path``."""
+#: ``results.json`` keys that say where and how fast a run ran, not what it measured (they differ between
+#: engines and machines; everything else is the same for the same config and data).
+RUN_ENVIRONMENT_KEYS: tuple[str, ...] = ("seconds", "python", "engine")
+#: The same inside each run: ``runs[].extra.seconds_per_image``; and each record's ``seconds``.
+RUN_TIMING_FIELDS: tuple[str, ...] = ("seconds_per_image",)
+
+
+def run_eval(
+    config: EvalConfig, output_path: str | Path, *, progress: bool = True, engine: EngineSpec | None = None
+) -> dict[str, Any]:
+    """Run the audit described by ``config`` and write everything into ``output_path``.
+
+    ``engine``: ``None`` or ``kind="local"`` analyses on ``config.num_proc`` processes (:func:`analyse`);
+    ``kind="ray"`` on a Ray actor pool (:func:`analyse_on_ray`). Either way the records, the aggregates
+    (on the union of the samples) and ``results.json`` are the same; only :data:`RUN_ENVIRONMENT_KEYS` differ.
+    """
     started = time.perf_counter()
     directory = Path(output_path)
     shard = parse_shard(config.shard)
@@ -938,8 +1085,14 @@ def run_eval(config: EvalConfig, output_path: str | Path, *, progress: bool = Tr
         donors = build_donors(dataset, shard=shard, count=config.donor_pool)
     total = None
     if hasattr(dataset, "build"):
-        total = sum(1 for _ in dataset.iterate(shard=shard, limit=config.limit))
-    results = analyse(dataset.iterate(shard=shard, limit=config.limit), config, donors, total=total, progress=progress)
+        total = sum(1 for _ in dataset.entries(shard=shard, limit=config.limit))
+    if engine is not None and engine.kind == "ray":
+        entries = dataset.entries(shard=shard, limit=config.limit)
+        results = analyse_on_ray(dataset, entries, config, donors, engine, total=total, progress=progress)
+    else:
+        results = analyse(
+            dataset.iterate(shard=shard, limit=config.limit), config, donors, total=total, progress=progress
+        )
     records, features, skipped = build_records(results, config)
     write_samples(directory, records, skipped, features)
     payload = aggregate(
@@ -954,5 +1107,6 @@ def run_eval(config: EvalConfig, output_path: str | Path, *, progress: bool = Tr
     payload["shard"] = config.shard
     payload["seconds"] = round(time.perf_counter() - started, 1)
     payload["python"] = sys.version.split()[0]
+    payload["engine"] = (engine or EngineSpec(workers=max(1, config.num_proc))).describe()
     write_outputs(directory, payload, plots=config.plots)
     return payload

@@ -11,7 +11,10 @@ variable                         meaning                                      de
 ``HEADSHOT_LAB_FACE_BACKEND``    default face backend                         ``dlib``
 ``HEADSHOT_LAB_INSIGHTFACE_DIR`` folder with an insightface model pack        unset
 ``HEADSHOT_LAB_BASE_MODEL``      diffusers base model (Hub id or local path)  unset
-``HEADSHOT_LAB_DEVICE``          ``cpu``, ``cuda``, ``mps`` or ``auto``        ``auto``
+``HEADSHOT_LAB_DEVICE``          ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``  ``auto``
+``HEADSHOT_LAB_FACEID_WEIGHTS``  IP-Adapter-FaceID weights (Hub id or folder)  ``h94/IP-Adapter-FaceID``
+``HEADSHOT_LAB_FACEID_WEIGHT_NAME`` the weights file in that repo/folder       the family's default
+``HEADSHOT_LAB_FEW_STEP_LORA``   LCM-LoRA of the quick preview (id/path)      the family's LCM-LoRA
 ===============================  ===========================================  =====================
 """
 
@@ -52,6 +55,9 @@ class Settings:
     insightface_dir: Path | None = None
     base_model: str | None = None
     device: str = "auto"
+    faceid_weights: str | None = None
+    faceid_weight_name: str | None = None
+    few_step_lora: str | None = None
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -71,6 +77,9 @@ def get_settings() -> Settings:
         insightface_dir=Path(insightface_dir).expanduser() if insightface_dir else None,
         base_model=_env("BASE_MODEL"),
         device=_env("DEVICE", defaults.device),
+        faceid_weights=_env("FACEID_WEIGHTS"),
+        faceid_weight_name=_env("FACEID_WEIGHT_NAME"),
+        few_step_lora=_env("FEW_STEP_LORA"),
     )
 
 

@@ -13,7 +13,8 @@ kind        detector                                    weights
 ``canny``   ``CannyDetector`` (edges)                   none — works offline
 ==========  ==========================================  ===============================================
 
-Matching ControlNets: ``CrucibleAI/ControlNetMediaPipeFace`` (face, SD1.5),
+Matching ControlNets: ``CrucibleAI/ControlNetMediaPipeFace`` (face; SD1.5 in its ``diffusion_sd15`` subfolder,
+picked by the base's family — the repo root holds the SD2.1 one),
 ``lllyasviel/control_v11p_sd15_openpose`` (pose), ``lllyasviel/control_v11f1p_sd15_depth`` (depth),
 ``thibaud/controlnet-openpose-sdxl-1.0`` / ``diffusers/controlnet-depth-sdxl-1.0`` (SDXL).
 
@@ -45,6 +46,63 @@ DEFAULT_CONTROLNETS = {
     "depth": "lllyasviel/control_v11f1p_sd15_depth",
     "canny": "lllyasviel/control_v11p_sd15_canny",
 }
+
+
+#: Repositories that keep one family's ControlNet in a subfolder: ``(repo, family) → subfolder``. The model card
+#: of ``CrucibleAI/ControlNetMediaPipeFace`` loads the SD2.1 ControlNet from the repo root and the SD1.5 one with
+#: ``ControlNetModel.from_pretrained("CrucibleAI/ControlNetMediaPipeFace", subfolder="diffusion_sd15")``.
+CONTROLNET_SUBFOLDERS: dict[tuple[str, str], str] = {("CrucibleAI/ControlNetMediaPipeFace", "sd15"): "diffusion_sd15"}
+#: Files controlnet-aux's ``OpenposeDetector.from_pretrained`` loads eagerly (body, hand and face models).
+OPENPOSE_FILES = ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth")
+MIDAS_FILE = "dpt_hybrid-midas-501f0c75.pt"
+
+
+class ControlNetMismatchError(HeadshotLabError):
+    """The ControlNet was made for another base-model family than the base it is paired with."""
+
+    code = "controlnet_family_mismatch"
+
+
+def controlnet_subfolder(model: str | os.PathLike[str], family: str | None) -> str | None:
+    """The subfolder that holds ``family``'s ControlNet in ``model`` (:data:`CONTROLNET_SUBFOLDERS`), else ``None``."""
+    if family is None:
+        return None
+    return CONTROLNET_SUBFOLDERS.get((str(model), family))
+
+
+def check_controlnet_fits(
+    controlnet_config: dict[str, Any] | Any,
+    unet_config: dict[str, Any] | Any,
+    *,
+    controlnet: str = "the ControlNet",
+    base: str = "the base model",
+) -> None:
+    """Raise :class:`ControlNetMismatchError` unless the ControlNet's wiring matches the base UNet's.
+
+    A ControlNet adds its residuals to the UNet's down/mid blocks and reads the same text embeddings, so it fits
+    only when ``cross_attention_dim`` (768 SD1.5, 1024 SD2.x, 2048 SDXL), ``block_out_channels`` and
+    ``addition_embed_type`` (``text_time`` for SDXL) agree. diffusers checks none of these: a mismatch fails
+    only mid-generation with a matmul shape error.
+    """
+
+    def get(config: Any, key: str) -> Any:
+        value = config.get(key) if isinstance(config, dict) else getattr(config, key, None)
+        return list(value) if isinstance(value, list | tuple) else value
+
+    problems = [
+        f"{key} {get(controlnet_config, key)} vs {get(unet_config, key)}"
+        for key in ("cross_attention_dim", "block_out_channels", "addition_embed_type")
+        if get(controlnet_config, key) != get(unet_config, key)
+    ]
+    if problems:
+        raise ControlNetMismatchError(
+            f"{controlnet} does not fit {base}: it was made for another kind of base model ({'; '.join(problems)}).",
+            fix=(
+                "Use a ControlNet made for this base-model family (SD1.5: lllyasviel/control_v11p_sd15_* or "
+                "CrucibleAI/ControlNetMediaPipeFace, subfolder diffusion_sd15; SDXL: e.g. "
+                "diffusers/controlnet-canny-sdxl-1.0), or a base of the ControlNet's family."
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -106,10 +164,14 @@ def _hub_detector(kind: str, annotators: str) -> Any:
             f"The {kind} detector needs weights from {annotators}, which could not be loaded ({type(exc).__name__}).",
             fix=(
                 f"Connect to the Hub once (unset HF_HUB_OFFLINE) so {annotators} is cached, or pass a local folder "
-                "holding body_pose_model.pth / dpt_hybrid-midas-501f0c75.pt; or use --control-kind face or canny, "
-                "which work offline."
+                f"holding {_detector_files(kind)}; or use --control-kind face or canny, which work offline."
             ),
         ) from None
+
+
+def _detector_files(kind: str) -> str:
+    """The weight files the ``kind`` detector needs, in words (OpenPose loads all three of its models)."""
+    return " + ".join(OPENPOSE_FILES) if kind == "pose" else MIDAS_FILE
 
 
 def detect_map(image: np.ndarray, kind: str, *, annotators: str = DEFAULT_ANNOTATORS) -> np.ndarray:
@@ -175,24 +237,60 @@ def conditioning_image(
     return Conditioning(kind=kind, image=resized.convert("RGB"))
 
 
-def load_controlnet(model: str | os.PathLike[str], *, dtype: Any = None) -> Any:
-    """``ControlNetModel.from_pretrained(model)`` with one clear error when it cannot be reached."""
-    from diffusers import ControlNetModel
-
+def _controlnet_kwargs(source: str, family: str | None, subfolder: str | None) -> dict[str, Any]:
     from headshot_lab.models import offline
 
-    source = str(model)
     kwargs: dict[str, Any] = {"local_files_only": offline() or os.path.isdir(source)}
+    chosen = subfolder if subfolder is not None else controlnet_subfolder(source, family)
+    if chosen:
+        kwargs["subfolder"] = chosen
+    return kwargs
+
+
+def controlnet_config(
+    model: str | os.PathLike[str], *, family: str | None = None, subfolder: str | None = None
+) -> dict[str, Any]:
+    """The ControlNet's ``config.json`` (no weights), from the family's subfolder where the repo has one."""
+    from diffusers import ControlNetModel
+
+    source = str(model)
+    try:
+        return dict(ControlNetModel.load_config(source, **_controlnet_kwargs(source, family, subfolder)))
+    except (OSError, ValueError) as exc:
+        raise _controlnet_unavailable(source, exc) from None
+
+
+def load_controlnet(
+    model: str | os.PathLike[str],
+    *,
+    dtype: Any = None,
+    family: str | None = None,
+    subfolder: str | None = None,
+) -> Any:
+    """``ControlNetModel.from_pretrained(model)`` with one clear error when it cannot be reached.
+
+    ``family`` (the base's) picks the subfolder of a repo that holds several families' ControlNets
+    (:data:`CONTROLNET_SUBFOLDERS`: ``CrucibleAI/ControlNetMediaPipeFace`` keeps SD1.5 in ``diffusion_sd15``,
+    SD2.1 at the root); ``subfolder`` overrides it.
+    """
+    from diffusers import ControlNetModel
+
+    source = str(model)
+    kwargs = _controlnet_kwargs(source, family, subfolder)
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:
         return ControlNetModel.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
-        raise ModelUnavailableError(
-            f"The ControlNet {source} could not be loaded ({type(exc).__name__}).",
-            fix=(
-                "Pass a Hub id you can download (e.g. "
-                f"{DEFAULT_CONTROLNETS['face']} for SD1.5 face landmarks) or a local diffusers ControlNet folder; "
-                "with HF_HUB_OFFLINE=1 it must already be in the Hub cache."
-            ),
-        ) from None
+        raise _controlnet_unavailable(source, exc) from None
+
+
+def _controlnet_unavailable(source: str, exc: BaseException) -> ModelUnavailableError:
+    return ModelUnavailableError(
+        f"The ControlNet {source} could not be loaded ({type(exc).__name__}).",
+        fix=(
+            "Pass a Hub id you can download (e.g. "
+            f"{DEFAULT_CONTROLNETS['face']} for SD1.5 face landmarks) or a local diffusers ControlNet folder; "
+            "with HF_HUB_OFFLINE=1 it must already be in the Hub cache."
+        ),
+    )

@@ -90,6 +90,8 @@ class CropSpec:
         max_shift: how far the frame may slide (fraction of its size) to stay inside the photo.
         max_zoom: how much closer than asked the frame may zoom to stay inside the photo.
         min_side: below this many source pixels across the crop, a warning is added.
+        dpi: print density written into the file (JPEG JFIF density, PNG ``pHYs``, WebP EXIF); a crop with a
+            ``dpi`` is a print crop and gets the real-detail check (:func:`print_detail`).
     """
 
     name: str
@@ -101,6 +103,14 @@ class CropSpec:
     max_shift: float = 0.06
     max_zoom: float = 1.25
     min_side: int = 400
+    dpi: int | None = None
+
+    @property
+    def inches(self) -> tuple[float, float] | None:
+        """The print size in inches (``size / dpi``) of a print crop, else ``None``."""
+        if self.dpi is None or self.size is None:
+            return None
+        return self.size[0] / self.dpi, self.size[1] / self.dpi
 
     def __post_init__(self) -> None:
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 16):
@@ -109,6 +119,8 @@ class CropSpec:
             raise ValueError("face_height must be in (0, 1.5); eye_line and center_x in [0, 1]")
         if self.max_shift < 0 or self.max_zoom < 1:
             raise ValueError("max_shift must be ≥ 0 and max_zoom ≥ 1")
+        if self.dpi is not None and not 72 <= self.dpi <= 1200:
+            raise ValueError(f"dpi must be in 72…1200, got {self.dpi}")
 
 
 CROPS: dict[str, CropSpec] = {
@@ -122,6 +134,8 @@ CROPS: dict[str, CropSpec] = {
     "banner": CropSpec("banner", (1584, 396), eye_line=0.42, face_height=0.42, center_x=0.72, max_zoom=1.0, min_side=0),
     # Hi-res original: the whole image, native resolution, re-encoded with disclosure.
     "hires": CropSpec("hires", None),
+    # Print: 4×5 in at 300 dpi (1200×1500), framed like the bio crop; DPI in the file; real-detail check.
+    "print": CropSpec("print", (1200, 1500), eye_line=0.36, face_height=0.32, min_side=0, dpi=300),
 }
 #: The crop names, in order: the one list (``headshot-lab export --formats``, the app's crop boxes).
 CROP_NAMES = tuple(CROPS)
@@ -149,6 +163,33 @@ def circle_format(fmt: str) -> str:
     """The file format of a transparent circle crop asked for in ``fmt``: ``fmt`` when it has an alpha
     channel (PNG, WebP), else ``PNG`` (a JPEG circle would silently be a square)."""
     return fmt if fmt in {"PNG", "WEBP"} else "PNG"
+
+
+#: The note on a print crop asked for as WebP: the format cannot say its dpi.
+WEBP_NO_DPI = (
+    "WebP files cannot store a print size, so a print shop may not know this is meant for {dpi} dpi: "
+    "export the print as JPEG or PNG."
+)
+PRINT_DPI = 300
+PRINT_INCHES = (4.0, 5.0)
+
+
+def print_crop(width_in: float = PRINT_INCHES[0], height_in: float = PRINT_INCHES[1], dpi: int = PRINT_DPI) -> CropSpec:
+    """A print crop of ``width_in × height_in`` inches at ``dpi``: ``round(inches · dpi)`` pixels a side.
+
+    The default is :data:`CROPS` ``["print"]`` (4×5 in, 300 dpi → 1200×1500 px); any other size keeps its framing
+    (eye line, face size) and is named ``print`` too, so the file is ``<stem>_print.<ext>``.
+
+    Raises:
+        ExportError: a size under 0.5 in or over 40 in, or a dpi outside 72…1200.
+    """
+    if not (0.5 <= width_in <= 40 and 0.5 <= height_in <= 40) or not 72 <= dpi <= 1200:
+        raise ExportError(
+            f"A print of {width_in:g}×{height_in:g} in at {dpi} dpi is not offered.",
+            fix="Use 0.5–40 in a side and 72–1200 dpi (e.g. 4×5 in at 300 dpi).",
+            code="bad_print_size",
+        )
+    return replace(CROPS["print"], size=(round(width_in * dpi), round(height_in * dpi)), dpi=int(dpi))
 
 
 def get_crop(crop: str | CropSpec) -> CropSpec:
@@ -323,6 +364,132 @@ def plan_crop(image_shape: Sequence[int], crop: str | CropSpec, face: Face | Fac
     )
 
 
+# -- print: is there enough real detail? ---------------------------------------------------------
+
+#: A print is "short" when its photographed detail is below this share of the pixels it needs (2 % slack, so a
+#: rounding pixel never warns).
+PRINT_SLACK = 0.98
+
+
+@dataclass(frozen=True)
+class PrintDetail:
+    """How much real detail stands behind a print crop (see :func:`print_detail`).
+
+    Attributes:
+        needed: output pixels along the long (height) side: ``inches · dpi``.
+        pixels: source pixels behind the crop's height that lie inside the photo (extended backdrop excluded).
+        photographed: ``pixels / (L · M)``: what the camera (or the generator) recorded, with ``L`` the product of
+            earlier Lanczos enlargements and ``M`` that of super-resolution models (from the file's history).
+        model_made: ``pixels / L``: photographed detail plus what a super-resolution model added.
+        model_gain: ``M`` (1 = no model upscale).
+        short_by: ``needed / photographed`` (> 1: too little real detail).
+    """
+
+    needed: int
+    pixels: float
+    photographed: float
+    model_made: float
+    model_gain: float
+    short_by: float
+    inches: tuple[float, float]
+    dpi: int
+    methods: tuple[str, ...] = ()
+
+    @property
+    def short(self) -> bool:
+        """Too little photographed detail and no model upscale making up for it."""
+        return self.model_made < PRINT_SLACK * self.needed
+
+    @property
+    def model_detail(self) -> bool:
+        """Enough pixels only because a super-resolution model made some of them."""
+        return not self.short and self.photographed < PRINT_SLACK * self.needed
+
+    def largest_sharp_print(self) -> tuple[float, float]:
+        """The largest print (inches) this crop's photographed detail fills at ``dpi``: ``inches / short_by``."""
+        scale = min(1.0, 1.0 / self.short_by) if self.short_by > 0 else 1.0
+        return self.inches[0] * scale, self.inches[1] * scale
+
+    def notes(self) -> list[str]:
+        """Plain sentences for a person (empty when the detail is enough); the last one is for the operator."""
+        size = f"{self.inches[0]:g}×{self.inches[1]:g} in at {self.dpi} dpi"
+        made = ""
+        if self.model_gain > 1:
+            made = (
+                f" ({round(self.model_made)} px counting what a super-resolution model added: "
+                f"{self.model_gain:g}× by {', '.join(self.methods)}; that detail was made, not photographed)"
+            )
+        if self.short:
+            width, height = self.largest_sharp_print()
+            factor = next((f for f in (2, 4) if f * self.photographed >= PRINT_SLACK * self.needed), None)
+            advice = (
+                f"Enlarge it {factor}× with a super-resolution model first, or print it smaller"
+                if factor
+                else "Even a 4× enlargement would not be enough: print it smaller"
+            )
+            return [
+                f"Too little detail for a sharp print at {size}: the photo has {round(self.photographed)} px of real "
+                f"detail behind this crop{made}; the print needs {self.needed} px: {self.short_by:.1f}× short. "
+                f"{advice} (up to {width:.1f}×{height:.1f} in is sharp).",
+                "For the operator: `headshot-lab upscale PHOTO --factor "
+                f"{factor or 4} --model CHECKPOINT` (a Real-ESRGAN/SwinIR/HAT file), then export the result.",
+            ]
+        if self.model_detail:
+            return [
+                f"Enough pixels for a print at {size}, but only {round(self.photographed)} of the {self.needed} px "
+                f"are real detail: the rest was made by a super-resolution model ({', '.join(self.methods)}, "
+                f"{self.model_gain:g}×). Look at the face at full size before printing."
+            ]
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "needed_px": self.needed,
+            "photographed_px": round(self.photographed, 1),
+            "with_model_px": round(self.model_made, 1),
+            "model_gain": self.model_gain,
+            "short_by": round(self.short_by, 3),
+            "short": self.short,
+            "model_detail": self.model_detail,
+            "inches": list(self.inches),
+            "dpi": self.dpi,
+        }
+
+
+def print_detail(
+    plan: CropPlan, image_shape: Sequence[int], spec: CropSpec, history: str | None = None
+) -> PrintDetail | None:
+    """The real-detail check of a print crop (``None`` for a crop without ``dpi``).
+
+    ``pixels`` = the crop rectangle's height clipped to the photo; ``photographed = pixels / (L · M)`` and
+    ``model_made = pixels / L``, where ``L`` and ``M`` multiply the factors of the Lanczos and model upscales in
+    ``history`` (the file's ``photoshop:History``, :func:`headshot_lab.upscale.parse_history`): interpolation adds
+    pixels but no detail, a model adds detail it made up. ``short_by = needed / photographed``.
+    """
+    from headshot_lab.upscale import parse_history
+
+    if spec.dpi is None or spec.size is None:
+        return None
+    height = float(image_shape[0])
+    inside = max(0.0, min(plan.rect[3], height) - max(plan.rect[1], 0.0))
+    steps = parse_history(history)
+    lanczos_gain = math.prod(step.factor for step in steps if not step.by_model)
+    model_gain = math.prod(step.factor for step in steps if step.by_model)
+    needed = int(spec.size[1])
+    photographed = inside / (lanczos_gain * model_gain)
+    return PrintDetail(
+        needed=needed,
+        pixels=inside,
+        photographed=photographed,
+        model_made=inside / lanczos_gain,
+        model_gain=float(model_gain),
+        short_by=needed / photographed if photographed > 0 else math.inf,
+        inches=spec.inches or (0.0, 0.0),
+        dpi=int(spec.dpi),
+        methods=tuple(dict.fromkeys(step.method for step in steps if step.by_model)),
+    )
+
+
 # -- rendering -----------------------------------------------------------------------------------
 
 
@@ -494,6 +661,8 @@ class ExportedImage:
     source: str = ""
     notes: tuple[str, ...] = ()
     fallback: bool = False  # no face found: a centred crop was used
+    dpi: int | None = None  # print crops: the density written into the file
+    print_detail: PrintDetail | None = None  # print crops: the real-detail check
 
     @classmethod
     def from_plan(
@@ -543,6 +712,8 @@ class ExportedImage:
             "center_x": None if self.center_x is None else round(self.center_x, 3),
             "digital_source_type": self.digital_source_type,
             "notes": list(self.notes),
+            **({} if self.dpi is None else {"dpi": self.dpi}),
+            **({} if self.print_detail is None else {"print_detail": self.print_detail.to_dict()}),
         }
 
 
@@ -601,6 +772,8 @@ def export_headshots(
     quality: int = 95,
     zip_name: str | None = None,
     c2pa: C2PACredentials | bool | None = None,
+    history: str | None = None,
+    refuse_short_print: bool = False,
 ) -> ExportResult:
     """Write the requested crops of one image, each with disclosure XMP (and C2PA when configured).
 
@@ -616,6 +789,13 @@ def export_headshots(
         transparent_circle: the circle crop gets a transparent outside (PNG/WebP as asked; PNG instead of JPEG,
             with a note: :func:`circle_format`).
         zip_name: also write ``out_dir/zip_name`` holding every file written.
+        history: the source's upscale history (``photoshop:History``); read from the file when ``source`` is a
+            path. It is carried into every output (so a later print check still knows) and used by the print check.
+        refuse_short_print: a print crop with too little real detail (:func:`print_detail`) raises
+            :class:`ExportError` (``print_detail_short``) instead of being written with a warning.
+
+    Every file is tagged sRGB (an embedded ICC profile, :func:`headshot_lab.io.srgb_icc_profile`); print crops
+    also carry their dpi.
 
     Returns:
         :class:`ExportResult` (paths, per-file placement facts and notes, the zip).
@@ -625,6 +805,10 @@ def export_headshots(
     specs = [get_crop(c) for c in crops]
     if not specs:
         raise ExportError("No crops were requested.", fix=f"Choose from: {', '.join(CROP_NAMES)}.", code="no_crops")
+    if history is None and isinstance(source, str | Path):
+        from headshot_lab.provenance import read_history
+
+        history = read_history(source)
     source = load_photo(source, min_side=0) if isinstance(source, str | Path) else source
     label = source.digital_source_type if isinstance(source, Photo) else None  # an input's label never weakens
     pixels, default_stem = _load(source)
@@ -653,14 +837,24 @@ def export_headshots(
         notes = list(plan.notes)
         if file_format != fmt:
             notes.append(CIRCLE_AS_PNG.format(format=fmt))
+        detail = print_detail(plan, pixels.shape, spec, history)
+        if detail is not None:
+            notes = [n for n in notes if not n.startswith("The photo is smaller than the target")] + detail.notes()
+            if refuse_short_print and detail.short:
+                raise ExportError(detail.notes()[0], fix=detail.notes()[1], code="print_detail_short")
+            if file_format == "WEBP":
+                notes.append(WEBP_NO_DPI.format(dpi=spec.dpi))
         rendered = render_crop(pixels, plan, transparent_circle=alpha)
         path = out / f"{stem}_{spec.name}{EXTENSIONS[file_format]}"
-        save_with_provenance(rendered, path, kind, format=file_format, quality=quality, c2pa=c2pa, source_type=label)
-        result.images.append(
-            ExportedImage.from_plan(
-                plan, rendered, path, crop=spec.name, format=file_format, kind=kind, source=stem, notes=notes
-            )
+        dpi = None if spec.dpi is None else (spec.dpi, spec.dpi)
+        save_with_provenance(
+            rendered, path, kind, format=file_format, quality=quality, c2pa=c2pa, source_type=label,
+            history=history, dpi=dpi,
+        )  # fmt: skip
+        image = ExportedImage.from_plan(
+            plan, rendered, path, crop=spec.name, format=file_format, kind=kind, source=stem, notes=notes
         )
+        result.images.append(replace(image, dpi=spec.dpi, print_detail=detail))
     if zip_name:
         result.zip_path = zip_exports(result.paths, out / zip_name)
     return result
@@ -965,6 +1159,7 @@ __all__ = [
     "ExportedImage",
     "FaceGeometry",
     "PortraitMeasure",
+    "PrintDetail",
     "StyleGuide",
     "TeamConsistency",
     "TeamExport",
@@ -980,6 +1175,8 @@ __all__ = [
     "get_crop",
     "measure_portrait",
     "plan_crop",
+    "print_crop",
+    "print_detail",
     "render_crop",
     "replace_backdrop",
     "team_consistency",

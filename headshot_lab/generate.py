@@ -41,6 +41,7 @@ from headshot_lab.atomic import append_line, atomic_write
 from headshot_lab.errors import FaceNotFoundError, HeadshotLabError, ModelUnavailableError
 from headshot_lab.records import config_record
 from headshot_lab.styles import Style, load_style
+from headshot_lab.upscale import UpscaleOptions
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ SIZE_MULTIPLE = 8  # diffusers' Stable Diffusion pipelines need width and height
 #: IP-Adapter-FaceID weights per family in ``h94/IP-Adapter-FaceID``.
 FACEID_WEIGHTS = {"sd15": "ip-adapter-faceid_sd15.bin", "sdxl": "ip-adapter-faceid_sdxl.bin"}
 FACEID_REPO = "h94/IP-Adapter-FaceID"
+#: FaceID variants that need the CLIP ViT-H image encoder and ``clip_embeds`` (refused: :func:`check_faceid_weights`).
+FACEID_PLUS_MARKERS = ("plus",)
+#: LoRA rank every adapter is padded to when ``compile`` is on (``enable_lora_hotswap``): LCM-LoRAs are rank 64.
+HOTSWAP_TARGET_RANK = 64
 #: Published LCM-LoRAs for the few-step path.
 LCM_LORAS = {"sd15": "latent-consistency/lcm-lora-sdv1-5", "sdxl": "latent-consistency/lcm-lora-sdxl"}
 
@@ -181,6 +186,7 @@ class ControlOptions:
     image: Any = None
     scale: float = 0.8
     annotators: str = "lllyasviel/Annotators"
+    subfolder: str | None = None  # None: the base family's (CrucibleAI/ControlNetMediaPipeFace: diffusion_sd15)
 
 
 @dataclass
@@ -269,12 +275,19 @@ class HeadshotGenerator:
         started = time.perf_counter()
         device = choose_device(self.device_name)
         dtype = choose_dtype(device, self.speed.precision)
+        if self.faceid is not None:
+            check_faceid_weights(self.faceid, self.base.family)  # before any weights load
         controlnet = None
         if self.control is not None:
             from headshot_lab.control import load_controlnet
 
-            controlnet = load_controlnet(self.control.model, dtype=dtype)
+            self.check_controlnet()  # configs only: a family mismatch is said before any weights load
+            controlnet = load_controlnet(
+                self.control.model, dtype=dtype, family=self.base.family, subfolder=self.control.subfolder
+            )
         pipe, _ = load_pipeline(self.base, dtype=dtype, controlnet=controlnet)
+        if self.speed.compile:  # before the first LoRA: later identities hot-swap in without a recompile
+            pipe.enable_lora_hotswap(target_rank=HOTSWAP_TARGET_RANK)
         if self.speed.attention == "eager":
             from diffusers.models.attention_processor import AttnProcessor
 
@@ -302,25 +315,48 @@ class HeadshotGenerator:
                 pipe.enable_sequential_cpu_offload(device=device)
             else:
                 pipe.to(device)
-        if self.speed.compile:
-            pipe.unet.compile(mode="reduce-overhead" if device.type == "cuda" else "default")
+        self._compile_pending = self.speed.compile  # compiled once the identity LoRA is attached
         self.pipe = pipe
         self.device = device
         self.dtype = dtype
         self.load_seconds = time.perf_counter() - started
         return pipe
 
+    def check_controlnet(self) -> None:
+        """Compare the ControlNet's config with the base UNet's (:func:`~headshot_lab.control.check_controlnet_fits`)
+        from their ``config.json`` files alone, so a ControlNet of another family is refused before loading."""
+        from diffusers import UNet2DConditionModel
+
+        from headshot_lab.control import check_controlnet_fits, controlnet_config
+        from headshot_lab.models import _from_pretrained
+
+        assert self.control is not None
+        config = controlnet_config(self.control.model, family=self.base.family, subfolder=self.control.subfolder)
+        unet = _from_pretrained(UNet2DConditionModel.load_config, self.base, subfolder="unet")
+        check_controlnet_fits(config, unet, controlnet=f"The ControlNet {self.control.model}", base=self.base.source)
+
+    def _compile_once(self, pipe: Any) -> None:
+        """``torch.compile`` the UNet after the identity LoRA is attached (compiling first and then adding a LoRA
+        changes the graph: a recompile per identity); later identities hot-swap (``hotswap=True``)."""
+        if getattr(self, "_compile_pending", False):
+            pipe.unet.compile(mode="reduce-overhead" if self.device.type == "cuda" else "default")
+            self._compile_pending = False
+            self._compiled = True
+
     def _vae_scale_factor(self) -> int:
         return int(getattr(self.pipe, "vae_scale_factor", 8))
 
-    def _load_lora(self, pipe: Any, source: str | Path, adapter: str, *, what: str) -> None:
-        """``pipe.load_lora_weights`` with clear errors (missing file, wrong family / shape)."""
+    def _load_lora(self, pipe: Any, source: str | Path, adapter: str, *, what: str, hotswap: bool = False) -> None:
+        """``pipe.load_lora_weights`` with clear errors (missing file, wrong family / shape); ``hotswap`` replaces
+        the weights of the loaded adapter ``adapter`` in place (no recompile of a compiled UNet)."""
         from safetensors import SafetensorError
 
         from headshot_lab.models import is_hub_id, offline
 
         path = Path(str(source)).expanduser()
         kwargs: dict[str, Any] = {"adapter_name": adapter}
+        if hotswap:
+            kwargs["hotswap"] = True
         if path.is_file():
             location: str = str(path.parent)
             kwargs["weight_name"] = path.name
@@ -391,8 +427,11 @@ class HeadshotGenerator:
 
         pipe = self.load()
         key = _file_key(identity.lora) if identity.lora else None
+        hotswap = False
         if key != self._identity_key and self._identity_key is not None:
-            pipe.delete_adapters(IDENTITY_ADAPTER)
+            hotswap = key is not None and getattr(self, "_compiled", False)
+            if not hotswap:
+                pipe.delete_adapters(IDENTITY_ADAPTER)
             self._identity_key = self._identity_sha = None
         if identity.lora is not None and self._identity_key is None:
             card = identity.card or {}
@@ -404,7 +443,7 @@ class HeadshotGenerator:
                     fix=f"Generate with --base {card.get('base_model', 'the base it was trained on')}, "
                     "or train a new LoRA on this base.",
                 )
-            self._load_lora(pipe, identity.lora, IDENTITY_ADAPTER, what="identity LoRA")
+            self._load_lora(pipe, identity.lora, IDENTITY_ADAPTER, what="identity LoRA", hotswap=hotswap)
             self._identity_key = key
             self._identity_sha = file_sha256(identity.lora)
         adapters = pipe.get_list_adapters() if hasattr(pipe, "get_list_adapters") else {}
@@ -412,6 +451,7 @@ class HeadshotGenerator:
         if names:
             weights = [float(identity.scale) if name == IDENTITY_ADAPTER else 1.0 for name in names]
             pipe.set_adapters(names, adapter_weights=weights)
+        self._compile_once(pipe)
 
     # -- step 4 ------------------------------------------------------------------------------------
     def prepare_face_embedding(self, identity: Identity) -> np.ndarray | None:
@@ -534,8 +574,19 @@ class HeadshotGenerator:
         guidance_scale: float | None = None,
         width: int | None = None,
         height: int | None = None,
+        detail: Any = None,
+        hires: Any = None,
+        upscaler: Any = None,
+        upscale: UpscaleOptions | None = None,
     ) -> GenerationResult:
-        """Generate ``n`` headshots of ``identity`` in ``style`` into ``out_dir`` (+ ``manifest.jsonl``)."""
+        """Generate ``n`` headshots of ``identity`` in ``style`` into ``out_dir`` (+ ``manifest.jsonl``).
+
+        ``hires`` (:class:`headshot_lab.hires.HiresOptions`) runs the hires fix on each image (``upscaler``: the
+        upscale hook, default Lanczos) and ``detail`` (:class:`headshot_lab.detail.DetailOptions`) the face-detail
+        pass after it (:meth:`post_process`); both are recorded in the manifest and replayed by :func:`regenerate`.
+        ``upscale``: then enlarge each image 2× or 4× before it is written (:class:`headshot_lab.upscale.UpscaleOptions`);
+        the manifest line records how under ``"upscale"`` and :func:`regenerate` repeats it.
+        """
         from tqdm.auto import tqdm
 
         started = time.perf_counter()
@@ -576,6 +627,20 @@ class HeadshotGenerator:
             batch_seconds = time.perf_counter() - t0
             for offset, (picture, flagged) in enumerate(zip(pictures, flags, strict=True)):
                 index = first_index + start + offset
+                picture, passes = self.post_process(
+                    picture,
+                    seed=batch[offset],
+                    prompt=prompt,
+                    negative_prompt=style.negative_prompt,
+                    steps=steps,
+                    guidance_scale=guidance,
+                    face_embedding=face_embedding,
+                    detail=detail,
+                    hires=hires,
+                    upscaler=upscaler,
+                    detail_strength=getattr(style, "detail_strength", None),
+                    references=[identity.selfie] if identity.selfie is not None else None,
+                )
                 record = self._record(
                     index=index,
                     seed=batch[offset],
@@ -596,6 +661,9 @@ class HeadshotGenerator:
                     },
                     nsfw=flagged,
                 )
+                record.update(passes)
+                if upscale is not None:
+                    picture, record["upscale"] = upscale.apply(picture, device=self.device_name)
                 images.append(self.write_outputs(out, record, picture))
                 records.append(record)
                 bar.update(1)
@@ -603,6 +671,73 @@ class HeadshotGenerator:
         return GenerationResult(
             images=images, manifest=manifest, records=records, seconds=time.perf_counter() - started
         )
+
+    def post_process(
+        self,
+        picture: Any,
+        *,
+        seed: int,
+        prompt: str,
+        negative_prompt: str,
+        steps: int,
+        guidance_scale: float,
+        face_embedding: np.ndarray | None = None,
+        detail: Any = None,
+        hires: Any = None,
+        upscaler: Any = None,
+        detail_strength: float | None = None,
+        references: Sequence[Any] | None = None,
+        replay: dict[str, Any] | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """The realism passes after rendering: hires fix (:mod:`headshot_lab.hires`), then the face-detail pass
+        (:mod:`headshot_lab.detail`), both seeded by the image's seed.
+
+        Returns ``(image, {"hires": record or None, "detail": record or None})`` for the manifest line. With
+        ``replay`` (a manifest line) the recorded settings, boxes and crops are used as they are (no detection).
+        """
+        passes: dict[str, Any] = {"hires": None, "detail": None}
+        if hires is not None:
+            from headshot_lab.hires import hires_fix
+
+            result = hires_fix(
+                picture,
+                self,
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                seed=seed,
+                options=hires,
+                steps=steps,
+                guidance_scale=guidance_scale,
+                face_embedding=face_embedding,
+                upscaler=upscaler,
+            )
+            picture, passes["hires"] = result.image, result.record()
+        if detail is not None:
+            from headshot_lab.detail import detail_faces
+
+            recorded = (replay or {}).get("detail") or {}
+            before = picture
+            strength = detail.strength if detail.strength is not None else detail_strength
+            outcome = detail_faces(
+                picture,
+                self,
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                strength=strength,
+                seed=seed,
+                identity=face_embedding,
+                options=detail,
+                steps=steps,
+                guidance_scale=guidance_scale,
+                faces=recorded.get("faces") if replay is not None else None,
+            )
+            picture = outcome.image
+            passes["detail"] = outcome.record()
+            if outcome.faces and replay is None:
+                from headshot_lab.detail import measure_detail
+
+                passes["detail"]["measures"] = measure_detail(before, picture, references=references)
+        return picture, passes
 
     def _save_assets(self, out: Path, face_embedding: np.ndarray | None, control_image: Any) -> dict[str, Any]:
         """Save the FaceID embedding (``.npy``) and the conditioning image (``.png``), named by content hash."""
@@ -714,8 +849,10 @@ class HeadshotGenerator:
         """
         from headshot_lab.control import pixels_sha256
         from headshot_lab.provenance import save_with_provenance
+        from headshot_lab.upscale import entry_history
 
-        path = save_with_provenance(image, out / record["file"], GENERATED_KIND, format="PNG")
+        history = entry_history(record.get("upscale"))  # an upscale is named in the file too (lanczos or the model)
+        path = save_with_provenance(image, out / record["file"], GENERATED_KIND, format="PNG", history=history)
         record["image_sha256"] = pixels_sha256(np.asarray(image))
         try:
             append_line(out / MANIFEST_NAME, json.dumps(record, ensure_ascii=False, sort_keys=True))
@@ -726,6 +863,56 @@ class HeadshotGenerator:
 
 
 # ------------------------------------------------------------------------------------------- helpers
+class FaceIDPlusUnsupportedError(HeadshotLabError):
+    """FaceID-Plus / PlusV2 weights were given: they need a CLIP image encoder this generator does not run."""
+
+    code = "faceid_plus_unsupported"
+
+
+def _weight_keys(path: Path) -> list[str]:
+    """Tensor names of a local IP-Adapter file (``.safetensors``: flat ``image_proj.*``; ``.bin``: nested)."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            return list(handle.keys())
+    import torch
+
+    state = torch.load(path, map_location="meta", weights_only=True, mmap=True)
+    return [f"{group}.{key}" for group, tensors in state.items() for key in tensors]
+
+
+def check_faceid_weights(faceid: FaceIDOptions, family: str) -> None:
+    """Refuse IP-Adapter-FaceID **Plus / PlusV2** weights before anything is loaded.
+
+    Plus mixes the ArcFace embedding with CLIP ViT-H/14 image features of the aligned face crop: diffusers'
+    ``IPAdapterFaceIDPlusImageProjection.forward`` reads ``self.clip_embeds`` (set by the caller from the image
+    encoder's penultimate hidden states; ``shortcut=True`` for v2), which this generator never sets, so it would
+    crash mid-generation. Recognised by the file name (``*plus*``) and, for a local file, by its
+    key layout (``image_proj.perceiver_resampler.*``).
+
+    Raises:
+        FaceIDPlusUnsupportedError: with the plain FaceID weights to use instead.
+    """
+    weight_name = faceid.weight_name or FACEID_WEIGHTS[family]
+    plain = FACEID_WEIGHTS.get(family, FACEID_WEIGHTS["sd15"])
+    error = FaceIDPlusUnsupportedError(
+        f"The IP-Adapter-FaceID weights {weight_name} are a Plus/PlusV2 variant, which needs a CLIP "
+        "image encoder of the face as well; headshot-lab runs the plain FaceID adapter only.",
+        fix=f"Use the plain FaceID weights ({plain} from {FACEID_REPO}), or leave out --faceid-weight-name.",
+    )
+    if any(marker in weight_name.lower() for marker in FACEID_PLUS_MARKERS):
+        raise error
+    local = Path(faceid.weights).expanduser() / faceid.subfolder / weight_name
+    if local.is_file():
+        try:
+            keys = _weight_keys(local)
+        except Exception:  # unreadable: load_ip_adapter says so with its own message
+            return
+        if any("perceiver_resampler" in key for key in keys):
+            raise error
+
+
 @contextmanager
 def _quiet_diffusers() -> Iterator[None]:
     """Silence diffusers' and peft's notes about expected things while loading LoRAs (level ERROR inside)."""
@@ -796,6 +983,9 @@ def generate(
     width: int | None = None,
     height: int | None = None,
     progress: bool = True,
+    detail: Any = None,
+    hires: Any = None,
+    upscaler: Any = None,
 ) -> GenerationResult:
     """Generate ``n`` headshots and a ``manifest.jsonl`` (one-call form of :class:`HeadshotGenerator`).
 
@@ -803,7 +993,18 @@ def generate(
     """
     generator = HeadshotGenerator(base, speed=speed, faceid=faceid, control=control, device=device, progress=progress)
     return generator(
-        identity, style, n, seed, out_dir, steps=steps, guidance_scale=guidance_scale, width=width, height=height
+        identity,
+        style,
+        n,
+        seed,
+        out_dir,
+        steps=steps,
+        guidance_scale=guidance_scale,
+        width=width,
+        height=height,
+        detail=detail,
+        hires=hires,
+        upscaler=upscaler,
     )
 
 
@@ -822,8 +1023,12 @@ def regenerate(
     root: str | Path | None = None,
     device: str | None = None,
     generator: HeadshotGenerator | None = None,
+    upscaler: Any = None,
 ) -> Any:
     """Make the image of one manifest line again and return it (``PIL.Image``).
+
+    A line with ``hires`` / ``detail`` records replays those passes too (``upscaler``: the hook the hires fix
+    used, when it was not the default Lanczos).
 
     Args:
         manifest_line: a line of ``manifest.jsonl`` (text or parsed).
@@ -884,7 +1089,50 @@ def regenerate(
         control_image=control_image,
         face_embedding=face_embedding,
     )
-    return images[int(record["batch_index"])]
+    image = images[int(record["batch_index"])]
+    if record.get("hires") or record.get("detail"):
+        image = _replay_passes(generator, record, image, face_embedding, upscaler)
+    if record.get("upscale"):
+        from headshot_lab.upscale import replay
+
+        image = replay(image, record["upscale"], device=device)
+    return image
+
+
+def _replay_passes(
+    generator: HeadshotGenerator, record: dict[str, Any], image: Any, face_embedding: Any, upscaler: Any
+) -> Any:
+    """The recorded hires fix and face-detail pass of a manifest line, applied to its base image."""
+    from headshot_lab.detail import DetailOptions
+    from headshot_lab.hires import HiresOptions, upscaler_name
+
+    hires = detail = None
+    if record.get("hires"):
+        hires = HiresOptions(
+            **{k: record["hires"]["options"][k] for k in ("scale", "strength", "steps", "guidance_scale")}
+        )
+        if record["hires"].get("upscaler") != upscaler_name(upscaler):
+            raise HeadshotLabError(
+                f"This image's hires fix used the upscaler {record['hires'].get('upscaler')!r}.",
+                fix="Pass the same upscaler to regenerate(upscaler=...).",
+                code="upscaler_mismatch",
+            )
+    if record.get("detail"):
+        detail = DetailOptions(**record["detail"]["options"])
+    picture, _ = generator.post_process(
+        image,
+        seed=int(record["seed"]),
+        prompt=record["prompt"],
+        negative_prompt=record["negative_prompt"],
+        steps=int(record["steps"]),
+        guidance_scale=float(record["guidance_scale"]),
+        face_embedding=face_embedding,
+        detail=detail,
+        hires=hires,
+        upscaler=upscaler,
+        replay=record,
+    )
+    return picture
 
 
 def _asset(folder: Path, name: str) -> Path:

@@ -266,11 +266,33 @@ def pipeline_class(family: str, *, controlnet: bool = False) -> Any:
     return getattr(diffusers, _PIPELINE_CLASSES[(family, controlnet)])
 
 
+#: The Hub's name of the half-precision copy of a model's weights (``unet/diffusion_pytorch_model.fp16.safetensors``).
+HALF_VARIANT = "fp16"
+
+
+def weights_variant(dtype: Any, variant: str | None = "auto") -> str | None:
+    """The ``variant`` to load for ``dtype``: ``"auto"`` → ``"fp16"`` for fp16/bf16 weights (half the download
+    and the disk; bf16 is cast from it), ``None`` for fp32; any other value is used as given."""
+    if variant != "auto":
+        return variant
+    import torch
+
+    return HALF_VARIANT if dtype in (torch.float16, torch.bfloat16) else None
+
+
+def missing_variant(exc: BaseException) -> bool:
+    """Whether diffusers refused a ``variant`` the model does not have ("… `variant=fp16`, but no such modeling
+    files are available")."""
+    text = str(exc)
+    return "variant" in text and ("no such modeling files" in text or "not available" in text or "found" in text)
+
+
 def load_pipeline(
     base: BaseModel | str | None = None,
     *,
     dtype: Any = None,
     controlnet: Any = None,
+    variant: str | None = "auto",
     **kwargs: Any,
 ) -> tuple[Any, BaseModel]:
     """Load the text-to-image pipeline for ``base`` (not moved to a device).
@@ -279,6 +301,8 @@ def load_pipeline(
         base: a :class:`BaseModel`, a Hub id / path, or ``None`` for ``HEADSHOT_LAB_BASE_MODEL``.
         dtype: ``dtype`` for the weights (default fp32).
         controlnet: a loaded ``ControlNetModel`` → the family's ControlNet pipeline.
+        variant: the weights variant (:func:`weights_variant`: ``"auto"`` loads the ``fp16`` files for half
+            precision where the model has them, else the full ones — a base without the variant still loads).
         **kwargs: passed to ``from_pretrained``.
 
     Returns:
@@ -291,8 +315,15 @@ def load_pipeline(
         extra["controlnet"] = controlnet
     if dtype is not None:
         extra["dtype"] = dtype
+    chosen = weights_variant(dtype, variant)
     try:
-        pipe = _from_pretrained(cls.from_pretrained, located, **extra)
+        try:
+            pipe = _from_pretrained(cls.from_pretrained, located, **extra, **({"variant": chosen} if chosen else {}))
+        except _network_errors() as exc:
+            if not (chosen and missing_variant(exc)):
+                raise
+            logger.info("%s has no %s weights; loading the full-precision files", located.source, chosen)
+            pipe = _from_pretrained(cls.from_pretrained, located, **extra)
     except _network_errors() as exc:
         raise unavailable(f"loading failed: {exc}", base=located.source) from None
     pipe.set_progress_bar_config(disable=True)

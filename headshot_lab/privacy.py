@@ -492,3 +492,24 @@ def _count(folder: Path) -> tuple[int, int]:
             with contextlib.suppress(OSError):
                 size += os.lstat(os.path.join(dirpath, name)).st_size
     return files, size
+
+
+def remove_tree(folder: str | os.PathLike[str]) -> tuple[int, int]:
+    """Delete ``folder`` the way a session is deleted: renamed away first (it disappears at once), then removed.
+
+    Returns ``(files, bytes)`` it held, ``(0, 0)`` when there was no such folder (a symlink is unlinked, never
+    followed).
+    """
+    path = Path(folder)
+    if path.is_symlink():
+        path.unlink()
+        return 0, 0
+    if not path.is_dir():
+        return 0, 0
+    tomb = path.parent / f".deleting-{secrets.token_hex(8)}"
+    path.rename(tomb)
+    counts = _count(tomb)
+    shutil.rmtree(tomb, ignore_errors=True)
+    if tomb.exists():  # pragma: no cover - permissions changed under us
+        shutil.rmtree(tomb)
+    return counts

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,7 +94,12 @@ _NS = {
     "dc": "http://purl.org/dc/elements/1.1/",
     "xmp": "http://ns.adobe.com/xap/1.0/",
     "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/",
+    "photoshop": "http://ns.adobe.com/photoshop/1.0/",
 }
+#: headshot-lab's own XMP namespace: extra properties such as the team style guide (``StyleGuide``,
+#: ``StyleGuideVersion``) written by ``properties=`` and read back by :func:`read_properties`.
+HEADSHOT_LAB_NS = "https://github.com/headshot-lab/ns/1.0/"
+_PROPERTY_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
 
 
 class ProvenanceError(HeadshotLabError):
@@ -184,26 +190,38 @@ def build_xmp(
     disclosure: str | None = None,
     created: datetime | None = None,
     source_type: str | None = None,
+    properties: Mapping[str, str] | None = None,
+    history: str | None = None,
 ) -> bytes:
     """The XMP packet (UTF-8 bytes) declaring ``kind`` with a disclosure line and the software agent.
 
+    ``properties``: extra ``{Name: text}`` written in headshot-lab's namespace (:data:`HEADSHOT_LAB_NS`),
+    e.g. ``{"StyleGuide": "company", "StyleGuideVersion": "2026.1"}``; names are ``[A-Z][A-Za-z0-9]*``.
+
     ``source_type``: an input's digital source type; the packet declares the stronger of it and
     ``kind``'s (:func:`strongest_source_type`), with a disclosure saying so when the input's wins.
+    ``history``: what was done to the pixels (e.g. ``upscaled 4× by lanczos from 512×512 px``), written as
+    ``photoshop:History`` and appended to the disclosure line (:func:`read_history` reads it back).
     """
     source = strongest_source_type(digital_source_type(kind), source_type)
     text = disclosure if disclosure is not None else _inherited_disclosure(kind, source) or disclosure_text(kind)
+    if history:
+        text = f"{text} {history[:1].upper()}{history[1:]}."
+    history_attr = f"\n    photoshop:History={quoteattr(history)}" if history else ""
+    history_ns = f'\n    xmlns:photoshop="{_NS["photoshop"]}"' if history else ""
     when = (created or datetime.now(UTC)).isoformat(timespec="seconds")
+    extra = _property_attributes(properties)
     packet = f"""<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <x:xmpmeta xmlns:x="{_NS["x"]}" x:xmptk={quoteattr(SOFTWARE)}>
  <rdf:RDF xmlns:rdf="{_NS["rdf"]}">
   <rdf:Description rdf:about=""
     xmlns:dc="{_NS["dc"]}"
     xmlns:xmp="{_NS["xmp"]}"
-    xmlns:Iptc4xmpExt="{_NS["Iptc4xmpExt"]}"
+    xmlns:Iptc4xmpExt="{_NS["Iptc4xmpExt"]}"{history_ns}{extra}
     Iptc4xmpExt:DigitalSourceType={quoteattr(source)}
     xmp:CreatorTool={quoteattr(SOFTWARE)}
     xmp:CreateDate={quoteattr(when)}
-    xmp:MetadataDate={quoteattr(when)}>
+    xmp:MetadataDate={quoteattr(when)}{history_attr}>
    <dc:description>
     <rdf:Alt>
      <rdf:li xml:lang="x-default">{escape(text)}</rdf:li>
@@ -214,6 +232,46 @@ def build_xmp(
 </x:xmpmeta>
 <?xpacket end="w"?>"""
     return packet.encode("utf-8")
+
+
+def _property_attributes(properties: Mapping[str, str] | None) -> str:
+    """The namespace declaration and one ``headshotlab:Name="text"`` attribute per property ("" for none)."""
+    if not properties:
+        return ""
+    bad = [name for name in properties if not _PROPERTY_NAME.match(str(name))]
+    if bad:
+        raise ProvenanceError(f"XMP property name {bad[0]!r} is not allowed.", fix="Use e.g. StyleGuideVersion.")
+    attributes = "".join(
+        f"\n    headshotlab:{name}={quoteattr(str(value))}" for name, value in sorted(properties.items())
+    )
+    return f'\n    xmlns:headshotlab="{HEADSHOT_LAB_NS}"' + attributes
+
+
+def parse_properties(packet: bytes | str) -> dict[str, str]:
+    """The headshot-lab properties (``properties=`` of :func:`build_xmp`) in an XMP packet; ``{}`` when none."""
+    from defusedxml import ElementTree
+
+    data = packet.encode("utf-8") if isinstance(packet, str) else packet
+    block = _find_xmp_packet(data)
+    if not block:
+        return {}
+    try:
+        root = ElementTree.fromstring(block)
+    except Exception:  # defusedxml raises several types for hostile or broken XML
+        return {}
+    prefix = f"{{{HEADSHOT_LAB_NS}}}"
+    found: dict[str, str] = {}
+    for description in root.iter(f"{{{_NS['rdf']}}}Description"):
+        for key, value in description.attrib.items():
+            if key.startswith(prefix):
+                found.setdefault(key[len(prefix) :], value)
+    return found
+
+
+def read_properties(path: str | Path) -> dict[str, str]:
+    """The headshot-lab XMP properties stored in an image file (e.g. its team style guide and version)."""
+    raw = _raw_xmp(Path(path))
+    return parse_properties(raw) if raw else {}
 
 
 def source_type_xmp(source_type: str) -> bytes:
@@ -264,6 +322,36 @@ def parse_xmp(packet: bytes | str) -> dict[str, str | None]:
     return result
 
 
+def history_of(packet: bytes | str | None) -> str | None:
+    """The ``photoshop:History`` of an XMP packet (what :func:`build_xmp` was given as ``history``), else ``None``."""
+    from defusedxml import ElementTree
+
+    data = packet.encode("utf-8") if isinstance(packet, str) else packet
+    block = _find_xmp_packet(data or b"")
+    if not block:
+        return None
+    try:
+        root = ElementTree.fromstring(block)
+    except Exception:  # defusedxml raises several types for hostile or broken XML
+        return None
+    tag = f"{{{_NS['photoshop']}}}History"
+    for description in root.iter(f"{{{_NS['rdf']}}}Description"):
+        value = description.get(tag)
+        if value is None and (child := description.find(tag)) is not None:
+            value = (child.text or "").strip() or None
+        if value:
+            return str(value)
+    return None
+
+
+def read_history(path: str | Path) -> str | None:
+    """The ``photoshop:History`` headshot-lab wrote into the file at ``path`` (e.g. its upscales), else ``None``."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return history_of(_raw_xmp(path))
+
+
 def image_format(path: str | Path, format: str | None = None) -> str:
     """``"JPEG"``, ``"PNG"`` or ``"WEBP"`` from ``format`` or the file extension."""
     fmt = (
@@ -305,27 +393,37 @@ def encode_with_provenance(
     disclosure: str | None = None,
     quality: int = 95,
     source_type: str | None = None,
+    properties: Mapping[str, str] | None = None,
+    history: str | None = None,
+    dpi: tuple[float, float] | None = None,
 ) -> bytes:
-    """Encode ``image`` as ``format`` with the disclosure XMP and an sRGB profile; return the file bytes (no C2PA)."""
+    """Encode ``image`` as ``format`` with the disclosure XMP and an sRGB profile; return the file bytes (no C2PA).
+
+    ``dpi``: the print density to declare (JPEG JFIF density, PNG ``pHYs``); WebP has no density field of its own
+    (only EXIF, which no output carries), so a WebP file says nothing about dpi.
+    ``history``: see :func:`build_xmp`.
+    """
     from headshot_lab.io import srgb_icc_profile
 
     fmt = image_format("", format)
     pil = _clean_pil(image)
-    xmp = build_xmp(kind, disclosure=disclosure, source_type=source_type)
+    xmp = build_xmp(kind, disclosure=disclosure, source_type=source_type, properties=properties, history=history)
     icc = srgb_icc_profile()
     buffer = io.BytesIO()
+    # WebP has no density field (only EXIF, and outputs carry no EXIF at all): its dpi is not written.
+    density: dict[str, object] = {} if dpi is None or fmt == "WEBP" else {"dpi": (float(dpi[0]), float(dpi[1]))}
     if fmt == "JPEG":
         if pil.mode == "RGBA":  # JPEG has no alpha: flatten on white, as a viewer would
             flat = Image.new("RGB", pil.size, (255, 255, 255))
             flat.paste(pil, mask=pil.getchannel("A"))
             pil = flat
-        pil.save(buffer, "JPEG", quality=quality, optimize=True, xmp=xmp, icc_profile=icc)
+        pil.save(buffer, "JPEG", quality=quality, optimize=True, xmp=xmp, icc_profile=icc, **density)
     elif fmt == "WEBP":
-        pil.save(buffer, "WEBP", quality=quality, method=4, xmp=xmp, icc_profile=icc)
+        pil.save(buffer, "WEBP", quality=quality, method=4, xmp=xmp, icc_profile=icc, **density)
     else:  # Pillow ignores xmp= for PNG: the packet goes into an iTXt chunk
         info = PngInfo()
         info.add_itxt(PNG_XMP_KEY, xmp.decode("utf-8"), zip=False)
-        pil.save(buffer, "PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL, icc_profile=icc)
+        pil.save(buffer, "PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL, icc_profile=icc, **density)
     return buffer.getvalue()
 
 
@@ -339,6 +437,9 @@ def save_with_provenance(
     quality: int = 95,
     c2pa: C2PACredentials | bool | None = None,
     source_type: str | None = None,
+    properties: Mapping[str, str] | None = None,
+    history: str | None = None,
+    dpi: tuple[float, float] | None = None,
 ) -> Path:
     """The one writer for outputs: pixels + disclosure XMP (+ C2PA), atomically (temp file, rename).
 
@@ -354,13 +455,26 @@ def save_with_provenance(
             ``False`` → never sign.
         source_type: the input's digital source type (:attr:`headshot_lab.io.Photo.digital_source_type`);
             the file declares the stronger of it and ``kind``'s, in the XMP and the C2PA manifest.
+        properties: extra headshot-lab XMP properties (:func:`build_xmp`), e.g. the team style guide's version.
+        history: what was done to the pixels (``photoshop:History``, also appended to the disclosure line).
+        dpi: print density written into the file (:func:`encode_with_provenance`).
 
     Returns:
         ``path``.
     """
     path = Path(path)
     fmt = image_format(path, format)
-    data = encode_with_provenance(image, fmt, kind, disclosure=disclosure, quality=quality, source_type=source_type)
+    data = encode_with_provenance(
+        image,
+        fmt,
+        kind,
+        disclosure=disclosure,
+        quality=quality,
+        source_type=source_type,
+        properties=properties,
+        history=history,
+        dpi=dpi,
+    )
     credentials = C2PACredentials.from_env() if c2pa is None or c2pa is True else (c2pa or None)
     if c2pa is True and credentials is None:
         raise ProvenanceError(

@@ -293,6 +293,9 @@ def grabcut_mask(
     trimap[sure_bg] = cv2.GC_BGD
     bgd_model, fgd_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     bgr = np.ascontiguousarray(small[..., ::-1])
+    # GrabCut seeds its colour models with k-means on OpenCV's RNG (per thread, advanced by every call): seeded
+    # here, a person's matte does not depend on who was retouched before in the same process (Ray vs local).
+    cv2.setRNGSeed(0)
     cv2.grabCut(bgr, trimap, None, bgd_model, fgd_model, iterations, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     hard = ((trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)).astype(np.float32)
     return cv2.resize(hard, (width, height), interpolation=cv2.INTER_LINEAR) if scale < 1 else hard
@@ -652,13 +655,18 @@ def _apply_at_full_size(
 
 
 def _reported_delta_ita(source: np.ndarray, output: np.ndarray) -> float | None:
-    """ΔITA of the output against its source, as selection and the audit report it (one record each)."""
-    from headshot_lab.analysis import AnalysisOptions, analyse_photo, judge_finder, skin_delta_ita
+    """ΔITA of the output against its source, as the audit reports a retouch (one record each): as photographed,
+    since the output is on a new backdrop (another scene; light-matching on the swapped backdrop would read its
+    colour as a change of light, ``new_scene`` in :func:`headshot_lab.audit.batch.audit_batch`)."""
+    from headshot_lab.analysis import AnalysisOptions, analyse_photo, judge_finder
+    from headshot_lab.skin import reported_delta_ita
 
     finder, options = judge_finder(), AnalysisOptions(embed=False)
-    return skin_delta_ita(
-        analyse_photo(source, backend=finder, options=options), analyse_photo(output, backend=finder, options=options)
-    )
+    before = analyse_photo(source, backend=finder, options=options)
+    after = analyse_photo(output, backend=finder, options=options)
+    if before.primary is None or after.primary is None or before.primary.tone is None or after.primary.tone is None:
+        return None
+    return reported_delta_ita(before.primary.tone, after.primary.tone, same_scene=False)
 
 
 def _measure(pixels: np.ndarray, skin: np.ndarray) -> SkinTone | None:

@@ -25,6 +25,13 @@ code                 measured as
                      ``θ`` is the eye-line angle from the mesh's iris centres or dlib's eye contours
                      and ``τ = θ_mesh − angle(dlib brow line)`` (the eye line against the brows,
                      which does not depend on head roll); ``τ_ref`` is the selfies' median
+``eyes_asymmetric``  ``max(d_L, d_R) / min(d_L, d_R)`` > ``max_iris_size_ratio``, with ``d`` the vertical
+                     diameter of each iris ring of the mesh (:func:`iris_size_ratio`): two irises of one
+                     person are the same size, a generator's mismatched eyes are not (vertical, because a
+                     turned head foreshortens the horizontal diameters)
+``hairline_blurred`` :func:`hairline_texture_ratio` < ``min_hairline_texture``: the fine texture ``mean |Y − G₁*Y|`` of
+                     the band 0.02–0.30 face heights above the mesh's forehead top over that of the forehead skin
+                     below it (8-bit rounding floor subtracted): a generator's smeared or pasted-smooth hairline
 ``blurry``           :func:`headshot_lab.capture.face_sharpness` < ``min_sharpness`` (the checklist's
                      "soft" limit); a candidate made from one of the selfies (``sources``) is judged
                      against that photo instead: rejected only when it also lost more than
@@ -40,12 +47,30 @@ code                 measured as
 ``analysis_failed``  an unexpected failure while analysing this one image
 ===================  ==============================================================================
 
+Every reason about a part of the face carries a ``region`` (``left, top, right, bottom`` in the image's own
+pixels: the eyes for the eye checks, the hairline band and forehead for ``hairline_blurred``, the face box for the
+others), so the app can show a zoomed crop of what was flagged (:func:`flagged_crop`).
+
 Not shipped, on purpose: ``mouth_artifact`` and ``glasses_mismatch``. Both were tried on the real
 test photos and could not be measured honestly here: no generated image with mouth artefacts
 exists offline to calibrate a lip-region anomaly score against the natural range (teeth showing
 or not already changes lip high-frequency energy), and nose-bridge edge energy did not separate
 drawn-on glasses from bare faces (a bare face scored 6.1 while the same measure on dark frames
 drawn on another face scored 2.7). :mod:`headshot_lab.capture` leaves glasses out for the same reason.
+A teeth-edge irregularity (perimeter of the bright, low-saturation teeth mask inside the mesh's inner lip over
+that of its convex hull) was tried again on 2026-12-02: of the 58 independent faces only 12 show teeth, their
+untouched values span 0.98–1.48, and dark jagged shards planted on the teeth moved it to 0.99–1.65 — the two
+overlap, so no ``teeth_irregular`` check ships. Also tried on 2026-12-02 and dropped (the rule for every limit:
+0.8 × the untouched null's 1st percentile for a low-side measure, or 1.25 × its 99th for a high-side one):
+merged teeth (a horizontal blur, σ = 0.15 × the mouth width, inside the inner lip), measured as mean ``|∂Y/∂x|``
+over mean ``|∂Y/∂y|`` on the teeth mask (the gaps between teeth are vertical edges): untouched 0.28–1.47 on the
+19 faces whose inner lip holds a teeth mask, smeared 0.12–0.67 — the rule's limit (0.22) catches 2 of 17.
+Glasses frames: only 3 of the 58 wear glasses (``tracking_0``, ``clm_walter``, ``grace_hopper``), and their
+frame-rim edge strength (max Sobel magnitude / face contrast along ellipses 0.6–1.1 eye widths around each eye,
+mean of 24 sectors) is no higher than that of bare faces (0.05–0.17 vs. a median of 0.08 for all 58), so
+presence cannot be detected; its left/right ratio is 1.21 (median), 3.2 (99th percentile) on the untouched faces,
+while erasing one side's whole rim with ``cv2.inpaint`` on the 3 wearers gives only 1.47, 1.61 and 2.71.
+Hairline transitions: ``hairline_blurred`` (planted blur and smooth bands in tests/test_artefacts2.py).
 
 Ranking: each passing candidate gets a relevance
 
@@ -64,7 +89,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,6 +164,18 @@ class SelectThresholds:
     # degrees; eye-line disagreement (see the module table). Real photos ≤ 1.6 (mesh vs dlib) and
     # ≤ 1.4 (eye line vs brows); one eye moved down by 0.15 eye-distances: 5.2 and 6.3.
     max_eye_misalignment: float = 4.0
+    # ratio of the two irises' vertical diameters (mesh). Null: untouched photos of the 58 independent people
+    # (headshot_lab.testing.photos.independent_faces, yaw −55…31°): median 1.04, 95th percentile 1.12, max 1.16;
+    # 1 of 58 above 1.15 (false rejects 1.7 %). One eye enlarged 1.4× (feathered): flagged on 26 of 58 (45 %),
+    # 1.25×: 19 % (the mesh's iris model follows an enlarged eye only part of the way) — tests/test_artefacts.py.
+    max_iris_size_ratio: float = 1.15
+    # ratio (hairline_texture_ratio): fine texture of the band above the forehead over that of the forehead skin.
+    # Rule: 0.8 × the null's 1st percentile, rounded down. Null: untouched photos of the independent people, 49 of 58
+    # measurable (the band leaves 9 tight crops): median 2.3, 1st percentile 0.52, min 0.45 — 0 of 49 below 0.4.
+    # The same faces studio-retouched (flat backdrop behind the hair): 0 of 49 below 0.4, min 0.46.
+    # Planted (the band 0–0.32 face heights above the forehead top, feathered): Gaussian blur σ = 4 % of the face
+    # height caught on about 2 in 3, a pasted smooth band on about 3 in 4 (tests/test_artefacts2.py states the counts).
+    min_hairline_texture: float = 0.4
     # ITA° outside the selfies' own ITA° range. One person's selfies span a lot (obama ×3: −6° …
     # 35°, the light changes); a synthetic shift of 8° on one photo measures 6.7–7.8°.
     max_ita_shift: float = 5.0
@@ -191,13 +228,19 @@ def resolve_thresholds(thresholds: SelectThresholds | Mapping[str, Any] | None) 
 
 @dataclass(frozen=True)
 class Reason:
-    """Why a candidate was rejected: a stable ``code`` and a ``message`` with the numbers."""
+    """Why a candidate was rejected: a stable ``code``, a ``message`` with the numbers and, for a part of the
+    face, the ``region`` it is about (``left, top, right, bottom`` in the image's own pixels)."""
 
     code: str
     message: str
+    region: tuple[float, float, float, float] | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+    def to_dict(self, *, region: bool = False) -> dict[str, Any]:
+        """``{"code", "message"}`` (the CLI contract); with ``region``, also ``"region"`` when there is one."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if region and self.region is not None:
+            out["region"] = [round(v, 1) for v in self.region]
+        return out
 
 
 @dataclass
@@ -243,12 +286,15 @@ class Selection:
         """The rejected candidates, in input order."""
         return [c for c in self.candidates if not c.kept]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, regions: bool = False) -> dict[str, Any]:
         """The CLI/JSON contract: ``{"kept": [{"path", "scores"}], "rejected": [{"path", "reasons": [{"code",
-        "message"}]}], "encoder"}`` (``kept`` in rank order)."""
+        "message"}]}], "encoder"}`` (``kept`` in rank order). ``regions``: each reason about a part of the face
+        also has its ``"region"`` (the app's zoomed crops)."""
         return {
             "kept": [{"path": c.path, "scores": c.scores} for c in self.kept],
-            "rejected": [{"path": c.path, "reasons": [r.to_dict() for r in c.reasons]} for c in self.rejected],
+            "rejected": [
+                {"path": c.path, "reasons": [r.to_dict(region=regions) for r in c.reasons]} for c in self.rejected
+            ],
             "encoder": self.profile.encoder,
         }
 
@@ -343,14 +389,136 @@ def _measure(item: Any, name: str, finder: FaceFinder, limits: SelectThresholds,
     m["cut_off_edges"] = cut_off_edges(
         photo.box_original(face), original_landmarks, photo.width, photo.height, limits.cutoff_margin
     )
+    m["face_region"] = [round(v, 1) for v in photo.box_original(face)]
     if face.mesh is not None:
+        m["iris_size_ratio"] = iris_size_ratio(face.mesh)
+        m["eye_region"] = [round(v / photo.scale, 1) for v in eye_region(face.mesh)]
         m["eye_contour_contrast"] = face.metrics["eye_contour_contrast"]
+        m["hairline_texture"] = hairline_texture_ratio(photo.small, face.mesh)
+        m["hairline_region"] = [round(v / photo.scale, 1) for v in hairline_region(face.mesh)]
         m["mean_eye_openness"] = round(float(np.mean(face.metrics["eye_openness"])), 3)
         for key in ("eye_line_disagreement", "eye_brow_tilt"):
             if key in face.metrics:
                 m[key] = face.metrics[key]
     if out.skin is not None:
         m["ita"] = round(out.skin.ita, 2)
+
+
+def iris_size_ratio(mesh: FaceMesh) -> float | None:
+    """``max(d_L, d_R) / min(d_L, d_R)``, ``d`` = vertical iris diameter ``|p_top − p_bottom|`` of each iris ring
+    (mesh points 470/472 and 475/477); ``None`` when an iris is degenerate (under half a pixel)."""
+    from headshot_lab.faces.mesh import LEFT_IRIS, RIGHT_IRIS
+
+    diameters = []
+    for ring in (LEFT_IRIS, RIGHT_IRIS):
+        top, bottom = mesh.points[ring[1]], mesh.points[ring[3]]
+        diameters.append(float(np.hypot(*(top - bottom))))
+    if min(diameters) < 0.5:
+        return None
+    return round(max(diameters) / min(diameters), 4)
+
+
+def eye_region(mesh: FaceMesh, margin: float = 0.6) -> tuple[float, float, float, float]:
+    """Both eyes' contours' bounding box grown by ``margin`` × its height on every side (mesh pixels)."""
+    from headshot_lab.faces.mesh import LEFT_EYE, RIGHT_EYE
+
+    points = mesh.region((*LEFT_EYE, *RIGHT_EYE))
+    left, top = points.min(axis=0)
+    right, bottom = points.max(axis=0)
+    grow = margin * max(bottom - top, 0.15 * (right - left))
+    return float(left - grow), float(top - grow), float(right + grow), float(bottom + grow)
+
+
+#: Hairline geometry, in face heights ``H = |p10 − p152|`` (forehead top to chin) along the face's own up axis from
+#: the forehead-top point 10: the band where the hairline lies, and the forehead skin below it.
+HAIRLINE_BAND: tuple[float, float] = (0.02, 0.30)
+FOREHEAD_SKIN: tuple[float, float] = (-0.14, 0.0)
+#: Half the band's width, in face widths ``W = |p234 − p454|``.
+HAIRLINE_HALF_WIDTH = 0.3
+#: Face heights of hair above the band that the zoomed crop also shows.
+HAIR_CONTEXT = 0.1
+#: Grey levels of fine texture that 8-bit rounding alone leaves on a smooth surface (subtracted before the ratio).
+TEXTURE_FLOOR = 0.3
+
+
+def _upright(
+    image: np.ndarray, mesh: FaceMesh, below: float, above: float, half: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Luma and validity of the face's upright frame: rotated about point 10 so that chin → 10 points up, 1:1 scale,
+    spanning ``below`` … ``above`` face heights and ``± half`` face widths; point 10 sits at ``(half·W, above·H)``."""
+    import cv2
+
+    from headshot_lab.analysis import luma
+
+    top, chin = mesh.points[10], mesh.points[152]
+    up = top - chin
+    height = float(np.hypot(*up))
+    width = float(np.hypot(*(mesh.points[454] - mesh.points[234])))
+    matrix = cv2.getRotationMatrix2D((float(top[0]), float(top[1])), -math.degrees(math.atan2(up[0], -up[1])), 1.0)
+    size = (max(2, int(2 * half * width)), max(2, int((above - below) * height)))
+    matrix[:, 2] += np.array([half * width, above * height]) - top
+    grey = cv2.warpAffine(luma(image).astype(np.float32), matrix, size, flags=cv2.INTER_LINEAR)
+    valid = cv2.warpAffine(np.ones(image.shape[:2], np.uint8), matrix, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    return grey, valid, height
+
+
+def hairline_texture_ratio(
+    image: np.ndarray, mesh: FaceMesh, *, sigma: float = 1.0, floor: float = TEXTURE_FLOOR
+) -> float | None:
+    """Fine texture of the hairline band over that of the forehead skin below it, in the face's upright frame.
+
+    ``t(R) = mean_R |Y − G_σ * Y|`` (luma minus its Gaussian blur, σ = 1 px: hair strands, pores, sensor noise) and
+
+        ratio = max(t(band) − f, ε) / max(t(skin) − f, ε),   f = :data:`TEXTURE_FLOOR`, ε = 0.01
+
+    with the band :data:`HAIRLINE_BAND` and the skin :data:`FOREHEAD_SKIN` (face heights above point 10), both
+    ``± HAIRLINE_HALF_WIDTH`` face widths wide. Real hairlines carry at least about half the forehead's texture
+    (strands over skin: usually more); a generator's smeared or pasted smooth band carries almost none.
+    ``None`` when the band leaves the image (a crop cut at the head) or the mesh is degenerate.
+    """
+    import cv2
+
+    below, above = FOREHEAD_SKIN[0], HAIRLINE_BAND[1]
+    grey, valid, height = _upright(image, mesh, below, above, HAIRLINE_HALF_WIDTH)
+    if height < 8 or not valid.all():
+        return None
+    residual = np.abs(grey - cv2.GaussianBlur(grey, (0, 0), sigma))
+
+    def texture(lo: float, hi: float) -> float:
+        rows = residual[int((above - hi) * height) : int((above - lo) * height)]
+        return max(float(rows.mean()) - floor, 0.01) if rows.size else 0.01
+
+    return round(texture(*HAIRLINE_BAND) / texture(*FOREHEAD_SKIN), 4)
+
+
+def hairline_region(mesh: FaceMesh) -> tuple[float, float, float, float]:
+    """Bounding box (mesh pixels) of the hairline band, the forehead skin below it and :data:`HAIR_CONTEXT` face
+    heights of hair above it (what the zoom shows: the smeared band between untouched skin and hair)."""
+    top, chin = mesh.points[10], mesh.points[152]
+    height = float(np.hypot(*(top - chin)))
+    up = (top - chin) / max(height, 1e-9)
+    side = np.array([-up[1], up[0]]) * HAIRLINE_HALF_WIDTH * float(np.hypot(*(mesh.points[454] - mesh.points[234])))
+    corners = [
+        top + up * a * height + s * side for a in (FOREHEAD_SKIN[0], HAIRLINE_BAND[1] + HAIR_CONTEXT) for s in (-1, 1)
+    ]
+    xs, ys = zip(*corners, strict=True)
+    return float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))
+
+
+def flagged_crop(image: np.ndarray, region: Sequence[float], *, size: int = 320, min_side: float = 48.0) -> np.ndarray:
+    """A zoomed crop of ``region`` (image pixels) for people to look at: the region made square around its
+    centre (at least ``min_side`` px), clipped to the image, resized to ``size`` px wide with Lanczos."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    left, top, right, bottom = (float(v) for v in region)
+    side = max(right - left, bottom - top, min_side)
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    x1, y1 = int(min(width, cx + side / 2)), int(min(height, cy + side / 2))
+    crop = Image.fromarray(np.ascontiguousarray(image[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]))
+    scale = size / max(1, crop.width)
+    return np.asarray(crop.resize((size, max(1, round(crop.height * scale))), Image.Resampling.LANCZOS))
 
 
 # ================================================================================================
@@ -509,7 +677,12 @@ def _items(images: Iterable[Any] | Mapping[str, Any], prefix: str) -> list[tuple
 
 
 def candidate_reasons(
-    analysis: ImageAnalysis, profile: ReferenceProfile, limits: SelectThresholds, *, source: str | None = None
+    analysis: ImageAnalysis,
+    profile: ReferenceProfile,
+    limits: SelectThresholds,
+    *,
+    source: str | None = None,
+    new_scene: bool = False,
 ) -> tuple[dict[str, Any], list[Reason]]:
     """``(scores, reasons)`` for one analysed candidate (pure: no pixels needed).
 
@@ -518,7 +691,9 @@ def candidate_reasons(
     (:func:`headshot_lab.skin.reported_delta_ita`, light-matched within one scene, as
     :func:`headshot_lab.analysis.skin_delta_ita` and studio retouch report it); else against the median selfie
     (``delta_ita_vs = "median selfie"``, :func:`headshot_lab.skin.delta_ita` as photographed). With a source,
-    sharpness is judged relative to it (``sharpness_vs_source``; see the module table).
+    sharpness is judged relative to it (``sharpness_vs_source``; see the module table). ``new_scene``: the
+    candidate shows another scene than its source (a studio retouch onto a new backdrop), so its skin is compared
+    as photographed, as :func:`headshot_lab.audit.batch.audit_batch` does with its ``new_scene``.
     """
     from headshot_lab.analysis import same_scene
     from headshot_lab.skin import delta_e2000, delta_ita, reported_delta_ita
@@ -573,8 +748,11 @@ def candidate_reasons(
     # -- eyes ----------------------------------------------------------------------------------
     contrast = m.get("eye_contour_contrast")
     flat = [i for i, value in enumerate(contrast or []) if value is not None and value < limits.min_eye_contrast]
+    eyes = _region(m.get("eye_region"))
+    face = _region(m.get("face_region"))
+    scores["iris_size_ratio"] = m.get("iris_size_ratio")
     if not m.get("mesh_found", False):
-        reasons.append(Reason("eyes_missing", "No eyes could be located on the face (the face mesh found none)."))
+        reasons.append(Reason("eyes_missing", "No eyes could be located on the face (the face mesh found none).", face))
     elif flat:
         which = "Both eye regions are" if len(flat) == 2 else "One eye region is"
         worst = min(contrast[i] for i in flat)  # type: ignore[index]
@@ -582,6 +760,7 @@ def candidate_reasons(
             Reason(
                 "eyes_missing",
                 f"{which} flat, with no iris or eye white (contrast {worst:.2f}; limit {limits.min_eye_contrast:.2f}).",
+                eyes,
             )
         )
     else:
@@ -590,7 +769,9 @@ def candidate_reasons(
         if profile.eye_openness is not None:
             limit = min(limit, limits.closed_ratio * profile.eye_openness)
         if openness is not None and openness < limit:
-            reasons.append(Reason("eyes_closed", f"The eyes look closed (openness {openness:.2f}; limit {limit:.2f})."))
+            reasons.append(
+                Reason("eyes_closed", f"The eyes look closed (openness {openness:.2f}; limit {limit:.2f}).", eyes)
+            )
         disagreement, tilt = m.get("eye_line_disagreement"), m.get("eye_brow_tilt")
         if disagreement is not None and tilt is not None:
             reference_tilt = profile.eye_brow_tilt if profile.eye_brow_tilt is not None else 0.0
@@ -602,8 +783,33 @@ def candidate_reasons(
                         "eyes_misaligned",
                         f"The eyes are misaligned: the eye line is off by {misalignment:.1f}° "
                         f"(limit {limits.max_eye_misalignment:.1f}°) against the brows and the other detector.",
+                        eyes,
                     )
                 )
+        ratio = m.get("iris_size_ratio")
+        if ratio is not None and ratio > limits.max_iris_size_ratio:
+            reasons.append(
+                Reason(
+                    "eyes_asymmetric",
+                    f"The two eyes do not match: one iris is {ratio - 1:.0%} larger than the other "
+                    f"(real faces differ by at most {limits.max_iris_size_ratio - 1:.0%}). Look at the eyes closely.",
+                    eyes,
+                )
+            )
+
+    # -- hairline ------------------------------------------------------------------------------
+    texture = m.get("hairline_texture")
+    scores["hairline_texture"] = texture
+    if texture is not None and texture < limits.min_hairline_texture:
+        reasons.append(
+            Reason(
+                "hairline_blurred",
+                f"The hairline looks smeared: the band between forehead and hair has {texture:.2f}× the fine "
+                f"detail of the forehead skin (real photos keep at least {limits.min_hairline_texture:.2f}×). "
+                "Look at the hairline closely.",
+                _region(m.get("hairline_region")),
+            )
+        )
 
     # -- skin tone -----------------------------------------------------------------------------
     tone = analysis.skin
@@ -615,7 +821,7 @@ def candidate_reasons(
         outside = tone.ita - high if tone.ita > high else (tone.ita - low if tone.ita < low else 0.0)
         nearest = min(float(delta_e2000(ref.lab, tone.lab)) for ref in profile.skin)
         if own is not None:
-            scene = same_scene(profile.hashes.get(source or ""), analysis.hash)
+            scene = not new_scene and same_scene(profile.hashes.get(source or ""), analysis.hash)
             shift = reported_delta_ita(own, tone, same_scene=scene)
         else:
             shift = delta_ita(reference, tone)
@@ -633,6 +839,7 @@ def candidate_reasons(
                     "skin_tone_shift",
                     f"The skin is {abs(outside):.1f}° ITA {direction} than any of the selfies "
                     f"(ITA {tone.ita:.1f}° vs. {low:.1f}°…{high:.1f}°; limit {limits.max_ita_shift:.1f}°).",
+                    face,
                 )
             )
         elif nearest > limits.max_delta_e:
@@ -640,6 +847,7 @@ def candidate_reasons(
                 Reason(
                     "skin_tone_shift",
                     f"The skin colour differs from every selfie by ΔE2000 ≥ {nearest:.1f} (limit {limits.max_delta_e:.1f}).",
+                    face,
                 )
             )
 
@@ -660,6 +868,13 @@ def candidate_reasons(
     if scores.get("sharpness") is not None:
         scores["quality"] = round(1.0 - math.exp(-scores["sharpness"] / limits.sharpness_scale), 4)
     return scores, reasons
+
+
+def _region(value: Any) -> tuple[float, float, float, float] | None:
+    if value is None or len(value) != 4:
+        return None
+    left, top, right, bottom = (float(v) for v in value)
+    return left, top, right, bottom
 
 
 # ================================================================================================
@@ -717,8 +932,17 @@ def select_candidates(
     top_k: int | None = None,
     backend: FaceBackend | FaceFinder | str | None = None,
     sources: Mapping[str, str] | None = None,
+    detail: Mapping[str, Mapping[str, Any]] | None = None,
+    new_scene: Collection[str] = (),
 ) -> Selection:
     """Filter and rank candidate headshots of one person.
+
+    ``new_scene`` names candidates put onto a new backdrop (a studio retouch): their skin shift against their
+    source is read as photographed, never light-matched (a new backdrop is not a change of light).
+
+    ``detail`` maps a candidate's name to its manifest line's ``detail`` record (the face-detail pass): its
+    identity and skin tone before/after the pass join the candidate's scores as ``detail_*``
+    (:func:`headshot_lab.detail.detail_scores`).
 
     ``sources`` maps a candidate's name to the selfie (reference name) it was made from, e.g. a
     studio retouch: its ``delta_ita`` is then measured against that photo, as the audit does.
@@ -755,12 +979,19 @@ def select_candidates(
         )
     identity_threshold(limits, profile.backend)  # fail before the slow part when no cut-off is known
     results: list[Candidate] = []
+    moved = set(new_scene)
     for name, item in _items(candidates, "candidate"):
         if isinstance(item, ImageAnalysis):
             analysis = item
         else:
             analysis = analyze_image(item, name=name, backend=model, thresholds=limits)
-        scores, reasons = candidate_reasons(analysis, profile, limits, source=(sources or {}).get(name))
+        scores, reasons = candidate_reasons(
+            analysis, profile, limits, source=(sources or {}).get(name), new_scene=name in moved
+        )
+        if detail and detail.get(name):
+            from headshot_lab.detail import detail_scores
+
+            scores.update(detail_scores(detail[name]))
         results.append(Candidate(path=name, scores=scores, reasons=reasons, hash=analysis.hash))
     rank_candidates(results, limits, top_k)
     return Selection(candidates=results, profile=profile, thresholds=limits)

@@ -120,6 +120,8 @@ class Style:
     steps: int = 30
     guidance_scale: float = 6.0
     default_seed: int | None = None
+    #: denoise strength of the face-detail pass (:mod:`headshot_lab.detail`), 0.3–0.5 keeps the person.
+    detail_strength: float = 0.4
     source: str = ""
     sha256: str = ""
 
@@ -220,6 +222,9 @@ def style_from_dict(data: dict[str, Any], *, source: str = "<dict>", sha256: str
     if not isinstance(guidance, int | float) or guidance < 0:
         raise StyleError(f"{source}: guidance_scale must be a number ≥ 0, got {guidance!r}.")
     default_seed = data.get("default_seed")
+    detail_strength = data.get("detail_strength", 0.4)
+    if not isinstance(detail_strength, int | float) or not 0.0 < float(detail_strength) <= 1.0:
+        raise StyleError(f"{source}: detail_strength must be a number in (0, 1], got {detail_strength!r}.")
     return Style(
         name=name,
         title=str(data.get("title") or name.title()),
@@ -233,6 +238,7 @@ def style_from_dict(data: dict[str, Any], *, source: str = "<dict>", sha256: str
         steps=steps,
         guidance_scale=float(guidance),
         default_seed=int(default_seed) if default_seed is not None else None,
+        detail_strength=float(detail_strength),
         source=source,
         sha256=sha256,
     )

@@ -26,8 +26,9 @@ the LoRA, the optimizer and the scheduler state are saved; all randomness of ste
 from a generator seeded with ``(seed, s)``, so a resumed run gives *the same* LoRA as an
 uninterrupted one (bit-exact on CPU).
 
-Outputs in ``out_dir``: ``pytorch_lora_weights.safetensors`` (the card is also stored in its
-metadata), ``lora_card.json`` (every :class:`TrainConfig` setting, with the values training resolved,
+Outputs in ``out_dir``: ``pytorch_lora_weights.safetensors`` (diffusers/PEFT keys; the card is also stored in its
+metadata), ``identity_lora_kohya.safetensors`` (the same LoRA with kohya-ss ``lora_unet_*`` keys, for
+AUTOMATIC1111 / ComfyUI; named in the card under ``kohya_file``), ``lora_card.json`` (every :class:`TrainConfig` setting, with the values training resolved,
 plus base model, family, optimizer, device and a SHA-256 of the photo pixels — never the photos or their
 file names), ``checkpoints/`` and, with prior preservation, ``class_images/``.
 
@@ -60,6 +61,11 @@ from headshot_lab.records import config_defaults, config_record, jsonable, recor
 logger = logging.getLogger(__name__)
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+#: The same LoRA in the kohya-ss layout (``lora_unet_*`` / ``lora_te1_*`` / ``lora_te2_*`` keys with ``lora_down``,
+#: ``lora_up`` and ``alpha``) that AUTOMATIC1111, ComfyUI, SD.Next, Forge and InvokeAI read.
+KOHYA_WEIGHT_NAME = "identity_lora_kohya.safetensors"
+#: ``ss_base_model_version`` (kohya-ss metadata) per family.
+KOHYA_BASE_VERSION = {"sd15": "sd_v1", "sdxl": "sdxl_base_v1-0"}
 CARD_NAME = "lora_card.json"
 CARD_METADATA_KEY = "headshot_lab_card"
 CARD_FORMAT = "headshot-lab-lora/1"
@@ -177,6 +183,7 @@ class PreparedPhoto:
         box: the crop box ``(left, top, right, bottom)`` in the original photo.
         note: why a centre crop was used (``None`` for face crops).
         caption: the caption used for this photo.
+        original_size: ``(height, width)`` of the decoded photo before cropping (SDXL's size conditioning).
     """
 
     pixels: np.ndarray
@@ -185,6 +192,21 @@ class PreparedPhoto:
     box: tuple[int, int, int, int]
     note: str | None = None
     caption: str = ""
+    original_size: tuple[int, int] | None = None
+
+    def sdxl_time_ids(self, resolution: int, *, flipped: bool = False) -> tuple[int, int, int, int, int, int]:
+        """SDXL's micro-conditioning ``(orig_h, orig_w, crop_top, crop_left, R, R)`` of this crop.
+
+        As in diffusers' SDXL DreamBooth example (original size before any resize; crop origin in the frame of
+        the photo resized so that the crop is ``R`` wide): a square crop of side ``s`` at ``(x0, y0)`` resized
+        to ``R`` is the photo scaled by ``k = R / s`` and cropped at ``(k·y0, k·x0)``; mirrored, the crop's
+        left edge is ``k·(W − x1)``.
+        """
+        rows, cols = self.original_size or (resolution, resolution)
+        x0, y0, x1, _y1 = self.box
+        scale = resolution / max(x1 - x0, 1)
+        left = (cols - x1) if flipped else x0
+        return (int(rows), int(cols), round(y0 * scale), round(left * scale), resolution, resolution)
 
 
 @dataclass
@@ -331,6 +353,7 @@ def prepare_photos(
                 box=tuple(int(v) for v in box),  # type: ignore[arg-type]
                 note=reason,
                 caption=f"{instance_prompt}, {caption}" if caption else instance_prompt,
+                original_size=(int(pixels.shape[0]), int(pixels.shape[1])),
             )
         )
     return prepared
@@ -381,6 +404,8 @@ CARD_RUN_KEYS = frozenset(
         "created",
         "lora_file",
         "lora_sha256",
+        "kohya_file",
+        "kohya_sha256",
     }
 )
 
@@ -436,6 +461,57 @@ def _embed_card(weights: Path, card: dict[str, Any], target: Path | None = None)
     write_bytes_atomic(target or weights, save(tensors, metadata=metadata))
 
 
+def kohya_state_dict(modules: Mapping[str, Any], *, alpha: float) -> dict[str, Any]:
+    """The kohya-ss (A1111/ComfyUI) state dict of the PEFT LoRAs on ``modules`` (``{"unet": unet,
+    "text_encoder": te1, "text_encoder_2": te2}``).
+
+    diffusers' ``convert_state_dict_to_kohya`` maps ``unet.<module>.lora_A.weight`` →
+    ``lora_unet_<module with _>.lora_down.weight`` (``lora_B`` → ``lora_up``; ``text_encoder`` → ``lora_te1``,
+    ``text_encoder_2`` → ``lora_te2``) and adds ``<module>.alpha``. It sets alpha to the rank (``len(lora_down)``);
+    kohya scales by ``alpha / rank``, so the alpha actually trained (``lora_alpha``) is written instead.
+    """
+    import torch
+    from diffusers.utils import convert_state_dict_to_kohya
+    from peft import get_peft_model_state_dict
+
+    peft: dict[str, Any] = {}
+    for prefix, module in modules.items():
+        extra: dict[str, Any] = {} if prefix == "unet" else {"save_embedding_layers": False}
+        peft.update({f"{prefix}.{k}": v for k, v in get_peft_model_state_dict(module, **extra).items()})
+    kohya = convert_state_dict_to_kohya(peft)
+    return {
+        key: torch.tensor(float(alpha)) if key.endswith(".alpha") else _to_cpu(value) for key, value in kohya.items()
+    }
+
+
+def _to_cpu(tensor: Any) -> Any:
+    """A contiguous CPU copy (meta tensors, in the shape-only contract tests, stay as they are)."""
+    return tensor.detach() if tensor.is_meta else tensor.detach().cpu().contiguous()
+
+
+def write_kohya_lora(
+    path: Path, modules: Mapping[str, Any], *, alpha: float, family: str, card: Mapping[str, Any]
+) -> Path:
+    """Write :func:`kohya_state_dict` to ``path`` atomically, with kohya-ss metadata (``ss_network_module``,
+    ``ss_network_dim``, ``ss_network_alpha``, ``ss_base_model_version``) and the headshot-lab card."""
+    from safetensors.torch import save
+
+    from headshot_lab.atomic import write_bytes_atomic
+
+    tensors = kohya_state_dict(modules, alpha=alpha)
+    rank = next((int(v.shape[0]) for k, v in tensors.items() if k.endswith("lora_down.weight")), 0)
+    metadata = {
+        "format": "pt",
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(rank),
+        "ss_network_alpha": str(alpha),
+        "ss_base_model_version": KOHYA_BASE_VERSION.get(family, family),
+        CARD_METADATA_KEY: json.dumps(dict(card), sort_keys=True),
+    }
+    write_bytes_atomic(path, save(tensors, metadata=metadata))
+    return path
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -449,14 +525,38 @@ def _versions() -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------- training
-def _mixed_precision(requested: str, device_type: str) -> str:
-    import torch
-
+def _mixed_precision(requested: str, device_type: str, device: Any = None) -> str:
+    """``auto`` → bf16 on a CUDA GPU with native bf16 (:func:`native_bf16`), fp16 on older CUDA GPUs, none on CPU."""
     if requested != "auto":
         return requested
     if device_type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if native_bf16(device) else "fp16"
     return "no"
+
+
+def bind_cuda_device(device: Any) -> None:
+    """Make ``device`` (e.g. ``cuda:1`` from ``HEADSHOT_LAB_DEVICE``) the current CUDA device.
+
+    A single-process ``accelerate.Accelerator`` uses ``torch.device("cuda")`` — the *current* device, GPU 0 by
+    default — so without this a run asked for ``cuda:1`` would train on GPU 0.
+    """
+    import torch
+
+    if getattr(device, "type", None) == "cuda" and getattr(device, "index", None) is not None:
+        torch.cuda.set_device(device)
+
+
+def native_bf16(device: Any = None) -> bool:
+    """Whether the CUDA GPU computes bf16 natively: compute capability ≥ 8.0 (Ampere and later).
+
+    ``torch.cuda.is_bf16_supported()`` defaults to ``including_emulation=True`` in torch ≥ 2.3 and is then
+    True on a T4 (7.5) or V100 (7.0), where bf16 runs emulated and several times slower than fp16; so the
+    capability decides, not that call.
+    """
+    import torch
+
+    major, _minor = torch.cuda.get_device_capability(device)
+    return int(major) >= 8
 
 
 def _step_generator(seed: int, step: int, micro: int) -> Any:
@@ -490,7 +590,8 @@ class _TextEncoding:
 
     SD1.5: the last hidden state of the CLIP text encoder. SDXL: the penultimate hidden states of both
     encoders concatenated, the second encoder's projected pooled output, and the six ``time_ids``
-    ``(orig_h, orig_w, crop_top, crop_left, target_h, target_w)``.
+    ``(orig_h, orig_w, crop_top, crop_left, target_h, target_w)`` — here ``(R, R, 0, 0, R, R)``; the training
+    loop replaces them by each sample's own (:meth:`PreparedPhoto.sdxl_time_ids`).
     """
 
     def __init__(self, parts: dict[str, Any], family: str, resolution: int) -> None:
@@ -562,6 +663,30 @@ def class_image_folder(
     return Path(cache) / f"{family}-{int(resolution)}-{digest}"
 
 
+def free_accelerator_memory() -> None:
+    """``gc.collect()`` and, on CUDA, ``torch.cuda.empty_cache()``: return a freed pipeline's memory to the GPU."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def base_geometry(base: Any) -> tuple[int, int]:
+    """``(native resolution, VAE factor)`` of a base from its UNet and VAE configs, without loading weights:
+    ``VAE factor = 2^(len(vae.block_out_channels) − 1)``, ``native = unet.sample_size · VAE factor``."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from headshot_lab.models import _from_pretrained
+
+    unet = _from_pretrained(UNet2DConditionModel.load_config, base, subfolder="unet")
+    vae = _from_pretrained(AutoencoderKL.load_config, base, subfolder="vae")
+    factor = 2 ** (len(vae["block_out_channels"]) - 1)
+    return int(unet["sample_size"]) * factor, factor
+
+
 def ensure_class_images(
     base: Any,
     class_prompt: str,
@@ -575,7 +700,12 @@ def ensure_class_images(
     dtype: Any,
     progress: bool = True,
 ) -> list[Path]:
-    """Class images for prior preservation: reuse those in ``folder``, generate the missing ones with the base."""
+    """Class images for prior preservation: reuse those in ``folder``, generate the missing ones with the base.
+
+    The base pipeline is loaded without the SD1.5 safety checker (its false positives are black images, which
+    would teach the prior "black square") and freed — ``del``, ``gc.collect()``, ``torch.cuda.empty_cache()`` —
+    before this returns, so :func:`train_identity_lora` loads its training models onto an empty GPU.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -586,7 +716,12 @@ def ensure_class_images(
     existing = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     missing = count - len(existing)
     if missing > 0:
-        pipe, _ = load_pipeline(base, dtype=dtype)
+        # No safety checker: class images are generic pictures of the class prompt, never shown to anyone, and a
+        # false positive would put a black image into the prior (the diffusers DreamBooth examples do the same).
+        no_checker: dict[str, Any] = (
+            {"safety_checker": None, "requires_safety_checker": False} if base.family == "sd15" else {}
+        )
+        pipe, _ = load_pipeline(base, dtype=dtype, **no_checker)
         pipe.to(device)
         for index in tqdm(range(len(existing), count), desc="Generating class images", disable=not progress):
             generator = torch.Generator().manual_seed(seed + 7919 * (index + 1))
@@ -599,7 +734,8 @@ def ensure_class_images(
                     generator=generator,
                 ).images[0]
             save_image(image, folder / f"class-{index:04d}.png")
-        del pipe
+        del pipe, image
+        free_accelerator_memory()
         existing = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     return existing[:count]
 
@@ -634,7 +770,7 @@ def _remove_stale_temps(out: Path) -> None:
     shutil.rmtree(out / ".tmp-lora", ignore_errors=True)
     for folder in (out / "checkpoints").glob(".tmp-step-*"):
         shutil.rmtree(folder, ignore_errors=True)
-    for name in (LORA_WEIGHT_NAME, CARD_NAME):
+    for name in (LORA_WEIGHT_NAME, KOHYA_WEIGHT_NAME, CARD_NAME):
         for leftover in out.glob(f".{name}.*"):
             if is_temp_file(leftover):
                 leftover.unlink(missing_ok=True)
@@ -771,19 +907,17 @@ def train_identity_lora(
     notes: list[str] = []
 
     chosen = choose_device(device)
-    mixed = _mixed_precision(config.mixed_precision, chosen.type)
+    mixed = _mixed_precision(config.mixed_precision, chosen.type, chosen if chosen.type == "cuda" else None)
     if mixed == "fp16" and chosen.type == "cpu":
         notes.append("fp16 mixed precision is not supported on CPU; trained in bf16.")
         mixed = "bf16"
+    bind_cuda_device(chosen)
     accelerator = Accelerator(mixed_precision=mixed, cpu=chosen.type == "cpu")
-    dev = accelerator.device
+    dev = chosen if chosen.type == "cuda" else accelerator.device
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
 
-    parts = load_training_components(located)
-    unet, vae = parts["unet"], parts["vae"]
-    text_encoders = [parts["text_encoder"]] + ([parts["text_encoder_2"]] if located.family == "sdxl" else [])
-    vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
-    resolution = config.resolution or int(unet.config.sample_size) * vae_scale
+    native, vae_scale = base_geometry(located)
+    resolution = config.resolution or native
     if resolution % vae_scale:
         raise HeadshotLabError(f"resolution must be a multiple of {vae_scale} for this base.", code="bad_train_config")
 
@@ -804,7 +938,40 @@ def train_identity_lora(
     if len(prepared) < 4:
         notes.append(f"Only {len(prepared)} photos: 10–20 varied photos give a better likeness.")
 
+    # -- 1b. class images first: the base pipeline that draws them is freed before the training models load,
+    # so the two never share the GPU (diffusers' DreamBooth examples do the same) --------------------------
+    class_files: list[Path] = []
+    if config.prior_preservation:
+        if class_images:
+            class_folder = Path(class_images)
+        elif class_image_cache:
+            class_folder = class_image_folder(
+                class_image_cache,
+                located,
+                config.resolved_class_prompt,
+                resolution=resolution,
+                seed=config.seed,
+                steps=config.class_image_steps,
+            )
+        else:
+            class_folder = out / "class_images"
+        class_files = ensure_class_images(
+            located,
+            config.resolved_class_prompt,
+            config.num_class_images,
+            class_folder,
+            resolution=resolution,
+            seed=config.seed,
+            steps=config.class_image_steps,
+            device=dev,
+            dtype=weight_dtype if dev.type == "cuda" else torch.float32,
+            progress=progress,
+        )
+
     # -- 2. models: freeze, add LoRA, precision -----------------------------------------------------
+    parts = load_training_components(located)
+    unet, vae = parts["unet"], parts["vae"]
+    text_encoders = [parts["text_encoder"]] + ([parts["text_encoder_2"]] if located.family == "sdxl" else [])
     for module in (unet, vae, *text_encoders):
         module.requires_grad_(False)
     unet.to(dev, dtype=weight_dtype)
@@ -844,34 +1011,14 @@ def train_identity_lora(
     inst_mean, inst_std = _encode_latents(vae, [p.pixels for p in prepared], dev)
     captions = sorted({p.caption for p in prepared})
     caption_index = torch.tensor([captions.index(p.caption) for p in prepared])
+    # SDXL size/crop conditioning per photo and flip, (N, 2, 6); class images are drawn at R: (R, R, 0, 0, R, R)
+    inst_time_ids = torch.tensor(
+        [[p.sdxl_time_ids(resolution, flipped=f) for f in (False, True)] for p in prepared], dtype=torch.float32
+    )
+    class_time_ids = torch.tensor([resolution, resolution, 0, 0, resolution, resolution], dtype=torch.float32)
     class_mean = class_std = None
     class_prompt = config.resolved_class_prompt
-    if config.prior_preservation:
-        if class_images:
-            class_folder = Path(class_images)
-        elif class_image_cache:
-            class_folder = class_image_folder(
-                class_image_cache,
-                located,
-                class_prompt,
-                resolution=resolution,
-                seed=config.seed,
-                steps=config.class_image_steps,
-            )
-        else:
-            class_folder = out / "class_images"
-        class_files = ensure_class_images(
-            located,
-            class_prompt,
-            config.num_class_images,
-            class_folder,
-            resolution=resolution,
-            seed=config.seed,
-            steps=config.class_image_steps,
-            device=dev,
-            dtype=weight_dtype if dev.type == "cuda" else torch.float32,
-            progress=progress,
-        )
+    if class_files:
         class_pixels = [p.pixels for p in prepare_photos(class_files, resolution, detect=False, min_side=0)]
         class_mean, class_std = _encode_latents(vae, class_pixels, dev)
     vae.to("cpu")
@@ -991,6 +1138,7 @@ def train_identity_lora(
                 flip = (torch.rand(bs, generator=g) < config.flip_p).long()
                 mean, std = inst_mean[idx, flip], inst_std[idx, flip]
                 prompt_rows = caption_index[idx]
+                time_rows = inst_time_ids[idx, flip]
                 if n_class:
                     cidx = torch.randint(n_class, (bs,), generator=g)
                     cflip = (torch.rand(bs, generator=g) < config.flip_p).long()
@@ -998,6 +1146,7 @@ def train_identity_lora(
                     mean = torch.cat([mean, class_mean[cidx, cflip]])
                     std = torch.cat([std, class_std[cidx, cflip]])
                     prompt_rows = torch.cat([prompt_rows, torch.full((bs,), len(captions))])
+                    time_rows = torch.cat([time_rows, class_time_ids.repeat(bs, 1)])
                 latents = (mean + std * torch.randn(mean.shape, generator=g) - shift) * scaling
                 noise = torch.randn(latents.shape, generator=g)
                 timesteps = torch.randint(noise_scheduler.config.num_train_timesteps, (len(latents),), generator=g)
@@ -1012,6 +1161,8 @@ def train_identity_lora(
                     texts = [[*captions, class_prompt][int(i)] for i in prompt_rows]
                     with accelerator.autocast():
                         hidden, added = text.encode(texts, dev)
+                if added is not None:  # SDXL: each sample's own original size and crop origin
+                    added = {**added, "time_ids": time_rows.to(dev, dtype=added["time_ids"].dtype)}
                 with accelerator.autocast():
                     pred = unet(noisy, timesteps, hidden, added_cond_kwargs=added).sample
                 target = (
@@ -1101,7 +1252,18 @@ def train_identity_lora(
     _embed_card(staging / LORA_WEIGHT_NAME, card, weights)
     shutil.rmtree(staging, ignore_errors=True)
     card_path = out / CARD_NAME
-    card_with_hash = {**card, "lora_file": LORA_WEIGHT_NAME, "lora_sha256": file_sha256(weights)}
+    kohya_modules = {"unet": unet_model}
+    if config.train_text_encoder:
+        kohya_modules.update({f"text_encoder{'' if i == 0 else '_2'}": enc for i, enc in enumerate(text_encoders)})
+    kohya = out / KOHYA_WEIGHT_NAME
+    write_kohya_lora(kohya, kohya_modules, alpha=config.lora_alpha, family=located.family, card=card)
+    card_with_hash = {
+        **card,
+        "lora_file": LORA_WEIGHT_NAME,
+        "lora_sha256": file_sha256(weights),
+        "kohya_file": KOHYA_WEIGHT_NAME,
+        "kohya_sha256": file_sha256(kohya),
+    }
     write_json_atomic(card_path, card_with_hash)
     if accelerator.device.type == "cuda":
         torch.cuda.empty_cache()

@@ -41,7 +41,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,10 +56,12 @@ from headshot_lab import retouch as retouching
 from headshot_lab import select as selecting
 from headshot_lab import train as training
 from headshot_lab.atomic import atomic_write
+from headshot_lab.config import get_settings
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.generate import (
     FACEID_REPO,
     GENERATED_KIND,
+    LCM_LORAS,
     ControlOptions,
     FaceIDOptions,
     HeadshotGenerator,
@@ -77,6 +79,7 @@ from headshot_lab.provenance import (
 from headshot_lab.reporting import Progress, report_progress
 from headshot_lab.styles import load_style
 from headshot_lab.train import TrainConfig
+from headshot_lab.upscale import UpscaleOptions
 
 if TYPE_CHECKING:
     from headshot_lab.audit.batch import BatchAudit
@@ -333,12 +336,15 @@ def train_identity(
     )
 
 
-def faceid_identity(photos: Sequence[Any] | Mapping[str, Any], out: str | Path) -> IdentityResult:
+def faceid_identity(
+    photos: Sequence[Any] | Mapping[str, Any], out: str | Path, *, device: str | None = None
+) -> IdentityResult:
     """The tuning-free identity for IP-Adapter-FaceID: one ArcFace embedding written as ``.npy``.
 
     ``e = m / ‖m‖₂`` with ``m = (1/N) Σᵢ aᵢ`` the mean of the ArcFace embeddings ``aᵢ`` of the largest face in
     each photo (the ``insightface`` backend; photos without a face are skipped and named). ``out`` is the
-    ``.npy`` file, or a folder (then ``out/faceid_embedding.npy``).
+    ``.npy`` file, or a folder (then ``out/faceid_embedding.npy``). ``device="cpu"`` keeps ArcFace on the CPU
+    (ZeroGPU: no GPU request for seconds of work); default ``HEADSHOT_LAB_DEVICE``.
 
     Raises:
         ModelUnavailableError: the insightface model pack is missing (names ``HEADSHOT_LAB_INSIGHTFACE_DIR``).
@@ -351,7 +357,8 @@ def faceid_identity(photos: Sequence[Any] | Mapping[str, Any], out: str | Path) 
         else {str(p) if isinstance(p, str | Path) else f"photo-{i}": p for i, p in enumerate(photos)}
     )
     require_learnable(named)
-    backend = faces.get_backend("insightface")  # ModelUnavailableError names HEADSHOT_LAB_INSIGHTFACE_DIR
+    options = {"device": device} if device else {}
+    backend = faces.get_backend("insightface", **options)  # ModelUnavailableError names HEADSHOT_LAB_INSIGHTFACE_DIR
     embeddings, skipped = [], []
     for name, photo in named.items():
         if isinstance(photo, str | Path | bytes):
@@ -402,6 +409,11 @@ class GenerateRequest:
             is given (then ``h94/IP-Adapter-FaceID``).
         pose, controlnet, control_image, control_scale: a ControlNet of kind ``pose`` (``"none"`` = off).
         steps, guidance_scale, width, height: sampler overrides (``None``: the style's).
+        detail_face, detail_strength: the face-detail pass (:mod:`headshot_lab.detail`; strength ``None``: the
+            style's ``detail_strength``).
+        hires_fix, hires_scale, hires_strength: the hires fix (:mod:`headshot_lab.hires`).
+        upscale, upscale_model: enlarge each image 2× or 4× (``None``: no upscale) with a super-resolution
+            model (path / Hub file; ``None``: ``HEADSHOT_LAB_UPSCALE_MODEL``, else a labelled Lanczos).
     """
 
     style: str = "corporate"
@@ -422,6 +434,34 @@ class GenerateRequest:
     guidance_scale: float | None = None
     width: int | None = None
     height: int | None = None
+    detail_face: bool = False
+    detail_strength: float | None = None
+    hires_fix: bool = False
+    hires_scale: float = 2.0
+    hires_strength: float | None = None
+
+    def detail_options(self) -> Any:
+        """:class:`headshot_lab.detail.DetailOptions` when the face-detail pass is on, else ``None``."""
+        if not self.detail_face:
+            return None
+        from headshot_lab.detail import DetailOptions
+
+        options = DetailOptions(strength=self.detail_strength)
+        options.validate()
+        return options
+
+    def hires_options(self) -> Any:
+        """:class:`headshot_lab.hires.HiresOptions` when the hires fix is on, else ``None``."""
+        if not self.hires_fix:
+            return None
+        from headshot_lab.hires import HiresOptions
+
+        options = HiresOptions(scale=float(self.hires_scale), strength=self.hires_strength)
+        options.validate()
+        return options
+
+    upscale: int | None = None
+    upscale_model: str | None = None
 
     @classmethod
     def for_identity(cls, identity: Mapping[str, Any] | None, **kwargs: Any) -> GenerateRequest:
@@ -460,11 +500,49 @@ class GenerateRequest:
 
 
 class GeneratorCache:
-    """One loaded :class:`HeadshotGenerator`, reused while the setup (base, FaceID, ControlNet, speed) stays."""
+    """Loaded :class:`HeadshotGenerator` s, reused while the setup (base, FaceID, ControlNet, speed) stays.
 
-    def __init__(self) -> None:
+    At most ``capacity`` stay loaded (the least recently used goes first, its GPU memory freed); the app keeps
+    one on a dedicated GPU and the preloaded ones on ZeroGPU. :meth:`release` frees them all (before a
+    training, which needs the GPU's memory for itself).
+    """
+
+    def __init__(self, capacity: int = 1) -> None:
         self._lock = threading.Lock()
-        self._entry: tuple[tuple[Any, ...], HeadshotGenerator] | None = None
+        self.capacity = max(int(capacity), 1)
+        self._entries: dict[tuple[Any, ...], HeadshotGenerator] = {}
+
+    @staticmethod
+    def key(
+        faceid: FaceIDOptions | None,
+        control: ControlOptions | None,
+        *,
+        base: str | None = None,
+        speed: SpeedOptions | None = None,
+        device: str | None = None,
+    ) -> tuple[Any, ...]:
+        """What makes two setups the same generator (the device as resolved now: ``HEADSHOT_LAB_DEVICE``)."""
+        return (
+            models.resolve_base(base),
+            None if faceid is None else (faceid.weights, faceid.weight_name, faceid.scale),
+            None if control is None else (control.model, control.kind, control.scale),
+            None if speed is None else tuple(sorted(vars(speed).items())),
+            device or get_settings().device,
+        )
+
+    def cached(
+        self,
+        faceid: FaceIDOptions | None,
+        control: ControlOptions | None,
+        *,
+        base: str | None = None,
+        speed: SpeedOptions | None = None,
+        device: str | None = None,
+    ) -> HeadshotGenerator | None:
+        """The loaded generator of this setup, or ``None`` (nothing is loaded)."""
+        key = self.key(faceid, control, base=base, speed=speed, device=device)
+        with self._lock:
+            return self._entries.get(key)
 
     def get(
         self,
@@ -476,21 +554,48 @@ class GeneratorCache:
         device: str | None = None,
         progress: bool = True,
     ) -> HeadshotGenerator:
-        key = (
-            models.resolve_base(base),
-            None if faceid is None else (faceid.weights, faceid.weight_name, faceid.scale),
-            None if control is None else (control.model, control.kind, control.scale),
-            None if speed is None else tuple(sorted(vars(speed).items())),
-            device,
-        )
+        key = self.key(faceid, control, base=base, speed=speed, device=device)
         with self._lock:
-            if self._entry is not None and self._entry[0] == key:
-                return self._entry[1]
-            generator = HeadshotGenerator(
-                base, speed=speed, faceid=faceid, control=control, device=device, progress=progress
-            )
-            self._entry = (key, generator)
+            generator = self._entries.pop(key, None)
+            if generator is None:
+                while len(self._entries) >= self.capacity:  # the least recently used leaves before a new one loads
+                    _free(self._entries.pop(next(iter(self._entries))))
+                generator = HeadshotGenerator(
+                    base, speed=speed, faceid=faceid, control=control, device=device, progress=progress
+                )
+            self._entries[key] = generator  # the most recently used last
             return generator
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def release(self) -> int:
+        """Forget every loaded generator and free its memory (GPU cache included); returns how many."""
+        with self._lock:
+            entries, self._entries = list(self._entries.values()), {}
+        count = len(entries)
+        for generator in entries:
+            _free(generator)
+        del entries
+        _empty_device_cache()
+        return count
+
+
+def _free(generator: HeadshotGenerator) -> None:
+    """Drop a generator's pipeline (its weights on the GPU go with the last reference)."""
+    generator.pipe = None
+
+
+def _empty_device_cache() -> None:
+    """``gc.collect()`` and, when CUDA is up, ``torch.cuda.empty_cache()`` (memory back to the driver)."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -504,6 +609,11 @@ class GenerateOutcome:
     style: str
     base: str
     kind: str = GENERATED_KIND
+
+    @property
+    def blocked(self) -> list[int]:
+        """Indices of the images the base's safety checker flagged (``nsfw_flagged``: it returns them black)."""
+        return [i for i, record in enumerate(self.records) if record.get("nsfw_flagged")]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -519,26 +629,32 @@ class GenerateOutcome:
         }
 
 
-def generate_headshots(
+def base_family(base: str | None = None) -> str:
+    """``"sd15"`` or ``"sdxl"``: the family of ``base`` (default ``HEADSHOT_LAB_BASE_MODEL``); reads only its
+    ``model_index.json``. Raises :class:`~headshot_lab.errors.ModelUnavailableError` when none is reachable."""
+    return models.locate_base(base).family
+
+
+def few_step_lora(family: str) -> str:
+    """The LCM-LoRA of the few-step path: ``HEADSHOT_LAB_FEW_STEP_LORA``, else the family's published one."""
+    return get_settings().few_step_lora or LCM_LORAS[family]
+
+
+def sampling_defaults(style: str) -> tuple[int, float]:
+    """The style's sampler ``(steps, guidance_scale)``."""
+    look = load_style(style)
+    return int(look.steps), float(look.guidance_scale)
+
+
+def check_generate_request(
     request: GenerateRequest,
-    out_dir: str | Path,
     *,
     base: str | None = None,
-    speed: SpeedOptions | None = None,
-    device: str | None = None,
-    generators: GeneratorCache | None = None,
     require_identity: bool = False,
     max_images: int | None = None,
-    progress: bool = True,
-) -> GenerateOutcome:
-    """Generate ``request.n`` headshots into ``out_dir`` (+ ``manifest.jsonl``).
-
-    Policy, in this order (cheap refusals before any model loads): the style exists; ``1 ≤ n ≤ max_images``
-    (the app: :data:`MAX_IMAGES_PER_RUN`); a base model is set (the plain "no base model" message first);
-    with ``require_identity`` (the app) an identity was learned; a pose control names its ControlNet. Every
-    image is labelled IPTC ``trainedAlgorithmicMedia`` by the generator itself as it is written
-    (:meth:`HeadshotGenerator.write_outputs`), so no unlabelled file exists at any moment.
-    """
+) -> None:
+    """The cheap refusals of :func:`generate_headshots`, in its order, before any model loads (the app runs them
+    before it asks for a GPU)."""
     load_style(request.style)
     n = int(request.n)
     if max_images is not None and not 1 <= n <= max_images:
@@ -564,21 +680,48 @@ def generate_headshots(
             fix="Give a Hub id or folder of a ControlNet for your base model, or choose pose “none”.",
             code="controlnet_missing",
         )
+
+
+def generate_headshots(
+    request: GenerateRequest,
+    out_dir: str | Path,
+    *,
+    base: str | None = None,
+    speed: SpeedOptions | None = None,
+    device: str | None = None,
+    generators: GeneratorCache | None = None,
+    require_identity: bool = False,
+    max_images: int | None = None,
+    progress: bool = True,
+) -> GenerateOutcome:
+    """Generate ``request.n`` headshots into ``out_dir`` (+ ``manifest.jsonl``).
+
+    Policy, in this order (cheap refusals before any model loads): the style exists; ``1 ≤ n ≤ max_images``
+    (the app: :data:`MAX_IMAGES_PER_RUN`); a base model is set (the plain "no base model" message first);
+    with ``require_identity`` (the app) an identity was learned; a pose control names its ControlNet. Every
+    image is labelled IPTC ``trainedAlgorithmicMedia`` by the generator itself as it is written
+    (:meth:`HeadshotGenerator.write_outputs`), so no unlabelled file exists at any moment.
+    """
+    check_generate_request(request, base=base, require_identity=require_identity, max_images=max_images)
     identity = request.identity()
     faceid, control = request.faceid_options(), request.control_options()
+    detail, hires = request.detail_options(), request.hires_options()
     cache = generators or GeneratorCache()
     generator = cache.get(faceid, control, base=base, speed=speed, device=device, progress=progress)
     seed = None if request.seed in (None, "", -1) else int(request.seed)
     result = generator(
         identity,
         request.style,
-        n,
+        int(request.n),
         seed,
         out_dir,
         steps=request.steps or None,
         guidance_scale=request.guidance_scale,
         width=request.width,
         height=request.height,
+        detail=detail,
+        hires=hires,
+        upscale=UpscaleOptions(int(request.upscale), request.upscale_model) if request.upscale else None,
     )
     return GenerateOutcome(
         images=list(result.images),
@@ -755,13 +898,15 @@ def select_headshots(
     max_keep: int | None = None,
     backend: str | None = None,
     sources: Mapping[str, str] | None = None,
+    new_scene: Collection[str] = (),
 ) -> Selection:
     """Filter and rank candidate headshots against the person's own photos; keep at most ``top_k``.
 
     Policy: :func:`check_selection` (the app's limit: :data:`MAX_PICKS`); every candidate is judged against the
     person's own photos (a :class:`~headshot_lab.select.ReferenceProfile`, measured here when not given); a
     candidate made from one photo (``sources[candidate] = photo``) has its skin shift measured against that
-    photo, as the audit card does.
+    photo, as the audit card does; ``new_scene`` names the ones put onto a new backdrop (compared as
+    photographed, as :func:`audit_batch` does).
     """
     check_selection(len(candidates), top_k, max_keep=max_keep)
     if isinstance(references, selecting.ReferenceProfile):
@@ -769,7 +914,40 @@ def select_headshots(
     else:
         profile = reference_profile(references, backend=backend)
     keep = None if top_k is None else int(top_k)
-    return selecting.select_candidates(candidates, profile, top_k=keep, backend=backend, sources=sources)
+    return selecting.select_candidates(
+        candidates, profile, top_k=keep, backend=backend, sources=sources, new_scene=new_scene
+    )
+
+
+def flagged_crops(
+    rejected: Sequence[Mapping[str, Any]],
+    files: Mapping[str, tuple[str | Path, str]],
+    out_dir: str | Path,
+    *,
+    size: int = 320,
+) -> list[tuple[Path, str]]:
+    """Write a zoomed crop of every flagged region (:func:`headshot_lab.select.flagged_crop`) into ``out_dir``.
+
+    ``rejected``: a selection report's ``"rejected"`` entries (``Selection.to_dict(regions=True)``; an entry's
+    ``"name"`` or ``"path"`` is a key of ``files``); ``files``: ``{name: (image file, kind)}``. Each crop is labelled
+    as its image is (a crop of an AI image is an AI image). Returns ``[(crop file, "name: reason")]``.
+    """
+    out = Path(out_dir)
+    written: list[tuple[Path, str]] = []
+    for entry in rejected:
+        name = str(entry.get("name") or entry.get("path") or "")
+        regions = [r for r in entry.get("reasons", []) if r.get("region")]
+        if name not in files or not regions:
+            continue
+        path, kind = files[name]
+        pixels = image_io.load_rgb(path, min_side=0)
+        for index, reason in enumerate(regions):
+            zoom = selecting.flagged_crop(pixels, reason["region"], size=size)
+            target = out / f"{Path(path).stem}-{index}-{reason['code']}.png"
+            out.mkdir(parents=True, exist_ok=True)
+            save_with_provenance(zoom, target, kind)
+            written.append((target, f"{name}: {reason['message']}"))
+    return written
 
 
 # ================================================================================== 6. export
@@ -955,11 +1133,12 @@ def audit_batch(
     out_dir: str | Path | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    new_scene: Collection[str] = (),
 ) -> BatchAudit:
     """The audit card of a batch of outputs against the person's own photos (``report.md``, ``results.json``).
 
     Policy: there must be outputs; an output made from one photo (``sources[output] = reference``) is compared
-    with that photo.
+    with that photo; ``new_scene`` names outputs put onto a new backdrop (their skin is compared as photographed).
     """
     from headshot_lab.audit.batch import audit_batch as run_audit
 
@@ -967,7 +1146,9 @@ def audit_batch(
         raise HeadshotLabError(
             "There is nothing to audit yet.", fix="Generate or retouch headshots first.", code="no_outputs"
         )
-    return run_audit(references, outputs, sources=sources or {}, out_dir=out_dir, seed=seed, progress=progress)
+    return run_audit(
+        references, outputs, sources=sources or {}, out_dir=out_dir, seed=seed, progress=progress, new_scene=new_scene
+    )
 
 
 # ================================================================================== 8. delete & purge

@@ -104,3 +104,35 @@ def app_server(tmp_path_factory):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def tiny_sd15_pipe(tiny_bases):
+    """The tiny random SD1.5 base loaded as a pipeline (no safety checker, no progress bar), once per module."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(
+        str(tiny_bases["sd15"]), safety_checker=None, requires_safety_checker=False
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def team_built(tmp_path_factory, real_photos):
+    """A team output folder made once from real photos (tests/team_fixture.py's contract); copy it, never edit it."""
+    from team_fixture import make_team
+
+    root = tmp_path_factory.mktemp("team_built") / "team"
+    make_team(root, real_photos)
+    return root
+
+
+@pytest.fixture()
+def team(team_built, tmp_path):
+    """A fresh copy of :func:`team_built` for one test to change."""
+    import shutil
+
+    root = tmp_path / "team"
+    shutil.copytree(team_built, root)
+    return root

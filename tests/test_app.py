@@ -344,6 +344,22 @@ def test_audit_of_the_session_batch(retouched):
     assert result.gallery and all(Path(path).suffix == ".png" and Path(path).is_file() for path, _ in result.gallery)
 
 
+def test_the_audit_reads_retouched_skin_as_photographed(tmp_path):
+    """A retouch puts the photo on a new backdrop: on this face-filling real portrait the photo hash still calls
+    it the same scene, and light-matching on the new backdrop read ΔITA ≈ +100° (ΔE00 0.16); retouched outputs
+    are compared as photographed (tests/test_audit_new_scene.py)."""
+    from headshot_lab.testing.team_roster import ordered_faces, portrait
+
+    face = next(f for f in ordered_faces() if f.person == "feat_f15")
+    backend = make_backend(tmp_path / "app")
+    checked = backend.check_photos(SessionState(), [upload(backend, portrait(face, tmp_path / "me.jpg"))], True)
+    retouched = backend.retouch(checked.state, "corporate")
+    assert retouched.ok, retouched.status
+    card = backend.audit(retouched.state).report
+    assert [row["skin_measure"] for row in card["images"]] == ["as photographed"]
+    assert abs(card["images"][0]["skin_delta_ita"]) < 3.0 and card["images"][0]["skin_delta_e2000"] < 1.0
+
+
 @pytest.fixture(scope="module")
 def faces(photo_files):
     """``{name: (pixels, skin mask)}`` of the three photos of one person, at most 640 px."""
@@ -517,7 +533,8 @@ def test_style_swatches_show_each_styles_backdrop():
 
 def test_action_names_are_the_api_names():
     assert ACTIONS == (
-        "check_photos", "train_identity", "generate", "retouch", "select", "export", "audit", "delete_my_data",
+        "check_photos", "train_identity", "generate", "preview", "retouch", "select", "export", "audit",
+        "delete_my_data",
     )  # fmt: skip
     for name in ACTIONS:
         assert callable(getattr(AppBackend, name))

@@ -269,3 +269,35 @@ def test_tiny_sdxl_dry_run_of_every_section(bench, photo_dir, tiny_bases, tmp_pa
     for name in ("sdxl_30_steps_bf16", "sdxl_4_steps_bf16", "sdxl_batch_40_end_to_end", "sdxl_lora_training"):
         assert isinstance(rows[name]["goal_met"], bool), name
     assert rows["sdxl_offload_peak_vram"]["goal_met"] is None  # no GPU memory on the CPU
+
+
+def test_the_issue14_preset_runs_every_section_in_tiny_mode(bench, photo_dir, tiny_bases, tmp_path):
+    """The prepared GPU command (``--preset issue14``) as a CPU dry run, shortened by later arguments."""
+    out = tmp_path / "issue14.json"
+    argv = ["--preset", "issue14", *TINY, "--families", "sd15", "--batch-images", "2", "--batch-size", "2", *TRAIN]
+    argv += ["--photos", str(photo_dir), "--workdir", str(_workdir(tmp_path, tiny_bases)), "--out", str(out)]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["settings"]["preset"] == "issue14" and report["settings"]["deadline_s"] == 540
+    family = report["families"]["sd15"]
+    assert [r["config"] for r in family["generation"]] == ["baseline", "bf16", "few_step_bf16"]
+    assert [r["config"] for r in family["offload"]] == ["no_offload", "offload_model"]
+    assert family["batch"]["status"] == "ok" and family["batch"]["control_kind"] == "canny"
+    training = family["training"]
+    assert training["run"]["status"] == "ok" and "checkpointing_off" not in training
+    assert training["run"]["peak_includes_class_image_phase"] is True  # class images drawn inside the call
+    assert training["run"]["class_images_s"] > 0 and training["full_run_steps"] == 800
+    estimate = training["vram_estimate"]
+    assert estimate["status"] == "ok" and estimate["architecture"] == "published sd15"
+    assert 2 < estimate["total_gib"] < 12  # SD1.5 LoRA training: weights ~2 GiB + activations
+    rows = {row["goal"]: row for row in report["goals"]["goals"]}
+    assert rows["sdxl_training_peak_vram"]["limit"] == 14.9 and report["wall_s"] > 0
+
+
+def test_a_spent_time_budget_skips_sections_not_the_report(bench, photo_dir, tiny_bases, tmp_path):
+    out = tmp_path / "late.json"
+    argv = [*TINY, "--families", "sd15", "--deadline-s", "0", "--photos", str(photo_dir)]
+    assert bench.main([*argv, "--workdir", str(_workdir(tmp_path, tiny_bases)), "--out", str(out)]) == 0
+    family = json.loads(out.read_text())["families"]["sd15"]
+    assert family["generation"][0]["status"] == family["training"]["status"] == "skipped"
+    assert "time budget" in family["batch"]["reason"]

@@ -41,7 +41,9 @@ def test_readme_block_runs_as_written(index, tmp_path, real_photos):
         "headshot_lab",
     ):
         (workdir / name).symlink_to(ROOT / name)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    # `make X` must never re-install into the shared .venv from this scratch copy (that would point the editable
+    # install at tmp_path): the install is `make setup`'s job, already done before the tests run.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "MAKEFLAGS": "-o .venv/.setup-stamp"}
     command = [sys.executable, "-c", code] if kind == "python" else ["bash", "-euo", "pipefail", "-c", code]
     result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (

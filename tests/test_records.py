@@ -359,5 +359,5 @@ def test_options_records_match_asdict_for_the_generator():
     assert config_record(speed) == dataclasses.asdict(speed)
     assert config_record(faceid) == dataclasses.asdict(faceid)
     assert config_record(control, CONTROL_NOT_IN_MANIFEST) == {
-        "model": "m", "kind": "face", "scale": 0.8, "annotators": "lllyasviel/Annotators",
+        "model": "m", "kind": "face", "scale": 0.8, "annotators": "lllyasviel/Annotators", "subfolder": None,
     }  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,7 @@ def audit_batch(
     confidence: float = 0.95,
     n_resamples: int = 1000,
     progress: Progress | None = None,
+    new_scene: Collection[str] = (),
 ) -> BatchAudit:
     """Audit a batch of outputs of one person against that person's own photos.
 
@@ -140,6 +141,10 @@ def audit_batch(
         references: ``{name: image}`` of the person's photos (paths, arrays, PIL images).
         outputs: ``{name: image}`` of the outputs to audit.
         sources: ``{output name: reference name}`` for outputs made from one reference photo.
+        new_scene: outputs known to show another scene than their source (a studio retouch onto a new backdrop):
+            their ΔITA is the one as photographed. The photo-hash test (:func:`~headshot_lab.analysis.same_scene`)
+            can call a backdrop swap of a face-filling portrait the same scene, and light-matching on the swapped
+            backdrop then reads the new backdrop's colour as a change of light (ΔITA ≈ 100° at ΔE00 0.1).
         out_dir: where to write ``report.md``, ``results.json`` and the plots (nothing written when ``None``).
 
     Raises:
@@ -182,7 +187,10 @@ def audit_batch(
     group = group_label(person.ita_group) if person else "unknown"
     paired = bool(outs) and all(sources.get(name) in refs for name in outs)
 
-    rows = [_row(name, analysis, refs, sources.get(name), centroid, ref_embeddings) for name, analysis in outs.items()]
+    rows = [
+        _row(name, analysis, refs, sources.get(name), centroid, ref_embeddings, new_scene=name in set(new_scene))
+        for name, analysis in outs.items()
+    ]
     if not rows:
         raise HeadshotLabError(
             "None of the outputs could be analysed.", fix="Check that they are images.", code="no_outputs"
@@ -303,6 +311,8 @@ def _row(
     source: str | None,
     centroid: np.ndarray,
     ref_embeddings: Mapping[str, np.ndarray],
+    *,
+    new_scene: bool = False,
 ) -> dict[str, Any]:
     """One output's per-image numbers; against its ``source`` photo when it has one.
 
@@ -325,7 +335,7 @@ def _row(
         out_cos, src_cos = _cosine(analysis.embedding, others), _cosine(src.embedding, others)
         row["identity_delta"] = None if out_cos is None or src_cos is None else out_cos - src_cos
         if src.tone is not None and analysis.tone is not None:
-            scene = same_scene(
+            scene = not new_scene and same_scene(
                 src.photo.metrics.get("hash") if src.photo else None,
                 analysis.photo.metrics.get("hash") if analysis.photo else None,
             )

@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "headshot_lab.cli.studio",
     "headshot_lab.cli.ship",
     "headshot_lab.cli.audit",
+    "headshot_lab.cli.team",
+    "headshot_lab.cli.upscale",
     "headshot_lab.ui.cli",
 )
 

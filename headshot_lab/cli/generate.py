@@ -86,6 +86,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--compile", action="store_true", help="torch.compile the UNet")
     gen.add_argument("--batch-size", type=int, default=1)
     gen.add_argument("--device", default=None)
+    gen.add_argument(
+        "--detail-face", action="store_true", help="redraw each face at the model's native size (face-detail pass)"
+    )
+    gen.add_argument(
+        "--detail-strength", type=float, default=None, help="denoise strength of that pass (default: the style's)"
+    )
+    gen.add_argument("--hires-fix", action="store_true", help="upscale, then refine with img2img at low strength")
+    gen.add_argument("--hires-scale", type=float, default=2.0, choices=[1.5, 2.0], help="hires-fix scale (1.5 or 2)")
+    gen.add_argument("--hires-strength", type=float, default=None, help="hires-fix denoise strength (default 0.35)")
+    gen.add_argument("--upscale", type=int, default=None, choices=[2, 4], help="enlarge each image 2× or 4×")
+    gen.add_argument(
+        "--upscale-model",
+        default=None,
+        help="super-resolution checkpoint or Hub file owner/name:file.pth "
+        "(default: $HEADSHOT_LAB_UPSCALE_MODEL; none → Lanczos, labelled in the manifest)",
+    )
     gen.set_defaults(handler=run_generate)
 
     faceid = subparsers.add_parser(
@@ -180,6 +196,13 @@ def run_generate(args: argparse.Namespace) -> int:
         guidance_scale=args.guidance,
         width=args.width,
         height=args.height,
+        detail_face=args.detail_face,
+        detail_strength=args.detail_strength,
+        hires_fix=args.hires_fix,
+        hires_scale=args.hires_scale,
+        hires_strength=args.hires_strength,
+        upscale=args.upscale,
+        upscale_model=args.upscale_model,
     )
     speed = SpeedOptions(
         precision=args.precision,

@@ -44,13 +44,16 @@ PACK_HINT = (
 _PREFERRED = ("w600k_r50.onnx", "glintr100.onnx", "w600k_mbf.onnx", "det_10g.onnx", "det_2.5g.onnx", "det_500m.onnx")
 
 
-def _providers(device: str) -> list[str]:
-    """``["CUDAExecutionProvider", "CPUExecutionProvider"]`` when CUDA is usable and wanted, else CPU only."""
+def _providers(device: str) -> list[Any]:
+    """``["CUDAExecutionProvider", "CPUExecutionProvider"]`` when CUDA is usable and wanted, else CPU only;
+    ``cuda:N`` picks GPU ``N`` (``("CUDAExecutionProvider", {"device_id": N})``)."""
     import onnxruntime
 
     available = onnxruntime.get_available_providers()
     if device != "cpu" and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        index = device.partition(":")[2]
+        cuda: Any = ("CUDAExecutionProvider", {"device_id": int(index)}) if index.isdigit() else "CUDAExecutionProvider"
+        return [cuda, "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 

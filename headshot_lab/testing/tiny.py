@@ -463,3 +463,57 @@ def tiny_lora(base: str | Path, out_dir: str | Path, *, rank: int = 4, seed: int
 
 
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+
+
+# -- tiny super-resolution models (spandrel) -------------------------------------------------------------------
+
+#: Tiny SR architectures: ``compact`` = Real-ESRGAN's SRVGGNetCompact (keys ``body.N.weight``, as in
+#: ``realesr-general-x4v3.pth``), ``esrgan`` = the RRDBNet of ESRGAN/Real-ESRGAN (old-arch keys ``model.0.weight``,
+#: ``model.1.sub.0.RDB1.conv1.0.weight`` …, as in ``RealESRGAN_x4plus.pth`` after spandrel's conversion).
+SR_ARCHES = ("compact", "esrgan")
+
+
+def tiny_sr_state_dict(arch: str = "compact", *, scale: int = 4, seed: int = 0) -> dict[str, Any]:
+    """A random-weight state dict with the real key layout spandrel detects, a few kB in size.
+
+    ``compact``: ``num_feat=8, num_conv=2`` (PReLU); ``esrgan``: ``num_filters=8, num_blocks=1`` (growth 32 → the
+    arch's fixed ``gc``); both keep the output near the bilinear-looking identity-free random map (wiring, not quality).
+    """
+    import torch
+
+    if arch not in SR_ARCHES:
+        raise ValueError(f"arch must be one of {SR_ARCHES}, got {arch!r}")
+    torch.manual_seed(seed)
+    if arch == "compact":
+        from spandrel.architectures.Compact import Compact
+
+        model: Any = Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=scale)
+    else:
+        from spandrel.architectures.ESRGAN import ESRGAN
+
+        model = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=scale)
+    return {key: value.detach().clone().contiguous() for key, value in model.state_dict().items()}
+
+
+def tiny_sr_model(
+    out: str | Path, arch: str = "compact", *, scale: int = 4, seed: int = 0, fmt: str | None = None
+) -> Path:
+    """Write :func:`tiny_sr_state_dict` to ``out`` (``.pth`` by ``torch.save``, ``.safetensors`` by safetensors).
+
+    ``out`` may be a folder (the file is ``tiny_<arch>_x<scale>.<fmt>``, default ``pth``). Deterministic: the same
+    call writes the same weights.
+    """
+    import torch
+
+    path = Path(out)
+    if path.suffix not in {".pth", ".safetensors"}:
+        path = path / f"tiny_{arch}_x{scale}.{fmt or 'pth'}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = tiny_sr_state_dict(arch, scale=scale, seed=seed)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    return path

@@ -1,4 +1,4 @@
-"""The eight actions of the app, as methods of :class:`AppBackend` (one per ``api_name``).
+"""The nine actions of the app, as methods of :class:`AppBackend` (one per ``api_name``).
 
 Each method maps the page's state and widget values onto one function of :mod:`headshot_lab.workflow` (the service
 layer the command line calls too) and formats what it returns: Markdown status, gallery captions, published copies.
@@ -8,13 +8,19 @@ The rules (what is allowed, what is written, how it is labelled) live in the ser
 from __future__ import annotations
 
 import functools
+import logging
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from headshot_lab import workflow
-from headshot_lab.errors import HeadshotLabError
+from headshot_lab.config import get_settings
+from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 from headshot_lab.privacy import Session
+from headshot_lab.spaces_compat import on_zero_gpu
+from headshot_lab.ui import gpu_time
 from headshot_lab.ui.decode import DecodeBudget
 from headshot_lab.ui.files import SessionFiles
 from headshot_lab.ui.formatting import (
@@ -43,6 +49,14 @@ from headshot_lab.ui.state import (
     output_stem,
     report_progress,
 )
+from headshot_lab.workflow import FaceIDOptions, SpeedOptions
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_IMAGES = 2
+"""How many headshots one quick preview makes."""
+PREVIEW_STEPS = 4
+"""Sampler steps of the quick preview (the few-step LCM path: ~4 steps at guidance 1)."""
 
 RETRAINED_NOTE = (
     "Your photos or the training settings changed since the last training, so this training started fresh and "
@@ -77,12 +91,160 @@ def duplicate_note(group: Sequence[str]) -> dict[str, str]:
     }
 
 
+@dataclass
+class GeneratePlan:
+    """One generation, decided before the graphics card is asked for: plain data, so it crosses into ZeroGPU's
+    worker process (which pickles the GPU function's arguments) and back.
+
+    Attributes:
+        request: what to generate (style, count, seed, identity files, FaceID and pose settings).
+        out_dir: the session folder the images go to.
+        speed: the few-step path for a preview (``None``: the style's sampler).
+        work: the work, for the GPU time asked for (:class:`~headshot_lab.ui.gpu_time.GenerateWork`).
+        preview: a quick preview (tuning-free identity + few steps).
+    """
+
+    request: workflow.GenerateRequest
+    out_dir: Path
+    speed: SpeedOptions | None
+    work: gpu_time.GenerateWork
+    preview: bool = False
+
+    @property
+    def gpu_seconds(self) -> int:
+        """The seconds of GPU time to ask for (ZeroGPU's ``duration``), computed from :attr:`work`."""
+        return self.work.request_s()
+
+
+@dataclass
+class RenderResult:
+    """What the GPU call returns: the generator's files, or the error (plain data, never an exception object)."""
+
+    outcome: workflow.GenerateOutcome | None = None
+    error: dict[str, str] | None = None
+    unavailable: bool = False
+
+
+def gpu_seconds(plan: GeneratePlan) -> int:
+    """ZeroGPU's ``duration`` callable for the render call: takes the call's own argument."""
+    return plan.gpu_seconds
+
+
+def nsfw_note(blocked: int, total: int) -> str:
+    """The visitor's words for pictures the base model's safety filter blocked (they come out black)."""
+    verb, it = ("was", "it is") if blocked == 1 else ("were", "they are")
+    return (
+        f"⚠ {blocked} of the {total} pictures {verb} blocked by the model's safety filter (it turns them black), so "
+        f"{it} not shown and cannot be selected or exported. "
+        "Try another variation number for more."
+    )
+
+
 class AppBackend(SessionFiles):
     """Sessions (:class:`SessionFiles`) plus the app's actions; each returns an :class:`ActionResult`, never raises."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, zero_gpu: bool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.generators = workflow.GeneratorCache()
+        #: On ZeroGPU: no LoRA training; only the generators built at start-up run (see :meth:`preload`).
+        self.zero_gpu = on_zero_gpu() if zero_gpu is None else bool(zero_gpu)
+        # ZeroGPU keeps both start-up setups (FaceID, preview); a dedicated GPU one at a time (16 GB cards).
+        self.generators = workflow.GeneratorCache(capacity=2 if self.zero_gpu else 1)
+        self.preload_errors: dict[str, str] = {}
+
+    # -- generators: built before any GPU call --------------------------------------------------------
+    @property
+    def _faceid_device(self) -> str | None:
+        """ArcFace on the CPU on ZeroGPU (seconds of work, outside any GPU request); else ``HEADSHOT_LAB_DEVICE``."""
+        return "cpu" if self.zero_gpu else None
+
+    def faceid_options(self, weights: str = "") -> FaceIDOptions:
+        """The FaceID setup: ``weights`` (the operator's field), else ``HEADSHOT_LAB_FACEID_WEIGHTS``, else
+        ``h94/IP-Adapter-FaceID``; the weight file from ``HEADSHOT_LAB_FACEID_WEIGHT_NAME`` for the default weights."""
+        settings = get_settings()
+        chosen = weights.strip() or settings.faceid_weights or workflow.FACEID_REPO
+        name = settings.faceid_weight_name if chosen == (settings.faceid_weights or workflow.FACEID_REPO) else None
+        return FaceIDOptions(weights=chosen, weight_name=name)
+
+    @staticmethod
+    def preview_speed(family: str) -> SpeedOptions:
+        """The quick preview's sampler: the family's LCM-LoRA (or ``HEADSHOT_LAB_FEW_STEP_LORA``), 4 steps."""
+        lora = workflow.few_step_lora(family)
+        return SpeedOptions(few_step_lora=lora, few_step_steps=PREVIEW_STEPS, few_step_guidance=1.0)
+
+    def setups(self) -> dict[str, tuple[FaceIDOptions | None, SpeedOptions | None]]:
+        """The generator setups built before the first visitor: ``{name: (faceid, speed)}``.
+
+        On ZeroGPU the two a visitor can run there (no LoRA training): FaceID generation and the quick preview.
+        On a dedicated GPU the plain base (a trained LoRA attaches to it); other setups load when first asked for.
+        """
+        family = workflow.base_family()
+        if not self.zero_gpu:
+            return {"base": (None, None)}
+        return {"faceid": (self.faceid_options(), None), "preview": (self.faceid_options(), self.preview_speed(family))}
+
+    def preload(self) -> dict[str, str]:
+        """Build every setup of :meth:`setups` and move it to its device, now (never inside a GPU call).
+
+        On ZeroGPU call it at import on the main thread: ``.to("cuda")`` there is recorded by ``spaces`` and replayed
+        on the real GPU when a GPU call starts. Returns ``{setup: "ok" | "error: …"}`` (errors are kept in
+        :attr:`preload_errors` and the action that needs the setup reports them).
+        """
+        try:
+            wanted = self.setups()
+        except HeadshotLabError as exc:  # no base model: nothing to build; the page says so
+            return {"base": f"error: {exc.message}"}
+        done: dict[str, str] = {}
+        for name, (faceid, speed) in wanted.items():
+            try:
+                self.generators.get(faceid, None, speed=speed, progress=False).load()
+            except Exception as exc:  # a missing download must not take the page down
+                logger.warning("could not build the %s generator: %s", name, exc)
+                self.preload_errors[name] = str(getattr(exc, "message", exc))
+                done[name] = f"error: {self.preload_errors[name]}"
+            else:
+                self.preload_errors.pop(name, None)
+                done[name] = "ok"
+        return done
+
+    def _ready_generator(self, request: workflow.GenerateRequest, speed: SpeedOptions | None) -> None:
+        """The request's generator loaded (and its identity attached) *before* the GPU call.
+
+        On ZeroGPU only a setup built at start-up can run: anything else would load weights inside the GPU call
+        (charged to the visitor, and lost with the worker process), so it is refused with what to set.
+        """
+        faceid, control = request.faceid_options(), request.control_options()
+        if self.zero_gpu:
+            if self.generators.cached(faceid, control, speed=speed) is None:
+                reasons = "; ".join(f"{k}: {v}" for k, v in self.preload_errors.items())
+                raise HeadshotLabError(
+                    "This option is not available on this shared graphics card: its model was not loaded when "
+                    "the app started.",
+                    fix="Leave the pose guide at “none” and the other settings as they are, then try again."
+                    "\nOperator: set HEADSHOT_LAB_FACEID_WEIGHTS / HEADSHOT_LAB_FEW_STEP_LORA before start-up, or run "
+                    "the app on a dedicated GPU, where every option loads when asked for."
+                    + (f" Start-up errors: {reasons}" if reasons else ""),
+                    code="not_on_zero_gpu",
+                )
+            return
+        generator = self.generators.get(faceid, control, speed=speed)
+        generator.load()
+        generator.attach_identity(request.identity())
+
+    def render(self, plan: GeneratePlan) -> RenderResult:
+        """The GPU part of a generation: run the pipeline built before, write the labelled images. Nothing else:
+        no model loads here, no page state changes (ZeroGPU runs this in another process)."""
+        try:
+            outcome = workflow.generate_headshots(
+                plan.request,
+                plan.out_dir,
+                speed=plan.speed,
+                generators=self.generators,
+                require_identity=True,
+                max_images=workflow.MAX_IMAGES_PER_RUN,
+            )
+        except HeadshotLabError as exc:
+            return RenderResult(error=exc.to_dict(), unavailable=isinstance(exc, ModelUnavailableError))
+        return RenderResult(outcome=outcome)
 
     @property
     def generator_ready(self) -> bool:
@@ -208,8 +370,10 @@ class AppBackend(SessionFiles):
         workflow.require_learnable(paths)
         if mode not in IDENTITY_MODES:
             raise HeadshotLabError(f"Unknown mode {mode!r}.", fix="Use lora or faceid.", code="bad_option")
-        if mode == "faceid":
-            result = workflow.faceid_identity(paths, session.lora / workflow.FACEID_EMBEDDING_NAME)
+        if mode == "faceid":  # seconds on the CPU: never a GPU request
+            result = workflow.faceid_identity(
+                paths, session.lora / workflow.FACEID_EMBEDDING_NAME, device=self._faceid_device
+            )
             state.identity = result.ref
             status = with_operator_details(
                 f"{OK_MARK} Your likeness is ready, from {result.photos} photos — no training needed.\n\n"
@@ -217,9 +381,12 @@ class AppBackend(SessionFiles):
                 f"tuning-free identity: mean ArcFace embedding ({result.encoder}) for IP-Adapter-FaceID",
             )
             return ActionResult(state=state, status=status, report={"mode": "faceid", "photos": result.photos})
+        if self.zero_gpu:  # refused before any GPU request: see gpu_time.training_refusal for why
+            raise gpu_time.training_refusal(workflow.base_family(), int(steps), prior=bool(prior_preservation))
         config = workflow.TrainConfig(
             steps=int(steps), rank=int(rank), prior_preservation=bool(prior_preservation), seed=int(seed)
         )
+        freed = self.generators.release()  # the cached generator leaves the GPU: training needs its memory
         report_progress(progress, 0.0, "Training your identity LoRA")
         fresh_note = ""
         train = functools.partial(
@@ -247,6 +414,7 @@ class AppBackend(SessionFiles):
             "It stays with this page's data and is deleted with it." + fresh + "\n\n" + next_step("train"),
             [
                 f"{result.steps} steps, base `{card.get('base_model')}` ({card.get('family')}), LoRA rank {config.rank}",
+                *([f"freed {freed} loaded generator(s) from the GPU before training"] if freed else []),
                 *result.notes,
             ],
         )
@@ -264,44 +432,195 @@ class AppBackend(SessionFiles):
         controlnet: str = "",
         faceid_weights: str = "",
         steps: int | None = None,
+        detail_face: bool = False,
         *,
+        preview: bool = False,
+        render: Callable[[GeneratePlan], RenderResult] | None = None,
         progress: Progress | None = None,
     ) -> ActionResult:
-        """Generate ``n`` headshots of the learned identity in ``style`` into the session."""
+        """Generate ``n`` headshots of the learned identity in ``style`` into the session (``detail_face``: the
+        face-detail pass, :mod:`headshot_lab.detail`, after the images are made).
+
+        Three parts, so the graphics card is held only for the middle one: :meth:`plan_generate` (checks, the GPU
+        time from the work, the generator loaded — outside any GPU call), ``render(plan)`` (the app passes its
+        ``spaces.GPU``-decorated :meth:`render`; default: :meth:`render` itself) and :meth:`finish_generate`
+        (publish, page state). ``preview``: the quick preview — tuning-free identity + the few-step path,
+        :data:`PREVIEW_IMAGES` images.
+        """
+        return self._generate(
+            state, style, n, seed, pose, controlnet, faceid_weights, steps, preview=preview, render=render,
+            detail_face=detail_face,
+            progress=progress,
+        )  # fmt: skip
+
+    @guarded
+    def preview(
+        self,
+        state: SessionState,
+        style: str = "corporate",
+        seed: int | None = None,
+        faceid_weights: str = "",
+        *,
+        render: Callable[[GeneratePlan], RenderResult] | None = None,
+        progress: Progress | None = None,
+    ) -> ActionResult:
+        """The quick preview: :data:`PREVIEW_IMAGES` headshots from the checked photos with no training (the FaceID
+        likeness, made now on the CPU when the page has none) on the few-step path, in one short GPU call."""
+        return self._generate(
+            state, style, PREVIEW_IMAGES, seed, "none", "", faceid_weights, None, preview=True, render=render,
+            progress=progress,
+        )  # fmt: skip
+
+    def _generate(
+        self,
+        state: SessionState,
+        style: str,
+        n: int,
+        seed: int | None,
+        pose: str,
+        controlnet: str,
+        faceid_weights: str,
+        steps: int | None,
+        *,
+        preview: bool,
+        render: Callable[[GeneratePlan], RenderResult] | None,
+        progress: Progress | None,
+        detail_face: bool = False,
+    ) -> ActionResult:
         session = self.open_session(state)
+        report_progress(progress, 0.0, "Getting ready")
+        plan = self.plan_generate(
+            session, state, style, n, seed, pose, controlnet, faceid_weights, steps, preview, detail_face=detail_face
+        )
+        report_progress(progress, 0.1, "Generating")
+        rendered = (render or self.render)(plan)
+        if rendered.error is not None:
+            error = ModelUnavailableError if rendered.unavailable else HeadshotLabError
+            raise error(rendered.error["message"], fix=rendered.error.get("fix"), code=rendered.error.get("code"))
+        assert rendered.outcome is not None
+        return self.finish_generate(session, state, plan, rendered.outcome)
+
+    def plan_generate(
+        self,
+        session: Session,
+        state: SessionState,
+        style: str,
+        n: int,
+        seed: int | None,
+        pose: str,
+        controlnet: str,
+        faceid_weights: str,
+        steps: int | None,
+        preview: bool = False,
+        *,
+        detail_face: bool = False,
+    ) -> GeneratePlan:
+        """Everything before the GPU call: the request, its checks, the GPU time it needs, its generator loaded."""
         usable = state.usable_uploads()
+        identity = state.identity
+        if preview:
+            identity = self._preview_identity(session, state)
+            n, steps, pose = PREVIEW_IMAGES, None, "none"
+        faceid = self.faceid_options(faceid_weights) if (identity or {}).get("mode") == "faceid" else None
         request = workflow.GenerateRequest.for_identity(
-            state.identity,
+            identity,
             style=style,
             n=n,
             seed=seed,
             selfie=usable[0].path if usable else None,
-            faceid_weights=faceid_weights if (state.identity or {}).get("mode") == "faceid" else None,
+            faceid_weights=faceid.weights if faceid else None,
+            faceid_weight_name=faceid.weight_name if faceid else None,
             pose=pose,
             controlnet=controlnet,
             steps=steps or None,
+            detail_face=bool(detail_face),
         )
-        run = state.next_run()
-        report_progress(progress, 0.0, "Generating")
-        result = workflow.generate_headshots(
-            request,
-            session.outputs / "generated" / f"run-{run:03d}",
-            generators=self.generators,
-            require_identity=True,
-            max_images=workflow.MAX_IMAGES_PER_RUN,
+        workflow.check_generate_request(request, require_identity=True, max_images=workflow.MAX_IMAGES_PER_RUN)
+        family = workflow.base_family()
+        speed = self.preview_speed(family) if preview else None
+        style_steps, style_guidance = workflow.sampling_defaults(style)
+        base_steps = int(request.steps or (speed.few_step_steps if speed else style_steps))
+        if request.detail_face:  # the face-detail pass re-renders one face crop at native size, ≤ 0.5 × the steps
+            base_steps += math.ceil(0.5 * base_steps)
+        work = gpu_time.GenerateWork(
+            family=family,
+            n=int(request.n),
+            steps=base_steps,
+            guidance=speed.few_step_guidance if speed else style_guidance,
+            control=request.pose != "none",
+            where=gpu_time.hardware(),
         )
+        if self.zero_gpu:
+            work.require_fits()  # refused before the request: ZeroGPU would refuse it unrun
+        self._ready_generator(request, speed)
+        out_dir = session.outputs / "generated" / f"run-{state.next_run():03d}"
+        return GeneratePlan(request=request, out_dir=out_dir, speed=speed, work=work, preview=preview)
+
+    def _preview_identity(self, session: Session, state: SessionState) -> dict[str, Any]:
+        """The tuning-free identity for a preview: the page's FaceID one, else made now from the usable photos
+        (ArcFace, seconds; outside any GPU call). A trained LoRA stays the page's identity."""
+        if (state.identity or {}).get("mode") == "faceid":
+            return state.identity  # type: ignore[return-value]
+        paths = [item.path for item in state.usable_uploads(strict=True)]
+        workflow.require_learnable(paths)
+        target = session.lora / workflow.FACEID_EMBEDDING_NAME
+        result = workflow.faceid_identity(paths, target, device=self._faceid_device)
+        if not state.identity:
+            state.identity = result.ref  # nothing learned yet: this is the page's likeness now
+        return result.ref
+
+    def finish_generate(
+        self, session: Session, state: SessionState, plan: GeneratePlan, result: workflow.GenerateOutcome
+    ) -> ActionResult:
+        """After the GPU call: publish the images (never one the safety filter blocked), update the page."""
+        blocked = set(result.blocked)
+        run = plan.out_dir.name
         gallery, added = [], []
-        for path, record in zip(result.images, result.records, strict=True):
-            item = Item(name=f"generated/run-{run:03d}/{Path(path).name}", path=str(path), kind="generated")
+        for index, (path, record) in enumerate(zip(result.images, result.records, strict=True)):
+            if index in blocked:  # black, and not what was asked for: kept private, never shown or exported
+                continue
+            item = Item(name=f"generated/{run}/{Path(path).name}", path=str(path), kind="generated")
             added.append(item)
             gallery.append((self.publish(session, path), f"{result.style} · seed {record['seed']}"))
         state.outputs.extend(added)
-        status = with_operator_details(
-            f"{OK_MARK} {len(added)} headshots in the {result.style} style ({duration_words(result.seconds)}). Each file is "
-            "labelled inside as AI-generated.\n\n" + next_step("generate"),
-            f"base `{result.base}`; IPTC trainedAlgorithmicMedia; the manifest can remake each one",
+        total = len(result.images)
+        if not added:
+            raise HeadshotLabError(
+                f"None of the {total} pictures can be shown: the model's safety filter blocked "
+                f"{'it' if total == 1 else 'all of them'} (they came out black).",
+                fix="Try again with another variation number or another style.",
+                code="nsfw_blocked",
+            )
+        what = "quick previews" if plan.preview else "headshots"
+        first = (
+            f"{OK_MARK} {len(added)} {what} in the {result.style} style ({duration_words(result.seconds)}). Each file is "
+            "labelled inside as AI-generated." + refined_words(result.records)
         )
-        report = {"records": result.to_dict()["records"]}
+        if plan.preview:
+            first += (
+                " They are made without training, so they look a little less like you than trained headshots; "
+                "“Generate headshots” makes more, at full quality."
+            )
+        if blocked:
+            first += "\n\n" + nsfw_note(len(blocked), total)
+        speed = plan.speed
+        operator = [
+            f"base `{result.base}`; IPTC trainedAlgorithmicMedia; the manifest can remake each one",
+            f"GPU time asked for: {plan.gpu_seconds} s (estimate {plan.work.estimate_s():.0f} s for "
+            f"{plan.work.n} × {plan.work.steps} steps on {plan.work.where}; ZeroGPU: {'yes' if self.zero_gpu else 'no'})",
+        ]
+        if speed is not None:
+            operator.append(
+                f"quick preview: IP-Adapter-FaceID + few-step LoRA `{speed.few_step_lora}` (LCMScheduler, "
+                f"{speed.few_step_steps} steps, guidance {speed.few_step_guidance:g})"
+            )
+        if blocked:
+            operator.append(
+                f"{len(blocked)} image(s) flagged by the base's safety checker (nsfw_content_detected; manifest "
+                "nsfw_flagged): kept in the session folder, not published"
+            )
+        status = with_operator_details(first + "\n\n" + next_step("generate"), operator)
+        report = {"records": result.to_dict()["records"], "blocked": len(blocked), "gpu_seconds": plan.gpu_seconds}
         return ActionResult(state=state, status=status, gallery=gallery, report=report)
 
     @guarded
@@ -372,10 +691,11 @@ class AppBackend(SessionFiles):
         profile = self._profile(session, state)
         report_progress(progress, 0.4, "Checking the headshots")
         sources = {item.name: item.source for item in state.outputs if item.source}
+        retouched = {item.name for item in state.outputs if item.kind == "retouched"}  # a new backdrop
         selection = workflow.select_headshots(
-            candidates, profile, top_k=int(top_k), max_keep=MAX_PICKS, sources=sources
+            candidates, profile, top_k=int(top_k), max_keep=MAX_PICKS, sources=sources, new_scene=retouched
         )
-        payload = selection.to_dict()
+        payload = selection.to_dict(regions=True)  # regions: the zoomed crops of what was flagged (``flagged``)
         state.picks = [c.path for c in selection.kept]
         gallery, shown = [], []
         for candidate in rank_order(selection.candidates):  # best first, then the ones left out
@@ -393,6 +713,16 @@ class AppBackend(SessionFiles):
             choices=shown + [o.name for o in state.outputs if o.name not in shown],
             picks=list(state.picks),
         )
+
+    def flagged(self, state: SessionState, report: dict[str, Any] | None, *, size: int = 320) -> list[tuple[str, str]]:
+        """Zoomed crops of what select flagged (:func:`headshot_lab.workflow.flagged_crops`), published:
+        one ``(published path, "name: reason")`` per rejected headshot and reason that names a region of the face."""
+        if not report or not state.session_id:
+            return []
+        session = self.open_session(state)
+        files = {o.name: (o.path, o.kind) for o in state.outputs}
+        crops = workflow.flagged_crops(report.get("rejected", []), files, session.outputs / "flagged", size=size)
+        return [(self.publish(session, path), caption) for path, caption in crops]
 
     @guarded
     def export(
@@ -460,6 +790,7 @@ class AppBackend(SessionFiles):
             sources={item.name: item.source for item in state.outputs if item.source},
             out_dir=session.outputs / "audit" / f"audit-{state.next_run():03d}",
             progress=progress,
+            new_scene={item.name for item in state.outputs if item.kind == "retouched"},  # a new backdrop
         )
         gallery = [(self.publish(session, path), plot_caption(path.stem)) for path in card.plots]
         status = embed_images(card.markdown, {path.name: path for path in card.plots}) + "\n\n" + next_step("audit")
@@ -481,3 +812,25 @@ class AppBackend(SessionFiles):
         return ActionResult(
             state=SessionState(), status=status, report={"files": deletion.files, "bytes": deletion.bytes}
         )
+
+
+def refined_words(records: list[dict[str, Any]]) -> str:
+    """Plain words on the face-detail pass of a run ("" when it was off): how many faces were redrawn and whether
+    likeness and skin tone held (the pass's own before/after measures)."""
+    passes: list[dict[str, Any]] = [r["detail"] for r in records if r.get("detail")]
+    if not passes:
+        return ""
+    faces = sum(len(p.get("faces") or []) for p in passes)
+    if not faces:
+        return " Refine faces was on, but no face was found to redraw."
+    measures = [p.get("measures") or {} for p in passes if p.get("faces")]
+    shifts = [m["delta_ita"] for m in measures if m.get("delta_ita") is not None]
+    likeness = [m["identity_after_vs_before"] for m in measures if m.get("identity_after_vs_before") is not None]
+    words = f" {faces} face(s) were redrawn in finer detail."
+    if likeness:
+        words += f" Likeness before → after: {min(likeness):.2f} (1 = the same face)."
+    if shifts:
+        worst = max(shifts, key=abs)
+        direction = "lighter" if worst > 0 else "darker"
+        words += f" Skin tone change: {worst:+.1f}° ({direction}; a change under 1° cannot be seen)."
+    return words

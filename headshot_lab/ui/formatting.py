@@ -225,9 +225,10 @@ def format_export(
         "| file | label | notes |",
         "|---|---|---|",
     ]
+    operator = [f"{row['file']}: {n}" for row in rows for n in file_notes.get(row["file"], ()) if _for_operator(n)]
     for row in rows:
         label = KIND_WORDS.get(str(row.get("kind")), "labelled as made with AI")
-        said = "<br>".join(table_cell(n) for n in file_notes.get(row["file"], ())) or "–"
+        said = "<br>".join(table_cell(n) for n in file_notes.get(row["file"], ()) if not _for_operator(n)) or "–"
         lines.append(f"| {table_cell(row['file'])} | {label} | {said} |")
     for entry in consistency:
         lines.append(
@@ -237,7 +238,12 @@ def format_export(
         lines += ["", *(f"- {note}" for note in notes)]
     lines += ["", next_step("export")]
     details = [f"{row['file']}: {row.get('disclosure')}" for row in rows if row.get("disclosure")]
-    return with_operator_details("\n".join(lines), details)
+    return with_operator_details("\n".join(lines), [*operator, *details])
+
+
+def _for_operator(note: str) -> bool:
+    """A note with a command or a setting in it (``For the operator: …``): it goes in the collapsed section."""
+    return note.startswith("For the operator:")
 
 
 #: Short forms of the export notes for a caption (the status table keeps the full sentences).
@@ -248,6 +254,11 @@ _SHORT_NOTES = (
     (re.compile(r"Saved as PNG"), "saved as PNG: round, see-through corners"),
     (re.compile(r"No face was found"), "no face found: a centred crop"),
     (re.compile(r"Low resolution"), "low resolution: may look soft"),
+    (
+        re.compile(r"Too little detail for a sharp print.*: ([\d.]+)× short"),
+        "too little detail to print sharp ({0}× short)",
+    ),
+    (re.compile(r"Enough pixels for a print at"), "print detail partly made by an upscaler"),
 )
 
 
@@ -261,7 +272,7 @@ def short_note(note: str) -> str:
 
 def export_caption(name: str, notes: Sequence[str]) -> str:
     """A file's caption: its name, then its notes in short, so a warning sits next to the file."""
-    return " · ".join([name, *(short_note(note) for note in notes)])
+    return " · ".join([name, *(short_note(note) for note in notes if not _for_operator(note))])
 
 
 #: Plain titles of the audit's plots, by file stem.

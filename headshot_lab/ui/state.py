@@ -30,7 +30,9 @@ logger = logging.getLogger("headshot_lab.ui")
 MIN_PICKS = 5
 THUMBNAIL_SIDE = 320
 MAX_UPLOAD_MB = 25
-ACTIONS = ("check_photos", "train_identity", "generate", "retouch", "select", "export", "audit", "delete_my_data")
+ACTIONS = (
+    "check_photos", "train_identity", "generate", "preview", "retouch", "select", "export", "audit", "delete_my_data",
+)  # fmt: skip
 ONE_AT_A_TIME = frozenset(ACTIONS) - {"delete_my_data"}
 """Actions a page may run only one at a time (deleting is never held up)."""
 CONSENT_TEXT = (

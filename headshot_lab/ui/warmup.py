@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -51,10 +51,11 @@ WARM_UP_STEPS: dict[str, Callable[[], None]] = {
 }
 
 
-def warm_up() -> dict[str, float | str]:
-    """Run each step of :data:`WARM_UP_STEPS` once: ``{step: seconds}``, or ``{step: "error: …"}`` if it failed."""
+def warm_up(extra: Mapping[str, Callable[[], object]] | None = None) -> dict[str, float | str]:
+    """Run each step of :data:`WARM_UP_STEPS`, then each of ``extra`` (e.g. the app's generator on a dedicated GPU:
+    ``{"generator": backend.preload}``), once: ``{step: seconds}``, or ``{step: "error: …"}`` if it failed."""
     timings: dict[str, float | str] = {}
-    for name, step in WARM_UP_STEPS.items():
+    for name, step in {**WARM_UP_STEPS, **(extra or {})}.items():
         start = time.perf_counter()
         try:
             step()
@@ -67,8 +68,11 @@ def warm_up() -> dict[str, float | str]:
     return timings
 
 
-def start_warm_up() -> threading.Thread:
-    """Start :func:`warm_up` in a daemon thread and return it (``join()`` it to wait)."""
-    thread = threading.Thread(target=warm_up, name="headshot-lab-warm-up", daemon=True)
+def start_warm_up(extra: Mapping[str, Callable[[], object]] | None = None) -> threading.Thread:
+    """Start :func:`warm_up` (with the ``extra`` steps) in a daemon thread and return it (``join()`` it to wait).
+
+    Not for ZeroGPU's pipelines: ``spaces`` records ``.to("cuda")`` only on the thread that imported it, so those
+    are built at import (``AppBackend.preload`` in ``app.py``)."""
+    thread = threading.Thread(target=warm_up, args=(extra,), name="headshot-lab-warm-up", daemon=True)
     thread.start()
     return thread
