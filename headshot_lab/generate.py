@@ -1111,6 +1111,10 @@ def _replay_passes(
         hires = HiresOptions(
             **{k: record["hires"]["options"][k] for k in ("scale", "strength", "steps", "guidance_scale")}
         )
+        if upscaler is None:  # a super-resolution hook is rebuilt from its recorded name
+            from headshot_lab.upscale import HiresUpscaler
+
+            upscaler = HiresUpscaler.from_name(record["hires"].get("upscaler"), device=generator.device_name)
         if record["hires"].get("upscaler") != upscaler_name(upscaler):
             raise HeadshotLabError(
                 f"This image's hires fix used the upscaler {record['hires'].get('upscaler')!r}.",

@@ -612,6 +612,39 @@ class UpscaleOptions:
         return result.image, dict(manifest_entry(result) or {})
 
 
+HIRES_UPSCALER_PREFIX = "super-resolution:"
+
+
+@dataclass(frozen=True)
+class HiresUpscaler:
+    """The hires fix's upscale step done by a super-resolution model (a :data:`headshot_lab.hires.Upscaler` hook).
+
+    Asked for a factor ``f`` (``1 < f ≤ 4``), it runs :func:`upscale_image` at ``s = 2`` when ``f ≤ 2`` else
+    ``s = 4``; the hires fix then brings the ``s ×`` image to its target size (Lanczos, with a note when
+    ``s ≠ f``). No fallback: a model asked for and missing is an :class:`UpscaleError`, never a silent Lanczos.
+    :attr:`name` (``super-resolution:<model>``) is what the manifest records; :meth:`from_name` rebuilds the hook
+    from it, so ``regenerate`` replays the same pass.
+    """
+
+    model: str
+    device: str | None = None
+
+    @property
+    def name(self) -> str:
+        return HIRES_UPSCALER_PREFIX + self.model
+
+    def __call__(self, image: Image.Image, factor: float) -> UpscaleResult:
+        scale = 2 if float(factor) <= 2 else 4
+        return upscale_image(image, scale, model=self.model, device=self.device, allow_fallback=False)
+
+    @classmethod
+    def from_name(cls, name: str | None, *, device: str | None = None) -> HiresUpscaler | None:
+        """The hook a recorded name stands for (``None``: not a super-resolution name, e.g. ``lanczos``)."""
+        if not name or not name.startswith(HIRES_UPSCALER_PREFIX):
+            return None
+        return cls(name[len(HIRES_UPSCALER_PREFIX) :], device=device)
+
+
 def entry_history(entry: Mapping[str, Any] | None) -> str | None:
     """The file's :func:`history_line` for a manifest ``"upscale"`` entry (``None`` = no upscale)."""
     if not entry:
@@ -642,6 +675,8 @@ def replay(image: Image.Image, entry: Mapping[str, Any], *, device: str | None =
 __all__ = [
     "ENV_UPSCALE_MODEL",
     "FACTORS",
+    "HIRES_UPSCALER_PREFIX",
+    "HiresUpscaler",
     "LANCZOS",
     "NO_MODEL_NOTE",
     "UpscaleError",

@@ -412,6 +412,8 @@ class GenerateRequest:
         detail_face, detail_strength: the face-detail pass (:mod:`headshot_lab.detail`; strength ``None``: the
             style's ``detail_strength``).
         hires_fix, hires_scale, hires_strength: the hires fix (:mod:`headshot_lab.hires`).
+        hires_upscale_model: the hires fix's upscale step by a super-resolution model (path / Hub file;
+            ``None``: Lanczos); see :class:`headshot_lab.upscale.HiresUpscaler`.
         upscale, upscale_model: enlarge each image 2× or 4× (``None``: no upscale) with a super-resolution
             model (path / Hub file; ``None``: ``HEADSHOT_LAB_UPSCALE_MODEL``, else a labelled Lanczos).
     """
@@ -439,6 +441,7 @@ class GenerateRequest:
     hires_fix: bool = False
     hires_scale: float = 2.0
     hires_strength: float | None = None
+    hires_upscale_model: str | None = None
 
     def detail_options(self) -> Any:
         """:class:`headshot_lab.detail.DetailOptions` when the face-detail pass is on, else ``None``."""
@@ -459,6 +462,15 @@ class GenerateRequest:
         options = HiresOptions(scale=float(self.hires_scale), strength=self.hires_strength)
         options.validate()
         return options
+
+    def hires_upscaler(self, device: str | None = None) -> Any:
+        """The hires fix's upscale hook: a :class:`~headshot_lab.upscale.HiresUpscaler` when a model is named."""
+        model = (self.hires_upscale_model or "").strip()
+        if not (self.hires_fix and model):
+            return None
+        from headshot_lab.upscale import HiresUpscaler
+
+        return HiresUpscaler(model, device=device)
 
     upscale: int | None = None
     upscale_model: str | None = None
@@ -721,6 +733,7 @@ def generate_headshots(
         height=request.height,
         detail=detail,
         hires=hires,
+        upscaler=request.hires_upscaler(device),
         upscale=UpscaleOptions(int(request.upscale), request.upscale_model) if request.upscale else None,
     )
     return GenerateOutcome(

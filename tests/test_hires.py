@@ -139,6 +139,37 @@ def test_cli_generate_flags_reach_the_manifest(tiny_bases, tmp_path, capsys):
     assert "invalid choice: 3.0" in capsys.readouterr().err
 
 
+def test_hires_fix_with_a_super_resolution_model_is_recorded_and_replayed(tiny_bases, tmp_path, capsys):
+    """``--hires-upscale-model``: the hires fix's upscale step runs the model (a tiny random ×2 SRVGG here, then
+    Lanczos to 1.5×), the manifest names it, regenerate rebuilds it from that name; a missing model is an error,
+    never a silent Lanczos."""
+    from headshot_lab.cli import main
+    from headshot_lab.testing.tiny import tiny_sr_model
+    from headshot_lab.upscale import HiresUpscaler, UpscaleError
+
+    model = tiny_sr_model(tmp_path / "sr" / "x2.pth", "compact", scale=2)
+    out = tmp_path / "sr_gen"
+    args = ["generate", "--base", str(tiny_bases["sd15"]), "--style", "office", "-n", "1", "--seed", "2",
+            "--steps", str(STEPS), "--width", "64", "--height", "64", "--hires-fix", "--hires-scale", "1.5",
+            "--device", "cpu"]  # fmt: skip
+    assert main([*args, "--out", str(out), "--hires-upscale-model", str(model)]) == 0, capsys.readouterr()
+    (record,) = read_manifest(out)
+    assert record["hires"]["upscaler"] == f"super-resolution:{model}" and record["hires"]["size"] == [96, 96]
+    assert any("spandrel:" in note for note in record["hires"]["notes"])  # the model really ran
+    assert any("resized to 96×96" in note for note in record["hires"]["notes"])  # 128 px (×2) → 96 px (×1.5)
+    written = np.asarray(Image.open(out / record["file"]).convert("RGB"))
+    again = regenerate(record, root=out, generator=HeadshotGenerator(str(tiny_bases["sd15"]), progress=False))
+    assert np.array_equal(np.asarray(again), written)
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "lanczos")]) == 0
+    (plain,) = read_manifest(tmp_path / "lanczos")
+    assert plain["hires"]["upscaler"] == "lanczos"
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "lanczos" / plain["file"]).convert("RGB")), written)
+    assert HiresUpscaler.from_name("lanczos") is None
+    with pytest.raises(UpscaleError):
+        HiresUpscaler(str(tmp_path / "missing.pth"))(Image.new("RGB", (8, 8)), 2.0)
+
+
 def test_eval_pipeline_generator_runs_the_realism_passes(tiny_bases, load_real, tmp_path):
     from eval.generators import GenerationContext, SourceView, build_generator
 

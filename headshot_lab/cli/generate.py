@@ -95,6 +95,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--hires-fix", action="store_true", help="upscale, then refine with img2img at low strength")
     gen.add_argument("--hires-scale", type=float, default=2.0, choices=[1.5, 2.0], help="hires-fix scale (1.5 or 2)")
     gen.add_argument("--hires-strength", type=float, default=None, help="hires-fix denoise strength (default 0.35)")
+    gen.add_argument(
+        "--hires-upscale-model",
+        default=None,
+        metavar="FILE_OR_HUB_FILE",
+        help="hires fix: upscale with this super-resolution model (e.g. RealESRGAN_x2.pth) instead of Lanczos",
+    )
     gen.add_argument("--upscale", type=int, default=None, choices=[2, 4], help="enlarge each image 2× or 4×")
     gen.add_argument(
         "--upscale-model",
@@ -201,6 +207,7 @@ def run_generate(args: argparse.Namespace) -> int:
         hires_fix=args.hires_fix,
         hires_scale=args.hires_scale,
         hires_strength=args.hires_strength,
+        hires_upscale_model=args.hires_upscale_model,
         upscale=args.upscale,
         upscale_model=args.upscale_model,
     )
