@@ -1068,20 +1068,35 @@ def export_single(
     zip_name: str | None = None,
     max_items: int | None = None,
     progress: Progress | None = None,
+    print_size: tuple[float, float, int] | None = None,
+    refuse_short_print: bool = False,
 ) -> ExportOutcome:
     """Write each image in each crop, every file with its disclosure metadata (IPTC per ``item.kind``).
 
     Policy: :func:`_check_export`; an image that cannot be exported is reported in ``failures`` and the others
     go on; notes (no face, upscaled, extended backdrop) name their image; the disclosure of every file is read
-    back from the file itself.
+    back from the file itself. ``print_size`` ``(width_in, height_in, dpi)`` replaces the default 4×5 in at
+    300 dpi of the ``print`` crop (:func:`headshot_lab.export.print_crop`); with ``refuse_short_print`` an image
+    with too little real detail for it is a failure instead of a warning.
     """
-    chosen = _check_export(items, crops, format, max_items)
+    names = _check_export(items, crops, format, max_items)
+    chosen: list[str | exporting.CropSpec] = [
+        exporting.print_crop(*print_size) if name == "print" and print_size else name for name in names
+    ]
     out = Path(out_dir)
     outcome = ExportOutcome()
     for index, (item, stem) in enumerate(zip(items, _unique_stems(items), strict=True)):
         report_progress(progress, index / len(items), f"Exporting {item.label}")
         try:
-            result = exporting.export_headshots(item.source, out, chosen, format=format, kind=item.kind, stem=stem)
+            result = exporting.export_headshots(
+                item.source,
+                out,
+                chosen,
+                format=format,
+                kind=item.kind,
+                stem=stem,
+                refuse_short_print=refuse_short_print,
+            )
         except HeadshotLabError as exc:
             outcome.failures.append(Failure(item.label, _error_dict(exc)))
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,30 @@ def test_print_detail_arithmetic():
     assert detail.photographed == pytest.approx(750) and detail.model_made == pytest.approx(1500)
     assert not detail.short and detail.model_detail and detail.short_by == pytest.approx(2.0)
     assert print_detail(plan, (3000, 2400), CROPS["square"]) is None
+
+
+def test_cli_print_size_dpi_and_refusal(tmp_path, obama, load_real, capsys):
+    """``export --print-size 5x7 --print-dpi 150`` writes 750×1050 px at 150 dpi; a small source is written with
+    a warning by default and refused with ``--refuse-short-print`` (exit 1, the others go on); a bad size is a
+    usage error."""
+    import json
+
+    from headshot_lab.cli import main
+
+    pixels, _ = obama
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    Image.fromarray(load_real("obama3")).save(big)  # ~1220 px of real detail behind the crop: enough
+    Image.fromarray(pixels).resize((455, 568), Image.Resampling.LANCZOS).save(small)
+    args = ["export", str(big), str(small), "--formats", "print", "--print-size", "5x7", "--print-dpi", "150"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [(r["width"], r["height"]) for r in records] == [(750, 1050)] * 2
+    assert file_dpi(records[0]["path"]) == (150.0, 150.0)
+    assert any("× short" in note for note in records[1]["notes"]) and not any("short" in n for n in records[0]["notes"])
+    assert main([*args, "--out", str(tmp_path / "b"), "--json", "--refuse-short-print"]) == 1
+    captured = capsys.readouterr()
+    assert [Path(r["path"]).stem for r in json.loads(captured.out)] == ["big_print"]
+    assert "small.png" in captured.err and "headshot-lab upscale" in captured.err
+    with pytest.raises(SystemExit):
+        main(["export", str(big), "--out", str(tmp_path / "c"), "--print-size", "five by seven"])
+    assert "not WxH in inches" in capsys.readouterr().err

@@ -2,8 +2,8 @@
 
 Contracts (stable; tools parse them):
 
-* ``headshot-lab export PHOTO... --out DIR [--formats square,circle,bio,banner,hires] [--format jpeg|png|webp]
-  [--kind generated|retouched] [--zip] [--json]`` — writes the crops with disclosure metadata and prints
+* ``headshot-lab export PHOTO... --out DIR [--formats square,circle,bio,banner,hires,print] [--format jpeg|png|webp]
+  [--kind generated|retouched] [--print-size WxH] [--print-dpi DPI] [--refuse-short-print] [--zip] [--json]`` — writes the crops with disclosure metadata and prints
   their paths, one per line (the zip last); notes (no face, upscaled, extended backdrop) go to stderr.
   ``--json`` prints a JSON list instead: one object per file with ``path``, ``crop``, ``source``,
   ``format``, ``width``, ``height``, ``face_found``, ``fallback``, ``upscaled``, ``upscale_factor``,
@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from headshot_lab import export as exporting
 from headshot_lab import workflow
 from headshot_lab.cli import print_json
 from headshot_lab.export import CROP_NAMES as CROP_CHOICES
@@ -44,6 +45,16 @@ def _crop_list(value: str) -> list[str]:
             f"unknown crop {', '.join(unknown) or '(none)'}; choose from {','.join(CROP_CHOICES)}"
         )
     return list(dict.fromkeys(names))
+
+
+def _print_inches(value: str) -> tuple[float, float]:
+    """``WxH`` in inches (``5x7``, ``8×10``, ``3.5x4.5``) → ``(width, height)``."""
+    parts = value.lower().replace("×", "x").split("x")
+    try:
+        width, height = (float(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not WxH in inches (e.g. 4x5 or 8x10)") from None
+    return width, height
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,6 +80,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=KIND_CHOICES,
         default="generated",
         help="generated = trainedAlgorithmicMedia; retouched = compositeWithTrainedAlgorithmicMedia",
+    )
+    export.add_argument(
+        "--print-size",
+        type=_print_inches,
+        default=None,
+        metavar="WxH",
+        help="the print crop's size in inches (default 4x5), e.g. 5x7 or 8x10",
+    )
+    export.add_argument("--print-dpi", type=int, default=None, metavar="DPI", help="the print's dots per inch (300)")
+    export.add_argument(
+        "--refuse-short-print",
+        action="store_true",
+        help="fail a photo whose real detail is below the print size (default: write it with a warning)",
     )
     export.add_argument("--zip", action="store_true", help=f"also write DIR/{ZIP_NAME} with every file")
     export.add_argument("--json", action="store_true", help="print a JSON list instead of paths")
@@ -103,7 +127,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     items = [workflow.ExportItem(photo, kind=args.kind, name=photo.name) for photo in args.photos]
-    outcome = workflow.export_single(items, args.out, args.formats, format=args.format, zip_name=_zip(args))
+    print_size = None
+    if args.print_size or args.print_dpi:
+        width, height = args.print_size or exporting.PRINT_INCHES
+        print_size = (width, height, args.print_dpi or exporting.PRINT_DPI)
+    outcome = workflow.export_single(
+        items,
+        args.out,
+        args.formats,
+        format=args.format,
+        zip_name=_zip(args),
+        print_size=print_size,
+        refuse_short_print=args.refuse_short_print,
+    )
     for failure in outcome.failures:
         print(f"error: {failure.source}: {failure.error['message']}", file=sys.stderr)
         if failure.error.get("fix"):
