@@ -126,11 +126,13 @@ def test_flagged_crop_clips_and_keeps_small_regions_visible():
 @pytest.mark.browser
 def test_flagged_zoom_and_print_warning_in_the_browser(app_server, real_photos, load_real, tmp_path):
     """Headless Chromium: a planted eye is shown zoomed in with its reason; a print export says how short it is."""
+    from selenium.webdriver.common.by import By
+
     from tests.test_browser import (
-        CHROMIUM,
         OPERATOR_WORDS,
         captions_fit,
         check,
+        chromium_driver,
         click,
         give_consent,
         open_tab,
@@ -141,26 +143,13 @@ def test_flagged_zoom_and_print_warning_in_the_browser(app_server, real_photos, 
         wait_for,
     )
 
-    if not CHROMIUM.exists():
-        pytest.skip("needs /usr/bin/chromium")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-
-    from tests.test_browser import CHROMEDRIVER, FLAGS
-
     clean = load_real("obama")
     mesh = face_mesh_near(clean, (0, 0, clean.shape[1], clean.shape[0]))
     planted = tmp_path / "obama_planted_eye.png"
     Image.fromarray(enlarge_eye(clean, mesh)).save(planted)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     shots = tmp_path / "screens"
     shots.mkdir()
-    try:
+    with chromium_driver(tmp_path / "profile") as driver:
         driver.get(app_server[0])
         give_consent(driver)
         set_photos(driver, [planted, real_photos["obama2"], real_photos["obama3"]])
@@ -187,5 +176,3 @@ def test_flagged_zoom_and_print_warning_in_the_browser(app_server, real_photos, 
         visitor = visitor_text(driver)
         assert not [w for w in (*OPERATOR_WORDS, "headshot-lab upscale") if w in visitor]
         shot(driver, shots, "21-print-warning", "#export-status")
-    finally:
-        driver.quit()

@@ -186,12 +186,13 @@ def test_a_band_outside_the_photo_is_not_measured():
 @pytest.mark.browser
 def test_smeared_hairline_zoom_in_the_browser(app_server, real_photos, load_real, tmp_path):
     """Headless Chromium: a smeared hairline on an uploaded selfie shows up zoomed in, with its reason, in Select."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
     from tests.test_browser import (
-        CHROMEDRIVER,
-        CHROMIUM,
-        FLAGS,
         captions_fit,
         check,
+        chromium_driver,
         click,
         give_consent,
         open_tab,
@@ -201,25 +202,13 @@ def test_smeared_hairline_zoom_in_the_browser(app_server, real_photos, load_real
         wait_for,
     )
 
-    if not CHROMIUM.exists():
-        pytest.skip("needs /usr/bin/chromium")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from PIL import Image
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-
     clean = load_real("obama")
     mesh = face_mesh_near(clean, (0, 0, clean.shape[1], clean.shape[0]))
     planted = tmp_path / "obama_smeared_hairline.png"
     Image.fromarray(smear_hairline(clean, mesh, "blur")).save(planted)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     shots = tmp_path / "screens"
     shots.mkdir()
-    try:
+    with chromium_driver(tmp_path / "profile") as driver:
         driver.get(app_server[0])
         give_consent(driver)
         set_photos(driver, [planted, real_photos["obama2"], real_photos["obama3"]])
@@ -235,5 +224,3 @@ def test_smeared_hairline_zoom_in_the_browser(app_server, real_photos, load_real
         assert any("hairline looks smeared" in caption for caption in captions), captions
         assert captions_fit(driver, "#flagged")
         shot(driver, shots, "22-flagged-hairline", "#flagged-accordion")
-    finally:
-        driver.quit()

@@ -17,9 +17,12 @@ tests wait on results (status text, gallery images), never on file-name text.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,20 +54,31 @@ def url(app_server):
     return app_server[0]
 
 
-@pytest.fixture()
-def driver(tmp_path):
+@contextlib.contextmanager
+def chromium_driver(profile: Path) -> Iterator[Any]:
+    """Headless Chromium (the Debian package) driven by its chromedriver, with its own profile folder; quit after.
+
+    Skips the test when Chromium or selenium is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs /usr/bin/chromium (scripts/install_system_deps.sh)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
         yield browser
     finally:
         browser.quit()
+
+
+@pytest.fixture()
+def driver(tmp_path):
+    with chromium_driver(tmp_path / "chromium-profile") as browser:
+        yield browser
 
 
 @pytest.fixture()
