@@ -1125,19 +1125,27 @@ def export_team(
     out = Path(out_dir)
     images: dict[str, ExportedImage] = {}
     measures: list[PortraitMeasure] = []
+    circle = guide.spec.circle  # a round team crop is cut round (transparent outside), as for one person
+    file_format = circle_format(fmt) if circle else fmt
     for name, source in people.items():
         styled = apply_style(source, guide, backend=backend)
-        path = out / f"{_safe_stem(name)}_{guide.name}_{styled.crop}{EXTENSIONS[fmt]}"
-        save_with_provenance(styled.pixels, path, kind, format=fmt, quality=quality, c2pa=c2pa)
+        written = styled.pixels
+        notes = list(styled.plan.notes)
+        if circle:
+            written = np.dstack([written, circle_alpha((written.shape[1], written.shape[0]))])
+            if file_format != fmt:
+                notes.append(CIRCLE_AS_PNG.format(format=fmt))
+        path = out / f"{_safe_stem(name)}_{guide.name}_{styled.crop}{EXTENSIONS[file_format]}"
+        save_with_provenance(written, path, kind, format=file_format, quality=quality, c2pa=c2pa)
         images[name] = ExportedImage.from_plan(
             styled.plan,
-            styled.pixels,
+            written,
             path,
             crop=styled.crop,
-            format=fmt,
+            format=file_format,
             kind=kind,
             source=name,
-            notes=styled.plan.notes,
+            notes=notes,
         )
         measures.append(measure_portrait(styled.pixels, name, backend=backend))
     result = TeamExport(images=images, consistency=team_consistency(measures))

@@ -350,6 +350,23 @@ def test_export_team_writes_disclosed_files_and_a_score(tmp_path, load_real):
     assert json.loads(json.dumps(team.to_dict()))["consistency"]["components"]["backdrop"] > 0.9
 
 
+def test_export_team_circle_is_cut_round(tmp_path, load_real):
+    """A team whose guide says circle gets round files (transparent outside, as a one-person circle crop); asked for
+    JPEG they are PNG with the note saying why; the consistency score is measured on the same portraits."""
+    people = {"obama": load_real("obama"), "astronaut": load_real("astronaut")}
+    team = export_team(people, tmp_path, StyleGuide(crop="circle"), format="jpeg")
+    for image in team.images.values():
+        assert image.path.suffix == ".png" and image.format == "PNG"
+        with Image.open(image.path) as written:
+            alpha = np.asarray(written.convert("RGBA"))[..., 3]
+        assert alpha[0, 0] == 0 and alpha[alpha.shape[0] // 2, alpha.shape[1] // 2] == 255
+        assert any("see-through" in note for note in image.notes)
+        assert read_provenance(image.path)["kind"] == "retouched"
+    square = export_team(people, tmp_path / "square", StyleGuide(crop="square"), format="jpeg")
+    assert all(image.path.suffix == ".jpg" for image in square.images.values())
+    assert team.consistency.score == pytest.approx(square.consistency.score, abs=0.05)
+
+
 # -- CLI -----------------------------------------------------------------------------------------
 
 
