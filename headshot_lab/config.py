@@ -15,6 +15,8 @@ variable                         meaning                                      de
 ``HEADSHOT_LAB_FACEID_WEIGHTS``  IP-Adapter-FaceID weights (Hub id or folder)  ``h94/IP-Adapter-FaceID``
 ``HEADSHOT_LAB_FACEID_WEIGHT_NAME`` the weights file in that repo/folder       the family's default
 ``HEADSHOT_LAB_FEW_STEP_LORA``   LCM-LoRA of the quick preview (id/path)      the family's LCM-LoRA
+``HEADSHOT_LAB_CLIP_IMAGE_ENCODER`` CLIP ViT-H image encoder of FaceID-Plus   ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``
+``HEADSHOT_LAB_INSTANTID_WEIGHTS`` InstantID weights (Hub id or folder)       ``InstantX/InstantID``
 ===============================  ===========================================  =====================
 """
 
@@ -58,6 +60,8 @@ class Settings:
     faceid_weights: str | None = None
     faceid_weight_name: str | None = None
     few_step_lora: str | None = None
+    clip_image_encoder: str | None = None
+    instantid_weights: str | None = None
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -80,6 +84,8 @@ def get_settings() -> Settings:
         faceid_weights=_env("FACEID_WEIGHTS"),
         faceid_weight_name=_env("FACEID_WEIGHT_NAME"),
         few_step_lora=_env("FEW_STEP_LORA"),
+        clip_image_encoder=_env("CLIP_IMAGE_ENCODER"),
+        instantid_weights=_env("INSTANTID_WEIGHTS"),
     )
 
 

@@ -199,6 +199,17 @@ def task_pipeline(pipe: Any, method: str = "img2img") -> Any:
     return cache[method]
 
 
+def ip_embeds_shape(pipe: Any) -> tuple[int, ...]:
+    """The shape of one face embedding in ``ip_adapter_image_embeds``: ``(1, 1, -1)`` (one image of one vector) for
+    the FaceID projections, ``(1, 1, 1, -1)`` for a Resampler projection (InstantID's ``IPAdapterPlusImageProjection``
+    attends over a *sequence* of embeddings: one token here, as the reference's ``reshape([1, -1, 512])``)."""
+    from diffusers.models.embeddings import IPAdapterPlusImageProjection
+
+    hid = getattr(pipe.unet, "encoder_hid_proj", None)
+    layers = getattr(hid, "image_projection_layers", None) or []
+    return (1, 1, 1, -1) if layers and isinstance(layers[0], IPAdapterPlusImageProjection) else (1, 1, -1)
+
+
 def ip_adapter_embeds(pipe: Any, face_embedding: np.ndarray | None, guidance_scale: float) -> list[Any] | None:
     """``ip_adapter_image_embeds`` for IP-Adapter-FaceID as :meth:`HeadshotGenerator.render` builds them
     (``[zeros, e]`` under classifier-free guidance), or ``None`` without an embedding or FaceID layers."""
@@ -206,7 +217,7 @@ def ip_adapter_embeds(pipe: Any, face_embedding: np.ndarray | None, guidance_sca
 
     if face_embedding is None or getattr(pipe.unet, "encoder_hid_proj", None) is None:
         return None
-    embeds = torch.from_numpy(np.asarray(face_embedding, dtype=np.float32)).reshape(1, 1, -1)
+    embeds = torch.from_numpy(np.asarray(face_embedding, dtype=np.float32)).reshape(ip_embeds_shape(pipe))
     if guidance_scale > 1:
         embeds = torch.cat([torch.zeros_like(embeds), embeds])
     return [embeds.to(pipe.device, dtype=pipe.dtype)]

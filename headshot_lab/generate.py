@@ -1,4 +1,5 @@
-"""Headshot generation: base model + identity LoRA (+ IP-Adapter-FaceID, + ControlNet) → images + manifest.
+"""Headshot generation: base model + identity LoRA (+ IP-Adapter-FaceID / FaceID-Plus, InstantID, ControlNet) →
+images + manifest.
 
 :class:`HeadshotGenerator` is built like a diffusers pipeline: its ``__call__`` reads as named steps,
 
@@ -15,6 +16,24 @@ A manifest line holds everything needed to make its image again — seed, the ba
 style, base model id, LoRA path + SHA-256 + scale, adapters and their scales, ControlNet and its saved
 conditioning image, the saved face embedding, sampler settings, speed switches — and
 :func:`regenerate` does exactly that (bit-exact on CPU; on GPUs up to kernel non-determinism).
+
+Identity engines (the ``engine`` of every manifest line, :attr:`HeadshotGenerator.engine`):
+
+==================  ==================================================  ======  ============  ====================
+engine              what learns the face                                photos  extra VRAM¹   licence of the weights
+==================  ==================================================  ======  ============  ====================
+``lora``            DreamBooth-LoRA trained on the photos (``train``)   10–20   —             yours
+``faceid``          IP-Adapter-FaceID: ArcFace embedding → 4 tokens      1+      ~0.1 GB       non-commercial²
+``faceid-plus``     + CLIP ViT-H features of the face crop               1       ~1.4 GB       non-commercial²
+``faceid-plusv2``   the same with the shortcut ``T + s·O``               1       ~1.4 GB       non-commercial²
+``instantid``       IdentityNet ControlNet + 16-token face adapter       1       ~4.3 GB       see :mod:`~headshot_lab.instantid`
+==================  ==================================================  ======  ============  ====================
+
+¹ fp16 weights on top of the base (SD1.5 ~2.6 GB, SDXL ~7 GB fp16 + activations; per-engine estimates:
+:func:`headshot_lab.testing.contracts.engine_vram_estimate`). ² ``h94/IP-Adapter-FaceID`` (model card) and
+insightface's ArcFace packs are for non-commercial research. FaceID variants: :class:`FaceIDOptions` (``variant``,
+``clip_encoder``; :mod:`headshot_lab.faceid_plus`); InstantID (SDXL only): :class:`InstantIDOptions`
+(:mod:`headshot_lab.instantid`).
 
 Speed switches (:class:`SpeedOptions`): fp16/bf16 weights, SDPA attention, VAE slicing/tiling, model
 or sequential CPU offload, a few-step path (LCM-LoRA + ``LCMScheduler``: ~4 steps, guidance ~1),
@@ -39,6 +58,7 @@ import numpy as np
 
 from headshot_lab.atomic import append_line, atomic_write
 from headshot_lab.errors import FaceNotFoundError, HeadshotLabError, ModelUnavailableError
+from headshot_lab.instantid import INSTANTID_NOT_IN_MANIFEST, InstantIDOptions
 from headshot_lab.records import config_record
 from headshot_lab.styles import Style, load_style
 from headshot_lab.upscale import UpscaleOptions
@@ -57,8 +77,13 @@ SIZE_MULTIPLE = 8  # diffusers' Stable Diffusion pipelines need width and height
 #: IP-Adapter-FaceID weights per family in ``h94/IP-Adapter-FaceID``.
 FACEID_WEIGHTS = {"sd15": "ip-adapter-faceid_sd15.bin", "sdxl": "ip-adapter-faceid_sdxl.bin"}
 FACEID_REPO = "h94/IP-Adapter-FaceID"
-#: FaceID variants that need the CLIP ViT-H image encoder and ``clip_embeds`` (refused: :func:`check_faceid_weights`).
-FACEID_PLUS_MARKERS = ("plus",)
+#: FaceID-Plus weights per ``(variant, family)`` in ``h94/IP-Adapter-FaceID`` (there is no SDXL Plus v1).
+FACEID_PLUS_WEIGHTS = {
+    ("plus", "sd15"): "ip-adapter-faceid-plus_sd15.bin",
+    ("plusv2", "sd15"): "ip-adapter-faceid-plusv2_sd15.bin",
+    ("plusv2", "sdxl"): "ip-adapter-faceid-plusv2_sdxl.bin",
+}
+ENGINES = ("base", "lora", "faceid", "faceid-plus", "faceid-plusv2", "instantid")
 #: LoRA rank every adapter is padded to when ``compile`` is on (``enable_lora_hotswap``): LCM-LoRAs are rank 64.
 HOTSWAP_TARGET_RANK = 64
 #: Published LCM-LoRAs for the few-step path.
@@ -167,13 +192,23 @@ class FaceIDOptions:
     """IP-Adapter-FaceID: condition on the person's ArcFace embedding (works without a trained LoRA).
 
     ``weights`` is a Hub id or folder; ``weight_name`` defaults to the family's file in
-    ``h94/IP-Adapter-FaceID``. The embedding comes from the ``insightface`` face backend.
+    ``h94/IP-Adapter-FaceID`` for the variant (:func:`faceid_weight_name`). The embedding comes from the
+    ``insightface`` face backend.
+
+    **Plus / PlusV2** (:mod:`headshot_lab.faceid_plus`) add CLIP ViT-H features of the aligned face crop of the
+    selfie (so they need a selfie, not only an embedding). ``variant``: ``auto`` (from the loaded weights: their
+    key layout says Plus, their name ``plusv2``), ``faceid``, ``plus`` or ``plusv2`` (the shortcut
+    ``O = T + shortcut_scale·O``). ``clip_encoder``: the CLIP image encoder (Hub id or folder); ``None`` =
+    ``HEADSHOT_LAB_CLIP_IMAGE_ENCODER``, else ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``.
     """
 
     weights: str = FACEID_REPO
     weight_name: str | None = None
     subfolder: str = ""
     scale: float = 0.7
+    variant: str = "auto"
+    clip_encoder: str | None = None
+    shortcut_scale: float = 1.0
 
 
 @dataclass
@@ -216,13 +251,15 @@ class HeadshotGenerator:
     Args:
         base: Hub id or local diffusers folder; ``None`` = ``HEADSHOT_LAB_BASE_MODEL``.
         speed: :class:`SpeedOptions`.
-        faceid: :class:`FaceIDOptions` to enable IP-Adapter-FaceID.
+        faceid: :class:`FaceIDOptions` to enable IP-Adapter-FaceID (or FaceID-Plus / PlusV2).
         control: :class:`ControlOptions` to enable ControlNet.
+        instantid: :class:`InstantIDOptions` to enable InstantID (SDXL only; not with ``faceid`` or ``control``).
         device: ``cpu``/``cuda``/``mps``; default ``HEADSHOT_LAB_DEVICE`` (``auto``).
         progress: tqdm bar over the images.
 
     Raises:
         ModelUnavailableError: no reachable base model (names ``HEADSHOT_LAB_BASE_MODEL``).
+        InstantIDError: InstantID on a base that is not SDXL-class, or combined with FaceID or a ControlNet.
     """
 
     def __init__(
@@ -234,6 +271,7 @@ class HeadshotGenerator:
         control: ControlOptions | None = None,
         device: str | None = None,
         progress: bool = True,
+        instantid: InstantIDOptions | None = None,
     ) -> None:
         from headshot_lab.models import locate_base
 
@@ -242,6 +280,13 @@ class HeadshotGenerator:
         self.speed.validate()
         self.faceid = faceid
         self.control = control
+        self.instantid = instantid
+        if instantid is not None:
+            self._check_instantid()
+        self.faceid_variant: str | None = None  # resolved when the FaceID weights are loaded
+        self._clip_hook: Any = None
+        self._clip_source: str | None = None
+        self._selfie_cache: tuple[Any, np.ndarray, Any] | None = None
         self.device_name = device
         self.progress = progress
         self.pipe: Any = None
@@ -276,7 +321,7 @@ class HeadshotGenerator:
         device = choose_device(self.device_name)
         dtype = choose_dtype(device, self.speed.precision)
         if self.faceid is not None:
-            check_faceid_weights(self.faceid, self.base.family)  # before any weights load
+            faceid_weight_name(self.faceid, self.base.family)  # an impossible variant is said before any loading
         controlnet = None
         if self.control is not None:
             from headshot_lab.control import load_controlnet
@@ -285,6 +330,11 @@ class HeadshotGenerator:
             controlnet = load_controlnet(
                 self.control.model, dtype=dtype, family=self.base.family, subfolder=self.control.subfolder
             )
+        elif self.instantid is not None:
+            from headshot_lab.instantid import load_identitynet
+
+            self.check_controlnet()
+            controlnet = load_identitynet(self.instantid, dtype=dtype)
         pipe, _ = load_pipeline(self.base, dtype=dtype, controlnet=controlnet)
         if self.speed.compile:  # before the first LoRA: later identities hot-swap in without a recompile
             pipe.enable_lora_hotswap(target_rank=HOTSWAP_TARGET_RANK)
@@ -304,6 +354,10 @@ class HeadshotGenerator:
             pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
         if self.faceid is not None:
             self._load_faceid(pipe)
+        if self.instantid is not None:
+            from headshot_lab.instantid import load_adapter
+
+            load_adapter(pipe, self.instantid)
         offload = self.speed.cpu_offload
         if offload != "none" and device.type != "cuda":
             self.notes.append(f"cpu_offload={offload} needs a CUDA GPU; ignored on {device.type}.")
@@ -324,16 +378,48 @@ class HeadshotGenerator:
 
     def check_controlnet(self) -> None:
         """Compare the ControlNet's config with the base UNet's (:func:`~headshot_lab.control.check_controlnet_fits`)
-        from their ``config.json`` files alone, so a ControlNet of another family is refused before loading."""
+        from their ``config.json`` files alone, so a ControlNet of another family is refused before loading
+        (InstantID's IdentityNet too)."""
         from diffusers import UNet2DConditionModel
 
         from headshot_lab.control import check_controlnet_fits, controlnet_config
         from headshot_lab.models import _from_pretrained
 
-        assert self.control is not None
-        config = controlnet_config(self.control.model, family=self.base.family, subfolder=self.control.subfolder)
+        if self.control is not None:
+            config = controlnet_config(self.control.model, family=self.base.family, subfolder=self.control.subfolder)
+            name = f"The ControlNet {self.control.model}"
+        else:
+            from headshot_lab.instantid import identitynet_config
+
+            assert self.instantid is not None
+            config = identitynet_config(self.instantid)
+            name = f"The InstantID IdentityNet {self.instantid.source}/{self.instantid.controlnet_subfolder}"
         unet = _from_pretrained(UNet2DConditionModel.load_config, self.base, subfolder="unet")
-        check_controlnet_fits(config, unet, controlnet=f"The ControlNet {self.control.model}", base=self.base.source)
+        check_controlnet_fits(config, unet, controlnet=name, base=self.base.source)
+
+    def _check_instantid(self) -> None:
+        """InstantID needs an SDXL base and owns the ControlNet slot and the IP-Adapter slot."""
+        from headshot_lab.instantid import InstantIDError, check_family
+
+        check_family(self.base.family, self.base.source)
+        for other, what in ((self.faceid, "IP-Adapter-FaceID"), (self.control, "a ControlNet")):
+            if other is not None:
+                raise InstantIDError(
+                    f"InstantID cannot be combined with {what}: it brings its own IP-Adapter and ControlNet.",
+                    fix="Choose one identity engine (InstantID, or FaceID / a ControlNet without it).",
+                    code="instantid_combination",
+                )
+
+    @property
+    def engine(self) -> str:
+        """The identity engine of this setup (one of :data:`ENGINES`; ``lora`` also when no LoRA is attached yet
+        and no tuning-free engine is on: the identity decides)."""
+        if self.instantid is not None:
+            return "instantid"
+        if self.faceid is not None:
+            variant = self.faceid_variant or self.faceid.variant
+            return {"plus": "faceid-plus", "plusv2": "faceid-plusv2"}.get(variant, "faceid")
+        return "lora"
 
     def _compile_once(self, pipe: Any) -> None:
         """``torch.compile`` the UNet after the identity LoRA is attached (compiling first and then adding a LoRA
@@ -396,7 +482,7 @@ class HeadshotGenerator:
         from headshot_lab.models import offline
 
         assert self.faceid is not None
-        weight_name = self.faceid.weight_name or FACEID_WEIGHTS[self.base.family]
+        weight_name = faceid_weight_name(self.faceid, self.base.family)
         kwargs: dict[str, Any] = {"subfolder": self.faceid.subfolder, "weight_name": weight_name}
         if not Path(self.faceid.weights).is_dir():
             kwargs["local_files_only"] = offline()
@@ -414,6 +500,29 @@ class HeadshotGenerator:
                 fix=f"Use the {self.base.family} FaceID weights ({FACEID_WEIGHTS[self.base.family]}).",
             ) from exc
         pipe.set_ip_adapter_scale(self.faceid.scale)
+        self._setup_faceid_plus(pipe, weight_name)
+
+    def _setup_faceid_plus(self, pipe: Any, weight_name: str) -> None:
+        """Resolve the FaceID variant from the loaded projection; for Plus/PlusV2 load the CLIP image encoder
+        (registered as the pipeline's ``image_encoder``, so device moves and offload include it) and hook the
+        projection (:class:`~headshot_lab.faceid_plus.FaceClipHook`: ``clip_embeds`` per call, ``shortcut`` for v2)."""
+        from headshot_lab.faceid_plus import FaceClipHook, load_clip_image_encoder, resolve_clip_encoder, resolve_variant
+
+        assert self.faceid is not None
+        projection = pipe.unet.encoder_hid_proj.image_projection_layers[0]
+        try:
+            self.faceid_variant = resolve_variant(self.faceid.variant, weight_name, projection)
+        except HeadshotLabError:
+            pipe.unload_ip_adapter()
+            raise
+        if self.faceid_variant == "faceid":
+            return
+        self._clip_source = resolve_clip_encoder(self.faceid.clip_encoder)
+        encoder = load_clip_image_encoder(self._clip_source, dtype=pipe.unet.dtype)
+        pipe.register_modules(image_encoder=encoder)
+        self._clip_hook = FaceClipHook(
+            projection, shortcut=self.faceid_variant == "plusv2", shortcut_scale=self.faceid.shortcut_scale
+        )
 
     # -- step 3 ------------------------------------------------------------------------------------
     def attach_identity(self, identity: Identity) -> None:
@@ -455,34 +564,65 @@ class HeadshotGenerator:
 
     # -- step 4 ------------------------------------------------------------------------------------
     def prepare_face_embedding(self, identity: Identity) -> np.ndarray | None:
-        """The ArcFace embedding for FaceID: given, or from the selfie via the ``insightface`` backend."""
-        if self.faceid is None:
+        """The ArcFace embedding for FaceID / InstantID: given, or from the selfie via the ``insightface`` backend."""
+        if self.faceid is None and self.instantid is None:
             return None
         if identity.face_embedding is not None:
             return np.asarray(identity.face_embedding, dtype=np.float32).reshape(-1)
+        what = "InstantID" if self.instantid is not None else "IP-Adapter-FaceID"
         if identity.selfie is None:
             raise HeadshotLabError(
-                "IP-Adapter-FaceID needs a selfie (or a face embedding) of the person.",
-                fix="Pass --selfie PHOTO, or leave out --faceid.",
+                f"{what} needs a selfie (or a face embedding) of the person.",
+                fix="Pass --selfie PHOTO, or choose another identity engine.",
                 code="faceid_needs_selfie",
             )
+        _pixels, face = self._selfie_face(identity)
+        if face.embedding is None:
+            raise FaceNotFoundError(f"No face was found in the selfie, so {what} has nothing to use.")
+        return np.asarray(face.embedding, dtype=np.float32).reshape(-1)
+
+    def _selfie_face(self, identity: Identity) -> tuple[np.ndarray, Any]:
+        """``(pixels, largest face)`` of the selfie by the ``insightface`` backend (``analyze``: box, 5 landmarks,
+        ArcFace embedding), analysed once per selfie object."""
         from headshot_lab.faces import get_backend, largest_face
         from headshot_lab.io import as_rgb_array, load_rgb
 
+        cached = self._selfie_cache
+        if cached is not None and cached[0] is identity.selfie:
+            return cached[1], cached[2]
         pixels = (
             load_rgb(identity.selfie, min_side=0)
             if isinstance(identity.selfie, str | Path)
             else as_rgb_array(identity.selfie)
         )
-        backend = get_backend("insightface")
-        face = largest_face(backend.analyze(pixels))
-        if face is None or face.embedding is None:
-            raise FaceNotFoundError("No face was found in the selfie, so IP-Adapter-FaceID has nothing to use.")
-        return np.asarray(face.embedding, dtype=np.float32).reshape(-1)
+        face = largest_face(get_backend("insightface").analyze(pixels))
+        if face is None:
+            raise FaceNotFoundError("No face was found in the selfie, so the identity engine has nothing to use.")
+        self._selfie_cache = (identity.selfie, pixels, face)
+        return pixels, face
+
+    def prepare_face_clip(self, identity: Identity) -> np.ndarray | None:
+        """FaceID-Plus: ``[C(0), C(crop)]`` CLIP features of the selfie's face aligned at 224 px
+        (:func:`~headshot_lab.faceid_plus.clip_face_features`), or ``None`` for the other engines."""
+        if self._clip_hook is None:
+            return None
+        from headshot_lab.faceid_plus import FaceIDPlusError, clip_face_features, face_crop
+
+        if identity.selfie is None:
+            raise FaceIDPlusError(
+                "IP-Adapter-FaceID-Plus needs a selfie: the CLIP image encoder reads the aligned face crop.",
+                fix="Pass --selfie PHOTO (a face embedding alone is not enough for Plus), or use plain FaceID.",
+                code="faceid_plus_needs_selfie",
+            )
+        pixels, face = self._selfie_face(identity)
+        return clip_face_features(self.pipe.image_encoder, face_crop(pixels, face.landmarks5))
 
     # -- step 5 ------------------------------------------------------------------------------------
     def prepare_control(self, identity: Identity, width: int, height: int) -> Any:
-        """The ControlNet conditioning image (``PIL.Image``) at the output size, or ``None``."""
+        """The ControlNet conditioning image (``PIL.Image``) at the output size, or ``None``; InstantID's is the
+        keypoint map of the pose image's (default: the selfie's) face (:func:`~headshot_lab.instantid.keypoint_map`)."""
+        if self.instantid is not None:
+            return self._keypoint_map(identity, width, height)
         if self.control is None:
             return None
         from headshot_lab.control import conditioning_image
@@ -497,6 +637,25 @@ class HeadshotGenerator:
         return conditioning_image(
             reference, self.control.kind, width=width, height=height, annotators=self.control.annotators
         ).image
+
+    def _keypoint_map(self, identity: Identity, width: int, height: int) -> Any:
+        from headshot_lab.instantid import InstantIDError, face_keypoints, keypoint_map
+
+        assert self.instantid is not None
+        if self.instantid.pose_image is not None:
+            kps, size = face_keypoints(self.instantid.pose_image)
+        elif identity.selfie is not None:
+            pixels, face = self._selfie_face(identity)
+            if face.landmarks5 is None:
+                raise FaceNotFoundError("The selfie's face has no 5-point landmarks, which InstantID follows.")
+            kps, size = np.asarray(face.landmarks5, np.float32), (int(pixels.shape[1]), int(pixels.shape[0]))
+        else:
+            raise InstantIDError(
+                "InstantID needs a photo for its face keypoints: the selfie or a pose image.",
+                fix="Pass --selfie PHOTO (or InstantIDOptions.pose_image).",
+                code="instantid_needs_photo",
+            )
+        return keypoint_map(kps, size, width, height)
 
     # -- step 6 ------------------------------------------------------------------------------------
     def sampling(self, style: Style, steps: int | None, guidance_scale: float | None) -> tuple[int, float]:
@@ -526,8 +685,12 @@ class HeadshotGenerator:
         height: int,
         control_image: Any = None,
         face_embedding: np.ndarray | None = None,
+        face_clip: np.ndarray | None = None,
     ) -> tuple[list[Any], list[bool]]:
         """One pipeline call for ``len(seeds)`` images; image ``i`` starts from ``randn`` of ``seeds[i]``.
+
+        ``face_clip``: FaceID-Plus's ``[C(0), C(crop)]`` CLIP features (:meth:`prepare_face_clip`). With InstantID
+        the IdentityNet reads the face tokens of ``face_embedding`` (:func:`~headshot_lab.instantid.face_tokens`).
 
         Returns:
             ``(images, nsfw_flags)`` (flags are ``False`` when the base has no safety checker).
@@ -550,16 +713,45 @@ class HeadshotGenerator:
         }
         if control_image is not None:
             kwargs["image"] = control_image
-            kwargs["controlnet_conditioning_scale"] = float(self.control.scale if self.control else 1.0)
+            kwargs["controlnet_conditioning_scale"] = self._control_scale()
         if face_embedding is not None:
-            embeds = torch.from_numpy(np.asarray(face_embedding, dtype=np.float32)).reshape(1, 1, -1)
+            from headshot_lab.detail import ip_embeds_shape
+
+            embeds = torch.from_numpy(np.asarray(face_embedding, dtype=np.float32)).reshape(ip_embeds_shape(pipe))
             if guidance_scale > 1:
                 embeds = torch.cat([torch.zeros_like(embeds), embeds])
             kwargs["ip_adapter_image_embeds"] = [embeds.to(self.device, dtype=self.dtype)]
-        with out_of_memory_guard(f"generating {len(seeds)} image(s) at {width}×{height}"), torch.inference_mode():
+        if self._clip_hook is not None:
+            if face_clip is None:
+                raise HeadshotLabError("FaceID-Plus needs the CLIP features of the face.", code="faceid_plus_error")
+            self._clip_hook.set(face_clip)
+        with (
+            out_of_memory_guard(f"generating {len(seeds)} image(s) at {width}×{height}"),
+            torch.inference_mode(),
+            self._identitynet_tokens(kwargs, len(seeds), guidance_scale),
+        ):
             output = pipe(**kwargs)
         flags = getattr(output, "nsfw_content_detected", None) or [False] * len(output.images)
         return list(output.images), [bool(f) for f in flags]
+
+    def _control_scale(self) -> float:
+        if self.instantid is not None:
+            return float(self.instantid.controlnet_scale)
+        return float(self.control.scale if self.control else 1.0)
+
+    def _identitynet_tokens(self, kwargs: dict[str, Any], num_images: int, guidance_scale: float) -> Any:
+        """InstantID: route the face tokens into IdentityNet for this call (a no-op context otherwise)."""
+        from contextlib import nullcontext
+
+        if self.instantid is None:
+            return nullcontext()
+        from headshot_lab.instantid import InstantIDError, face_tokens
+
+        embeds = kwargs.get("ip_adapter_image_embeds")
+        if embeds is None:
+            raise InstantIDError("InstantID needs the face embedding of the person.", code="instantid_needs_face")
+        tokens = face_tokens(self.pipe, embeds, num_images=num_images, guidance=guidance_scale > 1)
+        return self.pipe.controlnet.face_tokens(tokens)
 
     # -- step 7 + the whole call -------------------------------------------------------------------
     def __call__(
@@ -600,10 +792,12 @@ class HeadshotGenerator:
         self.attach_identity(identity)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        self._selfie_cache = None
         face_embedding = self.prepare_face_embedding(identity)
+        face_clip = self.prepare_face_clip(identity)
         control_image = self.prepare_control(identity, width, height)
         prompt = style.render_prompt(identity.subject)
-        assets = self._save_assets(out, face_embedding, control_image)
+        assets = self._save_assets(out, face_embedding, control_image, face_clip)
         manifest = out / MANIFEST_NAME
         first_index = _count_lines(manifest)
         seeds = [seed + i for i in range(n)]
@@ -623,6 +817,7 @@ class HeadshotGenerator:
                 height=height,
                 control_image=control_image,
                 face_embedding=face_embedding,
+                face_clip=face_clip,
             )
             batch_seconds = time.perf_counter() - t0
             for offset, (picture, flagged) in enumerate(zip(pictures, flags, strict=True)):
@@ -739,8 +934,11 @@ class HeadshotGenerator:
                 passes["detail"]["measures"] = measure_detail(before, picture, references=references)
         return picture, passes
 
-    def _save_assets(self, out: Path, face_embedding: np.ndarray | None, control_image: Any) -> dict[str, Any]:
-        """Save the FaceID embedding (``.npy``) and the conditioning image (``.png``), named by content hash."""
+    def _save_assets(
+        self, out: Path, face_embedding: np.ndarray | None, control_image: Any, face_clip: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Save the FaceID embedding (``.npy``), the conditioning image (``.png``: ControlNet map or InstantID
+        keypoints) and FaceID-Plus's CLIP features (``.npy``), named by content hash."""
         from headshot_lab.control import pixels_sha256
         from headshot_lab.io import save_image
 
@@ -756,6 +954,12 @@ class HeadshotGenerator:
             name = f"control-{digest[:12]}.png"
             save_image(control_image, out / name)
             assets["control"] = {"image_file": name, "image_sha256": digest}
+        if face_clip is not None:
+            digest = pixels_sha256(face_clip)
+            name = f"faceclip-{digest[:12]}.npy"
+            with atomic_write(out / name) as handle:
+                np.save(handle, face_clip.astype(np.float32))
+            assets["face_clip"] = {"clip_file": name, "clip_sha256": digest}
         return assets
 
     def _record(
@@ -797,10 +1001,27 @@ class HeadshotGenerator:
             }
         faceid = None
         if self.faceid is not None:
-            faceid = {"options": config_record(self.faceid), **assets.get("faceid", {})}
+            faceid = {
+                "options": config_record(self.faceid),
+                **assets.get("faceid", {}),
+                "variant": self.faceid_variant,
+                "weights": self.faceid.weights,
+                "weight_name": faceid_weight_name(self.faceid, self.base.family),
+                "clip_encoder": self._clip_source,
+                **assets.get("face_clip", {}),
+            }
         control = None
         if self.control is not None:
             control = {"options": config_record(self.control, CONTROL_NOT_IN_MANIFEST), **assets.get("control", {})}
+        instantid = None
+        if self.instantid is not None:
+            instantid = {
+                "options": config_record(self.instantid, INSTANTID_NOT_IN_MANIFEST),
+                "weights": self.instantid.source,
+                "keypoints_file": assets.get("control", {}).get("image_file"),
+                "keypoints_sha256": assets.get("control", {}).get("image_sha256"),
+                **assets.get("faceid", {}),
+            }
         return {
             "schema": MANIFEST_SCHEMA,
             "file": f"headshot-{index:04d}.png",
@@ -821,9 +1042,11 @@ class HeadshotGenerator:
             "family": self.base.family,
             "pipeline": type(pipe).__name__,
             "scheduler": type(pipe.scheduler).__name__,
+            "engine": self.engine if (self.faceid or self.instantid or identity.lora) else "base",
             "lora": lora,
             "faceid": faceid,
             "control": control,
+            "instantid": instantid,
             "speed": config_record(self.speed),
             "device": self.device.type,
             "dtype": dtype_name(self.dtype),
@@ -863,54 +1086,33 @@ class HeadshotGenerator:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-class FaceIDPlusUnsupportedError(HeadshotLabError):
-    """FaceID-Plus / PlusV2 weights were given: they need a CLIP image encoder this generator does not run."""
-
-    code = "faceid_plus_unsupported"
-
-
-def _weight_keys(path: Path) -> list[str]:
-    """Tensor names of a local IP-Adapter file (``.safetensors``: flat ``image_proj.*``; ``.bin``: nested)."""
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            return list(handle.keys())
-    import torch
-
-    state = torch.load(path, map_location="meta", weights_only=True, mmap=True)
-    return [f"{group}.{key}" for group, tensors in state.items() for key in tensors]
-
-
-def check_faceid_weights(faceid: FaceIDOptions, family: str) -> None:
-    """Refuse IP-Adapter-FaceID **Plus / PlusV2** weights before anything is loaded.
-
-    Plus mixes the ArcFace embedding with CLIP ViT-H/14 image features of the aligned face crop: diffusers'
-    ``IPAdapterFaceIDPlusImageProjection.forward`` reads ``self.clip_embeds`` (set by the caller from the image
-    encoder's penultimate hidden states; ``shortcut=True`` for v2), which this generator never sets, so it would
-    crash mid-generation. Recognised by the file name (``*plus*``) and, for a local file, by its
-    key layout (``image_proj.perceiver_resampler.*``).
+def faceid_weight_name(faceid: FaceIDOptions, family: str) -> str:
+    """The FaceID weights file: ``weight_name``, else the family's file of the variant in ``h94/IP-Adapter-FaceID``
+    (``faceid``/``auto``: :data:`FACEID_WEIGHTS`; ``plus``/``plusv2``: :data:`FACEID_PLUS_WEIGHTS`).
 
     Raises:
-        FaceIDPlusUnsupportedError: with the plain FaceID weights to use instead.
+        HeadshotLabError: an unknown variant, or a variant the family has no published file of (SDXL Plus v1).
     """
-    weight_name = faceid.weight_name or FACEID_WEIGHTS[family]
-    plain = FACEID_WEIGHTS.get(family, FACEID_WEIGHTS["sd15"])
-    error = FaceIDPlusUnsupportedError(
-        f"The IP-Adapter-FaceID weights {weight_name} are a Plus/PlusV2 variant, which needs a CLIP "
-        "image encoder of the face as well; headshot-lab runs the plain FaceID adapter only.",
-        fix=f"Use the plain FaceID weights ({plain} from {FACEID_REPO}), or leave out --faceid-weight-name.",
-    )
-    if any(marker in weight_name.lower() for marker in FACEID_PLUS_MARKERS):
-        raise error
-    local = Path(faceid.weights).expanduser() / faceid.subfolder / weight_name
-    if local.is_file():
-        try:
-            keys = _weight_keys(local)
-        except Exception:  # unreadable: load_ip_adapter says so with its own message
-            return
-        if any("perceiver_resampler" in key for key in keys):
-            raise error
+    from headshot_lab.faceid_plus import FACEID_VARIANTS
+
+    if faceid.variant not in FACEID_VARIANTS:
+        raise HeadshotLabError(
+            f"Unknown FaceID variant {faceid.variant!r}.",
+            fix=f"Use one of {', '.join(FACEID_VARIANTS)}.",
+            code="bad_option",
+        )
+    if faceid.weight_name:
+        return faceid.weight_name
+    if faceid.variant in ("auto", "faceid"):
+        return FACEID_WEIGHTS[family]
+    name = FACEID_PLUS_WEIGHTS.get((faceid.variant, family))
+    if name is None:
+        raise HeadshotLabError(
+            f"{FACEID_REPO} has no FaceID-{faceid.variant} weights for {_family_label(family)} bases.",
+            fix="Use variant plusv2 (ip-adapter-faceid-plusv2_sdxl.bin) for SDXL, or pass --faceid-weight-name.",
+            code="faceid_variant_unavailable",
+        )
+    return name
 
 
 @contextmanager
@@ -977,6 +1179,7 @@ def generate(
     speed: SpeedOptions | None = None,
     faceid: FaceIDOptions | None = None,
     control: ControlOptions | None = None,
+    instantid: InstantIDOptions | None = None,
     device: str | None = None,
     steps: int | None = None,
     guidance_scale: float | None = None,
@@ -991,7 +1194,9 @@ def generate(
 
     Every PNG is labelled AI-generated (IPTC ``trainedAlgorithmicMedia``) as it is written (:meth:`~HeadshotGenerator.write_outputs`).
     """
-    generator = HeadshotGenerator(base, speed=speed, faceid=faceid, control=control, device=device, progress=progress)
+    generator = HeadshotGenerator(
+        base, speed=speed, faceid=faceid, control=control, device=device, progress=progress, instantid=instantid
+    )
     return generator(
         identity,
         style,
@@ -1060,14 +1265,27 @@ def regenerate(
                 fix="Use the original LoRA file to reproduce the image.",
                 code="lora_changed",
             )
-    faceid = control = None
-    face_embedding = control_image = None
+    faceid = control = instantid = None
+    face_embedding = control_image = face_clip = None
     if record.get("faceid"):
-        faceid = FaceIDOptions(**record["faceid"]["options"])
-        face_embedding = np.load(_asset(folder, record["faceid"]["embedding_file"]))
+        entry = record["faceid"]
+        faceid = FaceIDOptions(**entry["options"])
+        if entry.get("variant"):  # pin what was resolved: the same weights and encoder, whatever the env says now
+            faceid.variant = entry["variant"]
+        if faceid.clip_encoder is None and entry.get("clip_encoder"):
+            faceid.clip_encoder = entry["clip_encoder"]
+        face_embedding = np.load(_asset(folder, entry["embedding_file"]))
+        if entry.get("clip_file"):
+            face_clip = np.load(_asset(folder, entry["clip_file"]))
     if record.get("control"):
         control = ControlOptions(**record["control"]["options"])
         control_image = Image.open(_asset(folder, record["control"]["image_file"])).convert("RGB")
+    if record.get("instantid"):
+        entry = record["instantid"]
+        instantid = InstantIDOptions(**entry["options"])
+        instantid.weights = entry.get("weights") or instantid.weights
+        face_embedding = np.load(_asset(folder, entry["embedding_file"]))
+        control_image = Image.open(_asset(folder, entry["keypoints_file"])).convert("RGB")
     if generator is None:
         generator = HeadshotGenerator(
             record["base_model"],
@@ -1076,6 +1294,7 @@ def regenerate(
             control=control,
             device=device,
             progress=False,
+            instantid=instantid,
         )
     generator.attach_identity(identity)
     images, _ = generator.render(
@@ -1088,6 +1307,7 @@ def regenerate(
         height=int(record["height"]),
         control_image=control_image,
         face_embedding=face_embedding,
+        face_clip=face_clip,
     )
     image = images[int(record["batch_index"])]
     if record.get("hires") or record.get("detail"):

@@ -156,30 +156,112 @@ def test_faceid_projection_and_adapter_shapes(unets, family):
     assert len(adapters) == {"sd15": 16, "sdxl": 70}[family]
 
 
-def test_faceid_plus_needs_clip_embeds_and_is_refused_by_layout(unets, tmp_path):
-    """The Plus projection reads clip_embeds (never set by the generator): a file of the Plus key layout under a
-    neutral name is refused before any loading."""
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_faceid_plus_layout_converts_to_the_plus_projection_at_real_size(unets, family):
+    """The published FaceID-Plus layout goes through diffusers' converters (strict) into
+    IPAdapterFaceIDPlusImageProjection: ID MLP 512 → 4·D, resampler reading 1280-wide CLIP ViT-H hidden states,
+    heads D/64, out D = the UNet's cross-attention width; with clip_embeds of the 257 ViT-H tokens it gives 4 tokens,
+    and the v2 shortcut keeps the shape."""
     import torch
-    from safetensors.torch import save_file
+    from diffusers.models.embeddings import IPAdapterFaceIDPlusImageProjection
 
-    from headshot_lab.generate import FaceIDOptions, FaceIDPlusUnsupportedError, check_faceid_weights
+    unet = unets[family]
+    cross = int(unet.config.cross_attention_dim)
+    projection, processors = c.convert_ip_adapter(unet, c.faceid_plus_key_layout(family, unet))
+    assert isinstance(projection, IPAdapterFaceIDPlusImageProjection)
+    assert tuple(projection.proj_in.weight.shape) == (cross, 1280)
+    assert projection.layers[0].attn.heads == cross // 64
+    ip = [p for p in processors.values() if hasattr(p, "to_k_ip")]
+    assert len(ip) == {"sd15": 16, "sdxl": 70}[family] and all(p.num_tokens == [4] for p in ip)
+    with pytest.raises(AttributeError):  # diffusers leaves clip_embeds to the caller (None until set)
+        projection(torch.empty(2, 512, device="meta"))
+    projection.clip_embeds = torch.empty(2, 1, 257, 1280, device="meta")
+    assert tuple(projection(torch.empty(2, 512, device="meta")).shape) == (2, 4, cross)
+    projection.shortcut = True
+    assert tuple(projection(torch.empty(2, 512, device="meta")).shape) == (2, 4, cross)
 
-    plus = c.meta_faceid_projection("sd15", plus=True)
-    with pytest.raises(AttributeError):  # clip_embeds is None: the crash the refusal prevents
-        plus(torch.empty(1, 512, device="meta"))
-    layout = c.faceid_plus_key_layout("sd15", unets["sd15"])
-    save_file(
-        {k: torch.zeros(*(min(s, 2) for s in shape)) for k, shape in layout.items()}, str(tmp_path / "f.safetensors")
-    )
-    with pytest.raises(FaceIDPlusUnsupportedError, match="Plus"):
-        check_faceid_weights(FaceIDOptions(weights=str(tmp_path), weight_name="f.safetensors"), "sd15")
-    with pytest.raises(FaceIDPlusUnsupportedError):
-        check_faceid_weights(FaceIDOptions(weight_name="ip-adapter-faceid-plusv2_sdxl.bin"), "sdxl")
-    plain = c.faceid_checkpoint_shapes("sd15", unets["sd15"])
-    save_file(
-        {k: torch.zeros(*(min(s, 2) for s in shape)) for k, shape in plain.items()}, str(tmp_path / "p.safetensors")
-    )
-    check_faceid_weights(FaceIDOptions(weights=str(tmp_path), weight_name="p.safetensors"), "sd15")  # plain: fine
+
+def test_the_clip_vit_h_encoder_gives_257_tokens_of_1280():
+    encoder = c.meta_clip_vision()
+    assert c.parameter_count(encoder) == PUBLISHED["clip_vit_h_vision_projection"]
+    import torch
+
+    hidden = encoder(torch.empty(1, 3, 224, 224, device="meta"), output_hidden_states=True).hidden_states[-2]
+    assert tuple(hidden.shape) == (1, 257, c.published_config("ip_adapter_faceid")["plus"]["clip_embeddings_dim"])
+
+
+def test_instantid_resampler_projects_512_to_16_tokens_of_2048(unets):
+    """InstantID's ip-adapter.bin layout converts (strict) into IPAdapterPlusImageProjection: 16 latents of 1280,
+    20 heads, 512 → 16 × 2048 (the SDXL UNet's cross-attention width), and 16-token IP processors on all 70
+    cross-attentions; the same layout does not fit SD1.5's 768-wide attention."""
+    import torch
+    from diffusers.models.embeddings import IPAdapterPlusImageProjection
+
+    projection, processors = c.convert_ip_adapter(unets["sdxl"], c.instantid_key_layout(unets["sdxl"]))
+    assert isinstance(projection, IPAdapterPlusImageProjection)
+    assert tuple(projection.latents.shape) == (1, 16, 1280) and projection.layers[0].attn.heads == 20
+    tokens = projection(torch.empty(2, 1, 512, device="meta"))  # one ArcFace embedding as a 1-long sequence
+    assert tuple(tokens.shape) == (2, 16, 2048) == (2, 16, unets["sdxl"].config.cross_attention_dim)
+    ip = [p for p in processors.values() if hasattr(p, "to_k_ip")]
+    assert len(ip) == 70 and all(p.num_tokens == [16] for p in ip)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        c.convert_ip_adapter(unets["sd15"], c.instantid_key_layout(unets["sdxl"]))
+
+
+def test_identitynet_fits_sdxl_reads_face_tokens_and_refuses_sd15(unets):
+    """IdentityNet (an SDXL ControlNet) fits the SDXL UNet; at 1024² it takes the 16 face tokens as its
+    cross-attention input and returns residuals of the UNet's down/mid shapes; SD1.5 is refused by the fit check."""
+    from headshot_lab.control import ControlNetMismatchError, check_controlnet_fits
+
+    net = c.meta_identitynet()
+    check_controlnet_fits(net.config, unets["sdxl"].config)
+    with pytest.raises(ControlNetMismatchError, match="cross_attention_dim 2048 vs 768"):
+        check_controlnet_fits(net.config, unets["sd15"].config)
+    down, mid = net(**c.identitynet_meta_inputs(batch=2), return_dict=False)
+    assert len(down) == 9 and tuple(down[0].shape) == (2, 320, 128, 128) and tuple(mid.shape) == (2, 1280, 32, 32)
+    out = unets["sdxl"](
+        **c.unet_meta_inputs("sdxl", batch=2), down_block_additional_residuals=down, mid_block_additional_residual=mid
+    ).sample
+    assert tuple(out.shape) == (2, 4, 128, 128)
+
+
+@pytest.fixture(scope="module")
+def base_estimates(unets):
+    return {family: c.generation_vram_estimate(family, unet=unet) for family, unet in unets.items()}
+
+
+def test_vram_estimate_per_faceid_engine(unets, base_estimates):
+    """FaceID adds its projection and 70 to_k_ip/to_v_ip pairs on SDXL (~0.35 B parameters); Plus v2 adds the CLIP
+    ViT-H tower (0.63 B) and its resampler on top; neither changes the activation peak (the encoder runs once on one
+    224² crop). SDXL + PlusV2 in bf16 stays under 12 GiB, SD1.5 + Plus under 4 GiB."""
+    base = base_estimates["sdxl"]
+    faceid = c.engine_vram_estimate("faceid", "sdxl", unet=unets["sdxl"], base=base)
+    plus = c.engine_vram_estimate("faceid-plusv2", "sdxl", unet=unets["sdxl"], base=base)
+    assert base.total < faceid.total < plus.total and faceid.activations == plus.activations == base.activations
+    assert 0.3e9 < (faceid.weights - base.weights) / 2 < 0.4e9
+    assert plus.weights - faceid.weights > PUBLISHED["clip_vit_h_vision_projection"] * 2
+    assert plus.total_gib < 12, plus.to_dict()
+    sd15 = c.engine_vram_estimate("faceid-plus", "sd15", unet=unets["sd15"], base=base_estimates["sd15"])
+    assert sd15.total_gib < 4, sd15.to_dict()
+    with pytest.raises(ValueError, match="no published weights"):
+        c.engine_vram_estimate("instantid", "sd15", unet=unets["sd15"])
+    with pytest.raises(ValueError, match="no published weights"):
+        c.engine_vram_estimate("faceid-plus", "sdxl", unet=unets["sdxl"])
+
+
+@pytest.mark.slow
+def test_vram_estimate_of_instantid(unets, base_estimates):
+    """InstantID adds IdentityNet (1.25 B parameters, the SDXL ControlNet) + the Resampler and the 16-token pairs:
+    ~3 GiB of bf16 weights over the base; its residuals (alive during the UNet call) are counted, and SDXL InstantID
+    at 1024², batch 1 with guidance, stays under 16 GiB (a 16 GB card)."""
+    base = base_estimates["sdxl"]
+    instantid = c.engine_vram_estimate("instantid", "sdxl", unet=unets["sdxl"], base=base)
+    net = c.meta_identitynet()
+    assert c.parameter_count(net) > 1.2e9
+    residuals = c.controlnet_residual_bytes(net, c.identitynet_meta_inputs(batch=2), dtype_bytes=2)
+    assert residuals > 0 and instantid.activations >= base.activations
+    assert 2.5 < (instantid.weights - base.weights) / c.GIB < 4.0
+    assert instantid.total_gib < 16, instantid.to_dict()
 
 
 # ------------------------------------------------------------------------------------------- forward + VRAM

@@ -1,5 +1,6 @@
 """Issue 14's generation defects on the tiny models: ControlNet family (subfolder + fit check before loading),
-FaceID-Plus refused before loading, torch.compile after the identity LoRA (later identities hot-swap),
+FaceID-Plus without published weights for the family refused before loading (Plus itself works:
+tests/test_identity_engines.py), torch.compile after the identity LoRA (later identities hot-swap),
 and the OpenPose hint naming all three of its files."""
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from headshot_lab.control import ControlNetMismatchError, load_controlnet
 from headshot_lab.generate import (
     ControlOptions,
     FaceIDOptions,
-    FaceIDPlusUnsupportedError,
     HeadshotGenerator,
     Identity,
 )
@@ -58,16 +58,15 @@ def test_the_default_face_controlnet_loads_the_family_subfolder(monkeypatch):
     assert [kw.get("subfolder") for kw in seen] == ["diffusion_sd15", "other", None]
 
 
-def test_faceid_plus_is_refused_before_any_weights_load(tiny_bases, monkeypatch):
+def test_a_faceid_variant_without_published_weights_is_refused_before_any_weights_load(tiny_bases, monkeypatch):
+    """h94/IP-Adapter-FaceID has no SDXL Plus v1: said before the base loads, pointing to PlusV2."""
+    from headshot_lab.errors import HeadshotLabError
+
     loaded = _no_pipeline(monkeypatch)
-    generator = HeadshotGenerator(
-        str(tiny_bases["sd15"]),
-        faceid=FaceIDOptions(weight_name="ip-adapter-faceid-plusv2_sd15.bin"),
-        progress=False,
-    )
-    with pytest.raises(FaceIDPlusUnsupportedError, match="Plus") as info:
+    generator = HeadshotGenerator(str(tiny_bases["sdxl"]), faceid=FaceIDOptions(variant="plus"), progress=False)
+    with pytest.raises(HeadshotLabError, match="no FaceID-plus weights") as info:
         generator.load()
-    assert "ip-adapter-faceid_sd15.bin" in info.value.fix and not loaded
+    assert "ip-adapter-faceid-plusv2_sdxl.bin" in info.value.fix and not loaded
 
 
 def test_compile_waits_for_the_identity_and_later_identities_hot_swap(tiny_bases, tmp_path, monkeypatch):

@@ -8,10 +8,12 @@ second or two for the SDXL UNet — so tests can check, with no download:
 
 * LoRA target modules and state-dict keys against the real layouts (diffusers/PEFT and kohya ``lora_unet_*``);
 * ControlNet / base compatibility (``cross_attention_dim`` …) — :func:`headshot_lab.control.check_controlnet_fits`;
-* IP-Adapter-FaceID projection shapes;
+* IP-Adapter-FaceID projection shapes, and the single-photo engines at real size (:func:`convert_ip_adapter`: the
+  published FaceID-Plus and InstantID key layouts through diffusers' own converters, strict; :func:`meta_identitynet`,
+  :func:`meta_clip_vision`);
 * one UNet forward at the real latent size (meta tensors in, meta tensors out);
 * a VRAM estimate per configuration (:func:`vram_estimate`, :func:`generation_vram_estimate`,
-  :func:`training_vram_estimate`).
+  :func:`training_vram_estimate`, :func:`engine_vram_estimate` per identity engine).
 """
 
 from __future__ import annotations
@@ -173,37 +175,61 @@ def faceid_checkpoint_shapes(family: str, unet: Any) -> dict[str, tuple[int, ...
 
 def faceid_plus_key_layout(family: str, unet: Any) -> dict[str, tuple[int, ...]]:
     """Shapes of a published FaceID-**Plus** file (``ProjPlusModel``: the FaceID proj + a FacePerceiverResampler
-    under ``image_proj.perceiver_resampler.*``), for tests of the refusal; same ``ip_adapter`` keys as FaceID."""
+    under ``image_proj.perceiver_resampler.*``: :func:`~headshot_lab.testing.ip_layouts.faceid_plus_layout` at the
+    published sizes); same ``ip_adapter`` keys as FaceID."""
+    from headshot_lab.testing.ip_layouts import faceid_plus_layout, ip_attention_layout
+
     facts = _read("ip_adapter_faceid")
     extra = facts["plus"]
-    cross = int(unet.config.cross_attention_dim)
-    inner = extra["dim_head"] * (cross // extra["dim_head"])
-    shapes = faceid_checkpoint_shapes(family, unet)
-    res = "image_proj.perceiver_resampler"
-    shapes.update(
-        {
-            f"{res}.proj_in.weight": (cross, extra["clip_embeddings_dim"]),
-            f"{res}.proj_in.bias": (cross,),
-            f"{res}.proj_out.weight": (cross, cross),
-            f"{res}.proj_out.bias": (cross,),
-            f"{res}.norm_out.weight": (cross,),
-            f"{res}.norm_out.bias": (cross,),
-        }
+    layout = faceid_plus_layout(
+        cross=int(unet.config.cross_attention_dim),
+        clip_dim=extra["clip_embeddings_dim"],
+        id_dim=facts["id_embeddings_dim"],
+        mult=facts["mult"],
+        tokens=facts["num_tokens"],
+        depth=extra["depth"],
+        dim_head=extra["dim_head"],
+        ff_mult=extra["ff_mult"],
     )
-    for i in range(extra["depth"]):
-        shapes.update(
-            {
-                f"{res}.layers.{i}.0.norm1.weight": (cross,),
-                f"{res}.layers.{i}.0.norm2.weight": (cross,),
-                f"{res}.layers.{i}.0.to_q.weight": (inner, cross),
-                f"{res}.layers.{i}.0.to_kv.weight": (2 * inner, cross),
-                f"{res}.layers.{i}.0.to_out.weight": (cross, inner),
-                f"{res}.layers.{i}.1.0.weight": (cross,),
-                f"{res}.layers.{i}.1.1.weight": (cross * extra["ff_mult"], cross),
-                f"{res}.layers.{i}.1.3.weight": (cross, cross * extra["ff_mult"]),
-            }
-        )
-    return shapes
+    return {**layout, **ip_attention_layout(unet)}
+
+
+def instantid_key_layout(unet: Any) -> dict[str, tuple[int, ...]]:
+    """Shapes of InstantID's ``ip-adapter.bin`` (``image_proj`` = the Resampler of ``configs/instantid.json``,
+    ``ip_adapter`` = one ``to_k_ip``/``to_v_ip`` pair per cross-attention of ``unet``)."""
+    from headshot_lab.testing.ip_layouts import ip_attention_layout, resampler_layout
+
+    return {**resampler_layout(**_read("instantid")["resampler"]), **ip_attention_layout(unet)}
+
+
+def convert_ip_adapter(unet: Any, layout: Mapping[str, Sequence[int]]) -> tuple[Any, dict[str, Any]]:
+    """A published IP-Adapter key layout through diffusers' own converters on meta tensors:
+    ``(image projection, attention processors)`` from ``unet._convert_ip_adapter_image_proj_to_diffusers`` and
+    ``_convert_ip_adapter_attn_to_diffusers`` (what ``load_ip_adapter`` runs; both load with ``strict=True``, so a
+    missing, extra or mis-shaped key raises)."""
+    import torch
+
+    from headshot_lab.testing.ip_layouts import nested
+
+    state = nested({key: torch.empty(*shape, device="meta") for key, shape in layout.items()})
+    with torch.device("meta"):
+        projection = unet._convert_ip_adapter_image_proj_to_diffusers(state["image_proj"], low_cpu_mem_usage=False)
+        processors = unet._convert_ip_adapter_attn_to_diffusers([state], low_cpu_mem_usage=False)
+    return projection, processors
+
+
+def meta_identitynet() -> Any:
+    """InstantID's IdentityNet at its published architecture (an SDXL ``ControlNetModel``, meta tensors)."""
+    return meta_controlnet(_read("instantid")["identitynet_config"])
+
+
+def meta_clip_vision() -> Any:
+    """``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``'s ``CLIPVisionModelWithProjection`` with meta tensors."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    with torch.device("meta"):
+        return CLIPVisionModelWithProjection(CLIPVisionConfig(**model_kwargs(_read("clip_vit_h"))))
 
 
 def unet_meta_inputs(family: str, *, batch: int = 2, latent: int | None = None) -> dict[str, Any]:
@@ -411,4 +437,88 @@ def training_vram_estimate(
         activations=activations,
         trainable_params=lora_parameter_count(unet, rank, UNET_LORA_TARGETS),
         optimizer_bytes_per_param=optimizer_bytes_per_param,
+    )
+
+
+# ------------------------------------------------------------------------------------------- identity engines
+ENGINE_FAMILIES = {
+    "faceid": ("sd15", "sdxl"),
+    "faceid-plus": ("sd15",),
+    "faceid-plusv2": ("sd15", "sdxl"),
+    "instantid": ("sdxl",),
+}
+
+
+def controlnet_residual_bytes(controlnet: Any, inputs: Mapping[str, Any], *, dtype_bytes: int) -> int:
+    """``b · Σ`` sizes of a ControlNet's down and mid residuals for one call (a meta forward): they are alive while
+    the UNet runs, on top of its own activations."""
+    import torch
+
+    with torch.no_grad():
+        down, mid = controlnet(**inputs, return_dict=False)
+    return dtype_bytes * (sum(int(t.numel()) for t in down) + int(mid.numel()))
+
+
+def identitynet_meta_inputs(*, batch: int = 2, tokens: int = 16) -> dict[str, Any]:
+    """Meta inputs of one IdentityNet call at SDXL's native size: the face tokens as ``encoder_hidden_states``."""
+    import torch
+
+    inputs = unet_meta_inputs("sdxl", batch=batch)
+    side = NATIVE_LATENT["sdxl"] * 8
+    inputs["encoder_hidden_states"] = torch.empty(batch, tokens, inputs["encoder_hidden_states"].shape[-1], device="meta")
+    inputs["controlnet_cond"] = torch.empty(batch, 3, side, side, device="meta")
+    return inputs
+
+
+def engine_vram_estimate(
+    engine: str,
+    family: str,
+    *,
+    dtype: str = "bf16",
+    batch: int = 1,
+    unet: Any = None,
+    base: VramEstimate | None = None,
+) -> VramEstimate:
+    """Generation with an identity engine: :func:`generation_vram_estimate` plus the engine's modules in ``dtype``:
+
+    * ``faceid``: the ID projection and the ``to_k_ip``/``to_v_ip`` pairs;
+    * ``faceid-plus`` / ``faceid-plusv2``: the Plus projection (with its resampler), those pairs and the CLIP ViT-H
+      vision tower (it runs once per call on one 224² crop: its activations are far below the UNet's);
+    * ``instantid``: the 16-token Resampler, the pairs and IdentityNet; activations
+      ``max(UNet call + IdentityNet residuals, IdentityNet call, VAE decode)`` (IdentityNet runs first, its
+      residuals stay alive during the UNet call).
+
+    ``base``: the matching :func:`generation_vram_estimate`, when already computed (its meta forward is the slow part).
+    """
+    import torch
+
+    if family not in ENGINE_FAMILIES.get(engine, ()):
+        raise ValueError(f"engine {engine!r} has no published weights for {family}")
+    unet = unet if unet is not None else meta_unet(family)
+    base = base if base is not None else generation_vram_estimate(family, dtype=dtype, batch=batch, unet=unet)
+    size = BYTES[dtype]
+    if engine == "faceid":
+        layout = faceid_checkpoint_shapes(family, unet)
+    elif engine == "instantid":
+        layout = instantid_key_layout(unet)
+    else:
+        layout = faceid_plus_key_layout(family, unet)
+    extra = sum(int(torch.Size(shape).numel()) for shape in layout.values())
+    if engine.startswith("faceid-plus"):
+        extra += parameter_count(meta_clip_vision())
+    activations = base.activations
+    if engine == "instantid":
+        net = meta_identitynet()
+        extra += parameter_count(net)
+        inputs = identitynet_meta_inputs(batch=2 * batch)
+        residuals = controlnet_residual_bytes(net, inputs, dtype_bytes=size)
+        unet_peak = activation_bytes(unet, unet_meta_inputs(family, batch=2 * batch), dtype_bytes=size, training=False)
+        net_peak = activation_bytes(net, inputs, dtype_bytes=size, training=False)
+        activations = max(unet_peak + residuals, net_peak, base.activations)
+    return VramEstimate(
+        name=f"{family} {engine} generate {dtype} batch {batch}",
+        weights=base.weights + extra * size,
+        trainable=0,
+        activations=activations,
+        total=base.weights + extra * size + activations,
     )

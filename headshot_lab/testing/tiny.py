@@ -517,3 +517,89 @@ def tiny_sr_model(
     else:
         torch.save(state, path)
     return path
+
+
+# -- tiny single-photo identity engines (FaceID-Plus / PlusV2, InstantID) ----------------------------------------
+
+#: Tiny CLIP ViT image encoder standing in for ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K`` (hidden 1280, 32 layers,
+#: patch 14 at 224 px: 257 tokens): hidden 32, 2 layers, patch 8 at 32 px (17 tokens).
+TINY_CLIP_VISION: dict[str, Any] = {
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "image_size": 32,
+    "patch_size": 8,
+    "projection_dim": 32,
+    "hidden_act": "gelu",
+}
+
+
+def tiny_clip_image_encoder(out_dir: str | Path, *, seed: int = 0) -> Path:
+    """A random ``CLIPVisionModelWithProjection`` (:data:`TINY_CLIP_VISION`) saved to ``out_dir`` (the folder that
+    ``FaceIDOptions.clip_encoder`` / ``HEADSHOT_LAB_CLIP_IMAGE_ENCODER`` accept in place of CLIP ViT-H)."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY_CLIP_VISION)).eval()
+    out = Path(out_dir)
+    model.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def tiny_ip_adapter_faceid_plus(
+    base: str | Path,
+    out_dir: str | Path,
+    *,
+    clip_dim: int = TINY_CLIP_VISION["hidden_size"],
+    id_dim: int = 512,
+    seed: int = 0,
+    weight_name: str = "ip-adapter-faceid-plusv2_tiny.safetensors",
+) -> Path:
+    """Random IP-Adapter-FaceID-**Plus** weights for the tiny base at ``base``, in the published key layout
+    (:func:`~headshot_lab.testing.ip_layouts.faceid_plus_layout`: ``image_proj.proj.*``, ``norm``,
+    ``perceiver_resampler.*`` with one 64-wide head, ``clip_dim`` = the tiny CLIP encoder's hidden size; and
+    ``ip_adapter.{k}.to_k_ip/to_v_ip``). The name says ``plusv2`` by default (the layout of v1 and v2 is the same);
+    returns the file."""
+    from safetensors.torch import save_file
+
+    from headshot_lab.testing.ip_layouts import faceid_plus_layout, ip_attention_layout, random_state
+
+    unet = _load_unet(base)
+    cross = int(unet.config.cross_attention_dim)
+    layout = {**faceid_plus_layout(cross=cross, clip_dim=clip_dim, id_dim=id_dim, heads=1), **ip_attention_layout(unet)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / weight_name
+    save_file(random_state(layout, seed=seed), str(path))
+    return path
+
+
+def tiny_instantid(base: str | Path, out_dir: str | Path, *, id_dim: int = 512, seed: int = 0) -> Path:
+    """Random InstantID weights for the tiny SDXL base at ``base``, laid out like ``InstantX/InstantID``:
+
+    * ``ControlNetModel/`` — IdentityNet, a ControlNet of the tiny UNet (as :func:`tiny_controlnet`: 2-level
+      conditioning embedding, randomised zero-convs so the keypoint map is visible);
+    * ``ip-adapter.bin`` — ``torch.save({"image_proj": Resampler, "ip_adapter": attention})``, the published nested
+      layout (:func:`~headshot_lab.testing.ip_layouts.resampler_layout` with dim 64 = one head of 64, depth 4,
+      16 queries, ``id_dim → D``; ``{k}.to_k_ip/to_v_ip``).
+
+    Returns ``out_dir`` (pass it as ``InstantIDOptions.weights``).
+    """
+    import torch
+
+    from headshot_lab.testing.ip_layouts import ip_attention_layout, nested, random_state, resampler_layout
+
+    out = Path(out_dir)
+    tiny_controlnet(base, out / "ControlNetModel", seed=seed)
+    unet = _load_unet(base)
+    layout = {
+        **resampler_layout(
+            dim=64, heads=1, num_queries=16, embedding_dim=id_dim, output_dim=int(unet.config.cross_attention_dim)
+        ),
+        **ip_attention_layout(unet),
+    }
+    torch.save(nested(random_state(layout, seed=seed + 1)), out / "ip-adapter.bin")
+    return out
