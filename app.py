@@ -31,6 +31,7 @@ import gradio as gr
 
 from headshot_lab import __version__
 from headshot_lab.export import CROP_NAMES
+from headshot_lab.identity_engines import ENGINES
 from headshot_lab.io import IMAGE_SUFFIXES
 from headshot_lab.spaces_compat import gpu, import_spaces_first, on_zero_gpu
 from headshot_lab.ui import (
@@ -66,14 +67,17 @@ MAX_FILE_SIZE = f"{MAX_UPLOAD_MB}mb"
 CROP_CHOICES = CROP_NAMES
 #: What the upload box offers: any browser image type plus every suffix the photo loader reads (HEIC too).
 UPLOAD_FILE_TYPES = ["image", *sorted(IMAGE_SUFFIXES)]
-#: The identity modes with their labels, in the order of ``IDENTITY_MODES``.
-IDENTITY_LABELS = {
-    "lora": "Train on my photos (closest likeness; takes a while)"
-    if not on_zero_gpu()
-    else "Train on my photos (needs a copy of this app with its own graphics card)",
-    "faceid": "Quick, no training (a little less like you)",
-}
-IDENTITY_CHOICES = [(IDENTITY_LABELS[mode], mode) for mode in IDENTITY_MODES]
+#: The identity engines (``IDENTITY_MODES``) in the visitor's words (one definition: ``identity_engines.ENGINES``).
+IDENTITY_LABELS = {name: engine.label for name, engine in ENGINES.items()}
+if on_zero_gpu():
+    IDENTITY_LABELS["lora"] = "Train on my photos (needs a copy of this app with its own graphics card)"
+
+
+def identity_choices() -> list[tuple[str, str]]:
+    """The engines this page offers (those that fit the base model; on ZeroGPU the ones built at start-up first)."""
+    return [(IDENTITY_LABELS[name], name) for name in backend().identity_engines() if name in IDENTITY_MODES]
+
+
 #: Pose guide choices in words (the values are the service layer's names).
 POSE_LABELS = {"none": "none", "face": "face outline", "pose": "body pose", "depth": "depth", "canny": "edges"}
 #: Rough durations shown next to the long steps (measured on the 2-core test machine; a GPU for training).
@@ -361,9 +365,9 @@ def build_demo(app_backend: AppBackend | None = None) -> gr.Blocks:
         with gr.Tab("2 · Learn identity"):
             if notice:
                 gr.Markdown(notice, elem_id="train-off")
+            choices = identity_choices()
             mode = gr.Radio(
-                IDENTITY_CHOICES, value="faceid" if on_zero_gpu() else "lora", label="How to learn your likeness",
-                interactive=ready,
+                choices, value=choices[0][1], label="How to learn your likeness", interactive=ready,
             )  # fmt: skip
             with gr.Accordion("Training settings", open=False):
                 steps = gr.Slider(

@@ -62,6 +62,9 @@ class Settings:
     few_step_lora: str | None = None
     clip_image_encoder: str | None = None
     instantid_weights: str | None = None
+    #: The tuning-free engines a ZeroGPU Space builds at start-up (only those run there); comma-separated in
+    #: ``HEADSHOT_LAB_ZERO_GPU_ENGINES`` (each one's weights stay in memory: choose what the Space can hold).
+    zero_gpu_engines: tuple[str, ...] = ("faceid",)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -86,6 +89,11 @@ def get_settings() -> Settings:
         few_step_lora=_env("FEW_STEP_LORA"),
         clip_image_encoder=_env("CLIP_IMAGE_ENCODER"),
         instantid_weights=_env("INSTANTID_WEIGHTS"),
+        zero_gpu_engines=tuple(
+            part.strip()
+            for part in _env("ZERO_GPU_ENGINES", ",".join(defaults.zero_gpu_engines)).split(",")
+            if part.strip()
+        ),
     )
 
 

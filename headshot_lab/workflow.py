@@ -68,6 +68,8 @@ from headshot_lab.generate import (
     Identity,
     SpeedOptions,
 )
+from headshot_lab.identity_engines import ENGINE_NAMES, TUNING_FREE, check_engine, get_engine
+from headshot_lab.instantid import InstantIDOptions
 from headshot_lab.privacy import DeletionRecord, SessionStore, validate_session_id
 from headshot_lab.provenance import (
     digital_source_type,
@@ -92,7 +94,8 @@ MAX_PICKS = 15
 """The most headshots a person keeps or exports in one go in the app."""
 MAX_IMAGES_PER_RUN = 8
 """The most images the app generates per click (a shared GPU); the command line has no limit."""
-IDENTITY_MODES = ("lora", "faceid")
+IDENTITY_MODES = ENGINE_NAMES
+"""How a likeness is learned: the identity engines (:data:`headshot_lab.identity_engines.ENGINES`)."""
 POSE_CHOICES = ("none", "face", "pose", "depth", "canny")
 FORMATS = exporting.FORMAT_CHOICES
 RETOUCHED_KIND = "retouched"
@@ -212,10 +215,11 @@ def check_photos(
 # ================================================================================== 2. identities
 @dataclass
 class IdentityResult:
-    """A learned identity: a LoRA (``mode="lora"``) or a FaceID embedding (``mode="faceid"``).
+    """A learned identity: a LoRA (``mode="lora"``) or an ArcFace embedding for a tuning-free engine
+    (``mode`` = ``faceid``, ``faceid-plus`` or ``instantid``: :data:`~headshot_lab.identity_engines.TUNING_FREE`).
 
     Attributes:
-        mode: ``lora`` or ``faceid``.
+        mode: the identity engine (:data:`IDENTITY_MODES`).
         path: the LoRA ``.safetensors`` file or the ``.npy`` embedding.
         photos: how many photos it was learned from.
         seconds: wall time.
@@ -337,19 +341,27 @@ def train_identity(
 
 
 def faceid_identity(
-    photos: Sequence[Any] | Mapping[str, Any], out: str | Path, *, device: str | None = None
+    photos: Sequence[Any] | Mapping[str, Any], out: str | Path, *, device: str | None = None, engine: str = "faceid"
 ) -> IdentityResult:
-    """The tuning-free identity for IP-Adapter-FaceID: one ArcFace embedding written as ``.npy``.
+    """The tuning-free identity (IP-Adapter-FaceID, FaceID-Plus, InstantID): one ArcFace embedding written as ``.npy``.
 
     ``e = m / ‖m‖₂`` with ``m = (1/N) Σᵢ aᵢ`` the mean of the ArcFace embeddings ``aᵢ`` of the largest face in
     each photo (the ``insightface`` backend; photos without a face are skipped and named). ``out`` is the
     ``.npy`` file, or a folder (then ``out/faceid_embedding.npy``). ``device="cpu"`` keeps ArcFace on the CPU
-    (ZeroGPU: no GPU request for seconds of work); default ``HEADSHOT_LAB_DEVICE``.
+    (ZeroGPU: no GPU request for seconds of work); default ``HEADSHOT_LAB_DEVICE``. ``engine`` (one of
+    :data:`~headshot_lab.identity_engines.TUNING_FREE`) is recorded as the result's ``mode``: the engine the
+    embedding is for (FaceID-Plus and InstantID also read a photo of the person when generating).
 
     Raises:
         ModelUnavailableError: the insightface model pack is missing (names ``HEADSHOT_LAB_INSIGHTFACE_DIR``).
-        HeadshotLabError: ``no_face`` when no photo shows a face.
+        HeadshotLabError: ``no_face`` when no photo shows a face; ``bad_engine`` for an engine that trains.
     """
+    if get_engine(engine).trains:
+        raise HeadshotLabError(
+            f"The {engine} engine learns by training, not from an embedding.",
+            fix="Use train_identity.",
+            code="bad_engine",
+        )
     started = time.perf_counter()
     named = (
         dict(photos)
@@ -385,7 +397,7 @@ def faceid_identity(
     with atomic_write(target) as handle:
         np.save(handle, mean.astype(np.float32))
     return IdentityResult(
-        mode="faceid",
+        mode=engine,
         path=target,
         photos=len(embeddings),
         seconds=time.perf_counter() - started,
@@ -403,10 +415,19 @@ class GenerateRequest:
         style, n, seed: the style preset (name or ``.yaml``), how many images, the first seed (``None``:
             the style's, else random).
         lora, lora_scale: the identity LoRA (file or training folder) and its strength.
-        face_embedding: a FaceID embedding (``.npy``, from :func:`faceid_identity`); turns IP-Adapter-FaceID on.
-        selfie: a photo of the person (the FaceID embedding when none is given; the ControlNet map's default).
+        face_embedding: an ArcFace embedding (``.npy``, from :func:`faceid_identity`); turns the tuning-free
+            ``engine`` on (IP-Adapter-FaceID unless ``engine`` says otherwise).
+        selfie: a photo of the person (the embedding when none is given; FaceID-Plus's face crop; InstantID's
+            keypoints; the ControlNet map's default).
+        engine: the identity engine (:data:`IDENTITY_MODES`); ``None`` = ``lora`` with a LoRA, else ``faceid``
+            when an embedding or FaceID weights are given. ``faceid-plus`` runs FaceID-PlusV2
+            (:mod:`headshot_lab.faceid_plus`), ``instantid`` InstantID (:mod:`headshot_lab.instantid`, SDXL only).
         faceid_weights: IP-Adapter-FaceID weights (Hub id/folder); ``None`` = off unless ``face_embedding``
             is given (then ``h94/IP-Adapter-FaceID``).
+        clip_encoder: FaceID-Plus's CLIP ViT-H image encoder (``None``: ``HEADSHOT_LAB_CLIP_IMAGE_ENCODER``, else
+            ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``).
+        instantid_weights: InstantID's weights (``None``: ``HEADSHOT_LAB_INSTANTID_WEIGHTS``, else
+            ``InstantX/InstantID``).
         pose, controlnet, control_image, control_scale: a ControlNet of kind ``pose`` (``"none"`` = off).
         steps, guidance_scale, width, height: sampler overrides (``None``: the style's).
         detail_face, detail_strength: the face-detail pass (:mod:`headshot_lab.detail`; strength ``None``: the
@@ -428,6 +449,9 @@ class GenerateRequest:
     faceid_weights: str | None = None
     faceid_weight_name: str | None = None
     faceid_scale: float = 0.7
+    engine: str | None = None
+    clip_encoder: str | None = None
+    instantid_weights: str | None = None
     pose: str = "none"
     controlnet: str | None = None
     control_image: Any = None
@@ -480,23 +504,50 @@ class GenerateRequest:
         """A request for a learned identity (:attr:`IdentityResult.ref`: ``{"mode", "path"}``)."""
         if identity:
             path = identity.get("path") or identity.get("embedding")
-            key = "face_embedding" if identity.get("mode") == "faceid" else "lora"
+            mode = identity.get("mode") or "lora"
+            key = "face_embedding" if mode in TUNING_FREE else "lora"
             kwargs.setdefault(key, path)
+            kwargs.setdefault("engine", mode)
         return cls(**kwargs)
 
     @property
+    def chosen_engine(self) -> str:
+        """:attr:`engine`, else ``lora`` with a LoRA, ``faceid`` with an embedding or FaceID weights, else ``lora``
+        (the base alone: nothing of the person)."""
+        if self.engine:
+            return get_engine(self.engine).name
+        if self.lora:
+            return "lora"
+        return "faceid" if (self.face_embedding is not None or self.faceid_weights) else "lora"
+
+    @property
     def has_identity(self) -> bool:
-        """A LoRA, a FaceID embedding, or FaceID weights with a selfie to embed."""
-        return bool(self.lora or self.face_embedding or (self.faceid_weights and self.selfie is not None))
+        """A LoRA, an embedding, or a tuning-free engine with a selfie to embed."""
+        if self.lora or self.face_embedding is not None:
+            return True
+        tuning_free = self.chosen_engine in TUNING_FREE and (self.engine or self.faceid_weights)
+        return bool(tuning_free and self.selfie is not None)
 
     def faceid_options(self) -> FaceIDOptions | None:
-        if self.faceid_weights is None and self.face_embedding is None:
+        """IP-Adapter-FaceID (engine ``faceid``) or FaceID-PlusV2 (``faceid-plus``); ``None`` for the others."""
+        engine = self.chosen_engine
+        if engine not in ("faceid", "faceid-plus") or not (
+            self.engine or self.faceid_weights is not None or self.face_embedding is not None
+        ):
             return None
         return FaceIDOptions(
             weights=(self.faceid_weights or "").strip() or FACEID_REPO,
             weight_name=self.faceid_weight_name,
             scale=self.faceid_scale,
+            variant="plusv2" if engine == "faceid-plus" else "auto",
+            clip_encoder=(self.clip_encoder or "").strip() or None,
         )
+
+    def instantid_options(self) -> InstantIDOptions | None:
+        """InstantID's setup for engine ``instantid``, else ``None``."""
+        if self.chosen_engine != "instantid":
+            return None
+        return InstantIDOptions(weights=(self.instantid_weights or "").strip() or None)
 
     def control_options(self) -> ControlOptions | None:
         if self.pose == "none":
@@ -532,14 +583,26 @@ class GeneratorCache:
         base: str | None = None,
         speed: SpeedOptions | None = None,
         device: str | None = None,
+        instantid: InstantIDOptions | None = None,
     ) -> tuple[Any, ...]:
         """What makes two setups the same generator (the device as resolved now: ``HEADSHOT_LAB_DEVICE``)."""
         return (
             models.resolve_base(base),
-            None if faceid is None else (faceid.weights, faceid.weight_name, faceid.scale),
+            None
+            if faceid is None
+            else (faceid.weights, faceid.weight_name, faceid.scale, faceid.variant, faceid.clip_encoder),
             None if control is None else (control.model, control.kind, control.scale),
             None if speed is None else tuple(sorted(vars(speed).items())),
             device or get_settings().device,
+            None
+            if instantid is None
+            else (
+                instantid.source,
+                instantid.weight_name,
+                instantid.subfolder,
+                instantid.scale,
+                instantid.controlnet_scale,
+            ),
         )
 
     def cached(
@@ -550,9 +613,10 @@ class GeneratorCache:
         base: str | None = None,
         speed: SpeedOptions | None = None,
         device: str | None = None,
+        instantid: InstantIDOptions | None = None,
     ) -> HeadshotGenerator | None:
         """The loaded generator of this setup, or ``None`` (nothing is loaded)."""
-        key = self.key(faceid, control, base=base, speed=speed, device=device)
+        key = self.key(faceid, control, base=base, speed=speed, device=device, instantid=instantid)
         with self._lock:
             return self._entries.get(key)
 
@@ -565,15 +629,22 @@ class GeneratorCache:
         speed: SpeedOptions | None = None,
         device: str | None = None,
         progress: bool = True,
+        instantid: InstantIDOptions | None = None,
     ) -> HeadshotGenerator:
-        key = self.key(faceid, control, base=base, speed=speed, device=device)
+        key = self.key(faceid, control, base=base, speed=speed, device=device, instantid=instantid)
         with self._lock:
             generator = self._entries.pop(key, None)
             if generator is None:
                 while len(self._entries) >= self.capacity:  # the least recently used leaves before a new one loads
                     _free(self._entries.pop(next(iter(self._entries))))
                 generator = HeadshotGenerator(
-                    base, speed=speed, faceid=faceid, control=control, device=device, progress=progress
+                    base,
+                    speed=speed,
+                    faceid=faceid,
+                    control=control,
+                    device=device,
+                    progress=progress,
+                    instantid=instantid,
                 )
             self._entries[key] = generator  # the most recently used last
             return generator
@@ -674,6 +745,14 @@ def check_generate_request(
             f"Ask for 1–{max_images} images at a time (not {request.n}).", fix="Use e.g. 4.", code="bad_option"
         )
     models.resolve_base(base)  # the plain "no base model" message before anything else
+    check_engine(request.chosen_engine, base_family(base))  # e.g. InstantID on SD1.5: said before any loading
+    if request.chosen_engine in ("faceid-plus", "instantid") and request.selfie is None:
+        raise HeadshotLabError(
+            f"The {request.chosen_engine} engine needs a photo of the person (it reads the face itself, not only "
+            "the embedding).",
+            fix="Give a selfie (--selfie PHOTO), or use the faceid engine.",
+            code="engine_needs_photo",
+        )
     if require_identity and not request.has_identity:
         raise HeadshotLabError(
             "Your identity has not been learned yet.",
@@ -719,7 +798,9 @@ def generate_headshots(
     faceid, control = request.faceid_options(), request.control_options()
     detail, hires = request.detail_options(), request.hires_options()
     cache = generators or GeneratorCache()
-    generator = cache.get(faceid, control, base=base, speed=speed, device=device, progress=progress)
+    generator = cache.get(
+        faceid, control, base=base, speed=speed, device=device, progress=progress, instantid=request.instantid_options()
+    )
     seed = None if request.seed in (None, "", -1) else int(request.seed)
     result = generator(
         identity,

@@ -7,7 +7,8 @@ JSON contracts (stable, printed on stdout):
 
 * ``train --photos DIR --out DIR`` → ``{"lora", "card", "steps", "resumed_from", "seconds", "notes"}``
 * ``faceid PHOTO... --out FILE.npy`` → ``{"embedding", "photos", "encoder", "skipped", "seconds"}``
-* ``generate --style NAME -n N --out DIR [--face-embedding FILE.npy]`` → ``{"images": [...], "manifest", "seconds"}``
+* ``generate --style NAME -n N --out DIR [--engine lora|faceid|faceid-plus|instantid] [--face-embedding FILE.npy]
+  [--selfie PHOTO]`` → ``{"images": [...], "manifest", "seconds"}``
 * ``tiny-model OUT --arch sd15|sdxl`` → ``{"path", "arch"}``
 
 ``--base`` defaults to ``HEADSHOT_LAB_BASE_MODEL``; without either the command exits 1 with a message
@@ -20,6 +21,7 @@ import argparse
 
 from headshot_lab import workflow
 from headshot_lab.cli import print_json
+from headshot_lab.workflow import IDENTITY_MODES
 
 _BASE_HELP = "Hub id or local diffusers folder (default: $HEADSHOT_LAB_BASE_MODEL)"
 
@@ -58,7 +60,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the style's)")
     gen.add_argument("--width", type=int, default=None)
     gen.add_argument("--height", type=int, default=None)
-    gen.add_argument("--selfie", default=None, help="a photo of the person (FaceID embedding, ControlNet map)")
+    gen.add_argument(
+        "--engine",
+        default=None,
+        choices=IDENTITY_MODES,
+        help="identity engine (default: lora with --lora, faceid with --face-embedding/--faceid); faceid-plus and "
+        "instantid also need --selfie; instantid needs an SDXL base",
+    )
+    gen.add_argument(
+        "--selfie", default=None, help="a photo of the person (embedding, FaceID-Plus face crop, InstantID keypoints)"
+    )
+    gen.add_argument("--clip-image-encoder", default=None, help="FaceID-Plus: CLIP ViT-H image encoder (Hub id/folder)")
+    gen.add_argument("--instantid-weights", default=None, help="InstantID weights (default InstantX/InstantID)")
     gen.add_argument(
         "--faceid",
         nargs="?",
@@ -194,6 +207,9 @@ def run_generate(args: argparse.Namespace) -> int:
         faceid_weights=args.faceid,
         faceid_weight_name=args.faceid_weight_name,
         faceid_scale=args.faceid_scale,
+        engine=args.engine,
+        clip_encoder=args.clip_image_encoder,
+        instantid_weights=args.instantid_weights,
         pose=args.control_kind if args.controlnet else "none",
         controlnet=args.controlnet,
         control_image=args.control_image,

@@ -18,6 +18,7 @@ from typing import Any
 from headshot_lab import workflow
 from headshot_lab.config import get_settings
 from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
+from headshot_lab.identity_engines import TUNING_FREE, engines_for
 from headshot_lab.privacy import Session
 from headshot_lab.spaces_compat import on_zero_gpu
 from headshot_lab.ui import gpu_time
@@ -171,16 +172,51 @@ class AppBackend(SessionFiles):
         lora = workflow.few_step_lora(family)
         return SpeedOptions(few_step_lora=lora, few_step_steps=PREVIEW_STEPS, few_step_guidance=1.0)
 
-    def setups(self) -> dict[str, tuple[FaceIDOptions | None, SpeedOptions | None]]:
-        """The generator setups built before the first visitor: ``{name: (faceid, speed)}``.
+    def setups(self) -> dict[str, dict[str, Any]]:
+        """The generator setups built before the first visitor: ``{name: GeneratorCache.get keyword arguments}``.
 
-        On ZeroGPU the two a visitor can run there (no LoRA training): FaceID generation and the quick preview.
-        On a dedicated GPU the plain base (a trained LoRA attaches to it); other setups load when first asked for.
+        On ZeroGPU the ones a visitor can run there (no LoRA training): each engine of ``HEADSHOT_LAB_ZERO_GPU_ENGINES``
+        that fits the base family (default FaceID) and the quick preview. On a dedicated GPU the plain base (a trained
+        LoRA attaches to it); other setups load when first asked for.
         """
         family = workflow.base_family()
         if not self.zero_gpu:
-            return {"base": (None, None)}
-        return {"faceid": (self.faceid_options(), None), "preview": (self.faceid_options(), self.preview_speed(family))}
+            return {"base": {"faceid": None}}
+        wanted: dict[str, dict[str, Any]] = {}
+        for engine in self.zero_gpu_engines(family):
+            request = workflow.GenerateRequest(engine=engine)
+            wanted[engine] = {"faceid": self.engine_faceid(engine), "instantid": request.instantid_options()}
+        wanted["preview"] = {"faceid": self.faceid_options(), "speed": self.preview_speed(family)}
+        return wanted
+
+    @staticmethod
+    def zero_gpu_engines(family: str) -> list[str]:
+        """The tuning-free engines built at start-up on ZeroGPU (``HEADSHOT_LAB_ZERO_GPU_ENGINES``) that fit ``family``."""
+        fitting = {engine.name for engine in engines_for(family)}
+        return [name for name in get_settings().zero_gpu_engines if name in fitting and name in TUNING_FREE]
+
+    def identity_engines(self) -> list[str]:
+        """The engines the page offers for the configured base: all that fit its family on a dedicated GPU; on
+        ZeroGPU the ones built at start-up, then ``lora`` (shown, and refused with a pointer to a dedicated GPU).
+        No base model: ``lora`` and ``faceid`` (Learn identity is off anyway)."""
+        try:
+            family = workflow.base_family()
+        except HeadshotLabError:
+            return ["lora", "faceid"]
+        if not self.zero_gpu:
+            return [engine.name for engine in engines_for(family)]
+        return [*self.zero_gpu_engines(family), "lora"]
+
+    def engine_faceid(self, engine: str, weights: str = "") -> FaceIDOptions | None:
+        """The FaceID setup of a tuning-free ``engine`` (``faceid``: :meth:`faceid_options`; ``faceid-plus``: the
+        same weights, PlusV2's file; ``instantid`` and ``lora``: none)."""
+        if engine == "faceid":
+            return self.faceid_options(weights)
+        if engine == "faceid-plus":
+            base = self.faceid_options(weights)
+            request = workflow.GenerateRequest(engine=engine, faceid_weights=base.weights)
+            return request.faceid_options()
+        return None
 
     def preload(self) -> dict[str, str]:
         """Build every setup of :meth:`setups` and move it to its device, now (never inside a GPU call).
@@ -194,9 +230,9 @@ class AppBackend(SessionFiles):
         except HeadshotLabError as exc:  # no base model: nothing to build; the page says so
             return {"base": f"error: {exc.message}"}
         done: dict[str, str] = {}
-        for name, (faceid, speed) in wanted.items():
+        for name, setup in wanted.items():
             try:
-                self.generators.get(faceid, None, speed=speed, progress=False).load()
+                self.generators.get(control=None, progress=False, **setup).load()
             except Exception as exc:  # a missing download must not take the page down
                 logger.warning("could not build the %s generator: %s", name, exc)
                 self.preload_errors[name] = str(getattr(exc, "message", exc))
@@ -212,9 +248,9 @@ class AppBackend(SessionFiles):
         On ZeroGPU only a setup built at start-up can run: anything else would load weights inside the GPU call
         (charged to the visitor, and lost with the worker process), so it is refused with what to set.
         """
-        faceid, control = request.faceid_options(), request.control_options()
+        faceid, control, instantid = request.faceid_options(), request.control_options(), request.instantid_options()
         if self.zero_gpu:
-            if self.generators.cached(faceid, control, speed=speed) is None:
+            if self.generators.cached(faceid, control, speed=speed, instantid=instantid) is None:
                 reasons = "; ".join(f"{k}: {v}" for k, v in self.preload_errors.items())
                 raise HeadshotLabError(
                     "This option is not available on this shared graphics card: its model was not loaded when "
@@ -226,7 +262,7 @@ class AppBackend(SessionFiles):
                     code="not_on_zero_gpu",
                 )
             return
-        generator = self.generators.get(faceid, control, speed=speed)
+        generator = self.generators.get(faceid, control, speed=speed, instantid=instantid)
         generator.load()
         generator.attach_identity(request.identity())
 
@@ -363,16 +399,20 @@ class AppBackend(SessionFiles):
         *,
         progress: Progress | None = None,
     ) -> ActionResult:
-        """``lora``: DreamBooth-LoRA on the usable photos; ``faceid``: the ArcFace embedding for IP-Adapter-FaceID."""
+        """``lora``: DreamBooth-LoRA on the usable photos; a tuning-free engine (``faceid``, ``faceid-plus``,
+        ``instantid``): the ArcFace embedding it generates from (seconds on the CPU)."""
         session = self.open_session(state)
         photos = state.usable_uploads(strict=True)  # never learn from a photo the checklist refused
         paths = [item.path for item in photos]
         workflow.require_learnable(paths)
         if mode not in IDENTITY_MODES:
-            raise HeadshotLabError(f"Unknown mode {mode!r}.", fix="Use lora or faceid.", code="bad_option")
-        if mode == "faceid":  # seconds on the CPU: never a GPU request
+            raise HeadshotLabError(
+                f"Unknown mode {mode!r}.", fix=f"Use one of: {', '.join(IDENTITY_MODES)}.", code="bad_option"
+            )
+        if mode in TUNING_FREE:  # seconds on the CPU: never a GPU request
+            workflow.check_engine(mode, workflow.base_family())  # e.g. InstantID on SD1.5: said now, not later
             result = workflow.faceid_identity(
-                paths, session.lora / workflow.FACEID_EMBEDDING_NAME, device=self._faceid_device
+                paths, session.lora / workflow.FACEID_EMBEDDING_NAME, device=self._faceid_device, engine=mode
             )
             state.identity = result.ref
             status = with_operator_details(
@@ -380,7 +420,7 @@ class AppBackend(SessionFiles):
                 + next_step("train"),
                 f"tuning-free identity: mean ArcFace embedding ({result.encoder}) for IP-Adapter-FaceID",
             )
-            return ActionResult(state=state, status=status, report={"mode": "faceid", "photos": result.photos})
+            return ActionResult(state=state, status=status, report={"mode": mode, "photos": result.photos})
         if self.zero_gpu:  # refused before any GPU request: see gpu_time.training_refusal for why
             raise gpu_time.training_refusal(workflow.base_family(), int(steps), prior=bool(prior_preservation))
         config = workflow.TrainConfig(
@@ -521,7 +561,7 @@ class AppBackend(SessionFiles):
         if preview:
             identity = self._preview_identity(session, state)
             n, steps, pose = PREVIEW_IMAGES, None, "none"
-        faceid = self.faceid_options(faceid_weights) if (identity or {}).get("mode") == "faceid" else None
+        faceid = self.engine_faceid((identity or {}).get("mode") or "lora", faceid_weights)
         request = workflow.GenerateRequest.for_identity(
             identity,
             style=style,
@@ -559,8 +599,8 @@ class AppBackend(SessionFiles):
     def _preview_identity(self, session: Session, state: SessionState) -> dict[str, Any]:
         """The tuning-free identity for a preview: the page's FaceID one, else made now from the usable photos
         (ArcFace, seconds; outside any GPU call). A trained LoRA stays the page's identity."""
-        if (state.identity or {}).get("mode") == "faceid":
-            return state.identity  # type: ignore[return-value]
+        if (state.identity or {}).get("mode") in TUNING_FREE:  # the preview runs FaceID on the same embedding
+            return {**state.identity, "mode": "faceid"}  # type: ignore[dict-item]
         paths = [item.path for item in state.usable_uploads(strict=True)]
         workflow.require_learnable(paths)
         target = session.lora / workflow.FACEID_EMBEDDING_NAME
