@@ -614,9 +614,15 @@ def _studio(arg: str | None = None, **_: Any) -> Generator:
 class PipelineGenerator:
     """The diffusers generator (:class:`headshot_lab.generate.HeadshotGenerator`): one image per source.
 
-    Options (the config's ``generator_options.pipeline``; ``pipeline:BASE`` sets ``base``):
+    Options (the config's ``generator_options.pipeline``; ``pipeline:ENGINE`` sets ``engine``, any other
+    ``pipeline:BASE`` sets ``base``):
 
     * ``base`` — Hub id or local diffusers folder (default ``HEADSHOT_LAB_BASE_MODEL``);
+    * ``engine`` — the identity engine (``lora``, ``faceid``, ``faceid-plus``, ``instantid``;
+      :mod:`headshot_lab.identity_engines`), so one config compares engines on the same people
+      (``pipeline:faceid``, ``pipeline:instantid``, … side by side); the tuning-free ones read the source photo
+      itself (ArcFace embedding, face crop, keypoints), with ``faceid_weights``, ``clip_encoder`` and
+      ``instantid_weights`` as in ``headshot-lab generate``;
     * ``lora`` — the identity LoRA: one path, or ``{identity: path}`` (sources of people without one are
       skipped and counted); ``None`` = the base model (or FaceID) alone;
     * ``style``, ``steps``, ``guidance_scale``, ``width``, ``height``, ``device``, ``lora_scale``;
@@ -643,11 +649,32 @@ class PipelineGenerator:
 
             from headshot_lab.generate import HeadshotGenerator
 
+            request = self.engine_request()
             self._generator = HeadshotGenerator(
-                self.options.get("base"), device=self.options.get("device"), progress=False
+                self.options.get("base"),
+                device=self.options.get("device"),
+                progress=False,
+                faceid=request.faceid_options(),
+                instantid=request.instantid_options(),
             )
             self._out_dir = Path(self.options.get("out_dir") or tempfile.mkdtemp(prefix="headshot-audit-"))
         return self._generator
+
+    def engine_request(self) -> Any:
+        """The engine's settings as a :class:`headshot_lab.workflow.GenerateRequest` (one definition of how an
+        engine becomes FaceID / InstantID options)."""
+        from headshot_lab.workflow import GenerateRequest
+
+        engine = self.options.get("engine")
+        if engine is None and self.options.get("faceid_weights"):
+            engine = "faceid"
+        return GenerateRequest(
+            engine=engine,
+            faceid_weights=self.options.get("faceid_weights"),
+            faceid_weight_name=self.options.get("faceid_weight_name"),
+            clip_encoder=self.options.get("clip_encoder"),
+            instantid_weights=self.options.get("instantid_weights"),
+        )
 
     def __call__(self, source: SourceView, context: GenerationContext) -> np.ndarray:
         from headshot_lab.generate import Identity
@@ -697,10 +724,17 @@ class PipelineGenerator:
 
 @register_generator("pipeline")
 def _pipeline(arg: str | None = None, **options: Any) -> Generator:
+    from headshot_lab.identity_engines import ENGINE_NAMES
+
     settings = dict(options)
-    if arg:
+    if arg in ENGINE_NAMES:
+        settings["engine"] = arg
+    elif arg:
         settings["base"] = arg
-    keys = ("steps", "style", "selfies", "lora_scale", "detail_face", "detail_strength", "hires_fix", "hires_scale")
+    keys = (
+        "engine", "steps", "style", "selfies", "lora_scale", "detail_face", "detail_strength", "hires_fix",
+        "hires_scale",
+    )  # fmt: skip
     axes = {k: settings[k] for k in keys if settings.get(k) is not None}
     return PipelineGenerator(options=settings, axes=axes)
 

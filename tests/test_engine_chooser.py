@@ -135,3 +135,25 @@ def test_learn_identity_for_instantid_records_the_engine_and_refuses_sd15(
         assert np.load(learned.state.identity["path"]).shape == (512,)
     finally:
         backend.stop()
+
+
+def test_eval_pipeline_runs_each_engine_on_the_source_photo(
+    tiny_bases, instantid_weights, plus_weights, fake_arcface, tmp_path
+):
+    """``pipeline:instantid`` / ``pipeline:faceid-plus``: the engine is an axis of the results, the source photo is
+    the identity, and each generator's manifest says which engine made the image."""
+    from eval.generators import GenerationContext, SourceView, build_generator
+
+    weights = plus_weights["sdxl"]
+    options = {"base": str(tiny_bases["sdxl"]), "steps": 2, "width": 64, "height": 64, "device": "cpu",
+               "instantid_weights": str(instantid_weights), "faceid_weights": str(weights.parent),
+               "faceid_weight_name": weights.name, "clip_encoder": str(plus_weights["clip"])}  # fmt: skip
+    source = SourceView(id="me.png", image=selfie(0), identity="me")
+    for engine in ("instantid", "faceid-plus"):
+        generator = build_generator(f"pipeline:{engine}", **options, out_dir=str(tmp_path / engine))
+        assert generator.axes["engine"] == engine and generator.options["base"] == str(tiny_bases["sdxl"])
+        image = generator(source, GenerationContext())
+        assert image.shape == (64, 64, 3)
+        (record,) = read_manifest(tmp_path / engine / "me")
+        assert record["engine"].startswith(engine)
+    assert build_generator("pipeline:some/base").options["base"] == "some/base"  # not an engine: the base
