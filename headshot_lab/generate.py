@@ -506,7 +506,12 @@ class HeadshotGenerator:
         """Resolve the FaceID variant from the loaded projection; for Plus/PlusV2 load the CLIP image encoder
         (registered as the pipeline's ``image_encoder``, so device moves and offload include it) and hook the
         projection (:class:`~headshot_lab.faceid_plus.FaceClipHook`: ``clip_embeds`` per call, ``shortcut`` for v2)."""
-        from headshot_lab.faceid_plus import FaceClipHook, load_clip_image_encoder, resolve_clip_encoder, resolve_variant
+        from headshot_lab.faceid_plus import (
+            FaceClipHook,
+            load_clip_image_encoder,
+            resolve_clip_encoder,
+            resolve_variant,
+        )
 
         assert self.faceid is not None
         projection = pipe.unet.encoder_hid_proj.image_projection_layers[0]

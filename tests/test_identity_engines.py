@@ -127,7 +127,6 @@ def test_faceid_plus_v1_keeps_the_shortcut_off_and_needs_a_selfie(plus_generator
 def test_clip_rows_follow_the_unconditional_rows_of_any_batch():
     """``[0, e, 0, e']`` (guidance, 2 images) and ``[e]`` (no guidance) get ``C(0)`` exactly on the zero rows."""
     import torch
-
     from diffusers.models.embeddings import IPAdapterFaceIDPlusImageProjection
 
     projection = IPAdapterFaceIDPlusImageProjection(embed_dims=8, output_dims=8, hidden_dims=6, heads=1, depth=1)
@@ -233,7 +232,9 @@ def test_instantid_follows_the_keypoints(instantid_generator, fake_arcface, tmp_
         instantid_generator(Identity(selfie=p), "corporate", n=1, seed=5, out_dir=tmp_path / n, steps=STEPS)
         for n, p in (("a", selfie(0)), ("b", moved))
     ]
-    maps = [pixels_of(tmp_path / n / s.records[0]["instantid"]["keypoints_file"]) for n, s in zip("ab", shots)]
+    maps = [
+        pixels_of(tmp_path / n / s.records[0]["instantid"]["keypoints_file"]) for n, s in zip("ab", shots, strict=True)
+    ]
     assert not np.array_equal(maps[0], maps[1])
     assert not np.array_equal(pixels_of(shots[0].images[0]), pixels_of(shots[1].images[0]))
 
@@ -271,7 +272,9 @@ def test_draw_kps_draws_the_reference_map():
     """Black canvas, a disc of each keypoint's colour at the point, limbs at 60 % of their first point's colour."""
     image = np.asarray(draw_kps((64, 64), KPS, stickwidth=2, radius=2))
     assert image.shape == (64, 64, 3) and image[0, 0].tolist() == [0, 0, 0]
-    for (x, y), colour in zip(KPS.astype(int), [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255)]):
+    for (x, y), colour in zip(
+        KPS.astype(int), [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255)], strict=True
+    ):
         assert image[y, x].tolist() == list(colour)
     between = ((KPS[0] + KPS[2]) / 2).astype(int)  # on the left-eye → nose limb, away from the discs
     assert image[between[1], between[0]].tolist() == [153, 0, 0]

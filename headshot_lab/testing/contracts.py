@@ -465,7 +465,9 @@ def identitynet_meta_inputs(*, batch: int = 2, tokens: int = 16) -> dict[str, An
 
     inputs = unet_meta_inputs("sdxl", batch=batch)
     side = NATIVE_LATENT["sdxl"] * 8
-    inputs["encoder_hidden_states"] = torch.empty(batch, tokens, inputs["encoder_hidden_states"].shape[-1], device="meta")
+    inputs["encoder_hidden_states"] = torch.empty(
+        batch, tokens, inputs["encoder_hidden_states"].shape[-1], device="meta"
+    )
     inputs["controlnet_cond"] = torch.empty(batch, 3, side, side, device="meta")
     return inputs
 
