@@ -291,3 +291,18 @@ def test_keypoints_from_dlib_landmarks_on_a_real_photo(load_real):
     assert kps[0, 0] < kps[2, 0] < kps[1, 0] and kps[2, 1] > max(kps[0, 1], kps[1, 1])
     drawn = np.asarray(keypoint_map(kps, size, 64, 64))
     assert drawn.shape == (64, 64, 3) and drawn.any()
+
+
+# ------------------------------------------------------------------------------------------- realism passes
+def test_the_hires_fix_keeps_each_engine_and_regenerates(plus_generators, instantid_generator, fake_arcface, tmp_path):
+    """The hires fix's img2img shares the UNet: FaceID-Plus's CLIP rows follow its own batch (one image) and
+    InstantID's Resampler gets its 1-long embedding sequence; both replay bit-exactly from the manifest."""
+    from headshot_lab.hires import HiresOptions
+
+    hires = HiresOptions(scale=1.5, strength=0.5, steps=STEPS)
+    for name, generator in (("plus", plus_generators("sd15")), ("instantid", instantid_generator)):
+        out = tmp_path / name
+        result = generator(Identity(selfie=selfie(0)), "corporate", n=1, seed=4, out_dir=out, steps=STEPS, hires=hires)
+        image = pixels_of(result.images[0])
+        assert max(image.shape[:2]) > 64 and result.records[0]["hires"] is not None  # the enlarged image
+        np.testing.assert_array_equal(np.asarray(regenerate(result.records[0], root=out)), image)
