@@ -266,6 +266,10 @@ def test_an_adapter_that_is_not_instantid_is_refused(tiny_bases, instantid_weigh
     options = InstantIDOptions(weights=str(folder), weight_name=plain.name)
     with pytest.raises(InstantIDError, match="not an InstantID adapter"):
         HeadshotGenerator(str(tiny_bases["sdxl"]), instantid=options, progress=False).load()
+    missing = InstantIDOptions(weights=str(folder))  # IdentityNet there, ip-adapter.bin not
+    with pytest.raises(ModelUnavailableError, match="InstantID IP-Adapter") as info:
+        HeadshotGenerator(str(tiny_bases["sdxl"]), instantid=missing, progress=False).load()
+    assert "HEADSHOT_LAB_INSTANTID_WEIGHTS" in info.value.fix
 
 
 def test_draw_kps_draws_the_reference_map():
