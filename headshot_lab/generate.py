@@ -6,8 +6,10 @@ images + manifest.
 1. ``check_inputs`` — style, counts, sizes;
 2. ``load`` — base pipeline (ControlNet variant if asked), speed switches, few-step LoRA, IP-Adapter;
 3. ``attach_identity`` — the person's LoRA at ``scale`` (family checked against the LoRA card);
-4. ``prepare_face_embedding`` — ArcFace embedding for IP-Adapter-FaceID (insightface backend);
-5. ``prepare_control`` — the ControlNet conditioning image (pose / face landmarks / depth / edges);
+4. ``prepare_face_embedding`` — ArcFace embedding for IP-Adapter-FaceID / InstantID (insightface backend), and
+   ``prepare_face_clip`` — FaceID-Plus's CLIP features of the aligned face crop;
+5. ``prepare_control`` — the ControlNet conditioning image (pose / face landmarks / depth / edges) or InstantID's
+   5-point keypoint map;
 6. ``render`` — one pipeline call per batch, each image with its own seeded CPU generator;
 7. ``write_outputs`` — PNGs labelled AI-generated (IPTC ``trainedAlgorithmicMedia``) and one ``manifest.jsonl``
    line per image.
@@ -19,20 +21,23 @@ conditioning image, the saved face embedding, sampler settings, speed switches �
 
 Identity engines (the ``engine`` of every manifest line, :attr:`HeadshotGenerator.engine`):
 
-==================  ==================================================  ======  ============  ====================
-engine              what learns the face                                photos  extra VRAM¹   licence of the weights
-==================  ==================================================  ======  ============  ====================
-``lora``            DreamBooth-LoRA trained on the photos (``train``)   10–20   —             yours
-``faceid``          IP-Adapter-FaceID: ArcFace embedding → 4 tokens      1+      ~0.1 GB       non-commercial²
-``faceid-plus``     + CLIP ViT-H features of the face crop               1       ~1.4 GB       non-commercial²
-``faceid-plusv2``   the same with the shortcut ``T + s·O``               1       ~1.4 GB       non-commercial²
-``instantid``       IdentityNet ControlNet + 16-token face adapter       1       ~4.3 GB       see :mod:`~headshot_lab.instantid`
-==================  ==================================================  ======  ============  ====================
+=================  =================================================  ======  ==========  ===========  ==========
+engine             what carries the face                              photos  families    VRAM¹ SD1.5  VRAM¹ SDXL
+=================  =================================================  ======  ==========  ===========  ==========
+``lora``           DreamBooth-LoRA trained on the photos (``train``)  10–20   sd15, sdxl  2.2 GiB      8.6 GiB
+``faceid``         IP-Adapter-FaceID: ArcFace embedding → 4 tokens    1+      sd15, sdxl  2.3 GiB      9.3 GiB
+``faceid-plus``    + CLIP ViT-H features of the aligned face crop     1       sd15        3.5 GiB      —
+``faceid-plusv2``  the same with the shortcut ``T + s·O``             1       sd15, sdxl  3.5 GiB      10.8 GiB
+``instantid``      IdentityNet ControlNet + 16-token face adapter     1       sdxl        —            11.7 GiB
+=================  =================================================  ======  ==========  ===========  ==========
 
-¹ fp16 weights on top of the base (SD1.5 ~2.6 GB, SDXL ~7 GB fp16 + activations; per-engine estimates:
-:func:`headshot_lab.testing.contracts.engine_vram_estimate`). ² ``h94/IP-Adapter-FaceID`` (model card) and
-insightface's ArcFace packs are for non-commercial research. FaceID variants: :class:`FaceIDOptions` (``variant``,
-``clip_encoder``; :mod:`headshot_lab.faceid_plus`); InstantID (SDXL only): :class:`InstantIDOptions`
+¹ Estimates from the published architectures on the meta device (generation in bf16, batch 1 with guidance, native
+size, no offload, CUDA context excluded: :func:`headshot_lab.testing.contracts.engine_vram_estimate`); not yet
+measured on a GPU. Licences of the extra weights: ``h94/IP-Adapter-FaceID`` (all FaceID variants) non-commercial
+research (model card); the CLIP ViT-H encoder MIT; InstantID code Apache-2.0 and its Hub card apache-2.0, but its
+README calls the checkpoints research-only; every tuning-free engine needs insightface ArcFace packs (non-commercial
+research; InstantID was trained with ``antelopev2``). FaceID variants: :class:`FaceIDOptions` (``variant``,
+``clip_encoder``; :mod:`headshot_lab.faceid_plus`); InstantID: :class:`InstantIDOptions`
 (:mod:`headshot_lab.instantid`).
 
 Speed switches (:class:`SpeedOptions`): fp16/bf16 weights, SDPA attention, VAE slicing/tiling, model
@@ -107,7 +112,8 @@ class Identity:
         scale: LoRA strength (1.0 = as trained).
         token, class_noun: the subject in the prompt is ``"{token} {class_noun}"``; read from the LoRA
             card when not given (``sks`` / ``person`` for a LoRA without a card).
-        selfie: a photo of the person: source of the FaceID embedding and, by default, of the ControlNet map.
+        selfie: a photo of the person: source of the FaceID / InstantID embedding, of FaceID-Plus's face crop (which
+            needs it even when ``face_embedding`` is given) and, by default, of the ControlNet / InstantID keypoint map.
         face_embedding: a precomputed ArcFace embedding (512-D) instead of computing it from ``selfie``.
     """
 

@@ -116,13 +116,13 @@ def draw_kps(size: tuple[int, int], kps: np.ndarray, *, stickwidth: int = 4, rad
 
     points = np.asarray(kps, dtype=np.float64).reshape(5, 2)
     width, height = int(size[0]), int(size[1])
-    canvas = np.zeros((height, width, 3), dtype=np.float64)
+    canvas: Any = np.zeros((height, width, 3), dtype=np.float64)
     for first, second in KPS_LIMBS:
         (x0, y0), (x1, y1) = points[first], points[second]
         length = math.hypot(x0 - x1, y0 - y1)
         angle = math.degrees(math.atan2(y0 - y1, x0 - x1))
         centre = (int((x0 + x1) / 2), int((y0 + y1) / 2))
-        polygon = cv2.ellipse2Poly(centre, (int(length / 2), stickwidth), int(angle), 0, 360, 1)
+        polygon = np.asarray(cv2.ellipse2Poly(centre, (int(length / 2), stickwidth), int(angle), 0, 360, 1))
         canvas = cv2.fillConvexPoly(canvas.copy(), polygon, KPS_COLORS[first])
     canvas = (canvas * 0.6).astype(np.uint8)
     for index, (x, y) in enumerate(points):
@@ -165,7 +165,9 @@ def face_keypoints(image: Any, backend: str = "insightface") -> tuple[np.ndarray
 def _identitynet_class() -> Any:
     from diffusers import ControlNetModel
 
-    class IdentityNet(ControlNetModel):  # type: ignore[misc,valid-type]
+    base: Any = ControlNetModel
+
+    class IdentityNet(base):  # type: ignore[misc,valid-type]
         """InstantID's ControlNet: its cross-attention reads the face tokens set by :meth:`face_tokens`, not the
         text embeddings the pipeline passes (a ``ControlNetModel``, so the pipeline's ``isinstance`` checks hold)."""
 

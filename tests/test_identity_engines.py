@@ -127,7 +127,6 @@ def test_faceid_plus_v1_keeps_the_shortcut_off_and_needs_a_selfie(plus_generator
 def test_clip_rows_follow_the_unconditional_rows_of_any_batch():
     """``[0, e, 0, e']`` (guidance, 2 images) and ``[e]`` (no guidance) get ``C(0)`` exactly on the zero rows."""
     import torch
-
     from diffusers.models.embeddings import IPAdapterFaceIDPlusImageProjection
 
     projection = IPAdapterFaceIDPlusImageProjection(embed_dims=8, output_dims=8, hidden_dims=6, heads=1, depth=1)
@@ -233,7 +232,9 @@ def test_instantid_follows_the_keypoints(instantid_generator, fake_arcface, tmp_
         instantid_generator(Identity(selfie=p), "corporate", n=1, seed=5, out_dir=tmp_path / n, steps=STEPS)
         for n, p in (("a", selfie(0)), ("b", moved))
     ]
-    maps = [pixels_of(tmp_path / n / s.records[0]["instantid"]["keypoints_file"]) for n, s in zip("ab", shots)]
+    maps = [
+        pixels_of(tmp_path / n / s.records[0]["instantid"]["keypoints_file"]) for n, s in zip("ab", shots, strict=True)
+    ]
     assert not np.array_equal(maps[0], maps[1])
     assert not np.array_equal(pixels_of(shots[0].images[0]), pixels_of(shots[1].images[0]))
 
@@ -265,13 +266,19 @@ def test_an_adapter_that_is_not_instantid_is_refused(tiny_bases, instantid_weigh
     options = InstantIDOptions(weights=str(folder), weight_name=plain.name)
     with pytest.raises(InstantIDError, match="not an InstantID adapter"):
         HeadshotGenerator(str(tiny_bases["sdxl"]), instantid=options, progress=False).load()
+    missing = InstantIDOptions(weights=str(folder))  # IdentityNet there, ip-adapter.bin not
+    with pytest.raises(ModelUnavailableError, match="InstantID IP-Adapter") as info:
+        HeadshotGenerator(str(tiny_bases["sdxl"]), instantid=missing, progress=False).load()
+    assert "HEADSHOT_LAB_INSTANTID_WEIGHTS" in info.value.fix
 
 
 def test_draw_kps_draws_the_reference_map():
     """Black canvas, a disc of each keypoint's colour at the point, limbs at 60 % of their first point's colour."""
     image = np.asarray(draw_kps((64, 64), KPS, stickwidth=2, radius=2))
     assert image.shape == (64, 64, 3) and image[0, 0].tolist() == [0, 0, 0]
-    for (x, y), colour in zip(KPS.astype(int), [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255)]):
+    for (x, y), colour in zip(
+        KPS.astype(int), [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255)], strict=True
+    ):
         assert image[y, x].tolist() == list(colour)
     between = ((KPS[0] + KPS[2]) / 2).astype(int)  # on the left-eye → nose limb, away from the discs
     assert image[between[1], between[0]].tolist() == [153, 0, 0]
@@ -288,3 +295,18 @@ def test_keypoints_from_dlib_landmarks_on_a_real_photo(load_real):
     assert kps[0, 0] < kps[2, 0] < kps[1, 0] and kps[2, 1] > max(kps[0, 1], kps[1, 1])
     drawn = np.asarray(keypoint_map(kps, size, 64, 64))
     assert drawn.shape == (64, 64, 3) and drawn.any()
+
+
+# ------------------------------------------------------------------------------------------- realism passes
+def test_the_hires_fix_keeps_each_engine_and_regenerates(plus_generators, instantid_generator, fake_arcface, tmp_path):
+    """The hires fix's img2img shares the UNet: FaceID-Plus's CLIP rows follow its own batch (one image) and
+    InstantID's Resampler gets its 1-long embedding sequence; both replay bit-exactly from the manifest."""
+    from headshot_lab.hires import HiresOptions
+
+    hires = HiresOptions(scale=1.5, strength=0.5, steps=STEPS)
+    for name, generator in (("plus", plus_generators("sd15")), ("instantid", instantid_generator)):
+        out = tmp_path / name
+        result = generator(Identity(selfie=selfie(0)), "corporate", n=1, seed=4, out_dir=out, steps=STEPS, hires=hires)
+        image = pixels_of(result.images[0])
+        assert max(image.shape[:2]) > 64 and result.records[0]["hires"] is not None  # the enlarged image
+        np.testing.assert_array_equal(np.asarray(regenerate(result.records[0], root=out)), image)
