@@ -745,14 +745,6 @@ def check_generate_request(
             f"Ask for 1–{max_images} images at a time (not {request.n}).", fix="Use e.g. 4.", code="bad_option"
         )
     models.resolve_base(base)  # the plain "no base model" message before anything else
-    check_engine(request.chosen_engine, base_family(base))  # e.g. InstantID on SD1.5: said before any loading
-    if request.chosen_engine in ("faceid-plus", "instantid") and request.selfie is None:
-        raise HeadshotLabError(
-            f"The {request.chosen_engine} engine needs a photo of the person (it reads the face itself, not only "
-            "the embedding).",
-            fix="Give a selfie (--selfie PHOTO), or use the faceid engine.",
-            code="engine_needs_photo",
-        )
     if require_identity and not request.has_identity:
         raise HeadshotLabError(
             "Your identity has not been learned yet.",
@@ -770,6 +762,16 @@ def check_generate_request(
             f"A {request.pose} ControlNet needs a ControlNet model.",
             fix="Give a Hub id or folder of a ControlNet for your base model, or choose pose “none”.",
             code="controlnet_missing",
+        )
+    engine = get_engine(request.chosen_engine)
+    if set(engine.families) != set(models.FAMILIES):  # e.g. InstantID on SD1.5: said before any loading
+        check_engine(engine.name, base_family(base))
+    if engine.name in ("faceid-plus", "instantid") and request.selfie is None:
+        raise HeadshotLabError(
+            f"The {engine.name} engine needs a photo of the person (it reads the face itself, not only "
+            "the embedding).",
+            fix="Give a selfie (--selfie PHOTO), or use the faceid engine.",
+            code="engine_needs_photo",
         )
 
 
