@@ -15,8 +15,10 @@ README by a test). An engine is *how the identity reaches the model*; the base f
               an IP-Adapter; strong likeness from a single photo; no training.
 ============  ===========================================================================================
 
-Memory figures are the weights' size at half precision plus one 1024² (SDXL/FLUX) or 512² (SD1.5) generation,
-from the meta-device estimates of :mod:`headshot_lab.testing.contracts` — not measured on a GPU here.
+Memory figures are :func:`headshot_lab.testing.contracts.engine_vram_estimate` (generation: weights in bf16, one
+image with classifier-free guidance at the native size, no offload; training:
+:func:`~headshot_lab.testing.contracts.training_vram_estimate`), a lower bound without the CUDA context, not a GPU
+measurement (``tests/test_engine_table.py`` checks the figures against the estimates).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class IdentityEngine:
         weights: what it loads besides the base model (Hub ids; the env var that overrides each is in the README).
         licence: the weights' terms, in words (the base model's own licence applies on top).
         zero_gpu: it fits ZeroGPU's short GPU calls (no training inside a request).
-        memory: rough GPU memory for generation, in words.
+        memory: GPU memory, in words (the estimates of the module docstring).
     """
 
     name: str
@@ -71,7 +73,7 @@ ENGINES: dict[str, IdentityEngine] = {
             weights=(),
             licence="the base model's; the LoRA is yours",
             zero_gpu=False,
-            memory="training: ≈ 10 GB (SD1.5), ≈ 20 GB (SDXL), ≈ 40 GB (FLUX) with the memory options",
+            memory="generation as the base alone: 2.2 GiB (SD1.5), 8.6 GiB (SDXL); training ≥ 2.5 / ≥ 8.6 GiB",
         ),
         IdentityEngine(
             name="faceid",
@@ -82,7 +84,7 @@ ENGINES: dict[str, IdentityEngine] = {
             weights=("h94/IP-Adapter-FaceID", "insightface buffalo_l (ArcFace)"),
             licence=FACEID_LICENCE,
             zero_gpu=True,
-            memory="the base model + ≈ 0.1 GB",
+            memory="2.3 GiB (SD1.5), 9.3 GiB (SDXL)",
         ),
         IdentityEngine(
             name="faceid-plus",
@@ -97,7 +99,7 @@ ENGINES: dict[str, IdentityEngine] = {
             ),
             licence=FACEID_LICENCE,
             zero_gpu=True,
-            memory="the base model + ≈ 1.3 GB (the CLIP image encoder)",
+            memory="3.5 GiB (SD1.5), 10.8 GiB (SDXL): + the CLIP image encoder",
         ),
         IdentityEngine(
             name="instantid",
@@ -108,7 +110,7 @@ ENGINES: dict[str, IdentityEngine] = {
             weights=("InstantX/InstantID (IdentityNet ControlNet + IP-Adapter)", "insightface antelopev2"),
             licence="InstantID weights Apache-2.0; the insightface face models they need are research only",
             zero_gpu=True,
-            memory="the base model + ≈ 3.4 GB (ControlNet 2.5 GB, adapter 0.9 GB)",
+            memory="11.7 GiB (SDXL): + IdentityNet and the adapter",
         ),
     )
 }

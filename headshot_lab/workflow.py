@@ -768,8 +768,7 @@ def check_generate_request(
         check_engine(engine.name, base_family(base))
     if engine.name in ("faceid-plus", "instantid") and request.selfie is None:
         raise HeadshotLabError(
-            f"The {engine.name} engine needs a photo of the person (it reads the face itself, not only "
-            "the embedding).",
+            f"The {engine.name} engine needs a photo of the person (it reads the face itself, not only the embedding).",
             fix="Give a selfie (--selfie PHOTO), or use the faceid engine.",
             code="engine_needs_photo",
         )

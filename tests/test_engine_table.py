@@ -38,3 +38,22 @@ def test_instantid_is_sdxl_only_with_a_message_naming_the_others():
 def test_zero_gpu_puts_the_tuning_free_engines_first():
     names = [engine.name for engine in engines_for("sdxl", zero_gpu=True)]
     assert names[-1] == "lora" and set(names) == {"lora", "faceid", "faceid-plus", "instantid"}
+
+
+@pytest.mark.slow
+def test_memory_figures_are_the_meta_device_estimates():
+    """Each GiB figure of the table is the contracts' estimate rounded to 0.1 GiB (a meta forward per family)."""
+    from headshot_lab.testing import contracts as c
+
+    def figure(value) -> str:
+        return f"{value.total_gib:.1f} GiB"
+
+    for family in ("sd15", "sdxl"):
+        unet = c.meta_unet(family)
+        base = c.generation_vram_estimate(family, unet=unet)
+        assert figure(base) in ENGINES["lora"].memory, family
+        assert f"{c.training_vram_estimate(family, unet=unet).total_gib:.1f}" in ENGINES["lora"].memory, family
+        for engine, name in (("faceid", "faceid"), ("faceid-plus", "faceid-plusv2"), ("instantid", "instantid")):
+            if family in ENGINES[engine].families:
+                estimate = c.engine_vram_estimate(name, family, unet=unet, base=base)
+                assert figure(estimate) in ENGINES[engine].memory, (engine, family)
