@@ -410,7 +410,12 @@ class AppBackend(SessionFiles):
                 f"Unknown mode {mode!r}.", fix=f"Use one of: {', '.join(IDENTITY_MODES)}.", code="bad_option"
             )
         if mode in TUNING_FREE:  # seconds on the CPU: never a GPU request
-            workflow.check_engine(mode, workflow.base_family())  # e.g. InstantID on SD1.5: said now, not later
+            try:
+                family = workflow.base_family()
+            except ModelUnavailableError:  # no base model yet: the embedding is learned; Generate will say so
+                family = None
+            if family is not None:
+                workflow.check_engine(mode, family)  # e.g. InstantID on SD1.5: said now, not after the embedding
             result = workflow.faceid_identity(
                 paths, session.lora / workflow.FACEID_EMBEDDING_NAME, device=self._faceid_device, engine=mode
             )
