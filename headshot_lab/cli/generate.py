@@ -8,7 +8,7 @@ JSON contracts (stable, printed on stdout):
 * ``train --photos DIR --out DIR`` → ``{"lora", "card", "steps", "resumed_from", "seconds", "notes"}``
 * ``faceid PHOTO... --out FILE.npy`` → ``{"embedding", "photos", "encoder", "skipped", "seconds"}``
 * ``generate --style NAME -n N --out DIR [--face-embedding FILE.npy]`` → ``{"images": [...], "manifest", "seconds"}``
-* ``tiny-model OUT --arch sd15|sdxl`` → ``{"path", "arch"}``
+* ``tiny-model OUT --arch sd15|sdxl|flux|flux-dev`` → ``{"path", "arch"}``
 
 ``--base`` defaults to ``HEADSHOT_LAB_BASE_MODEL``; without either the command exits 1 with a message
 saying what to set.
@@ -20,6 +20,7 @@ import argparse
 
 from headshot_lab import workflow
 from headshot_lab.cli import print_json
+from headshot_lab.testing.tiny import ARCHES
 
 _BASE_HELP = "Hub id or local diffusers folder (default: $HEADSHOT_LAB_BASE_MODEL)"
 
@@ -113,7 +114,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     tiny = subparsers.add_parser("tiny-model", help="write a tiny random base model (tests, smoke tests)")
     tiny.add_argument("out", help="output folder")
-    tiny.add_argument("--arch", default="sd15", choices=["sd15", "sdxl"])
+    tiny.add_argument("--arch", default="sd15", choices=list(ARCHES))
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(handler=run_tiny_model)
 
