@@ -427,12 +427,33 @@ def load_pipeline(
     return pipe, located
 
 
-def load_training_components(base: BaseModel) -> dict[str, Any]:
-    """Tokenizer(s), text encoder(s), VAE, UNet and a ``DDPMScheduler`` (the training noise schedule)."""
+def load_training_components(base: BaseModel, *, dtype: Any = None) -> dict[str, Any]:
+    """Tokenizer(s), text encoder(s), VAE, UNet and a ``DDPMScheduler`` (the training noise schedule); for FLUX the
+    CLIP + T5 encoders, the VAE, the ``transformer`` and the base's ``FlowMatchEulerDiscreteScheduler``.
+
+    ``dtype`` (FLUX only): load the transformer and the T5 encoder directly in it (a 12B transformer and a 4.7B T5
+    in fp32 would need ~67 GB of host memory on the way to bf16)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import AutoTokenizer, CLIPTextModel, CLIPTextModelWithProjection
 
+    def build_flux(folder: str, **hub: Any) -> dict[str, Any]:
+        from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+        from transformers import T5EncoderModel
+
+        big = {"dtype": dtype} if dtype is not None else {}
+        return {
+            "tokenizer": AutoTokenizer.from_pretrained(folder, subfolder="tokenizer", model_max_length=77, **hub),
+            "text_encoder": CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **hub),
+            "tokenizer_2": AutoTokenizer.from_pretrained(folder, subfolder="tokenizer_2", **hub),
+            "text_encoder_2": T5EncoderModel.from_pretrained(folder, subfolder="text_encoder_2", **big, **hub),
+            "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae", **hub),
+            "transformer": FluxTransformer2DModel.from_pretrained(folder, subfolder="transformer", **big, **hub),
+            "noise_scheduler": FlowMatchEulerDiscreteScheduler.from_pretrained(folder, subfolder="scheduler", **hub),
+        }
+
     def build(folder: str, **hub: Any) -> dict[str, Any]:
+        if base.family == "flux":
+            return build_flux(folder, **hub)
         parts: dict[str, Any] = {
             "tokenizer": AutoTokenizer.from_pretrained(folder, subfolder="tokenizer", model_max_length=77, **hub),
             "text_encoder": CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **hub),

@@ -440,14 +440,16 @@ def build_flux_components(
     scheduler_config = dict(spec["scheduler"])
     scheduler_cls = getattr(diffusers, scheduler_config.pop("_class_name"))
     components: dict[str, Any] = {
-        "transformer": transformer.eval(),
-        "vae": vae.eval(),
-        "text_encoder": text_encoder.eval(),
+        "transformer": transformer,
+        "vae": vae,
+        "text_encoder": text_encoder,
         "tokenizer": tokenizer,
-        "text_encoder_2": text_encoder_2.eval(),
+        "text_encoder_2": text_encoder_2,
         "tokenizer_2": tokenizer_2,
         "scheduler": scheduler_cls(**scheduler_config),
     }
+    for name in ("transformer", "vae", "text_encoder", "text_encoder_2"):
+        components[name].eval()
     return components
 
 
@@ -618,7 +620,7 @@ def tiny_lora(base: str | Path, out_dir: str | Path, *, rank: int = 4, seed: int
     """A random UNet LoRA for the tiny base at ``base`` (e.g. to stand in for an LCM-LoRA); returns the file.
 
     Both LoRA matrices are random (a freshly initialised LoRA has ``B = 0`` and would do nothing). For a FLUX base
-    the LoRA is on the transformer (:data:`FLUX_LORA_TARGETS`), saved by ``FluxPipeline.save_lora_weights``.
+    the LoRA is on the transformer (the FLUX recipe's targets), saved by ``FluxPipeline.save_lora_weights``.
     """
     import torch
     from diffusers import StableDiffusionPipeline
@@ -644,34 +646,22 @@ def tiny_lora(base: str | Path, out_dir: str | Path, *, rank: int = 4, seed: int
 
 
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
-#: The transformer modules diffusers' ``train_dreambooth_lora_flux.py`` puts LoRA on (its default ``--lora_layers``).
-FLUX_LORA_TARGETS = [
-    "attn.to_k",
-    "attn.to_q",
-    "attn.to_v",
-    "attn.to_out.0",
-    "attn.add_k_proj",
-    "attn.add_q_proj",
-    "attn.add_v_proj",
-    "attn.to_add_out",
-    "ff.net.0.proj",
-    "ff.net.2",
-    "ff_context.net.0.proj",
-    "ff_context.net.2",
-]
 
 
 def _tiny_flux_lora(base: str | Path, out_dir: str | Path, *, rank: int, seed: int, std: float) -> Path:
-    """:func:`tiny_lora` for a FLUX base: random ``A`` and ``B`` on :data:`FLUX_LORA_TARGETS` of the transformer."""
+    """:func:`tiny_lora` for a FLUX base: random ``A`` and ``B`` on the recipe's LoRA targets of the transformer
+    (:data:`headshot_lab.train_flux.FLUX_LORA_TARGETS`)."""
     import torch
     from diffusers import FluxPipeline, FluxTransformer2DModel
     from peft import LoraConfig, get_peft_model_state_dict
+
+    from headshot_lab.train_flux import FLUX_LORA_TARGETS
 
     transformer = FluxTransformer2DModel.from_pretrained(str(base), subfolder="transformer")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         transformer.add_adapter(
-            LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=FLUX_LORA_TARGETS)
+            LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(FLUX_LORA_TARGETS))
         )
         with torch.no_grad():
             for name, param in transformer.named_parameters():
