@@ -629,7 +629,7 @@ class HeadshotGenerator:
         if self.is_flux:  # no negative prompt; guidance_scale is the distilled-guidance embedding (dev)
             kwargs.update(self._flux_kwargs(prompt, prompt_2))
         if control_image is not None:
-            kwargs["image"] = control_image
+            kwargs["control_image" if self.is_flux else "image"] = control_image  # FluxControlNetPipeline's name
             kwargs["controlnet_conditioning_scale"] = float(self.control.scale if self.control else 1.0)
         if face_embedding is not None:
             embeds = torch.from_numpy(np.asarray(face_embedding, dtype=np.float32)).reshape(1, 1, -1)

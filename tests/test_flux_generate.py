@@ -167,3 +167,47 @@ def test_a_sd_lora_on_a_flux_base_is_a_clear_error(tiny_flux_bases, tmp_path):
         generate(
             lora, "corporate", n=1, out_dir=tmp_path / "o", base=str(tiny_flux_bases["flux"]), steps=1, progress=False
         )
+
+
+@pytest.fixture(scope="module")
+def flux_controlnet(tiny_flux_bases, tmp_path_factory):
+    from headshot_lab.testing.tiny import tiny_flux_controlnet
+
+    return tiny_flux_controlnet(tiny_flux_bases["flux"], tmp_path_factory.mktemp("flux-cn") / "controlnet")
+
+
+def test_a_flux_controlnet_steers_the_image_and_regenerates(tiny_flux_bases, flux_controlnet, tmp_path):
+    from headshot_lab.generate import ControlOptions
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    reference = np.where(((yy - 32) ** 2 + (xx - 30) ** 2 < 300)[..., None], 230, 20).astype(np.uint8).repeat(3, -1)
+    options = ControlOptions(model=str(flux_controlnet), kind="canny", image=reference, scale=1.0)
+    generator = HeadshotGenerator(str(tiny_flux_bases["flux"]), control=options, device="cpu", progress=False)
+    result = generator(None, "team", n=1, seed=0, out_dir=tmp_path, steps=STEPS)
+    record = result.records[0]
+    assert record["pipeline"] == "FluxControlNetPipeline" and record["control"]["options"]["kind"] == "canny"
+    saved = Image.open(tmp_path / record["control"]["image_file"]).convert("RGB")
+    assert np.asarray(saved).max() > 0  # the canny map of the disc has its edge
+    common = {"steps": STEPS, "guidance_scale": 0.0, "width": 64, "height": 64, "prompt_2": record["prompt_2"]}
+    with_map, _ = generator.render(record["prompt"], None, [0], control_image=saved, **common)
+    blank, _ = generator.render(record["prompt"], None, [0], control_image=Image.new("RGB", (64, 64)), **common)
+    assert not np.array_equal(np.asarray(with_map), np.asarray(blank))  # the map reaches the transformer
+    np.testing.assert_array_equal(np.asarray(regenerate(record, root=tmp_path, device="cpu")), pixels(result.images[0]))
+
+
+def test_controlnets_of_the_other_family_are_refused_before_loading(
+    tiny_flux_bases, tiny_bases, flux_controlnet, tmp_path
+):
+    from headshot_lab.control import ControlNetMismatchError
+    from headshot_lab.generate import ControlOptions
+    from headshot_lab.testing.tiny import tiny_controlnet
+
+    sd_controlnet = tiny_controlnet(tiny_bases["sd15"], tmp_path / "sd-cn")
+    with pytest.raises(ControlNetMismatchError, match="joint_attention_dim"):
+        HeadshotGenerator(
+            str(tiny_flux_bases["flux"]), control=ControlOptions(model=str(sd_controlnet)), device="cpu", progress=False
+        ).load()
+    with pytest.raises(ControlNetMismatchError):
+        HeadshotGenerator(
+            str(tiny_bases["sd15"]), control=ControlOptions(model=str(flux_controlnet)), device="cpu", progress=False
+        ).load()

@@ -567,6 +567,38 @@ def tiny_controlnet(base: str | Path, out_dir: str | Path, *, seed: int = 0) -> 
     return out
 
 
+def tiny_flux_controlnet(base: str | Path, out_dir: str | Path, *, seed: int = 0) -> Path:
+    """A random ``FluxControlNetModel`` for the tiny FLUX base at ``base`` (InstantX-style: the control image is
+    VAE-encoded and packed like the latents), saved to ``out_dir``.
+
+    ``FluxControlNetModel.from_transformer(transformer, num_layers=1, num_single_layers=1, …)`` copies the
+    transformer's embedders and blocks; its output projections (``controlnet_blocks``, ``controlnet_single_blocks``)
+    and ``controlnet_x_embedder`` start at zero, which would make the control image invisible in a test, so they are
+    randomised.
+    """
+    import torch
+    from diffusers import FluxControlNetModel, FluxTransformer2DModel
+
+    transformer = FluxTransformer2DModel.from_pretrained(str(base), subfolder="transformer")
+    config = transformer.config
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        controlnet = FluxControlNetModel.from_transformer(
+            transformer,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=int(config.attention_head_dim),
+            num_attention_heads=int(config.num_attention_heads),
+        )
+        with torch.no_grad():
+            for name, param in controlnet.named_parameters():
+                if name.startswith(("controlnet_blocks", "controlnet_single_blocks", "controlnet_x_embedder")):
+                    param.normal_(0.0, 0.2)
+    out = Path(out_dir)
+    controlnet.save_pretrained(out, safe_serialization=True)
+    return out
+
+
 def tiny_ip_adapter_faceid(
     base: str | Path, out_dir: str | Path, *, id_dim: int = 512, seed: int = 0, weight_name: str | None = None
 ) -> Path:
