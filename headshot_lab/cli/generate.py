@@ -21,6 +21,7 @@ import argparse
 from headshot_lab import workflow
 from headshot_lab.cli import print_json
 from headshot_lab.testing.tiny import ARCHES
+from headshot_lab.train_flux import WEIGHTING_SCHEMES
 
 _BASE_HELP = "Hub id or local diffusers folder (default: $HEADSHOT_LAB_BASE_MODEL)"
 
@@ -43,6 +44,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--train-text-encoder", action="store_true", help="also train text-encoder LoRA")
     train.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "fp16", "bf16"])
     train.add_argument("--checkpoint-every", type=int, default=250)
+    train.add_argument(
+        "--weighting-scheme",
+        default="none",
+        choices=list(WEIGHTING_SCHEMES),
+        help="FLUX bases: timestep density / loss weighting of the rectified-flow loss (default none)",
+    )
+    train.add_argument(
+        "--flux-guidance",
+        type=float,
+        default=3.5,
+        help="FLUX.1-dev-like bases: the guidance input while training (default 3.5; schnell has none)",
+    )
     train.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in --out")
     train.add_argument("--device", default=None, help="cpu, cuda, mps (default: $HEADSHOT_LAB_DEVICE or auto)")
     train.set_defaults(handler=run_train)
@@ -135,6 +148,8 @@ def run_train(args: argparse.Namespace) -> int:
         train_text_encoder=args.train_text_encoder,
         mixed_precision=args.mixed_precision,
         checkpoint_every=args.checkpoint_every,
+        weighting_scheme=args.weighting_scheme,
+        guidance_scale=args.flux_guidance,
     )
     result = workflow.train_identity(
         args.photos,
