@@ -993,6 +993,9 @@ def train_identity_lora(
     if mixed == "fp16" and chosen.type == "cpu":
         notes.append("fp16 mixed precision is not supported on CPU; trained in bf16.")
         mixed = "bf16"
+    elif mixed == "fp16" and located.family == "flux":  # FLUX's activations overflow fp16 (diffusers runs it in bf16)
+        notes.append("FLUX overflows in fp16; trained in bf16.")
+        mixed = "bf16"
     bind_cuda_device(chosen)
     accelerator = Accelerator(mixed_precision=mixed, cpu=chosen.type == "cpu")
     dev = chosen if chosen.type == "cuda" else accelerator.device
