@@ -18,8 +18,8 @@ base model itself, which keeps the model from forgetting what other people look 
 FLUX.1 bases train the transformer with the rectified-flow loss of diffusers' FLUX DreamBooth-LoRA recipe
 (:mod:`headshot_lab.train_flux`: ``‖v_θ(x_σ) − (ε − x₀)‖²`` with ``x_σ = (1 − σ)x₀ + σε``, the recipe's timestep
 density and loss weighting, the guidance input of guidance-distilled bases); everything else here (photos, class
-images, prior preservation, resumable checkpoints, the card) is shared. The kohya-ss file is written for SD1.5 and
-SDXL only (see :func:`write_kohya_lora`).
+images, prior preservation, resumable checkpoints, the card) is shared; the kohya-ss file of a FLUX LoRA uses
+kohya's FLUX layout (see :func:`write_kohya_lora`).
 
 Defaults follow the face-DreamBooth literature and the diffusers examples: 1000 steps with prior
 preservation (800–1200 is the usual range), rank 16 (4–32), learning rate 1e-4 for the UNet LoRA
@@ -72,7 +72,7 @@ LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 #: ``lora_up`` and ``alpha``) that AUTOMATIC1111, ComfyUI, SD.Next, Forge and InvokeAI read.
 KOHYA_WEIGHT_NAME = "identity_lora_kohya.safetensors"
 #: ``ss_base_model_version`` (kohya-ss metadata) per family.
-KOHYA_BASE_VERSION = {"sd15": "sd_v1", "sdxl": "sdxl_base_v1-0"}
+KOHYA_BASE_VERSION = {"sd15": "sd_v1", "sdxl": "sdxl_base_v1-0", "flux": "flux1"}
 CARD_NAME = "lora_card.json"
 CARD_METADATA_KEY = "headshot_lab_card"
 CARD_FORMAT = "headshot-lab-lora/1"
@@ -519,18 +519,25 @@ def write_kohya_lora(
     """Write :func:`kohya_state_dict` to ``path`` atomically, with kohya-ss metadata (``ss_network_module``,
     ``ss_network_dim``, ``ss_network_alpha``, ``ss_base_model_version``) and the headshot-lab card.
 
-    SD1.5 / SDXL only. A FLUX LoRA is not written in a kohya layout: kohya/ComfyUI FLUX files use the original
-    BFL module names, where one fused ``qkv`` (and, in single blocks, ``linear1`` = q, k, v and the MLP) stands for
-    diffusers' separate projections. diffusers' reader (``_convert_kohya_flux_lora_to_diffusers``) splits those with
-    the full-size widths hard-coded (3072 per projection, 19 + 38 blocks), and the flat ``lora_transformer_*``
-    layout it also reads has no mapping for the feed-forward targets, so no file could be checked to read back
-    exactly. The diffusers/PEFT file (``transformer.*`` keys) is what diffusers' ``FluxPipeline`` loads.
+    FLUX (``modules = {"transformer": …, "text_encoder": …}``): the transformer in kohya's FLUX layout with the BFL
+    module names (:func:`headshot_lab.train_flux.flux_kohya_state_dict`: fused ``qkv`` / ``linear1`` projections as
+    one exact block-diagonal LoRA), the CLIP LoRA as ``lora_te1_*``. diffusers' reader of that layout
+    (``_convert_kohya_flux_lora_to_diffusers``) has FLUX.1's full-size widths hard-coded (3072 per projection, 19 + 38
+    blocks), so it reads back the files of real FLUX.1 bases (checked on the published shapes in
+    ``tests/test_contracts_flux.py``) but not those of the tiny test model.
     """
     from safetensors.torch import save
 
     from headshot_lab.atomic import write_bytes_atomic
 
-    tensors = kohya_state_dict(modules, alpha=alpha)
+    if family == "flux":
+        from headshot_lab.train_flux import flux_kohya_state_dict
+
+        text = {k: v for k, v in modules.items() if k != "transformer"}
+        tensors = flux_kohya_state_dict(modules["transformer"], alpha=alpha)
+        tensors.update(kohya_state_dict(text, alpha=alpha) if text else {})
+    else:
+        tensors = kohya_state_dict(modules, alpha=alpha)
     rank = next((int(v.shape[0]) for k, v in tensors.items() if k.endswith("lora_down.weight")), 0)
     metadata = {
         "format": "pt",
@@ -1366,11 +1373,11 @@ def train_identity_lora(
     _embed_card(staging / LORA_WEIGHT_NAME, card, weights)
     shutil.rmtree(staging, ignore_errors=True)
     card_path = out / CARD_NAME
-    kohya_modules = {"unet": unet_model}
+    kohya_modules = {denoiser_key: unet_model}
     if config.train_text_encoder:
         kohya_modules.update({f"text_encoder{'' if i == 0 else '_2'}": enc for i, enc in enumerate(text_encoders)})
     kohya: Path | None = None
-    if located.family in KOHYA_BASE_VERSION:  # FLUX: no kohya file (see write_kohya_lora)
+    if located.family in KOHYA_BASE_VERSION:
         kohya = out / KOHYA_WEIGHT_NAME
         write_kohya_lora(kohya, kohya_modules, alpha=config.lora_alpha, family=located.family, card=card)
     card_with_hash = {

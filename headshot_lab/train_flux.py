@@ -157,3 +157,82 @@ def lora_layers(transformer: Any, text_encoder: Any = None) -> dict[str, Any]:
         layers["text_encoder_lora_layers"] = get_peft_model_state_dict(text_encoder, save_embedding_layers=False)
         layers["text_encoder_lora_adapter_metadata"] = text_encoder.peft_config["default"].to_dict()
     return layers
+
+
+#: kohya-ss / ComfyUI (BFL module names) → the diffusers modules of one double-stream block ``i``; a tuple is one
+#: fused BFL projection (``qkv``) standing for several diffusers ones. What diffusers' reader
+#: (``lora_conversion_utils._convert_kohya_flux_lora_to_diffusers``) maps back.
+KOHYA_DOUBLE_BLOCK = {
+    "img_attn_qkv": ("attn.to_q", "attn.to_k", "attn.to_v"),
+    "img_attn_proj": ("attn.to_out.0",),
+    "img_mlp_0": ("ff.net.0.proj",),
+    "img_mlp_2": ("ff.net.2",),
+    "txt_attn_qkv": ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
+    "txt_attn_proj": ("attn.to_add_out",),
+    "txt_mlp_0": ("ff_context.net.0.proj",),
+    "txt_mlp_2": ("ff_context.net.2",),
+}
+#: Single-stream block ``i``: ``linear1`` fuses q, k, v and the MLP input (``proj_mlp``); ``linear2`` is ``proj_out``.
+KOHYA_SINGLE_LINEAR1 = ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")
+
+
+def flux_kohya_state_dict(transformer: Any, *, alpha: float) -> dict[str, Any]:
+    """The transformer's PEFT LoRA in the kohya-ss FLUX layout (``lora_unet_double_blocks_{i}_img_attn_qkv`` …,
+    ``lora_down`` / ``lora_up`` / ``alpha``), which ComfyUI, Forge and diffusers' kohya reader load.
+
+    A fused BFL projection ``W = [W_1; …; W_k]`` (rows stacked) gets one LoRA of rank ``k·r`` that is exactly the
+    ``k`` trained ones: ``down = [A_1; …; A_k]``, ``up = blockdiag(B_1, …, B_k)`` (zero rows for a part without a
+    LoRA, e.g. ``proj_mlp`` in ``linear1``), so ``up·down = [B_1A_1; …; B_kA_k]``. kohya scales by
+    ``alpha / rank``, so the file's alpha is ``k·α`` (the trained scale ``α / r``). diffusers' reader splits
+    ``up`` back by rows (for ``qkv`` it recognises the block-diagonal and restores rank ``r``).
+    """
+    import torch
+    from peft import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(transformer)
+
+    def pair(module: str) -> tuple[Any, Any] | None:
+        a, b = state.get(f"{module}.lora_A.weight"), state.get(f"{module}.lora_B.weight")
+        return None if a is None or b is None else (a, b)
+
+    out: dict[str, Any] = {}
+
+    def fused(name: str, block: str, parts: tuple[str, ...]) -> None:
+        found = [pair(f"{block}.{part}") for part in parts]
+        trained = [p for p in found if p is not None]
+        if not trained:
+            return
+        rank = int(trained[0][0].shape[0])
+        downs, ups = [], []
+        for part, got in zip(parts, found, strict=True):
+            if got is not None:
+                downs.append(got[0])
+                ups.append(got[1])
+            else:  # no LoRA on this part of the fused layer: zero rows of its output width
+                width = int(transformer.get_submodule(f"{block}.{part}").out_features)
+                ups.append(trained[0][1].new_zeros(width, 0))
+        down = torch.cat(downs, dim=0)
+        up = _stack_blocks(ups, len(downs) * rank)
+        out[f"lora_unet_{name}.lora_down.weight"] = down.detach().contiguous()
+        out[f"lora_unet_{name}.lora_up.weight"] = up.detach().contiguous()
+        out[f"lora_unet_{name}.alpha"] = torch.tensor(float(alpha) * len(downs))
+
+    for i, _ in enumerate(transformer.transformer_blocks):
+        for name, parts in KOHYA_DOUBLE_BLOCK.items():
+            fused(f"double_blocks_{i}_{name}", f"transformer_blocks.{i}", parts)
+    for i, _ in enumerate(transformer.single_transformer_blocks):
+        fused(f"single_blocks_{i}_linear1", f"single_transformer_blocks.{i}", KOHYA_SINGLE_LINEAR1)
+        fused(f"single_blocks_{i}_linear2", f"single_transformer_blocks.{i}", ("proj_out",))
+    return out
+
+
+def _stack_blocks(ups: list[Any], rank: int) -> Any:
+    """``blockdiag(ups)`` with ``rank`` columns; an ``up`` with no columns (a part without a LoRA) gives zero rows."""
+    rows = sum(int(u.shape[0]) for u in ups)
+    out = ups[0].new_zeros(rows, rank)
+    row = col = 0
+    for up in ups:
+        out[row : row + up.shape[0], col : col + up.shape[1]] = up
+        row += int(up.shape[0])
+        col += int(up.shape[1])
+    return out

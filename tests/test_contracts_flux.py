@@ -125,3 +125,49 @@ def test_flux_vram_estimates(schnell):
     assert train.trainable > 0 and train.total > generate.total
     full = c.flux_training_vram_estimate("schnell", transformer=schnell, checkpointing=False)
     assert full.activations > 5 * train.activations
+
+
+def test_the_kohya_flux_file_reads_back_exactly_at_full_size(schnell):
+    """diffusers' kohya FLUX reader (full-size widths hard-coded) restores every trained LoRA of the real FLUX.1
+    from the file's fused BFL projections: checked on random rank-2 matrices of the published shapes, by
+    ``B'·(A'·x) = (α/r)·B·(A·x)`` for a random probe ``x`` per module (no 3072×12288 products)."""
+    import torch
+    from diffusers.loaders.lora_conversion_utils import _convert_kohya_flux_lora_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    from headshot_lab.train_flux import FLUX_LORA_TARGETS, flux_kohya_state_dict
+
+    rank, alpha = 2, 4.0
+    schnell.add_adapter(
+        LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights=False, target_modules=list(FLUX_LORA_TARGETS))
+    )
+    try:
+        g = torch.Generator().manual_seed(0)
+        for module in schnell.modules():
+            for attr in ("lora_A", "lora_B"):
+                layers = getattr(module, attr, None)
+                if isinstance(layers, torch.nn.ModuleDict) and "default" in layers:  # real CPU tensors, LoRA only
+                    layer = layers["default"]
+                    layer.weight = torch.nn.Parameter(
+                        torch.randn(layer.weight.shape, generator=g) / 10, requires_grad=False
+                    )
+        state = get_peft_model_state_dict(schnell)
+        kohya = flux_kohya_state_dict(schnell, alpha=alpha)
+        assert all(k.startswith(("lora_unet_double_blocks_", "lora_unet_single_blocks_")) for k in kohya)
+        back = _convert_kohya_flux_lora_to_diffusers(dict(kohya))
+        checked = 0
+        for key, a in state.items():
+            if not key.endswith("lora_A.weight"):
+                continue
+            module = key.removesuffix(".lora_A.weight")
+            probe = torch.randn(a.shape[1], 1, generator=g)
+            want = (alpha / rank) * state[f"{module}.lora_B.weight"] @ (a @ probe)
+            got = back[f"transformer.{module}.lora_B.weight"] @ (back[f"transformer.{module}.lora_A.weight"] @ probe)
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)  # float32 summation order
+            checked += 1
+        assert checked == 19 * 12 + 38 * 3
+        assert (
+            int(back["transformer.transformer_blocks.0.attn.to_q.lora_A.weight"].shape[0]) == rank
+        )  # qkv: rank r again
+    finally:
+        schnell.delete_adapters("default")

@@ -64,13 +64,15 @@ def test_flux_lora_trains_saves_reloads_and_changes_the_image(tiny_flux_bases, p
     assert card["pipeline_class"] == "FluxPipeline" and card["resolution"] == 64
     assert card["weighting_scheme"] == "logit_normal" and card["guidance_scale"] == 3.5
     assert card["max_sequence_length"] == 512  # the dev-like base's T5 length
-    assert card["kohya_file"] is None and not (tmp_path / "out" / KOHYA_WEIGHT_NAME).exists()
+    assert card["kohya_file"] == KOHYA_WEIGHT_NAME
     assert len(list((tmp_path / "out" / "class_images").glob("*.png"))) == 2
     keys = _keys(result.lora_path)
     assert keys and all(k.startswith(("transformer.", "text_encoder.")) for k in keys)
     assert any(k.startswith("text_encoder.") for k in keys)  # the CLIP LoRA; T5 is never tuned
     for target in FLUX_LORA_TARGETS:  # every recipe target of the double-stream block is trained
         assert any(f"transformer_blocks.0.{target}.lora_A" in k for k in keys), target
+
+    _kohya_file_is_the_same_lora(tmp_path / "out", alpha=config.lora_alpha)
 
     pipe = FluxPipeline.from_pretrained(str(base))
     pipe.set_progress_bar_config(disable=True)
@@ -100,6 +102,40 @@ def test_a_trained_flux_lora_generates_and_refuses_an_sd_base(tiny_flux_bases, t
     with pytest.raises(LoraMismatchError, match="FLUX"):
         generate(result.lora_path, "corporate", n=1, out_dir=tmp_path / "sd", base=str(tiny_bases["sd15"]),
                  steps=1, progress=False)  # fmt: skip
+
+
+def _kohya_file_is_the_same_lora(out, *, alpha: float) -> None:
+    """The kohya file (BFL names, fused projections) holds exactly the trained matrices: for a fused layer
+    ``(alpha_file / rank_file)·up·down`` stacks ``(α/r)·B_i·A_i`` of its parts (zero for a part without a LoRA)."""
+    import torch
+    from safetensors.torch import load_file
+
+    peft, kohya = load_file(str(out / LORA_WEIGHT_NAME)), load_file(str(out / KOHYA_WEIGHT_NAME))
+    assert any(k.startswith("lora_te1_") for k in kohya)  # the CLIP LoRA
+    names = {k.split(".")[0] for k in kohya if k.startswith("lora_unet_")}
+    assert names == {
+        *(f"lora_unet_double_blocks_0_{n}" for n in ("img_attn_qkv", "img_attn_proj", "img_mlp_0", "img_mlp_2",
+                                                      "txt_attn_qkv", "txt_attn_proj", "txt_mlp_0", "txt_mlp_2")),
+        "lora_unet_single_blocks_0_linear1",
+    }  # fmt: skip
+    parts = {
+        "double_blocks_0_img_attn_qkv": [f"transformer_blocks.0.attn.to_{x}" for x in "qkv"],
+        "double_blocks_0_txt_mlp_2": ["transformer_blocks.0.ff_context.net.2"],
+        "single_blocks_0_linear1": [f"single_transformer_blocks.0.attn.to_{x}" for x in "qkv"] + [None],
+    }
+    for name, modules in parts.items():
+        down, up = kohya[f"lora_unet_{name}.lora_down.weight"], kohya[f"lora_unet_{name}.lora_up.weight"]
+        scale = float(kohya[f"lora_unet_{name}.alpha"]) / down.shape[0]
+        merged, row = scale * up @ down, 0
+        for module in modules:
+            if module is None:  # proj_mlp has no LoRA: its rows are zero
+                assert torch.count_nonzero(merged[row:]) == 0
+                continue
+            delta = (
+                (alpha / 4) * peft[f"transformer.{module}.lora_B.weight"] @ peft[f"transformer.{module}.lora_A.weight"]
+            )
+            torch.testing.assert_close(merged[row : row + delta.shape[0]], delta, rtol=0, atol=1e-6)
+            row += delta.shape[0]
 
 
 class Interrupted(Exception):
