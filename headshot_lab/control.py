@@ -57,6 +57,17 @@ OPENPOSE_FILES = ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth")
 MIDAS_FILE = "dpt_hybrid-midas-501f0c75.pt"
 
 
+#: Config keys a FLUX ControlNet shares with the FLUX transformer it steers (widths, heads, RoPE axes, inputs).
+FLUX_CONTROLNET_KEYS = (
+    "joint_attention_dim",
+    "pooled_projection_dim",
+    "attention_head_dim",
+    "num_attention_heads",
+    "axes_dims_rope",
+    "in_channels",
+)
+
+
 class ControlNetMismatchError(HeadshotLabError):
     """The ControlNet was made for another base-model family than the base it is paired with."""
 
@@ -89,9 +100,16 @@ def check_controlnet_fits(
         value = config.get(key) if isinstance(config, dict) else getattr(config, key, None)
         return list(value) if isinstance(value, list | tuple) else value
 
+    # A FLUX transformer (or FLUX ControlNet) has a joint_attention_dim (the T5 width) and no cross_attention_dim:
+    # a FLUX ControlNet adds its residuals to the transformer's hidden states, so the width and the RoPE layout
+    # must agree as well as the text widths.
+    flux = (
+        get(unet_config, "joint_attention_dim") is not None or get(controlnet_config, "joint_attention_dim") is not None
+    )
+    keys = FLUX_CONTROLNET_KEYS if flux else ("cross_attention_dim", "block_out_channels", "addition_embed_type")
     problems = [
         f"{key} {get(controlnet_config, key)} vs {get(unet_config, key)}"
-        for key in ("cross_attention_dim", "block_out_channels", "addition_embed_type")
+        for key in keys
         if get(controlnet_config, key) != get(unet_config, key)
     ]
     if problems:
@@ -100,7 +118,8 @@ def check_controlnet_fits(
             fix=(
                 "Use a ControlNet made for this base-model family (SD1.5: lllyasviel/control_v11p_sd15_* or "
                 "CrucibleAI/ControlNetMediaPipeFace, subfolder diffusion_sd15; SDXL: e.g. "
-                "diffusers/controlnet-canny-sdxl-1.0), or a base of the ControlNet's family."
+                "diffusers/controlnet-canny-sdxl-1.0; FLUX.1: a FluxControlNetModel such as "
+                "InstantX/FLUX.1-dev-Controlnet-Canny), or a base of the ControlNet's family."
             ),
         )
 
@@ -271,16 +290,18 @@ def load_controlnet(
 
     ``family`` (the base's) picks the subfolder of a repo that holds several families' ControlNets
     (:data:`CONTROLNET_SUBFOLDERS`: ``CrucibleAI/ControlNetMediaPipeFace`` keeps SD1.5 in ``diffusion_sd15``,
-    SD2.1 at the root); ``subfolder`` overrides it.
+    SD2.1 at the root); ``subfolder`` overrides it. For a FLUX base the model is a ``FluxControlNetModel``
+    (InstantX/XLabs-style, e.g. ``InstantX/FLUX.1-dev-Controlnet-Canny``; note the dev licence of those).
     """
-    from diffusers import ControlNetModel
+    from diffusers import ControlNetModel, FluxControlNetModel
 
     source = str(model)
     kwargs = _controlnet_kwargs(source, family, subfolder)
     if dtype is not None:
         kwargs["dtype"] = dtype
+    cls: Any = FluxControlNetModel if family == "flux" else ControlNetModel
     try:
-        return ControlNetModel.from_pretrained(source, **kwargs)
+        return cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         raise _controlnet_unavailable(source, exc) from None
 

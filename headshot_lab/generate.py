@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import time
 import warnings
@@ -304,7 +305,7 @@ class HeadshotGenerator:
     # -- step 1 ------------------------------------------------------------------------------------
     def check_inputs(self, style: Style, n: int, width: int, height: int, steps: int, guidance: float) -> None:
         """Reject impossible requests with a message a person can act on."""
-        factor = SIZE_MULTIPLE
+        factor = self.size_multiple()
         problems = [
             (n >= 1, "the number of images (-n) must be at least 1"),
             (steps >= 1, "steps must be at least 1"),
@@ -326,6 +327,8 @@ class HeadshotGenerator:
         started = time.perf_counter()
         device = choose_device(self.device_name)
         dtype = choose_dtype(device, self.speed.precision)
+        if self.is_flux:
+            dtype = self._check_flux_request(dtype, device)
         if self.faceid is not None:
             faceid_weight_name(self.faceid, self.base.family)  # an impossible variant is said before any loading
         controlnet = None
@@ -344,7 +347,9 @@ class HeadshotGenerator:
         pipe, _ = load_pipeline(self.base, dtype=dtype, controlnet=controlnet)
         if self.speed.compile:  # before the first LoRA: later identities hot-swap in without a recompile
             pipe.enable_lora_hotswap(target_rank=HOTSWAP_TARGET_RANK)
-        if self.speed.attention == "eager":
+        if self.speed.attention == "eager" and self.is_flux:
+            self.notes.append("attention=eager applies to SD1.5/SDXL UNets; FLUX keeps its own attention processors.")
+        elif self.speed.attention == "eager":
             from diffusers.models.attention_processor import AttnProcessor
 
             pipe.unet.set_attn_processor(AttnProcessor())
@@ -394,6 +399,12 @@ class HeadshotGenerator:
         if self.control is not None:
             config = controlnet_config(self.control.model, family=self.base.family, subfolder=self.control.subfolder)
             name = f"The ControlNet {self.control.model}"
+            if self.is_flux:
+                from diffusers import FluxTransformer2DModel
+
+                transformer = _from_pretrained(FluxTransformer2DModel.load_config, self.base, subfolder="transformer")
+                check_controlnet_fits(config, transformer, controlnet=name, base=self.base.source)
+                return
         else:
             from headshot_lab.instantid import identitynet_config
 
@@ -431,7 +442,7 @@ class HeadshotGenerator:
         """``torch.compile`` the UNet after the identity LoRA is attached (compiling first and then adding a LoRA
         changes the graph: a recompile per identity); later identities hot-swap (``hotswap=True``)."""
         if getattr(self, "_compile_pending", False):
-            pipe.unet.compile(mode="reduce-overhead" if self.device.type == "cuda" else "default")
+            _denoiser(pipe).compile(mode="reduce-overhead" if self.device.type == "cuda" else "default")
             self._compile_pending = False
             self._compiled = True
 
@@ -670,7 +681,13 @@ class HeadshotGenerator:
 
     # -- step 6 ------------------------------------------------------------------------------------
     def sampling(self, style: Style, steps: int | None, guidance_scale: float | None) -> tuple[int, float]:
-        """Steps and guidance: explicit values, else the few-step path's, else the style's."""
+        """Steps and guidance: explicit values, else the few-step path's, else the base's own (FLUX: schnell 4
+        steps at 0, dev 28 at 3.5 — :func:`~headshot_lab.models.sampling_defaults`), else the style's."""
+        family_defaults = self.family_sampling()
+        if family_defaults is not None:
+            return steps or family_defaults.steps, (
+                guidance_scale if guidance_scale is not None else family_defaults.guidance_scale
+            )
         if self.speed.few_step_lora:
             return steps or self.speed.few_step_steps, (
                 guidance_scale if guidance_scale is not None else self.speed.few_step_guidance
@@ -680,14 +697,70 @@ class HeadshotGenerator:
     def output_size(self, style: Style, width: int | None, height: int | None) -> tuple[int, int]:
         """``(width, height)``: explicit, else the style's aspect at the base's native size."""
         pipe = self.load()
-        native = int(pipe.unet.config.sample_size) * self._vae_scale_factor()
-        auto_w, auto_h = style.size_for(native, multiple=SIZE_MULTIPLE)
+        if self.is_flux:  # no UNet sample size: the VAE's (1024 for FLUX.1, the tiny model's own size in tests)
+            native = int(pipe.vae.config.sample_size)
+        else:
+            native = int(pipe.unet.config.sample_size) * self._vae_scale_factor()
+        auto_w, auto_h = style.size_for(native, multiple=self.size_multiple())
         return int(width or auto_w), int(height or auto_h)
+
+    # -- FLUX-specific hooks --------------------------------------------------------------------------
+    @property
+    def is_flux(self) -> bool:
+        """Whether the base is FLUX.1-class (a DiT: T5 prompts, no negative prompt, distilled guidance)."""
+        return self.base.family == "flux"
+
+    def size_multiple(self) -> int:
+        """What width and height must be multiples of: 8 for SD; FLUX packs 2×2 latent patches, so
+        ``lcm(8, 2 · vae_scale_factor)`` (16 for FLUX.1's 8× VAE)."""
+        if self.is_flux and self.pipe is not None:
+            return math.lcm(SIZE_MULTIPLE, 2 * self._vae_scale_factor())
+        return SIZE_MULTIPLE
+
+    def family_sampling(self) -> Any:
+        """The base's own sampler defaults (:class:`~headshot_lab.models.SamplingDefaults`) or ``None`` (SD)."""
+        from headshot_lab.models import sampling_defaults
+
+        if not self.is_flux:
+            return None
+        pipe = self.load()
+        return sampling_defaults(self.base.family, pipe.transformer.config)
+
+    def _check_flux_request(self, dtype: Any, device: Any) -> Any:
+        """Refuse what FLUX cannot do here before any weights load; fp16 → bf16 on CUDA (FLUX overflows fp16)."""
+        from headshot_lab.models import family_dtype, licence_note
+
+        unsupported = [
+            (
+                self.faceid is not None,
+                "IP-Adapter-FaceID",
+                "use an identity LoRA trained on this base, or an SD1.5/SDXL base for FaceID",
+            ),
+            (
+                bool(self.speed.few_step_lora),
+                "an LCM few-step LoRA",
+                "FLUX.1-schnell is already a 4-step model: leave out the few-step LoRA",
+            ),
+        ]
+        for refused, what, fix in unsupported:
+            if refused:
+                raise HeadshotLabError(
+                    f"{what} is made for SD1.5/SDXL UNets; {self.base.source} is a FLUX.1-class base.",
+                    fix=fix[0].upper() + fix[1:] + ".",
+                    code="unsupported_for_family",
+                )
+        note = licence_note(self.base.source)
+        if note and note not in self.notes:
+            self.notes.append(note)
+        chosen = family_dtype(self.base.family, dtype, device)
+        if chosen != dtype:
+            self.notes.append("FLUX runs in bf16 on the GPU (fp16 overflows in its transformer).")
+        return chosen
 
     def render(
         self,
         prompt: str,
-        negative_prompt: str,
+        negative_prompt: str | None,
         seeds: Sequence[int],
         *,
         steps: int,
@@ -697,11 +770,13 @@ class HeadshotGenerator:
         control_image: Any = None,
         face_embedding: np.ndarray | None = None,
         face_clip: np.ndarray | None = None,
+        prompt_2: str | None = None,
     ) -> tuple[list[Any], list[bool]]:
         """One pipeline call for ``len(seeds)`` images; image ``i`` starts from ``randn`` of ``seeds[i]``.
 
         ``face_clip``: FaceID-Plus's ``[C(0), C(crop)]`` CLIP features (:meth:`prepare_face_clip`). With InstantID
         the IdentityNet reads the face tokens of ``face_embedding`` (:func:`~headshot_lab.instantid.face_tokens`).
+        ``prompt_2`` (FLUX): the T5 prompt (the style's long form); ``prompt`` then goes to CLIP only (≤ 77 tokens).
 
         Returns:
             ``(images, nsfw_flags)`` (flags are ``False`` when the base has no safety checker).
@@ -722,8 +797,10 @@ class HeadshotGenerator:
             "num_images_per_prompt": len(seeds),
             "generator": generators,
         }
+        if self.is_flux:  # no negative prompt; guidance_scale is the distilled-guidance embedding (dev)
+            kwargs.update(self._flux_kwargs(prompt, prompt_2))
         if control_image is not None:
-            kwargs["image"] = control_image
+            kwargs["control_image" if self.is_flux else "image"] = control_image  # FluxControlNetPipeline's name
             kwargs["controlnet_conditioning_scale"] = self._control_scale()
         if face_embedding is not None:
             from headshot_lab.detail import ip_embeds_shape
@@ -763,6 +840,19 @@ class HeadshotGenerator:
             raise InstantIDError("InstantID needs the face embedding of the person.", code="instantid_needs_face")
         tokens = face_tokens(self.pipe, embeds, num_images=num_images, guidance=guidance_scale > 1)
         return self.pipe.controlnet.face_tokens(tokens)
+
+    def _flux_kwargs(self, prompt: str, prompt_2: str | None) -> dict[str, Any]:
+        """FluxPipeline's arguments that differ from SD's: ``prompt`` to CLIP (its pooled vector) and ``prompt_2`` to
+        T5 (the sequence the transformer attends to), no ``negative_prompt`` (diffusers 0.42 has one only for
+        "true CFG", ``true_cfg_scale > 1``, which doubles the cost and is not used here) and the base's
+        ``max_sequence_length`` (T5 tokens: schnell 256, dev 512). ``guidance_scale`` is passed as given: an
+        embedding input on dev; schnell's transformer has no guidance input and ignores it."""
+        defaults = self.family_sampling()
+        return {
+            "prompt_2": prompt_2 or prompt,
+            "negative_prompt": None,
+            "max_sequence_length": int(defaults.max_sequence_length),
+        }
 
     # -- step 7 + the whole call -------------------------------------------------------------------
     def __call__(
@@ -807,7 +897,16 @@ class HeadshotGenerator:
         face_embedding = self.prepare_face_embedding(identity)
         face_clip = self.prepare_face_clip(identity)
         control_image = self.prepare_control(identity, width, height)
-        prompt = style.render_prompt(identity.subject)
+        prompt = style.render_prompt(identity.subject)  # CLIP (≤ 77 tokens); FLUX's T5 reads prompt_2
+        prompt_2 = style.render_prompt(identity.subject, self.base.family) if self.is_flux else None
+        negative_prompt = style.negative_for(self.base.family)
+        if self.is_flux and (hires is not None or detail is not None):
+            raise HeadshotLabError(
+                "The hires fix and the face-detail pass run SD1.5/SDXL img2img/inpaint pipelines; "
+                f"{self.base.source} is a FLUX.1-class base.",
+                fix="Leave out --hires/--detail for FLUX, or generate at the base's native size (1024 px) instead.",
+                code="unsupported_for_family",
+            )
         assets = self._save_assets(out, face_embedding, control_image, face_clip)
         manifest = out / MANIFEST_NAME
         first_index = _count_lines(manifest)
@@ -820,7 +919,7 @@ class HeadshotGenerator:
             t0 = time.perf_counter()
             pictures, flags = self.render(
                 prompt,
-                style.negative_prompt,
+                negative_prompt,
                 batch,
                 steps=steps,
                 guidance_scale=guidance,
@@ -829,6 +928,7 @@ class HeadshotGenerator:
                 control_image=control_image,
                 face_embedding=face_embedding,
                 face_clip=face_clip,
+                prompt_2=prompt_2,
             )
             batch_seconds = time.perf_counter() - t0
             for offset, (picture, flagged) in enumerate(zip(pictures, flags, strict=True)):
@@ -837,7 +937,7 @@ class HeadshotGenerator:
                     picture,
                     seed=batch[offset],
                     prompt=prompt,
-                    negative_prompt=style.negative_prompt,
+                    negative_prompt=negative_prompt or "",
                     steps=steps,
                     guidance_scale=guidance,
                     face_embedding=face_embedding,
@@ -1044,13 +1144,15 @@ class HeadshotGenerator:
             "style_sha256": style.sha256,
             "subject": identity.subject,
             "prompt": prompt,
-            "negative_prompt": style.negative_prompt,
+            "prompt_2": style.render_prompt(identity.subject, self.base.family) if self.is_flux else None,
+            "negative_prompt": style.negative_for(self.base.family),  # None: the family has none (FLUX)
             "steps": steps,
             "guidance_scale": guidance,
             "width": width,
             "height": height,
             "base_model": self.base.source,
             "family": self.base.family,
+            "max_sequence_length": self.family_sampling().max_sequence_length if self.is_flux else None,
             "pipeline": type(pipe).__name__,
             "scheduler": type(pipe.scheduler).__name__,
             "engine": self.engine if (self.faceid or self.instantid or identity.lora) else "base",
@@ -1149,7 +1251,12 @@ def _file_key(path: Path) -> str:
 
 
 def _family_label(family: str) -> str:
-    return {"sd15": "SD1.5-class", "sdxl": "SDXL-class"}.get(family, family)
+    return {"sd15": "SD1.5-class", "sdxl": "SDXL-class", "flux": "FLUX.1-class"}.get(family, family)
+
+
+def _denoiser(pipe: Any) -> Any:
+    """The pipeline's denoising network: the UNet (SD1.5/SDXL) or the transformer (FLUX)."""
+    return pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
 
 
 def _choose_seed(seed: int | None, style: Style) -> int:
@@ -1319,6 +1426,7 @@ def regenerate(
         control_image=control_image,
         face_embedding=face_embedding,
         face_clip=face_clip,
+        prompt_2=record.get("prompt_2"),
     )
     image = images[int(record["batch_index"])]
     if record.get("hires") or record.get("detail"):

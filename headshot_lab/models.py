@@ -9,14 +9,27 @@ a Hub model already in the local cache is used without a network round trip, and
 entry point raises the same :class:`~headshot_lab.errors.ModelUnavailableError`, which names
 ``HEADSHOT_LAB_BASE_MODEL`` and what to set it to.
 
-Two families are supported; the family decides the pipeline class and which LoRAs fit:
+Three families are supported; the family decides the pipeline class and which LoRAs fit:
 
 =========  ================================  =======================================================
 family     pipeline                          recognised by
 =========  ================================  =======================================================
 ``sd15``   ``StableDiffusionPipeline``       ``model_index.json`` ``_class_name`` without ``XL``
-``sdxl``   ``StableDiffusionXLPipeline``     ``_class_name`` with ``XL`` or a ``text_encoder_2`` entry
+``sdxl``   ``StableDiffusionXLPipeline``     ``_class_name`` with ``XL`` or a CLIP ``text_encoder_2``
+``flux``   ``FluxPipeline``                  ``_class_name`` starting ``Flux`` or a ``transformer`` entry
 =========  ================================  =======================================================
+
+FLUX.1 (a DiT-class "rectified flow" transformer, two text encoders: CLIP for a pooled vector, T5 for the
+sequence) comes in two published forms, told apart by the transformer config alone
+(:func:`sampling_defaults`): **schnell** (``black-forest-labs/FLUX.1-schnell``, Apache-2.0) is timestep-distilled —
+about 4 steps, no guidance input (``guidance_embeds: false``), T5 prompts up to 256 tokens; **dev**
+(``black-forest-labs/FLUX.1-dev``, under the *FLUX.1 [dev] Non-Commercial License*: the model may be used for
+non-commercial, non-production purposes only — a headshot service or any business use of the model needs a licence
+from Black Forest Labs; what it allows for the images themselves changed between licence versions, so read the
+version you accept) is guidance-distilled — ~28 steps, the guidance
+value (3.5) is an *embedding* input, not classifier-free guidance, prompts up to 512 tokens. Neither takes a
+negative prompt. Both repos are gated on the Hub (accept the terms there, then ``HF_TOKEN``) and publish bf16
+weights with no ``fp16`` variant, so half precision loads the main files (:func:`weights_variant`).
 """
 
 from __future__ import annotations
@@ -37,22 +50,91 @@ from headshot_lab.errors import HeadshotLabError, ModelUnavailableError
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-FAMILIES = ("sd15", "sdxl")
+FAMILIES = ("sd15", "sdxl", "flux")
 ENV_BASE_MODEL = "HEADSHOT_LAB_BASE_MODEL"
 EXAMPLE_BASES = {
     "sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
     "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+    "flux": "black-forest-labs/FLUX.1-schnell",
+}
+#: FLUX.1 checkpoints by name, with their licence (say it where the user picks one).
+FLUX_BASES = {
+    "schnell": ("black-forest-labs/FLUX.1-schnell", "Apache-2.0"),
+    "dev": (
+        "black-forest-labs/FLUX.1-dev",
+        "FLUX.1 [dev] Non-Commercial License (non-commercial, non-production use of the model)",
+    ),
+}
+#: What to tell a user who picks a base by one of these ids (its licence limits what they may do with the images).
+BASE_LICENCE_NOTES = {
+    "black-forest-labs/FLUX.1-dev": (
+        "FLUX.1-dev is under the FLUX.1 [dev] Non-Commercial License: the model may be run for non-commercial, "
+        "non-production purposes only (a headshot service or business use needs a licence from Black Forest Labs; "
+        "read the licence version you accept for what it allows for the images). "
+        "FLUX.1-schnell (Apache-2.0) has no such limit."
+    ),
 }
 #: Native training/generation resolution per family (the size the published weights were trained at).
-NATIVE_RESOLUTION = {"sd15": 512, "sdxl": 1024}
+NATIVE_RESOLUTION = {"sd15": 512, "sdxl": 1024, "flux": 1024}
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+#: Families whose weights are published in bf16 (no ``fp16`` variant; fp16 activations overflow in FLUX).
+BF16_FAMILIES = frozenset({"flux"})
 
 _PIPELINE_CLASSES = {
     ("sd15", False): "StableDiffusionPipeline",
     ("sd15", True): "StableDiffusionControlNetPipeline",
     ("sdxl", False): "StableDiffusionXLPipeline",
     ("sdxl", True): "StableDiffusionXLControlNetPipeline",
+    ("flux", False): "FluxPipeline",
+    ("flux", True): "FluxControlNetPipeline",
 }
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """A base's own sampler defaults, where the family decides them (FLUX) rather than the style preset.
+
+    Attributes:
+        steps: denoising steps.
+        guidance_scale: for FLUX the distilled-guidance *embedding* value (schnell ignores it: 0.0).
+        max_sequence_length: T5 prompt tokens.
+    """
+
+    steps: int
+    guidance_scale: float
+    max_sequence_length: int
+
+
+#: FLUX.1-schnell (timestep-distilled, no guidance embedding) and FLUX.1-dev (guidance-distilled), as in the model
+#: cards and diffusers' FluxPipeline docs: schnell 4 steps, guidance 0, 256 tokens; dev 28 steps, 3.5, 512 tokens.
+FLUX_SCHNELL_SAMPLING = SamplingDefaults(steps=4, guidance_scale=0.0, max_sequence_length=256)
+FLUX_DEV_SAMPLING = SamplingDefaults(steps=28, guidance_scale=3.5, max_sequence_length=512)
+
+
+def sampling_defaults(family: str, transformer_config: Any = None) -> SamplingDefaults | None:
+    """The base's sampler defaults, or ``None`` where the style preset decides (SD1.5 / SDXL).
+
+    For FLUX the transformer config tells the two forms apart: ``guidance_embeds`` true → dev-like (guidance
+    distilled), false → schnell-like.
+    """
+    if family != "flux":
+        return None
+    embeds = bool(_get(transformer_config, "guidance_embeds", False))
+    return FLUX_DEV_SAMPLING if embeds else FLUX_SCHNELL_SAMPLING
+
+
+def _get(config: Any, key: str, default: Any = None) -> Any:
+    """``config[key]`` of a dict or ``config.key`` of a diffusers ``FrozenDict`` / config object."""
+    if config is None:
+        return default
+    if isinstance(config, dict):
+        return config.get(key, default)
+    return getattr(config, key, default)
+
+
+def licence_note(source: str) -> str | None:
+    """A sentence on the base's licence limits (:data:`BASE_LICENCE_NOTES`), or ``None``."""
+    return BASE_LICENCE_NOTES.get(str(source).rstrip("/"))
 
 
 @dataclass(frozen=True)
@@ -61,7 +143,7 @@ class BaseModel:
 
     Attributes:
         source: what the user gave (Hub id or path), written into cards and manifests.
-        family: ``"sd15"`` or ``"sdxl"``.
+        family: ``"sd15"``, ``"sdxl"`` or ``"flux"``.
         local_dir: the folder holding ``model_index.json`` (a local path or the Hub cache snapshot).
         pipeline_class: the diffusers class named in ``model_index.json``.
     """
@@ -87,7 +169,7 @@ def unavailable(reason: str, *, base: str | None = None) -> ModelUnavailableErro
         f"No base diffusion model is available{where}: {reason}",
         fix=(
             f"Set {ENV_BASE_MODEL} (or pass --base) to a Hugging Face Hub id such as "
-            f"{EXAMPLE_BASES['sd15']} or {EXAMPLE_BASES['sdxl']} (downloaded once, needs the network or "
+            f"{EXAMPLE_BASES['sd15']}, {EXAMPLE_BASES['sdxl']} or {EXAMPLE_BASES['flux']} (downloaded once, needs the network or "
             "a filled Hub cache), or to a local diffusers folder with a model_index.json. "
             "For a smoke test without any download, run `headshot-lab tiny-model DIR` and use DIR."
         ),
@@ -170,15 +252,23 @@ def _model_index_dir(source: str) -> Path:
 
 
 def family_of(model_index: dict[str, Any]) -> str:
-    """``"sdxl"`` or ``"sd15"`` from a parsed ``model_index.json`` (see the module table)."""
+    """``"flux"``, ``"sdxl"`` or ``"sd15"`` from a parsed ``model_index.json`` (see the module table)."""
     name = str(model_index.get("_class_name", ""))
-    if "text_encoder_2" in model_index or "XL" in name:
+    transformer = model_index.get("transformer")
+    if name.startswith("Flux") or (
+        isinstance(transformer, list | tuple) and len(transformer) == 2 and transformer[1] == "FluxTransformer2DModel"
+    ):
+        return "flux"
+    if "transformer" not in model_index and ("text_encoder_2" in model_index or "XL" in name):
         return "sdxl"
-    if name.startswith("StableDiffusion") or ("unet" in model_index and "text_encoder" in model_index):
+    if name.startswith("StableDiffusion") and "transformer" not in model_index and "3" not in name:
+        return "sd15"
+    if "unet" in model_index and "text_encoder" in model_index:
         return "sd15"
     raise HeadshotLabError(
-        f"{name or 'This model'} is not a Stable Diffusion 1.5- or SDXL-class pipeline.",
-        fix=f"Use an SD1.5-class base (e.g. {EXAMPLE_BASES['sd15']}) or an SDXL-class base (e.g. {EXAMPLE_BASES['sdxl']}).",
+        f"{name or 'This model'} is not a Stable Diffusion 1.5-, SDXL- or FLUX.1-class pipeline.",
+        fix=f"Use an SD1.5-class base (e.g. {EXAMPLE_BASES['sd15']}), an SDXL-class base (e.g. {EXAMPLE_BASES['sdxl']}) "
+        f"or a FLUX.1 base (e.g. {EXAMPLE_BASES['flux']}, Apache-2.0).",
         code="unsupported_model_family",
     )
 
@@ -188,7 +278,7 @@ def locate_base(base: str | os.PathLike[str] | None = None) -> BaseModel:
 
     Raises:
         ModelUnavailableError: nothing set, or the path / Hub id cannot be reached.
-        HeadshotLabError: the model is of another family (Flux, SD3, …).
+        HeadshotLabError: the model is of another family (SD3, PixArt, …).
     """
     source = resolve_base(base)
     folder = _model_index_dir(source)
@@ -202,7 +292,7 @@ def locate_base(base: str | os.PathLike[str] | None = None) -> BaseModel:
 
 
 def detect_family(base: str | os.PathLike[str] | None = None) -> str:
-    """``"sd15"`` or ``"sdxl"`` for a base model (path or Hub id)."""
+    """``"sd15"``, ``"sdxl"`` or ``"flux"`` for a base model (path or Hub id)."""
     return locate_base(base).family
 
 
@@ -270,14 +360,27 @@ def pipeline_class(family: str, *, controlnet: bool = False) -> Any:
 HALF_VARIANT = "fp16"
 
 
-def weights_variant(dtype: Any, variant: str | None = "auto") -> str | None:
+def weights_variant(dtype: Any, variant: str | None = "auto", family: str | None = None) -> str | None:
     """The ``variant`` to load for ``dtype``: ``"auto"`` → ``"fp16"`` for fp16/bf16 weights (half the download
-    and the disk; bf16 is cast from it), ``None`` for fp32; any other value is used as given."""
+    and the disk; bf16 is cast from it), ``None`` for fp32 and for the :data:`BF16_FAMILIES` (FLUX.1 repos publish
+    their main files in bf16 and no ``fp16`` variant); any other value is used as given."""
     if variant != "auto":
         return variant
     import torch
 
+    if family in BF16_FAMILIES:
+        return None
     return HALF_VARIANT if dtype in (torch.float16, torch.bfloat16) else None
+
+
+def family_dtype(family: str, dtype: Any, device: Any) -> Any:
+    """``dtype`` for ``family`` on ``device``: FLUX in fp16 overflows (its activations exceed 65504; diffusers'
+    FLUX docs run it in bf16), so fp16 becomes bf16 for FLUX on CUDA; other cases are unchanged."""
+    import torch
+
+    if family in BF16_FAMILIES and dtype == torch.float16 and torch.device(device).type == "cuda":
+        return torch.bfloat16
+    return dtype
 
 
 def missing_variant(exc: BaseException) -> bool:
@@ -315,7 +418,7 @@ def load_pipeline(
         extra["controlnet"] = controlnet
     if dtype is not None:
         extra["dtype"] = dtype
-    chosen = weights_variant(dtype, variant)
+    chosen = weights_variant(dtype, variant, located.family)
     try:
         try:
             pipe = _from_pretrained(cls.from_pretrained, located, **extra, **({"variant": chosen} if chosen else {}))
@@ -330,12 +433,33 @@ def load_pipeline(
     return pipe, located
 
 
-def load_training_components(base: BaseModel) -> dict[str, Any]:
-    """Tokenizer(s), text encoder(s), VAE, UNet and a ``DDPMScheduler`` (the training noise schedule)."""
+def load_training_components(base: BaseModel, *, dtype: Any = None) -> dict[str, Any]:
+    """Tokenizer(s), text encoder(s), VAE, UNet and a ``DDPMScheduler`` (the training noise schedule); for FLUX the
+    CLIP + T5 encoders, the VAE, the ``transformer`` and the base's ``FlowMatchEulerDiscreteScheduler``.
+
+    ``dtype`` (FLUX only): load the transformer and the T5 encoder directly in it (a 12B transformer and a 4.7B T5
+    in fp32 would need ~67 GB of host memory on the way to bf16)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import AutoTokenizer, CLIPTextModel, CLIPTextModelWithProjection
 
+    def build_flux(folder: str, **hub: Any) -> dict[str, Any]:
+        from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+        from transformers import T5EncoderModel
+
+        big = {"dtype": dtype} if dtype is not None else {}
+        return {
+            "tokenizer": AutoTokenizer.from_pretrained(folder, subfolder="tokenizer", model_max_length=77, **hub),
+            "text_encoder": CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **hub),
+            "tokenizer_2": AutoTokenizer.from_pretrained(folder, subfolder="tokenizer_2", **hub),
+            "text_encoder_2": T5EncoderModel.from_pretrained(folder, subfolder="text_encoder_2", **big, **hub),
+            "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae", **hub),
+            "transformer": FluxTransformer2DModel.from_pretrained(folder, subfolder="transformer", **big, **hub),
+            "noise_scheduler": FlowMatchEulerDiscreteScheduler.from_pretrained(folder, subfolder="scheduler", **hub),
+        }
+
     def build(folder: str, **hub: Any) -> dict[str, Any]:
+        if base.family == "flux":
+            return build_flux(folder, **hub)
         parts: dict[str, Any] = {
             "tokenizer": AutoTokenizer.from_pretrained(folder, subfolder="tokenizer", model_max_length=77, **hub),
             "text_encoder": CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **hub),

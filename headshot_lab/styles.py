@@ -9,6 +9,8 @@ A preset holds everything that decides the *look* of a headshot and nothing abou
     description: Neutral grey studio backdrop, business attire, soft even key light.
     prompt: >-                       # {subject} is the identity ("sks person"); {attire}, {backdrop},
       professional corporate headshot photo of {subject}, {attire}, {backdrop}, {lighting}, ...
+    prompt_long: >-                  # optional: natural sentences for T5-encoder bases (FLUX), same placeholders
+      A professional corporate headshot photograph of {subject}, wearing a {attire}, ...
     negative_prompt: >-              # must name the classic failure modes (see REQUIRED_NEGATIVES)
       extra faces, deformed eyes, deformed teeth, deformed hands, plastic skin, over-smoothed skin, ...
     backdrop:                        # also used by the offline studio retouch (no generative model)
@@ -23,6 +25,22 @@ A preset holds everything that decides the *look* of a headshot and nothing abou
     default_seed: null               # optional: a fixed seed for uniform team pages
 
 ``load_style("corporate")`` reads a bundled preset; ``load_style("path/to/mine.yaml")`` a custom one.
+
+**One preset, every family.** The base family decides how a preset becomes the pipeline's text
+(:meth:`Style.render_prompt`, :meth:`Style.negative_for`):
+
+=============  ===========================================  ==================  ==========================
+family         prompt                                       negative prompt     steps / guidance
+=============  ===========================================  ==================  ==========================
+``sd15/sdxl``  ``prompt`` (CLIP: ≤ 77 tokens, tag style)    ``negative_prompt``  the preset's (CFG scale)
+``flux``       ``prompt_long`` (T5: up to 256/512 tokens,   none (FLUX has no    the base's: schnell 4 / 0,
+               sentences; ``prompt`` when absent)           negative prompt)     dev 28 / 3.5 (distilled)
+=============  ===========================================  ==================  ==========================
+
+FLUX.1 is guidance-*distilled*: its ``guidance_scale`` is an input embedding, not classifier-free guidance, so a
+preset's CFG scale (tuned for SD) would be wrong there; the sampler defaults come from the base
+(:func:`headshot_lab.models.sampling_defaults`). Since FLUX cannot be told what to avoid, ``prompt_long`` says the
+negatives positively ("realistic unretouched skin with natural texture" for "plastic skin").
 """
 
 from __future__ import annotations
@@ -49,6 +67,11 @@ REQUIRED_NEGATIVES = (
 )
 
 _PROMPT_FIELDS = ("subject", "attire", "backdrop", "lighting")
+#: Base families whose text encoder is T5 (long natural-language prompts) and that take no negative prompt.
+LONG_PROMPT_FAMILIES = frozenset({"flux"})
+NO_NEGATIVE_FAMILIES = frozenset({"flux"})
+#: T5 tokens a FLUX.1-schnell prompt may use (``max_sequence_length`` 256; dev: 512).
+T5_MAX_TOKENS = 256
 
 #: CLIP reads at most 77 tokens (start and end included); words past that are silently dropped.
 CLIP_MAX_TOKENS = 77
@@ -124,14 +147,22 @@ class Style:
     detail_strength: float = 0.4
     source: str = ""
     sha256: str = ""
+    #: natural-language prompt for T5-encoder families (:data:`LONG_PROMPT_FAMILIES`); ``None``: ``prompt`` is used.
+    prompt_long: str | None = None
 
-    def render_prompt(self, subject: str) -> str:
-        """The prompt with ``{subject}``, ``{attire}``, ``{backdrop}`` and ``{lighting}`` filled in."""
+    def render_prompt(self, subject: str, family: str | None = None) -> str:
+        """The prompt for ``family`` with ``{subject}``, ``{attire}``, ``{backdrop}`` and ``{lighting}`` filled in:
+        ``prompt_long`` for a T5-encoder family (FLUX) when the preset has one, else ``prompt``."""
+        template = self.prompt_long if family in LONG_PROMPT_FAMILIES and self.prompt_long else self.prompt
         return " ".join(
-            self.prompt.format(
+            template.format(
                 subject=subject, attire=self.attire, backdrop=self.backdrop.description, lighting=self.lighting
             ).split()
         )
+
+    def negative_for(self, family: str | None = None) -> str | None:
+        """The negative prompt for ``family``: ``None`` where the family has none (:data:`NO_NEGATIVE_FAMILIES`)."""
+        return None if family in NO_NEGATIVE_FAMILIES else self.negative_prompt
 
     def size_for(self, base: int, multiple: int = 8) -> tuple[int, int]:
         """``(width, height)`` with about ``base²`` pixels in this style's aspect ratio, rounded to ``multiple``.
@@ -185,16 +216,10 @@ def style_from_dict(data: dict[str, Any], *, source: str = "<dict>", sha256: str
             f"{source}: a style file must be a YAML mapping.", fix="See headshot_lab/styles/corporate.yaml."
         )
     name = _text(data, "name", source)
-    prompt = _text(data, "prompt", source)
-    if "{subject}" not in prompt:
-        raise StyleError(f"{source}: the prompt must contain {{subject}} (where the person goes).")
-    try:
-        prompt.format(**dict.fromkeys(_PROMPT_FIELDS, ""))
-    except (KeyError, IndexError, ValueError) as exc:
-        raise StyleError(
-            f"{source}: the prompt has an unknown placeholder ({exc}); allowed: "
-            + ", ".join("{" + f + "}" for f in _PROMPT_FIELDS)
-        ) from None
+    prompt = _check_template(_text(data, "prompt", source), "prompt", source)
+    prompt_long = None
+    if data.get("prompt_long") is not None:
+        prompt_long = _check_template(_text(data, "prompt_long", source), "prompt_long", source)
     backdrop_data = data.get("backdrop")
     if not isinstance(backdrop_data, dict):
         raise StyleError(f"{source}: 'backdrop' must be a mapping with description and color.")
@@ -241,7 +266,22 @@ def style_from_dict(data: dict[str, Any], *, source: str = "<dict>", sha256: str
         detail_strength=float(detail_strength),
         source=source,
         sha256=sha256,
+        prompt_long=prompt_long,
     )
+
+
+def _check_template(prompt: str, key: str, source: str) -> str:
+    """``prompt`` if it holds ``{subject}`` and no placeholder outside :data:`_PROMPT_FIELDS`."""
+    if "{subject}" not in prompt:
+        raise StyleError(f"{source}: the {key} must contain {{subject}} (where the person goes).")
+    try:
+        prompt.format(**dict.fromkeys(_PROMPT_FIELDS, ""))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise StyleError(
+            f"{source}: the {key} has an unknown placeholder ({exc}); allowed: "
+            + ", ".join("{" + f + "}" for f in _PROMPT_FIELDS)
+        ) from None
+    return prompt
 
 
 def list_styles() -> list[str]:

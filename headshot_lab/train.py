@@ -1,4 +1,4 @@
-"""Identity learning: DreamBooth with LoRA for SD1.5-class and SDXL-class base models.
+"""Identity learning: DreamBooth with LoRA for SD1.5-class, SDXL-class and FLUX.1-class base models.
 
 DreamBooth (Ruiz et al., 2023) teaches a diffusion model a person by fine-tuning on their photos
 captioned with a *rare token* (``"a photo of sks person"``); LoRA (Hu et al., 2022) trains only
@@ -14,6 +14,12 @@ base model itself, which keeps the model from forgetting what other people look 
 
 (``ε`` is replaced by the velocity ``v = α_t·ε − σ_t·z_0`` for v-prediction models; with
 ``snr_gamma`` each sample is weighted by ``min(SNR_t, γ)/SNR_t``, Min-SNR, Hang et al. 2023).
+
+FLUX.1 bases train the transformer with the rectified-flow loss of diffusers' FLUX DreamBooth-LoRA recipe
+(:mod:`headshot_lab.train_flux`: ``‖v_θ(x_σ) − (ε − x₀)‖²`` with ``x_σ = (1 − σ)x₀ + σε``, the recipe's timestep
+density and loss weighting, the guidance input of guidance-distilled bases); everything else here (photos, class
+images, prior preservation, resumable checkpoints, the card) is shared; the kohya-ss file of a FLUX LoRA uses
+kohya's FLUX layout (see :func:`write_kohya_lora`).
 
 Defaults follow the face-DreamBooth literature and the diffusers examples: 1000 steps with prior
 preservation (800–1200 is the usual range), rank 16 (4–32), learning rate 1e-4 for the UNet LoRA
@@ -57,6 +63,7 @@ import numpy as np
 from headshot_lab.errors import HeadshotLabError
 from headshot_lab.io import IMAGE_SUFFIXES, as_rgb_array, load_rgb
 from headshot_lab.records import config_defaults, config_record, jsonable, record_changes
+from headshot_lab.train_flux import FLUX_LORA_TARGETS, WEIGHTING_SCHEMES
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +72,7 @@ LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 #: ``lora_up`` and ``alpha``) that AUTOMATIC1111, ComfyUI, SD.Next, Forge and InvokeAI read.
 KOHYA_WEIGHT_NAME = "identity_lora_kohya.safetensors"
 #: ``ss_base_model_version`` (kohya-ss metadata) per family.
-KOHYA_BASE_VERSION = {"sd15": "sd_v1", "sdxl": "sdxl_base_v1-0"}
+KOHYA_BASE_VERSION = {"sd15": "sd_v1", "sdxl": "sdxl_base_v1-0", "flux": "flux1"}
 CARD_NAME = "lora_card.json"
 CARD_METADATA_KEY = "headshot_lab_card"
 CARD_FORMAT = "headshot-lab-lora/1"
@@ -102,6 +109,11 @@ class TrainConfig:
         max_grad_norm: gradient clipping; ``snr_gamma``: Min-SNR weighting (``None`` = off).
         seed: all randomness (data order, flips, noise, timesteps) derives from it.
         checkpoint_every, checkpoints_to_keep: resumable state every N steps, newest K kept.
+        weighting_scheme, logit_mean, logit_std, mode_scale: FLUX only — the timestep density / loss weighting of
+            diffusers' recipe (``none``: uniform ``σ``, no weighting; ``logit_normal``: ``σ = sigmoid(N(m, s))``).
+        guidance_scale: FLUX only — the guidance input of a guidance-distilled transformer (FLUX.1-dev) while
+            training (the recipe's 3.5); unused for schnell.
+        max_sequence_length: FLUX only — T5 tokens of the training prompts (``None``: the base's, 256 schnell, 512 dev).
     """
 
     steps: int = 1000
@@ -135,6 +147,12 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 250
     checkpoints_to_keep: int = 2
+    weighting_scheme: str = "none"
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    mode_scale: float = 1.29
+    guidance_scale: float = 3.5
+    max_sequence_length: int | None = None
 
     @property
     def lora_alpha(self) -> int:
@@ -166,6 +184,12 @@ class TrainConfig:
             (self.mixed_precision in MIXED_PRECISIONS, f"mixed_precision must be one of {MIXED_PRECISIONS}"),
             (not self.prior_preservation or self.num_class_images >= 1, "num_class_images must be at least 1"),
             (self.checkpoint_every >= 1 and self.checkpoints_to_keep >= 1, "checkpoint settings must be ≥ 1"),
+            (self.weighting_scheme in WEIGHTING_SCHEMES, f"weighting_scheme must be one of {WEIGHTING_SCHEMES}"),
+            (self.guidance_scale >= 0, "guidance_scale must be ≥ 0"),
+            (
+                self.max_sequence_length is None or 1 <= self.max_sequence_length <= 512,
+                "max_sequence_length: 1–512 T5 tokens",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -493,12 +517,27 @@ def write_kohya_lora(
     path: Path, modules: Mapping[str, Any], *, alpha: float, family: str, card: Mapping[str, Any]
 ) -> Path:
     """Write :func:`kohya_state_dict` to ``path`` atomically, with kohya-ss metadata (``ss_network_module``,
-    ``ss_network_dim``, ``ss_network_alpha``, ``ss_base_model_version``) and the headshot-lab card."""
+    ``ss_network_dim``, ``ss_network_alpha``, ``ss_base_model_version``) and the headshot-lab card.
+
+    FLUX (``modules = {"transformer": …, "text_encoder": …}``): the transformer in kohya's FLUX layout with the BFL
+    module names (:func:`headshot_lab.train_flux.flux_kohya_state_dict`: fused ``qkv`` / ``linear1`` projections as
+    one exact block-diagonal LoRA), the CLIP LoRA as ``lora_te1_*``. diffusers' reader of that layout
+    (``_convert_kohya_flux_lora_to_diffusers``) has FLUX.1's full-size widths hard-coded (3072 per projection, 19 + 38
+    blocks), so it reads back the files of real FLUX.1 bases (checked on the published shapes in
+    ``tests/test_contracts_flux.py``) but not those of the tiny test model.
+    """
     from safetensors.torch import save
 
     from headshot_lab.atomic import write_bytes_atomic
 
-    tensors = kohya_state_dict(modules, alpha=alpha)
+    if family == "flux":
+        from headshot_lab.train_flux import flux_kohya_state_dict
+
+        text = {k: v for k, v in modules.items() if k != "transformer"}
+        tensors = flux_kohya_state_dict(modules["transformer"], alpha=alpha)
+        tensors.update(kohya_state_dict(text, alpha=alpha) if text else {})
+    else:
+        tensors = kohya_state_dict(modules, alpha=alpha)
     rank = next((int(v.shape[0]) for k, v in tensors.items() if k.endswith("lora_down.weight")), 0)
     metadata = {
         "format": "pt",
@@ -675,15 +714,18 @@ def free_accelerator_memory() -> None:
 
 
 def base_geometry(base: Any) -> tuple[int, int]:
-    """``(native resolution, VAE factor)`` of a base from its UNet and VAE configs, without loading weights:
-    ``VAE factor = 2^(len(vae.block_out_channels) − 1)``, ``native = unet.sample_size · VAE factor``."""
+    """``(native resolution, size multiple)`` of a base from its UNet and VAE configs, without loading weights:
+    ``VAE factor f = 2^(len(vae.block_out_channels) − 1)``, ``native = unet.sample_size · f`` and multiple ``f``; for
+    FLUX (no UNet) ``native = vae.sample_size`` and multiple ``2f`` (latents are packed in 2×2 patches)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from headshot_lab.models import _from_pretrained
 
-    unet = _from_pretrained(UNet2DConditionModel.load_config, base, subfolder="unet")
     vae = _from_pretrained(AutoencoderKL.load_config, base, subfolder="vae")
     factor = 2 ** (len(vae["block_out_channels"]) - 1)
+    if getattr(base, "family", None) == "flux":  # no UNet: the VAE's sample size; 2×2 latent patches are packed
+        return int(vae["sample_size"]), 2 * factor
+    unet = _from_pretrained(UNet2DConditionModel.load_config, base, subfolder="unet")
     return int(unet["sample_size"]) * factor, factor
 
 
@@ -844,6 +886,54 @@ def fingerprint_mismatch(saved: Any, current: Mapping[str, Any], config: TrainCo
     ]
 
 
+def _flux_effective(config: TrainConfig, flux: bool, max_sequence_length: int | None) -> dict[str, Any]:
+    """The FLUX-only settings as applied: the resolved T5 length for FLUX, ``None`` for every FLUX-only setting on
+    SD1.5/SDXL (they did not apply)."""
+    if flux:
+        return {"max_sequence_length": max_sequence_length}
+    names = ("weighting_scheme", "logit_mean", "logit_std", "mode_scale", "guidance_scale", "max_sequence_length")
+    return dict.fromkeys(names)
+
+
+def _unet_loss(
+    unet: Any,
+    latents: Any,
+    noise: Any,
+    g: Any,
+    hidden: Any,
+    added: dict[str, Any] | None,
+    time_rows: Any,
+    noise_scheduler: Any,
+    config: TrainConfig,
+    accelerator: Any,
+    dev: Any,
+    weight_dtype: Any,
+) -> Any:
+    """The per-sample DDPM loss ``(N,)`` of one SD1.5/SDXL batch: ``t ~ U{0..T−1}`` from ``g``, ``z_t`` by the noise
+    scheduler, target ``ε`` (or the velocity for v-prediction), optional Min-SNR weighting (module docstring)."""
+    import torch
+    import torch.nn.functional as F
+    from diffusers.training_utils import compute_snr
+
+    timesteps = torch.randint(noise_scheduler.config.num_train_timesteps, (len(latents),), generator=g)
+    latents, noise, timesteps = latents.to(dev), noise.to(dev), timesteps.to(dev)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps).to(weight_dtype)
+    prediction_type = noise_scheduler.config.prediction_type
+    if added is not None:  # SDXL: each sample's own original size and crop origin
+        added = {**added, "time_ids": time_rows.to(dev, dtype=added["time_ids"].dtype)}
+    with accelerator.autocast():
+        pred = unet(noisy, timesteps, hidden, added_cond_kwargs=added).sample
+    target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
+    per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    if config.snr_gamma is not None:
+        snr = compute_snr(noise_scheduler, timesteps)
+        weight = torch.clamp(snr, max=config.snr_gamma) / snr
+        if prediction_type == "v_prediction":
+            weight = torch.clamp(snr, max=config.snr_gamma) / (snr + 1)
+        per_sample = per_sample * weight
+    return per_sample
+
+
 def train_identity_lora(
     photos: PhotoInput | Sequence[PhotoInput],
     base: str | None = None,
@@ -881,10 +971,9 @@ def train_identity_lora(
         HeadshotLabError: bad settings, no photos, out of GPU memory, or a checkpoint that does not match.
     """
     import torch
-    import torch.nn.functional as F
     from accelerate import Accelerator
     from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import cast_training_params, compute_snr
+    from diffusers.training_utils import cast_training_params
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import save
@@ -910,6 +999,9 @@ def train_identity_lora(
     mixed = _mixed_precision(config.mixed_precision, chosen.type, chosen if chosen.type == "cuda" else None)
     if mixed == "fp16" and chosen.type == "cpu":
         notes.append("fp16 mixed precision is not supported on CPU; trained in bf16.")
+        mixed = "bf16"
+    elif mixed == "fp16" and located.family == "flux":  # FLUX's activations overflow fp16 (diffusers runs it in bf16)
+        notes.append("FLUX overflows in fp16; trained in bf16.")
         mixed = "bf16"
     bind_cuda_device(chosen)
     accelerator = Accelerator(mixed_precision=mixed, cpu=chosen.type == "cpu")
@@ -969,20 +1061,26 @@ def train_identity_lora(
         )
 
     # -- 2. models: freeze, add LoRA, precision -----------------------------------------------------
-    parts = load_training_components(located)
-    unet, vae = parts["unet"], parts["vae"]
-    text_encoders = [parts["text_encoder"]] + ([parts["text_encoder_2"]] if located.family == "sdxl" else [])
-    for module in (unet, vae, *text_encoders):
+    flux = located.family == "flux"
+    big = {"dtype": weight_dtype} if flux and dev.type == "cuda" else {}  # FLUX: load the 12B transformer in bf16
+    parts = load_training_components(located, **big)
+    # ``unet`` is the denoiser: the UNet, or the FLUX transformer (its checkpoint/export prefix is ``denoiser_key``)
+    denoiser_key = "transformer" if flux else "unet"
+    unet, vae = parts[denoiser_key], parts["vae"]
+    frozen_encoders = [parts["text_encoder"]] + ([parts["text_encoder_2"]] if located.family != "sd15" else [])
+    # the encoders that may get a LoRA: all for SD; FLUX's CLIP only (the recipe never tunes the 4.7B T5)
+    text_encoders = frozen_encoders[:1] if flux else frozen_encoders
+    for module in (unet, vae, *frozen_encoders):
         module.requires_grad_(False)
     unet.to(dev, dtype=weight_dtype)
     vae.to(dev, dtype=torch.float32)  # the SDXL VAE overflows in fp16
-    for encoder in text_encoders:
+    for encoder in frozen_encoders:
         encoder.to(dev, dtype=weight_dtype)
     unet_lora = LoraConfig(
         r=config.rank,
         lora_alpha=config.lora_alpha,
         init_lora_weights="gaussian",
-        target_modules=list(UNET_LORA_TARGETS),
+        target_modules=list(FLUX_LORA_TARGETS if flux else UNET_LORA_TARGETS),
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -1022,12 +1120,26 @@ def train_identity_lora(
         class_pixels = [p.pixels for p in prepare_photos(class_files, resolution, detect=False, min_side=0)]
         class_mean, class_std = _encode_latents(vae, class_pixels, dev)
     vae.to("cpu")
-    text = _TextEncoding(parts, located.family, resolution)
+    text: Any = _TextEncoding(parts, located.family, resolution)
+    max_sequence_length = None
+    if flux:
+        from headshot_lab.models import sampling_defaults
+        from headshot_lab.train_flux import FluxTextEncoding
+
+        base_defaults = sampling_defaults("flux", unet.config)
+        assert base_defaults is not None
+        max_sequence_length = config.max_sequence_length or base_defaults.max_sequence_length
+        text = FluxTextEncoding(parts, max_sequence_length)
+        if config.snr_gamma is not None:
+            notes.append("snr_gamma (Min-SNR) applies to DDPM training; FLUX uses weighting_scheme instead.")
     cached: dict[str, Any] = {}
     if not config.train_text_encoder:
         with torch.no_grad():
             hidden, added = text.encode([*captions, class_prompt], dev)
         cached = {"hidden": hidden.to(weight_dtype), "added": added}
+        if flux:  # the embeddings are cached: the encoders (T5 is 4.7B parameters) leave the GPU
+            for encoder in frozen_encoders:
+                encoder.to("cpu")
 
     # -- 4. optimizer, scheduler, accelerate --------------------------------------------------------
     groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": config.learning_rate}]
@@ -1045,7 +1157,6 @@ def train_identity_lora(
     )
     unet, optimizer, scheduler = accelerator.prepare(unet, optimizer, scheduler)
     noise_scheduler = parts["noise_scheduler"]
-    prediction_type = noise_scheduler.config.prediction_type
 
     # -- 5. resume -----------------------------------------------------------------------------------
     fingerprint = training_fingerprint(
@@ -1071,7 +1182,7 @@ def train_identity_lora(
                 "(--no-resume).",
                 code="checkpoint_mismatch",
             )
-        modules = {"unet": accelerator.unwrap_model(unet)}
+        modules = {denoiser_key: accelerator.unwrap_model(unet)}
         modules.update(
             {f"text_encoder_{i}": enc for i, enc in enumerate(text_encoders)} if config.train_text_encoder else {}
         )
@@ -1091,7 +1202,9 @@ def train_identity_lora(
         tmp = checkpoints / f".tmp-step-{step:06d}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        tensors = {f"unet.{k}": v for k, v in get_peft_model_state_dict(accelerator.unwrap_model(unet)).items()}
+        tensors = {
+            f"{denoiser_key}.{k}": v for k, v in get_peft_model_state_dict(accelerator.unwrap_model(unet)).items()
+        }
         if config.train_text_encoder:
             for i, encoder in enumerate(text_encoders):
                 tensors.update(
@@ -1149,9 +1262,6 @@ def train_identity_lora(
                     time_rows = torch.cat([time_rows, class_time_ids.repeat(bs, 1)])
                 latents = (mean + std * torch.randn(mean.shape, generator=g) - shift) * scaling
                 noise = torch.randn(latents.shape, generator=g)
-                timesteps = torch.randint(noise_scheduler.config.num_train_timesteps, (len(latents),), generator=g)
-                latents, noise, timesteps = latents.to(dev), noise.to(dev), timesteps.to(dev)
-                noisy = noise_scheduler.add_noise(latents, noise, timesteps).to(weight_dtype)
 
                 if cached:
                     rows = prompt_rows.to(dev)
@@ -1161,20 +1271,26 @@ def train_identity_lora(
                     texts = [[*captions, class_prompt][int(i)] for i in prompt_rows]
                     with accelerator.autocast():
                         hidden, added = text.encode(texts, dev)
-                if added is not None:  # SDXL: each sample's own original size and crop origin
-                    added = {**added, "time_ids": time_rows.to(dev, dtype=added["time_ids"].dtype)}
-                with accelerator.autocast():
-                    pred = unet(noisy, timesteps, hidden, added_cond_kwargs=added).sample
-                target = (
-                    noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
-                )
-                per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-                if config.snr_gamma is not None:
-                    snr = compute_snr(noise_scheduler, timesteps)
-                    weight = torch.clamp(snr, max=config.snr_gamma) / snr
-                    if prediction_type == "v_prediction":
-                        weight = torch.clamp(snr, max=config.snr_gamma) / (snr + 1)
-                    per_sample = per_sample * weight
+                if flux:
+                    from headshot_lab.train_flux import flux_loss
+
+                    assert added is not None
+                    per_sample = flux_loss(
+                        unet,
+                        latents.to(dev),
+                        noise.to(dev),
+                        g,
+                        hidden,
+                        added,
+                        noise_scheduler=noise_scheduler,
+                        config=config,
+                        autocast=accelerator.autocast,
+                    )
+                else:
+                    per_sample = _unet_loss(
+                        unet, latents, noise, g, hidden, added, time_rows, noise_scheduler, config, accelerator, dev,
+                        weight_dtype,
+                    )  # fmt: skip
                 if n_class:
                     loss = per_sample[:bs].mean() + config.prior_loss_weight * per_sample[bs:].mean()
                 else:
@@ -1208,7 +1324,11 @@ def train_identity_lora(
         "unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(unet_model)),
         "unet_lora_adapter_metadata": unet_model.peft_config["default"].to_dict(),
     }
-    if config.train_text_encoder:
+    if flux:
+        from headshot_lab.train_flux import lora_layers
+
+        save_kwargs = lora_layers(unet_model, text_encoders[0] if config.train_text_encoder else None)
+    elif config.train_text_encoder:
         for i, encoder in enumerate(text_encoders):
             key = "text_encoder" if i == 0 else "text_encoder_2"
             save_kwargs[f"{key}_lora_layers"] = convert_state_dict_to_diffusers(
@@ -1228,6 +1348,7 @@ def train_identity_lora(
         "num_class_images": config.num_class_images if config.prior_preservation else 0,
         "prior_loss_weight": config.prior_loss_weight if config.prior_preservation else None,
         "mixed_precision": mixed,
+        **_flux_effective(config, flux, max_sequence_length),
     }
     run = {
         "format": CARD_FORMAT,
@@ -1252,17 +1373,19 @@ def train_identity_lora(
     _embed_card(staging / LORA_WEIGHT_NAME, card, weights)
     shutil.rmtree(staging, ignore_errors=True)
     card_path = out / CARD_NAME
-    kohya_modules = {"unet": unet_model}
+    kohya_modules = {denoiser_key: unet_model}
     if config.train_text_encoder:
         kohya_modules.update({f"text_encoder{'' if i == 0 else '_2'}": enc for i, enc in enumerate(text_encoders)})
-    kohya = out / KOHYA_WEIGHT_NAME
-    write_kohya_lora(kohya, kohya_modules, alpha=config.lora_alpha, family=located.family, card=card)
+    kohya: Path | None = None
+    if located.family in KOHYA_BASE_VERSION:
+        kohya = out / KOHYA_WEIGHT_NAME
+        write_kohya_lora(kohya, kohya_modules, alpha=config.lora_alpha, family=located.family, card=card)
     card_with_hash = {
         **card,
         "lora_file": LORA_WEIGHT_NAME,
         "lora_sha256": file_sha256(weights),
-        "kohya_file": KOHYA_WEIGHT_NAME,
-        "kohya_sha256": file_sha256(kohya),
+        "kohya_file": KOHYA_WEIGHT_NAME if kohya else None,
+        "kohya_sha256": file_sha256(kohya) if kohya else None,
     }
     write_json_atomic(card_path, card_with_hash)
     if accelerator.device.type == "cuda":

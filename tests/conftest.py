@@ -68,6 +68,15 @@ def tiny_bases(tmp_path_factory) -> dict[str, Path]:
     return {arch: tiny_pipeline(arch, root / arch) for arch in ("sd15", "sdxl")}
 
 
+@pytest.fixture(scope="session")
+def tiny_flux_bases(tmp_path_factory) -> dict[str, Path]:
+    """``{"flux": folder, "flux-dev": folder}``: tiny random FLUX.1-class bases (schnell-like, dev-like), built once."""
+    from headshot_lab.testing import tiny_pipeline
+
+    root = tmp_path_factory.mktemp("tiny-flux-bases")
+    return {arch: tiny_pipeline(arch, root / arch) for arch in ("flux", "flux-dev")}
+
+
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
     """``(url, backend)`` of the Gradio app launched in-process on 127.0.0.1 (a free port), data in a temp dir.

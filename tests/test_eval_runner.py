@@ -285,11 +285,13 @@ def test_pipeline_generator_without_a_base_model_stops_with_one_clear_error(tmp_
     assert "HEADSHOT_LAB_BASE_MODEL" in info.value.message + info.value.fix
 
 
-def test_pipeline_generator_wiring_with_a_tiny_random_base(tmp_path, load_real):
-    """The diffusers generator runs inside the audit; its 64-px noise images have no face: counted, not fatal."""
+@pytest.mark.parametrize("arch", ["sd15", "flux"])
+def test_pipeline_generator_wiring_with_a_tiny_random_base(tmp_path, load_real, arch):
+    """The diffusers generator runs inside the audit (an SD1.5 or a FLUX.1 base); its 64-px noise images have no
+    face: counted, not fatal."""
     from headshot_lab.testing.tiny import tiny_pipeline
 
-    base = tiny_pipeline("sd15", tmp_path / "tiny-sd15")
+    base = tiny_pipeline(arch, tmp_path / f"tiny-{arch}")
     config = EvalConfig(
         name="tiny-pipeline",
         dataset=f"imagefolder:{_single_photo_folder(tmp_path, load_real)}",

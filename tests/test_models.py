@@ -74,16 +74,59 @@ def test_hub_id_shape():
         ({"_class_name": "StableDiffusionPipeline", "unet": [], "text_encoder": []}, "sd15"),
         ({"_class_name": "StableDiffusionXLPipeline", "text_encoder_2": []}, "sdxl"),
         ({"_class_name": "StableDiffusionXLImg2ImgPipeline"}, "sdxl"),
+        ({"_class_name": "FluxPipeline", "transformer": ["diffusers", "FluxTransformer2DModel"]}, "flux"),
+        ({"_class_name": "FluxControlNetPipeline", "text_encoder_2": ["transformers", "T5EncoderModel"]}, "flux"),
+        ({"_class_name": "DiffusionPipeline", "transformer": ["diffusers", "FluxTransformer2DModel"]}, "flux"),
     ],
 )
 def test_family_from_model_index(index, family):
     assert family_of(index) == family
 
 
-def test_other_families_are_refused_clearly():
+@pytest.mark.parametrize(
+    "index",
+    [
+        {"_class_name": "StableDiffusion3Pipeline", "transformer": [], "text_encoder_2": []},
+        {"_class_name": "PixArtSigmaPipeline", "transformer": []},
+    ],
+)
+def test_other_families_are_refused_clearly(index):
     with pytest.raises(HeadshotLabError) as info:
-        family_of({"_class_name": "FluxPipeline", "transformer": []})
+        family_of(index)
     assert info.value.code == "unsupported_model_family"
+    assert "FLUX.1-schnell" in info.value.fix
+
+
+def test_flux_defaults_licence_and_precision():
+    import torch
+
+    from headshot_lab.models import (
+        EXAMPLE_BASES,
+        FLUX_BASES,
+        NATIVE_RESOLUTION,
+        licence_note,
+        pipeline_class,
+        sampling_defaults,
+        weights_variant,
+    )
+
+    assert EXAMPLE_BASES["flux"] == FLUX_BASES["schnell"][0] and FLUX_BASES["schnell"][1] == "Apache-2.0"
+    assert "Non-Commercial" in FLUX_BASES["dev"][1]
+    assert "non-commercial" in (licence_note("black-forest-labs/FLUX.1-dev") or "")
+    assert licence_note("black-forest-labs/FLUX.1-schnell") is None
+    assert NATIVE_RESOLUTION["flux"] == 1024
+    schnell, dev = (
+        sampling_defaults("flux", {"guidance_embeds": False}),
+        sampling_defaults("flux", {"guidance_embeds": True}),
+    )
+    assert (schnell.steps, schnell.guidance_scale, schnell.max_sequence_length) == (4, 0.0, 256)
+    assert (dev.steps, dev.guidance_scale, dev.max_sequence_length) == (28, 3.5, 512)
+    assert sampling_defaults("sdxl") is None  # the style preset decides
+    assert pipeline_class("flux").__name__ == "FluxPipeline"
+    assert pipeline_class("flux", controlnet=True).__name__ == "FluxControlNetPipeline"
+    # FLUX.1 repos publish bf16 files and no fp16 variant: half precision loads the main files
+    assert weights_variant(torch.bfloat16, family="flux") is None
+    assert weights_variant(torch.float16, family="sdxl") == "fp16"
 
 
 def test_local_folder_is_located(tmp_path):

@@ -339,14 +339,21 @@ def test_command_line_choices_match_the_library_lists():
     assert tuple(_choices(gen_parser, "generate", "--attention")[0]) == ATTENTION_MODES
     assert tuple(_choices(gen_parser, "generate", "--cpu-offload")[0]) == OFFLOAD_MODES
     assert tuple(_choices(gen_parser, "generate", "--control-kind")[0]) == CONTROL_KINDS
-    assert tuple(_choices(gen_parser, "tiny-model", "--arch")[0]) == FAMILIES
+    from headshot_lab.testing.tiny import ARCHES
+
+    assert tuple(_choices(gen_parser, "tiny-model", "--arch")[0]) == ARCHES
+    assert set(FAMILIES) <= set(ARCHES)  # every family has a tiny model (FLUX two: schnell- and dev-like)
+    from headshot_lab.train_flux import WEIGHTING_SCHEMES
+
+    assert tuple(_choices(gen_parser, "train", "--weighting-scheme")[0]) == WEIGHTING_SCHEMES
     studio_formats = _choices(studio_parser, "retouch", "--format")[0]
     assert {format_name(f) for f in studio_formats} == set(FORMAT_CHOICES)  # "jpg" there is the alias
     defaults = TrainConfig()
     for option, field in [("--steps", "steps"), ("--rank", "rank"), ("--lr", "learning_rate"), ("--seed", "seed"),
                           ("--token", "token"), ("--class-noun", "class_noun"),
                           ("--num-class-images", "num_class_images"), ("--checkpoint-every", "checkpoint_every"),
-                          ("--mixed-precision", "mixed_precision"), ("--resolution", "resolution")]:  # fmt: skip
+                          ("--mixed-precision", "mixed_precision"), ("--resolution", "resolution"),
+                          ("--weighting-scheme", "weighting_scheme"), ("--flux-guidance", "guidance_scale")]:  # fmt: skip
         assert _choices(gen_parser, "train", option)[1] == getattr(defaults, field), option
 
 

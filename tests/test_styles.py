@@ -117,6 +117,8 @@ def test_custom_preset_by_path(tmp_path):
         ({"backdrop": {"description": "x", "color": [1, 2]}}, "color"),
         ({"prompt": "a headshot with no person"}, "{subject}"),
         ({"prompt": "photo of {subject} in {place}"}, "placeholder"),
+        ({"prompt_long": "A photograph of nobody."}, "prompt_long must contain {subject}"),
+        ({"prompt_long": "A photograph of {subject} in {place}."}, "prompt_long has an unknown placeholder"),
         ({"negative_prompt": ""}, "negative_prompt"),
         ({"crop": {"aspect": [4, 0]}}, "aspect"),
         ({"steps": 0}, "steps"),
@@ -140,3 +142,27 @@ def test_unknown_style_lists_the_choices():
         load_style("disco")
     assert info.value.code == "unknown_style"
     assert "corporate" in info.value.fix
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_one_preset_serves_every_family(name):
+    """SD1.5/SDXL get the CLIP tag prompt and the negative prompt; FLUX the natural-language T5 prompt and none."""
+    from headshot_lab.styles import T5_MAX_TOKENS
+
+    style = load_style(name)
+    clip = style.render_prompt("sks person")
+    assert style.render_prompt("sks person", "sd15") == style.render_prompt("sks person", "sdxl") == clip
+    long = style.render_prompt("sks person", "flux")
+    assert long != clip and "sks person" in long and "{" not in long
+    assert len(long.split()) > len(clip.split()) > 0
+    assert clip_token_estimate(long) <= T5_MAX_TOKENS // 2  # well inside schnell's 256 T5 tokens
+    assert style.negative_for("sd15") == style.negative_for("sdxl") == style.negative_prompt
+    assert style.negative_for("flux") is None
+    # FLUX cannot be told what to avoid: the long prompt says the negatives' intent positively
+    assert "skin" in long and "texture" in long
+
+
+def test_a_preset_without_a_long_prompt_uses_its_prompt_on_flux(tmp_path):
+    style = load_style(_write(tmp_path, {k: v for k, v in _valid().items() if k != "prompt_long"}))
+    assert style.prompt_long is None
+    assert style.render_prompt("sks person", "flux") == style.render_prompt("sks person")

@@ -115,3 +115,47 @@ def test_generation_modules_import_without_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_t5_tokenizer_makes_each_prompt_word_one_piece(tmp_path):
+    from headshot_lab.styles import list_styles, load_style
+    from headshot_lab.testing.tiny import load_t5_tokenizer, write_t5_tokenizer
+
+    tokenizer = load_t5_tokenizer(write_t5_tokenizer(tmp_path / "t5"))
+    assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2)
+    ids = tokenizer("a photo of sks person").input_ids
+    assert tokenizer.convert_ids_to_tokens(ids) == ["▁a", "▁photo", "▁of", "▁sks", "▁person", "</s>"]
+    assert tokenizer.unk_token_id not in tokenizer("Zebra, 42% (odd)!").input_ids  # unknown words split, never <unk>
+    for name in list_styles():
+        text = load_style(name).render_prompt("sks person", family="flux")
+        pieces = tokenizer.convert_ids_to_tokens(tokenizer(text).input_ids)
+        words = [p for p in pieces if p.startswith("▁")]
+        assert len(words) == len(text.split())  # one piece per word (punctuation apart)
+    padded = tokenizer("sks", padding="max_length", max_length=256).input_ids
+    assert len(padded) == 256 and padded[-1] == tokenizer.pad_token_id
+
+
+@pytest.mark.parametrize("arch", ["flux", "flux-dev"])
+def test_tiny_flux_loads_with_the_stock_pipeline_and_draws(tmp_path, arch):
+    import torch
+    from diffusers import FluxPipeline
+
+    folder = tiny_pipeline(arch, tmp_path / arch)
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == "FluxPipeline" and index["transformer"][1] == "FluxTransformer2DModel"
+    assert index["tokenizer_2"][1].startswith("T5Tokenizer")
+    pipe = FluxPipeline.from_pretrained(str(folder))
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.transformer.config.guidance_embeds is (arch == "flux-dev")
+    assert pipe.transformer.config.in_channels == 4 * pipe.vae.config.latent_channels
+
+    def draw(seed: int) -> np.ndarray:
+        return pipe(
+            "a photo of sks person", num_inference_steps=2, height=64, width=48, guidance_scale=3.5,
+            max_sequence_length=64, generator=torch.Generator().manual_seed(seed), output_type="np",
+        ).images[0]  # fmt: skip
+
+    image = draw(0)
+    assert image.shape == (64, 48, 3) and np.isfinite(image).all() and image.std() > 0
+    np.testing.assert_array_equal(draw(0), image)
+    assert not np.array_equal(draw(1), image)

@@ -9,7 +9,7 @@ JSON contracts (stable, printed on stdout):
 * ``faceid PHOTO... --out FILE.npy`` → ``{"embedding", "photos", "encoder", "skipped", "seconds"}``
 * ``generate --style NAME -n N --out DIR [--engine lora|faceid|faceid-plus|instantid] [--face-embedding FILE.npy]
   [--selfie PHOTO]`` → ``{"images": [...], "manifest", "seconds"}``
-* ``tiny-model OUT --arch sd15|sdxl`` → ``{"path", "arch"}``
+* ``tiny-model OUT --arch sd15|sdxl|flux|flux-dev`` → ``{"path", "arch"}``
 
 ``--base`` defaults to ``HEADSHOT_LAB_BASE_MODEL``; without either the command exits 1 with a message
 saying what to set.
@@ -21,6 +21,8 @@ import argparse
 
 from headshot_lab import workflow
 from headshot_lab.cli import print_json
+from headshot_lab.testing.tiny import ARCHES
+from headshot_lab.train_flux import WEIGHTING_SCHEMES
 from headshot_lab.workflow import IDENTITY_MODES
 
 _BASE_HELP = "Hub id or local diffusers folder (default: $HEADSHOT_LAB_BASE_MODEL)"
@@ -44,6 +46,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--train-text-encoder", action="store_true", help="also train text-encoder LoRA")
     train.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "fp16", "bf16"])
     train.add_argument("--checkpoint-every", type=int, default=250)
+    train.add_argument(
+        "--weighting-scheme",
+        default="none",
+        choices=list(WEIGHTING_SCHEMES),
+        help="FLUX bases: timestep density / loss weighting of the rectified-flow loss (default none)",
+    )
+    train.add_argument(
+        "--flux-guidance",
+        type=float,
+        default=3.5,
+        help="FLUX.1-dev-like bases: the guidance input while training (default 3.5; schnell has none)",
+    )
     train.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in --out")
     train.add_argument("--device", default=None, help="cpu, cuda, mps (default: $HEADSHOT_LAB_DEVICE or auto)")
     train.set_defaults(handler=run_train)
@@ -132,7 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     tiny = subparsers.add_parser("tiny-model", help="write a tiny random base model (tests, smoke tests)")
     tiny.add_argument("out", help="output folder")
-    tiny.add_argument("--arch", default="sd15", choices=["sd15", "sdxl"])
+    tiny.add_argument("--arch", default="sd15", choices=list(ARCHES))
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(handler=run_tiny_model)
 
@@ -153,6 +167,8 @@ def run_train(args: argparse.Namespace) -> int:
         train_text_encoder=args.train_text_encoder,
         mixed_precision=args.mixed_precision,
         checkpoint_every=args.checkpoint_every,
+        weighting_scheme=args.weighting_scheme,
+        guidance_scale=args.flux_guidance,
     )
     result = workflow.train_identity(
         args.photos,

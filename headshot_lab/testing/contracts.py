@@ -14,6 +14,11 @@ second or two for the SDXL UNet — so tests can check, with no download:
 * one UNet forward at the real latent size (meta tensors in, meta tensors out);
 * a VRAM estimate per configuration (:func:`vram_estimate`, :func:`generation_vram_estimate`,
   :func:`training_vram_estimate`, :func:`engine_vram_estimate` per identity engine).
+
+FLUX.1 (``flux_transformer``, ``flux_vae``, ``flux_text_encoders``): :func:`meta_flux_transformer` (schnell or dev),
+:func:`flux_meta_inputs` (one transformer call at the real packed-latent shapes: a 1024² image is a 128² latent
+of 16 channels, packed into 64² = 4096 tokens of 2·2·16 = 64 features), :func:`flux_generation_vram_estimate` and
+:func:`flux_training_vram_estimate`.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 #: Latent side at the native resolution (image side / 8).
-NATIVE_LATENT = {"sd15": 64, "sdxl": 128}
+NATIVE_LATENT = {"sd15": 64, "sdxl": 128, "flux": 128}
 TEXT_TOKENS = 77
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 GIB = 1024**3
@@ -76,6 +81,7 @@ def vae_decode_bytes(family: str, *, batch: int = 1, dtype_bytes: int = 2, vae: 
 
     vae = vae if vae is not None else meta_vae()
     side = NATIVE_LATENT[family]
+    channels = int(vae.config.latent_channels)
     sizes: list[int] = []
     hooks = [
         module.register_forward_hook(
@@ -86,7 +92,7 @@ def vae_decode_bytes(family: str, *, batch: int = 1, dtype_bytes: int = 2, vae: 
     ]
     try:
         with torch.no_grad():
-            vae.decode(torch.empty(batch, 4, side, side, device="meta"))
+            vae.decode(torch.empty(batch, channels, side, side, device="meta"))
     finally:
         for hook in hooks:
             hook.remove()
@@ -299,7 +305,7 @@ def activation_bytes(
     def block_of(name: str) -> str:
         parts = name.split(".")
         for i, part in enumerate(parts):
-            if part in {"resnets", "attentions", "downsamplers", "upsamplers"} and i + 1 < len(parts):
+            if part in _CHECKPOINT_UNITS and i + 1 < len(parts):
                 return ".".join(parts[: i + 2])
         return parts[0]
 
@@ -317,12 +323,16 @@ def activation_bytes(
             hooks.append(module.register_forward_hook(leaf_hook))
         if block_of(name) == name:
 
-            def block_hook(mod: Any, args: Any, name: str = name) -> None:
+            def block_hook(mod: Any, args: Any, kwargs: Any, name: str = name) -> None:
                 first = args[0] if args else None
                 if isinstance(first, torch.Tensor):
                     block_inputs[name] = int(first.numel())
+                elif not args:  # FLUX blocks are called with keywords: image and text streams are both kept
+                    sizes = [v.numel() for k, v in kwargs.items() if k.endswith("hidden_states") and v is not None]
+                    if sizes:
+                        block_inputs[name] = int(sum(sizes))
 
-            hooks.append(module.register_forward_pre_hook(block_hook))
+            hooks.append(module.register_forward_pre_hook(block_hook, with_kwargs=True))
     try:
         with torch.no_grad():
             unet(**inputs)
@@ -340,12 +350,19 @@ def activation_bytes(
     return dtype_bytes * (sum(block_inputs.values()) + max(per_block.values()))
 
 
+#: diffusers' gradient-checkpointing units: UNet resnets/attentions/samplers, FLUX's double and single blocks.
+_CHECKPOINT_UNITS = frozenset(
+    {"resnets", "attentions", "downsamplers", "upsamplers", "transformer_blocks", "single_transformer_blocks"}
+)
+
+
 def lora_parameter_count(unet: Any, rank: int, targets: Sequence[str]) -> int:
     """``Σ r·(in + out)`` over the UNet's ``nn.Linear`` modules whose name ends with a target (PEFT's matching)."""
     import torch
 
     total = 0
-    for name, module in unet.named_modules():
+    for full_name, module in unet.named_modules():
+        name = full_name.removesuffix(".base_layer")  # a model that had a PEFT adapter keeps its wrappers
         if isinstance(module, torch.nn.Linear) and any(name == t or name.endswith(f".{t}") for t in targets):
             total += rank * (module.in_features + module.out_features)
     return total
@@ -523,4 +540,141 @@ def engine_vram_estimate(
         trainable=0,
         activations=activations,
         total=base.weights + extra * size + activations,
+    )
+
+
+# ------------------------------------------------------------------------------------------- FLUX.1
+FLUX_VARIANTS = ("schnell", "dev")
+#: T5 tokens FluxPipeline pads the prompt to (``max_sequence_length``): schnell 256, dev 512.
+FLUX_TEXT_TOKENS = {"schnell": 256, "dev": 512}
+
+
+def flux_transformer_config(variant: str = "schnell") -> dict[str, Any]:
+    """The published FLUX.1 transformer config of ``variant`` (``schnell``, or ``dev`` = ``guidance_embeds``)."""
+    if variant not in FLUX_VARIANTS:
+        raise ValueError(f"variant must be one of {FLUX_VARIANTS}, got {variant!r}")
+    config = model_kwargs(_read("flux_transformer"))
+    if variant == "dev":
+        config.update(_read("flux_transformer")["_dev_changes"])
+    return config
+
+
+def meta_flux_transformer(variant: str = "schnell") -> Any:
+    """The published ``FluxTransformer2DModel`` of ``variant`` with meta tensors."""
+    import torch
+    from diffusers import FluxTransformer2DModel
+
+    with torch.device("meta"):
+        return FluxTransformer2DModel(**flux_transformer_config(variant))
+
+
+def meta_flux_vae() -> Any:
+    """The published FLUX.1 VAE (16 latent channels) with meta tensors."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    with torch.device("meta"):
+        return AutoencoderKL(**model_kwargs(_read("flux_vae")))
+
+
+def meta_t5_encoder() -> Any:
+    """FLUX.1's T5-XXL encoder (``T5EncoderModel``) with meta tensors."""
+    import torch
+    from transformers import T5Config, T5EncoderModel
+
+    config = T5Config(**_read("flux_text_encoders")["t5_xxl"])
+    with torch.device("meta"):
+        return T5EncoderModel(config)
+
+
+def flux_meta_inputs(
+    variant: str = "schnell", *, batch: int = 1, resolution: int = 1024, text_tokens: int | None = None
+) -> dict[str, Any]:
+    """Meta inputs of one FLUX transformer call at the real shapes (no classifier-free guidance: batch as given).
+
+    A ``R×R`` image is an ``(R/8)²`` latent of 16 channels; ``FluxPipeline._pack_latents`` turns 2×2 patches into
+    one token, so ``hidden_states`` is ``(B, (R/16)², 64)``, with position ids ``img_ids`` ``((R/16)², 3)``; the
+    text is ``encoder_hidden_states`` ``(B, L, 4096)`` (T5, ``L`` = 256 schnell / 512 dev) with all-zero
+    ``txt_ids`` ``(L, 3)``; ``pooled_projections`` ``(B, 768)`` (CLIP); ``guidance`` ``(B,)`` only for dev.
+    """
+    import torch
+
+    config = flux_transformer_config(variant)
+    tokens = (resolution // 16) ** 2
+    length = text_tokens or FLUX_TEXT_TOKENS[variant]
+    meta = torch.device("meta")
+    return {
+        "hidden_states": torch.empty(batch, tokens, config["in_channels"], device=meta),
+        "encoder_hidden_states": torch.empty(batch, length, config["joint_attention_dim"], device=meta),
+        "pooled_projections": torch.empty(batch, config["pooled_projection_dim"], device=meta),
+        "timestep": torch.empty(batch, device=meta),
+        "img_ids": torch.empty(tokens, 3, device=meta),
+        "txt_ids": torch.empty(length, 3, device=meta),
+        "guidance": torch.empty(batch, device=meta) if config["guidance_embeds"] else None,
+        "return_dict": False,
+    }
+
+
+def _flux_components(variant: str, dtype: str, transformer: Any, *, vae_dtype: str) -> dict[str, tuple[int, str]]:
+    counts = _read("parameter_counts")
+    return {
+        "transformer": (parameter_count(transformer), dtype),
+        "text_encoder_2": (parameter_count(meta_t5_encoder()), dtype),
+        "text_encoder": (int(counts["clip_l_text"]), dtype),
+        "vae": (parameter_count(meta_flux_vae()), vae_dtype),
+    }
+
+
+def flux_generation_vram_estimate(
+    variant: str = "schnell", *, dtype: str = "bf16", batch: int = 1, transformer: Any = None
+) -> VramEstimate:
+    """FLUX.1 generation at 1024²: transformer + T5-XXL + CLIP-L + VAE in ``dtype``, activations the larger of one
+    transformer call of ``batch`` (guidance-distilled: no doubled batch) and the VAE decode of ``batch`` images.
+    With every part on the GPU at once (``--cpu-offload none``); model offload keeps one part there at a time."""
+    transformer = transformer if transformer is not None else meta_flux_transformer(variant)
+    vae = meta_flux_vae()
+    activations = max(
+        activation_bytes(transformer, flux_meta_inputs(variant, batch=batch), dtype_bytes=BYTES[dtype], training=False),
+        vae_decode_bytes("flux", batch=batch, dtype_bytes=BYTES[dtype], vae=vae),
+    )
+    return vram_estimate(
+        f"flux-{variant} generate {dtype} batch {batch}",
+        _flux_components(variant, dtype, transformer, vae_dtype=dtype),
+        activations=activations,
+    )
+
+
+def flux_training_vram_estimate(
+    variant: str = "dev",
+    *,
+    rank: int = 16,
+    dtype: str = "bf16",
+    prior_preservation: bool = True,
+    checkpointing: bool = True,
+    optimizer_bytes_per_param: int = 8,
+    resolution: int = 1024,
+    transformer: Any = None,
+) -> VramEstimate:
+    """FLUX DreamBooth-LoRA as :func:`headshot_lab.train.train_identity_lora` runs it: the transformer and the text
+    encoders in ``dtype``, the VAE in fp32, rank-``rank`` LoRA on :data:`~headshot_lab.train_flux.FLUX_LORA_TARGETS`,
+    a batch of 2 with prior preservation. The loop itself needs the text encoders' and the VAE's share less (they
+    leave the GPU once the latents and prompt embeddings are cached); they are counted because they are on the GPU
+    together with the transformer while the caches are made."""
+    from headshot_lab.train_flux import FLUX_LORA_TARGETS
+
+    transformer = transformer if transformer is not None else meta_flux_transformer(variant)
+    batch = 2 if prior_preservation else 1
+    activations = activation_bytes(
+        transformer,
+        flux_meta_inputs(variant, batch=batch, resolution=resolution),
+        dtype_bytes=BYTES[dtype],
+        training=True,
+        checkpointing=checkpointing,
+    )
+    return vram_estimate(
+        f"flux-{variant} LoRA training rank {rank}",
+        _flux_components(variant, dtype, transformer, vae_dtype="fp32"),
+        activations=activations,
+        trainable_params=lora_parameter_count(transformer, rank, FLUX_LORA_TARGETS),
+        optimizer_bytes_per_param=optimizer_bytes_per_param,
     )

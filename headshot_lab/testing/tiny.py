@@ -15,6 +15,13 @@ the output; a ControlNet image reaches the UNet; seeds reproduce), never image q
   (the second ``CLIPTextModelWithProjection``), ``cross_attention_dim = 32 + 32`` and
   ``projection_class_embeddings_input_dim = 6·addition_time_embed_dim + projection_dim = 6·8 + 32``.
 
+* **flux** / **flux-dev**: a ``FluxTransformer2DModel`` (one double-stream and one single-stream block, 2 heads
+  of 16, RoPE axes (4, 4, 8)), a 2-level VAE with 4 latent channels (``in_channels = 4·4``: FLUX packs 2×2
+  latent patches into one token, so images are multiples of ``2·2 = 4`` px), the CLIP text encoder above (its
+  pooled output) and a T5 encoder (width 32 = ``joint_attention_dim``) with a T5 Unigram tokenizer written here
+  (:func:`write_t5_tokenizer`); ``flux-dev`` adds the guidance embedding (``guidance_embeds=True``) and FLUX.1-dev's
+  dynamic-shift scheduler.
+
 The tokenizer is a real CLIP byte-level BPE tokenizer whose files are written here: the 256 byte
 symbols, the same with the end-of-word mark ``</w>``, BPE merges learned on the rare token ``sks`` and on
 the words of the bundled style prompts (``s k``, ``sk s</w>``, …: each becomes one token, as in CLIP, so
@@ -32,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-ARCHES = ("sd15", "sdxl")
+ARCHES = ("sd15", "sdxl", "flux", "flux-dev")
 RARE_TOKEN = "sks"
 TOKENIZER_MAX_LENGTH = 77
 
@@ -106,7 +113,65 @@ TINY_SDXL: dict[str, dict[str, Any]] = {
     "scheduler": SDXL_SCHEDULER,
 }
 
-TINY_SPECS: dict[str, dict[str, dict[str, Any]]] = {"sd15": TINY_SD15, "sdxl": TINY_SDXL}
+#: Tiny FLUX.1-class architecture (diffusers' ``tests/pipelines/flux`` dummy components, with a 2-level VAE):
+#: ``in_channels = 4 · latent_channels`` (2×2 latent patches are packed into one token, ``patch_size=1``),
+#: ``sum(axes_dims_rope) = attention_head_dim`` (RoPE over the (text/index, row, column) ids),
+#: ``joint_attention_dim`` = the T5 width, ``pooled_projection_dim`` = the CLIP width. ``flux`` is schnell-like
+#: (no guidance embedding, static shift 1), ``flux-dev`` dev-like (``guidance_embeds``, dynamic shifting).
+TINY_FLUX: dict[str, dict[str, Any]] = {
+    "transformer": {
+        "patch_size": 1,
+        "in_channels": 16,
+        "num_layers": 1,
+        "num_single_layers": 1,
+        "attention_head_dim": 16,
+        "num_attention_heads": 2,
+        "joint_attention_dim": 32,
+        "pooled_projection_dim": 32,
+        "axes_dims_rope": (4, 4, 8),
+        "guidance_embeds": False,
+    },
+    "vae": {
+        **TINY_SD15["vae"],
+        "use_quant_conv": False,
+        "use_post_quant_conv": False,
+        "shift_factor": 0.1159,  # FLUX.1's VAE: z = (x − shift)·scale
+        "scaling_factor": 0.3611,
+    },
+    "text_encoder": dict(TINY_SD15["text_encoder"]),
+    "text_encoder_2": {  # T5EncoderModel; d_model = the transformer's joint_attention_dim
+        "d_model": 32,
+        "d_kv": 8,
+        "d_ff": 37,
+        "num_layers": 2,
+        "num_heads": 4,
+        "relative_attention_num_buckets": 8,
+        "feed_forward_proj": "gated-gelu",
+        "dropout_rate": 0.0,
+    },
+    "scheduler": {  # FLUX.1-schnell's scheduler config
+        "_class_name": "FlowMatchEulerDiscreteScheduler",
+        "base_image_seq_len": 256,
+        "base_shift": 0.5,
+        "max_image_seq_len": 4096,
+        "max_shift": 1.15,
+        "num_train_timesteps": 1000,
+        "shift": 1.0,
+        "use_dynamic_shifting": False,
+    },
+}
+TINY_FLUX_DEV: dict[str, dict[str, Any]] = {
+    **TINY_FLUX,
+    "transformer": {**TINY_FLUX["transformer"], "guidance_embeds": True},
+    "scheduler": {**TINY_FLUX["scheduler"], "shift": 3.0, "use_dynamic_shifting": True},  # FLUX.1-dev's
+}
+
+TINY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
+    "sd15": TINY_SD15,
+    "sdxl": TINY_SDXL,
+    "flux": TINY_FLUX,
+    "flux-dev": TINY_FLUX_DEV,
+}
 
 
 # ----------------------------------------------------------------------------------------- tokenizer
@@ -158,7 +223,7 @@ def learn_merges(words: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def prompt_words() -> list[str]:
-    """The rare token plus every word of the bundled style prompts (sorted): one token each in the tiny vocab.
+    """The rare token plus every word of the bundled style prompts, CLIP and T5 forms (sorted): one token each.
 
     With them, the tiny tokenizer splits a style prompt about as CLIP does (one token per common word),
     so prompts fit in 77 tokens instead of being cut after ~70 bytes.
@@ -168,7 +233,8 @@ def prompt_words() -> list[str]:
     words = {RARE_TOKEN, "a", "photo", "of", "person", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d"}
     for name in list_styles():
         style = load_style(name)
-        text = " ".join([style.render_prompt(""), style.negative_prompt]).lower()
+        text = " ".join([style.render_prompt(""), style.render_prompt("", family="flux"), style.negative_prompt])
+        text = text.lower()
         words.update(re.findall(r"[a-z]+", text))
     return sorted(words)
 
@@ -215,6 +281,47 @@ def _write_bpe_files(folder: str | Path, words: Iterable[str] | None = None) -> 
     return folder
 
 
+#: T5's special tokens (ids 0, 1, 2 as in ``google/t5-v1_1-xxl``); FLUX pads the T5 prompt with ``<pad>``.
+T5_SPECIAL = ("<pad>", "</s>", "<unk>")
+#: The T5 prompt length the tiny FLUX pipelines accept (FLUX.1-dev's; schnell uses 256).
+T5_MAX_LENGTH = 512
+_T5_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789,.;:'-()!?/&%+\""
+
+
+def write_t5_tokenizer(folder: str | Path, words: Iterable[str] | None = None) -> Path:
+    """Write a minimal T5 tokenizer (a SentencePiece-style Unigram model, ``tokenizer.json``) to ``folder``.
+
+    Built by transformers' own ``T5Tokenizer(vocab=...)`` (the tokenizers-backed class ``FluxPipeline`` takes as
+    ``tokenizer_2``; ``T5TokenizerFast`` is the same class in transformers 5): ``<pad>`` (0), ``</s>`` (1),
+    ``<unk>`` (2), then one piece ``▁word`` per word (default :func:`prompt_words`, so a style prompt is one piece
+    per word, the rare token included), the word-start mark ``▁`` and the single characters, so any other text
+    still splits (into letters); ``</s>`` ends every sequence; no sentinel ``<extra_id_*>`` tokens. Unigram picks
+    the segmentation with the largest ``Σ log p(piece)``: whole words score −1, characters −5, so a known word is
+    always one piece.
+
+    Returns:
+        ``folder``; load it with :func:`load_t5_tokenizer`.
+    """
+    from transformers import T5Tokenizer
+
+    words = prompt_words() if words is None else sorted({w.lower() for w in words if w})
+    pieces: list[tuple[str, float]] = [(token, 0.0) for token in T5_SPECIAL]
+    pieces += [("▁" + word, -1.0) for word in words]
+    pieces += [("▁", -2.0)] + [(char, -5.0) for char in _T5_CHARS + _T5_CHARS.upper()]
+    vocab = list({piece: (piece, score) for piece, score in pieces}.values())
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=T5_MAX_LENGTH)
+    folder = Path(folder)
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def load_t5_tokenizer(folder: str | Path) -> Any:
+    """``T5Tokenizer.from_pretrained(folder)`` of :func:`write_t5_tokenizer`."""
+    from transformers import T5Tokenizer
+
+    return T5Tokenizer.from_pretrained(str(folder), model_max_length=T5_MAX_LENGTH)
+
+
 def load_clip_tokenizer(folder: str | Path) -> Any:
     """``CLIPTokenizer.from_pretrained(folder, model_max_length=77)`` (the max length must be passed)."""
     from transformers import CLIPTokenizer
@@ -247,6 +354,8 @@ def build_components(
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
+    if "transformer" in spec:
+        return build_flux_components(spec, tokenizer_dir, seed=seed, device=device)
     tokenizer = load_clip_tokenizer(tokenizer_dir)
     token_ids = {
         "vocab_size": max(len(tokenizer), 1000),
@@ -279,10 +388,80 @@ def build_components(
     return components
 
 
+def build_flux_components(
+    spec: Mapping[str, Mapping[str, Any]],
+    tokenizer_dir: str | Path,
+    *,
+    t5_tokenizer_dir: str | Path | None = None,
+    seed: int = 0,
+    device: Any = None,
+) -> dict[str, Any]:
+    """Random-weight FLUX.1-class components from a ``TINY_FLUX``-shaped ``spec`` (or the published configs).
+
+    ``FluxTransformer2DModel`` (``transformer``), ``AutoencoderKL`` (``vae``), ``CLIPTextModel`` + the CLIP tokenizer
+    in ``tokenizer_dir`` (``text_encoder`` / ``tokenizer``: FLUX reads its pooled output), ``T5EncoderModel`` + the
+    T5 tokenizer in ``t5_tokenizer_dir`` (default: written next to ``tokenizer_dir`` as ``tokenizer_2``), and the
+    scheduler (``FlowMatchEulerDiscreteScheduler``). Seeds: transformer ``seed``, VAE ``seed+1``, CLIP ``seed+2``,
+    T5 ``seed+3``.
+    """
+    import diffusers
+    import torch
+    from diffusers import AutoencoderKL, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    tokenizer = load_clip_tokenizer(tokenizer_dir)
+    t5_dir = Path(t5_tokenizer_dir) if t5_tokenizer_dir is not None else Path(tokenizer_dir).parent / "tokenizer_2"
+    if not (t5_dir / "tokenizer.json").is_file():
+        write_t5_tokenizer(t5_dir)
+    tokenizer_2 = load_t5_tokenizer(t5_dir)
+    clip_ids = {
+        "vocab_size": max(len(tokenizer), 1000),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    t5_ids = {
+        "vocab_size": len(tokenizer_2),
+        "pad_token_id": tokenizer_2.pad_token_id,
+        "eos_token_id": tokenizer_2.eos_token_id,
+        "decoder_start_token_id": tokenizer_2.pad_token_id,
+    }
+    build_device = torch.device(device) if device is not None else torch.device("cpu")
+    devices = [build_device] if build_device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), build_device:
+        torch.manual_seed(seed)
+        transformer = FluxTransformer2DModel(**spec["transformer"])
+        torch.manual_seed(seed + 1)
+        vae = AutoencoderKL(**spec["vae"])
+        torch.manual_seed(seed + 2)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**{**clip_ids, **spec["text_encoder"]}))
+        torch.manual_seed(seed + 3)
+        text_encoder_2 = T5EncoderModel(T5Config(**{**t5_ids, **spec["text_encoder_2"]}))
+    scheduler_config = dict(spec["scheduler"])
+    scheduler_cls = getattr(diffusers, scheduler_config.pop("_class_name"))
+    components: dict[str, Any] = {
+        "transformer": transformer,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "text_encoder_2": text_encoder_2,
+        "tokenizer_2": tokenizer_2,
+        "scheduler": scheduler_cls(**scheduler_config),
+    }
+    for name in ("transformer", "vae", "text_encoder", "text_encoder_2"):
+        components[name].eval()
+    return components
+
+
 def pipeline_from_components(components: Mapping[str, Any]) -> Any:
-    """``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline`` (when ``text_encoder_2`` is present)."""
+    """``StableDiffusionPipeline``, ``StableDiffusionXLPipeline`` (when ``text_encoder_2`` is present) or
+    ``FluxPipeline`` (when a ``transformer`` is)."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
+    if "transformer" in components:
+        from diffusers import FluxPipeline
+
+        return FluxPipeline(**components, image_encoder=None, feature_extractor=None)
     if "text_encoder_2" in components:
         return StableDiffusionXLPipeline(
             **components, image_encoder=None, feature_extractor=None, force_zeros_for_empty_prompt=True
@@ -316,9 +495,9 @@ def save_random_pipeline(
     if dtype is not None:
         pipe.to(dtype=dtype)
     pipe.save_pretrained(out, safe_serialization=True)
-    # save_pretrained writes each tokenizer as tokenizer.json; keep the plain BPE files next to it.
+    # save_pretrained writes each tokenizer as tokenizer.json; keep the plain BPE files next to it (CLIP ones only).
     for name in ("tokenizer", "tokenizer_2"):
-        if (out / name).is_dir():
+        if (out / name).is_dir() and type(getattr(pipe, name, None)).__name__.startswith("CLIP"):
             _write_bpe_files(out / name)
     if readme:
         (out / "README.md").write_text(readme, encoding="utf-8")
@@ -329,7 +508,7 @@ def tiny_pipeline(arch: str = "sd15", out_dir: str | Path | None = None, *, seed
     """Build the tiny random ``arch`` pipeline; with ``out_dir``, save it there and return the folder.
 
     Args:
-        arch: ``"sd15"`` or ``"sdxl"``.
+        arch: ``"sd15"``, ``"sdxl"``, ``"flux"`` (schnell-like) or ``"flux-dev"`` (guidance-distilled, dev-like).
         out_dir: a folder to write (``model_index.json``, one subfolder per component, tokenizer
             files, a README saying what this is). ``None`` returns the in-memory pipeline instead.
         seed: weight seed; the same ``(arch, seed)`` gives the same weights.
@@ -343,7 +522,8 @@ def tiny_pipeline(arch: str = "sd15", out_dir: str | Path | None = None, *, seed
         raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {', '.join(ARCHES)}")
     if out_dir is None:
         with tempfile.TemporaryDirectory() as tmp:
-            return pipeline_from_components(build_components(TINY_SPECS[arch], write_clip_tokenizer(tmp), seed=seed))
+            tokenizer_dir = write_clip_tokenizer(Path(tmp) / "tokenizer")
+            return pipeline_from_components(build_components(TINY_SPECS[arch], tokenizer_dir, seed=seed))
     readme = (
         f"# tiny random {arch} pipeline (headshot-lab)\n\n"
         "Random weights built by `headshot_lab.testing.tiny_pipeline` "
@@ -382,6 +562,38 @@ def tiny_controlnet(base: str | Path, out_dir: str | Path, *, seed: int = 0) -> 
                     or "controlnet_mid_block" in name
                 ):
                     param.normal_(0.0, 0.05)
+    out = Path(out_dir)
+    controlnet.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def tiny_flux_controlnet(base: str | Path, out_dir: str | Path, *, seed: int = 0) -> Path:
+    """A random ``FluxControlNetModel`` for the tiny FLUX base at ``base`` (InstantX-style: the control image is
+    VAE-encoded and packed like the latents), saved to ``out_dir``.
+
+    ``FluxControlNetModel.from_transformer(transformer, num_layers=1, num_single_layers=1, …)`` copies the
+    transformer's embedders and blocks; its output projections (``controlnet_blocks``, ``controlnet_single_blocks``)
+    and ``controlnet_x_embedder`` start at zero, which would make the control image invisible in a test, so they are
+    randomised.
+    """
+    import torch
+    from diffusers import FluxControlNetModel, FluxTransformer2DModel
+
+    transformer = FluxTransformer2DModel.from_pretrained(str(base), subfolder="transformer")
+    config = transformer.config
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        controlnet = FluxControlNetModel.from_transformer(
+            transformer,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=int(config.attention_head_dim),
+            num_attention_heads=int(config.num_attention_heads),
+        )
+        with torch.no_grad():
+            for name, param in controlnet.named_parameters():
+                if name.startswith(("controlnet_blocks", "controlnet_single_blocks", "controlnet_x_embedder")):
+                    param.normal_(0.0, 0.2)
     out = Path(out_dir)
     controlnet.save_pretrained(out, safe_serialization=True)
     return out
@@ -439,13 +651,16 @@ def tiny_ip_adapter_faceid(
 def tiny_lora(base: str | Path, out_dir: str | Path, *, rank: int = 4, seed: int = 0, std: float = 0.2) -> Path:
     """A random UNet LoRA for the tiny base at ``base`` (e.g. to stand in for an LCM-LoRA); returns the file.
 
-    Both LoRA matrices are random (a freshly initialised LoRA has ``B = 0`` and would do nothing).
+    Both LoRA matrices are random (a freshly initialised LoRA has ``B = 0`` and would do nothing). For a FLUX base
+    the LoRA is on the transformer (the FLUX recipe's targets), saved by ``FluxPipeline.save_lora_weights``.
     """
     import torch
     from diffusers import StableDiffusionPipeline
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig, get_peft_model_state_dict
 
+    if (Path(base) / "transformer").is_dir():
+        return _tiny_flux_lora(base, out_dir, rank=rank, seed=seed, std=std)
     unet = _load_unet(base)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -463,6 +678,34 @@ def tiny_lora(base: str | Path, out_dir: str | Path, *, rank: int = 4, seed: int
 
 
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+
+
+def _tiny_flux_lora(base: str | Path, out_dir: str | Path, *, rank: int, seed: int, std: float) -> Path:
+    """:func:`tiny_lora` for a FLUX base: random ``A`` and ``B`` on the recipe's LoRA targets of the transformer
+    (:data:`headshot_lab.train_flux.FLUX_LORA_TARGETS`)."""
+    import torch
+    from diffusers import FluxPipeline, FluxTransformer2DModel
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    from headshot_lab.train_flux import FLUX_LORA_TARGETS
+
+    transformer = FluxTransformer2DModel.from_pretrained(str(base), subfolder="transformer")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        transformer.add_adapter(
+            LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(FLUX_LORA_TARGETS))
+        )
+        with torch.no_grad():
+            for name, param in transformer.named_parameters():
+                if "lora_" in name:
+                    param.normal_(0.0, std)
+    out = Path(out_dir)
+    FluxPipeline.save_lora_weights(
+        out,
+        transformer_lora_layers=get_peft_model_state_dict(transformer),
+        weight_name="pytorch_lora_weights.safetensors",
+    )
+    return out / "pytorch_lora_weights.safetensors"
 
 
 # -- tiny super-resolution models (spandrel) -------------------------------------------------------------------
