@@ -1550,7 +1550,7 @@ TEXTURE_SIGMA = 1.5
 #: (:func:`mesh_face_width`; the audit's scale). Issue 13: the dlib box that used to set the scale comes from an
 #: image pyramid and jumps with the resolution it was found at — the dataset's box (found at 1280 px) and a fresh
 #: detection of the same 384 px face differ, and a 3–10 % resize moves it too. On the 58 independent people that
-#: alone moved a face's texture by ±23 % (log SD 0.227, ``python -m headshot_lab.testing.texture_scale``); the
+#: alone moved a face's texture by ±23 % (log SD 0.227, ``python -m eval.texture_scale``); the
 #: mesh's span follows the face continuously (log SD 0.064 between the two analyses). 85 px keeps the band of
 #: :data:`TEXTURE_SIGMA`: the mesh span is 0.88 of the dlib box on those people (median), 96 px × 0.88 ≈ 85.
 TEXTURE_MESH_SIZE = 85
