@@ -15,14 +15,19 @@ pixels and skin mask:
 
 Printed per channel: the log texture ratio's mean and SD over people (a harmless channel should give ≈ 0
 and a small SD; ``smooth`` a clear negative mean with an SD small enough for a batch of 16 to clear the
-0.85 margin). Measured 2026-12-02 (58 people; the same numbers as the suite's own calibration records):
+0.85 margin). Measured 2026-12-02 on the suite's own calibration records (``samples.jsonl`` of
+``python -m eval calibrate --config calibration`` before and after the change; 58 people; log texture ratio):
 
-================  ============================  ============================
-channel           box scale: mean, SD (log)     mesh scale: mean, SD (log)
-================  ============================  ============================
-reencode          +0.073, 0.236 (ratio ×1.08)   −0.010, 0.103 (×0.99)
-smooth | reencode −0.357, 0.360 (×0.70)         −0.447, 0.220 (×0.64)
-================  ============================  ============================
+==================  ============================  ============================
+channel             box scale: mean, SD (log)     mesh scale: mean, SD (log)
+==================  ============================  ============================
+reencode            +0.078, 0.221 (ratio ×1.08)   −0.013, 0.084 (×0.99)
+smooth | reencode   −0.352, 0.357 (×0.70)         −0.442, 0.241 (×0.64)
+==================  ============================  ============================
+
+The two analyses of the *same* source (the dataset's box vs a fresh detection) differ by log SD 0.227 at the
+box scale and 0.064 at the mesh scale. This script on the first 6 people: reencode box +0.054, SD 0.281;
+mesh −0.030, SD 0.081.
 """
 
 from __future__ import annotations

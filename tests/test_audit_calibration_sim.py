@@ -305,7 +305,7 @@ def test_trimmed_mean_is_not_used_for_verdicts_because_a_two_sided_null_fools_it
         return hits / len(batches)
 
     trimmed, mean = flagged("trimmed"), flagged("mean")
-    assert trimmed > 0.04 and mean <= 0.01, (trimmed, mean)  # measured 0.07 / 0.00 (2 500 batches)
+    assert trimmed > 0.04 and mean <= 0.02, (trimmed, mean)  # measured 0.063 / 0.006 on 2 000 batches
 
 
 if __name__ == "__main__":  # the coverage table of the module docstring

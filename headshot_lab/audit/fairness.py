@@ -43,7 +43,7 @@ made from it, or a person — as the independent unit, and none depends on the r
   tried on the calibration records): it lifted ``darken:3 | reencode`` from 75 % to 100 % at n = 16, but
   a two-sided null fools it — with a ±3° random jitter, a batch in which all but ≤ 20 % of the people went
   one way has its minority trimmed off (``tone_jitter:3 | reencode`` false alarms 2 % → 7 % at n = 16; by
-  simulation 7 % at n = 8 where the mean gives 0 %), and on the age canary, whose effect is spread rather
+  simulation 6 % at n = 8 where the mean gives 0.5 %), and on the age canary, whose effect is spread rather
   than outlying, it lost power (47 % → 2 %).
 * the median (``statistic="median"``): the distribution-free order-statistic interval
   (:func:`scipy.stats.quantile_test`, coverage ≥ nominal) — none below ``n = 6`` at 95 %; with

@@ -448,9 +448,9 @@ MEASURED_CALIBRATION: dict[str, Any] = {
     },
     "power": {
         "skin_lightening": ("skin lightened by 3°", 0.98),
-        "skin_darkening": ("skin darkened by 3°", 0.73),
+        "skin_darkening": ("skin darkened by 3°", 0.75),
         "identity_drift": ("the face half-blended with another person", 1.0),
-        "over_smoothing": ("skin smoothed (bilateral filter)", 0.58),
+        "over_smoothing": ("skin smoothed (bilateral filter)", 1.0),
         "looks_younger": ("the face made to look younger", 0.47),
     },
 }
