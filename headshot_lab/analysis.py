@@ -60,9 +60,11 @@ from headshot_lab.faces.mesh import (
 )
 from headshot_lab.io import Photo, as_rgb_array, load_photo
 from headshot_lab.skin import (
+    TEXTURE_MESH_SIZE,
     NoColourError,
     NoSkinError,
     measure_skin,
+    mesh_face_width,
     reported_delta_ita,
     rgb_to_lab,
     skin_mask,
@@ -724,7 +726,13 @@ def _measure_face(
                 record.errors.append(_error("skin", exc))
             if record.skin_mask is not None:
                 try:
-                    record.texture = texture_energy(small, record.skin_mask, box=record.box)
+                    record.texture = texture_energy(  # scale from the mesh, not the detector's box (issue 13)
+                        small,
+                        record.skin_mask,
+                        box=record.box,
+                        face_width=mesh_face_width(record.mesh.points),
+                        size=TEXTURE_MESH_SIZE,
+                    )
                 except Exception as exc:
                     record.errors.append(_error("texture", exc))
     else:

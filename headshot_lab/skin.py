@@ -1546,14 +1546,32 @@ def shift_ita(image: Any, mask: Any, delta_ita_degrees: float) -> np.ndarray:
 #: the band was pixel-level detail, which the same re-save alone cut to a geometric mean of 0.71.
 TEXTURE_SIZE = 96
 TEXTURE_SIGMA = 1.5
+#: Width (pixels) the face mesh's horizontal span is brought to before texture is measured
+#: (:func:`mesh_face_width`; the audit's scale). Issue 13: the dlib box that used to set the scale comes from an
+#: image pyramid and jumps with the resolution it was found at — the dataset's box (found at 1280 px) and a fresh
+#: detection of the same 384 px face differ, and a 3–10 % resize moves it too. On the 58 independent people that
+#: alone moved a face's texture by ±23 % (log SD 0.227, ``python -m eval.texture_scale``); the
+#: mesh's span follows the face continuously (log SD 0.064 between the two analyses). 85 px keeps the band of
+#: :data:`TEXTURE_SIGMA`: the mesh span is 0.88 of the dlib box on those people (median), 96 px × 0.88 ≈ 85.
+TEXTURE_MESH_SIZE = 85
 #: Erosion (pixels) of the skin mask before measuring texture.
 TEXTURE_ERODE = 2
 #: Fewest mask pixels (after erosion) needed for a texture measurement.
 MIN_TEXTURE_PIXELS = 200
 
 
+def mesh_face_width(points: Any) -> float:
+    """The face's width in pixels from its mesh: the horizontal span ``max x − min x`` of the points.
+
+    Unlike a detector box it varies continuously with the face's size in the image (no pyramid steps,
+    no clipping at the border), so two analyses of the same face agree on it.
+    """
+    xs = np.asarray(points, dtype=np.float64)[:, 0]
+    return float(xs.max() - xs.min())
+
+
 def _crop_to_face(
-    image: np.ndarray, mask: np.ndarray, box: Sequence[float] | None, size: int
+    image: np.ndarray, mask: np.ndarray, box: Sequence[float] | None, size: int, face_width: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
@@ -1570,7 +1588,7 @@ def _crop_to_face(
     if x1 - x0 < 2 or y1 - y0 < 2:
         return image, mask
     crop, crop_mask = image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
-    scale = size / max(right - left, 1.0)
+    scale = size / max(float(face_width) if face_width else right - left, 1.0)
     new_size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(crop, new_size, interpolation=interpolation)
@@ -1586,10 +1604,12 @@ def texture_energy(
     size: int = TEXTURE_SIZE,
     erode: int = TEXTURE_ERODE,
     sigma: float = TEXTURE_SIGMA,
+    face_width: float | None = None,
 ) -> float | None:
     """``T = mean_M((∇²(G_σ ∗ Y))²) / var_M(Y)`` on the skin mask at a common face scale.
 
-    The face box is resized to ``size`` pixels wide; ``Y`` is the luma in [0, 1], ``G_σ`` a Gaussian
+    The face (``face_width`` pixels wide, default the box's width) is resized to ``size`` pixels wide
+    (the audit passes the mesh's span, :func:`mesh_face_width`, with :data:`TEXTURE_MESH_SIZE`); ``Y`` is the luma in [0, 1], ``G_σ`` a Gaussian
     of ``sigma`` pixels (a band-pass together with the Laplacian: see :data:`TEXTURE_SIGMA`), ``M`` the
     skin mask eroded by ``erode`` pixels. Dividing by the skin's luma variance makes ``T`` invariant to
     a global change of contrast or exposure.
@@ -1598,7 +1618,8 @@ def texture_energy(
         image: ``(H, W, 3)`` RGB image (array, PIL or :class:`~headshot_lab.io.Photo`).
         mask: ``(H, W)`` skin mask (bool, or weights > 0.5).
         box: the face box ``(left, top, right, bottom)`` that sets the scale (default: the mask's bounds).
-        size: width in pixels the face box is resized to.
+        size: width in pixels the face (``face_width``) is resized to.
+        face_width: the face's width in pixels that sets the scale (default: the box's width).
         erode: pixels the mask is eroded by.
 
     Returns:
@@ -1615,7 +1636,7 @@ def texture_energy(
         raise ValueError(f"the mask has shape {skin.shape} but the image is {rgb.shape[:2]}")
     if int(skin.sum()) < MIN_TEXTURE_PIXELS:
         return None
-    rgb, skin = _crop_to_face(rgb, skin, box, size)
+    rgb, skin = _crop_to_face(rgb, skin, box, size, face_width)
     luma = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float64) / 255.0
     band = cv2.GaussianBlur(luma, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) if sigma > 0 else luma
     laplacian = cv2.Laplacian(band, cv2.CV_64F, ksize=1, borderType=cv2.BORDER_REFLECT)

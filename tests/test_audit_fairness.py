@@ -15,7 +15,9 @@ from headshot_lab.audit.fairness import (
     grouped_metric,
     interval_levels,
     t_interval,
+    trimmed_mean,
     two_sample_difference,
+    yuen_interval,
 )
 
 
@@ -185,3 +187,37 @@ def test_effective_dof_is_c_minus_one_for_equal_clusters_and_less_otherwise():
     assert effective_dof(np.full(7, 2)) == pytest.approx(6.0)
     assert effective_dof(np.ones(4)) == pytest.approx(3.0)
     assert effective_dof(np.array([1, 1, 1, 3])) < 3.0
+
+
+def test_yuen_interval_of_one_to_ten_by_hand():
+    # x = 1 … 10, 20 % trimming: g = 2, h = 6, trimmed mean = mean(3 … 8) = 5.5; winsorized
+    # (3, 3, 3, 4, 5, 6, 7, 8, 8, 8) has s_w² = 42.5 / 9, SE = √(9·s_w² / (6·5)), ν = 5
+    x = np.arange(1.0, 11.0)
+    se = np.sqrt(9 * (42.5 / 9) / 30)
+    q = stats.t.ppf(0.975, 5)
+    assert trimmed_mean(x) == pytest.approx(5.5)
+    assert yuen_interval(x) == pytest.approx((5.5 - q * se, 5.5 + q * se))
+    assert yuen_interval(x)[0] == pytest.approx(2.44040, abs=1e-5)
+
+
+def test_yuen_interval_matches_scipys_yuen_welch_test_against_a_constant():
+    # scipy's two-sample Yuen–Welch test (ttest_ind, trim=0.2, equal_var=False) against a constant sample has
+    # d_y = 0 and ν = h_x − 1, so its interval is the one-sample Yuen interval of x
+    rng = np.random.default_rng(1)
+    x = rng.lognormal(0.0, 1.0, 17)
+    reference = stats.ttest_ind(x, np.zeros(12), trim=0.2, equal_var=False).confidence_interval(0.95)
+    assert yuen_interval(x) == pytest.approx((reference.low, reference.high), rel=1e-10)
+    assert trimmed_mean(x) == pytest.approx(stats.trim_mean(x, 0.2))
+
+
+def test_trimmed_statistic_is_over_person_means_and_plain_t_without_trimming():
+    values = [1.0, 3.0, 2.0, 10.0, 4.0, 5.0, 6.0]
+    people = ["a", "a", "b", "c", "d", "e", "f"]  # a's two rows are one person: mean 2
+    est = estimate(values, clusters=people, statistic="trimmed")
+    means = [2.0, 2.0, 10.0, 4.0, 5.0, 6.0]
+    assert est.value == pytest.approx(trimmed_mean(means)) and est.clusters == 6
+    assert est.ci == pytest.approx(yuen_interval(means))
+    four = [0.5, 1.0, 2.5, 4.0]  # n < 5: nothing is cut, the one-sample t interval
+    assert estimate(four, statistic="trimmed").ci == pytest.approx(
+        tuple(stats.ttest_1samp(four, 0.0).confidence_interval(0.95))
+    )

@@ -171,3 +171,40 @@ def test_skin_shift_metrics_report_the_light_corrected_shift_beside():
     assert corrected.overall.n == 2 and corrected.overall.value == pytest.approx(0.05)
     # the headline is the reported (light-matched) shift when computed, else the shift as photographed
     assert shifts[0].headline_delta_ita == pytest.approx(0.3) and shifts[2].headline_delta_ita == pytest.approx(4.0)
+
+
+def test_mesh_face_width_is_the_horizontal_span():
+    from headshot_lab.skin import mesh_face_width
+
+    points = np.array([[10.0, 5.0], [30.5, 7.0], [22.0, 40.0]])
+    assert mesh_face_width(points) == pytest.approx(20.5)
+
+
+def test_texture_at_the_mesh_scale_ignores_the_box_and_follows_a_resize(load_real):
+    # Issue 13: the dlib box that set the scale jumps between pyramid levels (the dataset's box and a fresh
+    # detection of the same face differ), so a harmless re-save moved the texture ratio by ±23 %. Scaled by the
+    # mesh's span, a box 20 % wider changes nothing, and a 0.9× / 1.1× resize moves T by a few per cent.
+    import cv2
+
+    from headshot_lab.faces.mesh import face_mesh
+    from headshot_lab.skin import TEXTURE_MESH_SIZE, mesh_face_width, skin_mask
+
+    image = load_real("obama")
+    image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+    def measure(pixels: np.ndarray, widen: float = 1.0, *, by_mesh: bool = True) -> float:
+        mesh = face_mesh(pixels)[0]
+        left, top, right, bottom = mesh.box
+        box = (left, top, left + widen * (right - left), bottom)
+        width = mesh_face_width(mesh.points) if by_mesh else None
+        value = texture_energy(pixels, skin_mask(pixels, mesh), box=box, face_width=width, size=TEXTURE_MESH_SIZE)
+        assert value is not None
+        return value
+
+    base = measure(image)
+    assert measure(image, 1.2) == pytest.approx(base, rel=0.02)
+    assert abs(measure(image, 1.2, by_mesh=False) / measure(image, by_mesh=False) - 1.0) > 0.1  # the box's scale
+    for scale in (0.9, 1.1):
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        assert measure(resized) == pytest.approx(base, rel=0.1)

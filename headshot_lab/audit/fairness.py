@@ -34,6 +34,17 @@ made from it, or a person — as the independent unit, and none depends on the r
 * ``"bca"``: bias-corrected and accelerated bootstrap (Efron 1987) over resampled clusters
   (:func:`scipy.stats.bootstrap` on cluster indices; for the mean over the person means, as every
   method here); the default for a callable statistic.
+* the 20 % trimmed mean (``statistic="trimmed"``, the mean of the middle 60 % of the people):
+  Yuen's (1974) interval over the person means (:func:`yuen_interval`; scipy's Yuen–Welch test gives the
+  same numbers). Measured coverage of the population trimmed mean (``tests/test_audit_calibration_sim.py``,
+  3 000 replicates): 0.94–0.96 normal, 0.93–0.95 lognormal σ = 0.5, 0.92–0.95 lognormal σ = 1, 0.95–0.96
+  t₃, 0.95–0.96 for a 10 % far-left contamination, at n = 4 … 50; on heavy tails it is about half as wide
+  as the t interval of the mean (contaminated, n = 16: 1.37 vs 2.75). **No verdict uses it** (issue 13,
+  tried on the calibration records): it lifted ``darken:3 | reencode`` from 75 % to 100 % at n = 16, but
+  a two-sided null fools it — with a ±3° random jitter, a batch in which all but ≤ 20 % of the people went
+  one way has its minority trimmed off (``tone_jitter:3 | reencode`` false alarms 2 % → 7 % at n = 16; by
+  simulation 6 % at n = 8 where the mean gives 0.5 %), and on the age canary, whose effect is spread rather
+  than outlying, it lost power (47 % → 2 %).
 * the median (``statistic="median"``): the distribution-free order-statistic interval
   (:func:`scipy.stats.quantile_test`, coverage ≥ nominal) — none below ``n = 6`` at 95 %; with
   multi-row clusters the percentile cluster bootstrap, from :data:`MEDIAN_MIN_CLUSTERS` clusters.
@@ -92,6 +103,8 @@ METHODS: tuple[str, ...] = ("hall_t", "t", "bca", "expanded", "percentile")
 DEFAULT_METHOD = "hall_t"
 #: Fewest clusters for a clustered median interval (an unclustered one needs n ≥ 6 at 95 %).
 MEDIAN_MIN_CLUSTERS = 6
+#: Share cut from each end by the ``"trimmed"`` statistic (20 %: the mean of the middle 60 %; Wilcox 2012).
+TRIM = 0.2
 #: Group label of samples whose group is unknown (never part of difference/ratio).
 UNKNOWN_GROUP = "unknown"
 
@@ -181,12 +194,57 @@ def _round(value: float | None, digits: int) -> float | None:
     return round(value, digits) if np.isfinite(value) else None
 
 
+def trimmed_mean(values: Sequence[float] | np.ndarray, trim: float = TRIM) -> float:
+    """The ``trim``-trimmed mean: ``x̄_t = (1/h)·Σ_{i=g+1}^{n−g} x_(i)`` with ``g = ⌊trim·n⌋``, ``h = n − 2g``.
+
+    The mean of the middle ``1 − 2·trim`` of the sorted values (20 %: the middle 60 %); for ``n < 5`` at
+    20 % nothing is cut and it is the mean. Same as :func:`scipy.stats.trim_mean`.
+    """
+    data = np.sort(np.asarray(values, dtype=np.float64))
+    g = int(np.floor(trim * len(data)))
+    return float(np.mean(data[g : len(data) - g]))
+
+
+def yuen_interval(
+    values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE, trim: float = TRIM
+) -> tuple[float | None, float | None]:
+    """Yuen's (1974) interval of the trimmed mean (Tukey & McLaughlin 1963; Wilcox 2012, §4.4.1).
+
+    With ``g = ⌊trim·n⌋``, ``h = n − 2g`` and ``s_w²`` the sample variance of the *winsorized* values (the
+    ``g`` smallest set to ``x_(g+1)``, the ``g`` largest to ``x_(n−g)``)::
+
+        SE = √((n − 1)·s_w² / (h·(h − 1))),   x̄_t ± t_{1−α/2, h−1}·SE
+
+    Without trimming (``g = 0``) it is the one-sample t interval. Coverage of the population trimmed mean
+    by simulation (``tests/test_audit_calibration_sim.py``): 0.92–0.96 for normal, skewed, heavy-tailed
+    and contaminated data at n = 4 … 50. ``(None, None)`` below two values or ``h < 2``.
+    """
+    _check_confidence(confidence)
+    data = np.sort(np.asarray(values, dtype=np.float64))
+    n = len(data)
+    g = int(np.floor(trim * n))
+    h = n - 2 * g
+    if n < 2 or h < 2:
+        return None, None
+    value = float(np.mean(data[g : n - g]))
+    winsorized = np.clip(data, data[g], data[n - g - 1])
+    se = float(np.sqrt((n - 1) * np.var(winsorized, ddof=1) / (h * (h - 1.0))))
+    if not se > 0.0:
+        return value, value
+    q = float(stats.t.ppf(0.5 + confidence / 2.0, h - 1))
+    return value - q * se, value + q * se
+
+
 def _statistic(statistic: Statistic) -> tuple[str, Callable[[np.ndarray], float]]:
     if callable(statistic):
         return getattr(statistic, "__name__", "statistic"), statistic
-    functions: dict[str, Callable[[np.ndarray], float]] = {"mean": np.mean, "median": np.median}
+    functions: dict[str, Callable[[np.ndarray], float]] = {
+        "mean": np.mean,
+        "median": np.median,
+        "trimmed": trimmed_mean,
+    }
     if statistic not in functions:
-        raise ValueError(f"statistic must be 'mean', 'median' or a callable, got {statistic!r}")
+        raise ValueError(f"statistic must be 'mean', 'median', 'trimmed' or a callable, got {statistic!r}")
     return statistic, functions[statistic]
 
 
@@ -457,8 +515,11 @@ def bootstrap_ci(
     if n_clusters < max(2, int(min_clusters)):
         return (None, None)
     is_mean = name == "mean" and not callable(statistic)
-    if is_mean and n_clusters < len(data):  # several rows of one person: the person is the unit (module docstring)
+    is_trimmed = name == "trimmed" and not callable(statistic)
+    if (is_mean or is_trimmed) and n_clusters < len(data):  # several rows of one person: the person is the unit
         data, codes = person_means(data, codes, n_clusters), np.arange(n_clusters)
+    if is_trimmed:  # Yuen's interval over the person means (closed form, whatever ``method``)
+        return yuen_interval(data, confidence)
     if method in ("expanded", "percentile"):
         return _percentile_bootstrap(data, codes, n_clusters, function, is_mean, confidence, n_resamples, seed, method)
     if method == "bca" or (not is_mean and name != "median"):
@@ -497,7 +558,14 @@ def estimate(
     name, function = _statistic(statistic)
     n_clusters = len(set(cluster_array.tolist())) if cluster_array is not None else len(data)
     is_mean = name == "mean" and not callable(statistic)
-    value = clustered_mean(data, cluster_array) if is_mean and n_clusters < len(data) else float(function(data))
+    if is_mean and n_clusters < len(data):
+        value = clustered_mean(data, cluster_array)
+    elif name == "trimmed" and not callable(statistic) and n_clusters < len(data):  # over the person means
+        codes = _cluster_codes(len(data), cluster_array)
+        order = np.lexsort((data, codes))
+        value = trimmed_mean(person_means(data[order], codes[order], n_clusters))
+    else:
+        value = float(function(data))
     ci = bootstrap_ci(
         data,
         clusters=cluster_array,

@@ -85,6 +85,10 @@ class MetricSpec:
         pattern: number format for sentences.
         margin_key: the key of the margin in a config's ``margins`` (default: ``name``).
         log_scale: estimate on ``log v`` (a ratio; :func:`headshot_lab.audit.fairness.grouped_metric`).
+        statistic: the location the verdict is about: ``"mean"`` (over people, Hall's skewness-corrected t
+            interval; every metric today) or ``"trimmed"`` (the 20 % trimmed mean over people with Yuen's
+            interval, :func:`headshot_lab.audit.fairness.yuen_interval`; measured and not used — a ±3° random
+            jitter then raises tone flags in 7 % of batches of 16: see :mod:`headshot_lab.audit.fairness`).
     """
 
     name: str
@@ -100,6 +104,7 @@ class MetricSpec:
     pattern: str = "{:+.2f}"
     margin_key: str = ""
     log_scale: bool = False
+    statistic: str = "mean"
 
     @property
     def key(self) -> str:
@@ -263,6 +268,12 @@ METRIC_SPECS: dict[str, MetricSpec] = {
         ),
     )
 }
+
+
+def metric_statistic(metric: str) -> str:
+    """The location ``metric`` is estimated and judged by: ``"trimmed"`` or ``"mean"`` (see :class:`MetricSpec`)."""
+    spec = METRIC_SPECS.get(metric)
+    return spec.statistic if spec is not None else "mean"
 
 
 def is_log_scale(metric: str) -> bool:
@@ -437,9 +448,9 @@ MEASURED_CALIBRATION: dict[str, Any] = {
     },
     "power": {
         "skin_lightening": ("skin lightened by 3°", 0.98),
-        "skin_darkening": ("skin darkened by 3°", 0.73),
+        "skin_darkening": ("skin darkened by 3°", 0.75),
         "identity_drift": ("the face half-blended with another person", 1.0),
-        "over_smoothing": ("skin smoothed (bilateral filter)", 0.58),
+        "over_smoothing": ("skin smoothed (bilateral filter)", 1.0),
         "looks_younger": ("the face made to look younger", 0.47),
     },
 }

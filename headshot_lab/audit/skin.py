@@ -18,7 +18,9 @@ Each is grouped by the *source's* ITA group (and any dataset label) with
 :func:`headshot_lab.audit.fairness.grouped_metric`.
 
 **Texture energy** on the skin mask (over-smoothing; :func:`headshot_lab.skin.texture_energy`). The face
-is first brought to a common scale (the face box resized to ``size`` = 96 pixels wide), then on the luma
+is first brought to a common scale (the audit: the face mesh's horizontal span resized to 85 pixels,
+:data:`headshot_lab.skin.TEXTURE_MESH_SIZE` — not the detector box, whose size jumps between image-pyramid
+levels; called with a box only, the box is resized to ``size`` = 96 pixels wide), then on the luma
 ``Y`` (BT.601, in [0, 1]):
 
     T = mean_{p∈M}((∇²(G_σ ∗ Y))(p)²) / var_{p∈M}(Y)
