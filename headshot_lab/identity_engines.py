@@ -73,7 +73,10 @@ ENGINES: dict[str, IdentityEngine] = {
             weights=(),
             licence="the base model's; the LoRA is yours",
             zero_gpu=False,
-            memory="generation as the base alone: 2.2 GiB (SD1.5), 8.6 GiB (SDXL); training ≥ 2.5 / ≥ 8.6 GiB",
+            memory=(
+                "generation as the base alone: 2.2 GiB (SD1.5), 8.6 GiB (SDXL), 32.4 GiB (FLUX); "
+                "training ≥ 2.5 / ≥ 8.6 / ≥ 36.1 GiB"
+            ),
         ),
         IdentityEngine(
             name="faceid",

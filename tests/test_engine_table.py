@@ -48,6 +48,8 @@ def test_memory_figures_are_the_meta_device_estimates():
     def figure(value) -> str:
         return f"{value.total_gib:.1f} GiB"
 
+    assert figure(c.flux_generation_vram_estimate("schnell")) in ENGINES["lora"].memory
+    assert f"{c.flux_training_vram_estimate('schnell').total_gib:.1f}" in ENGINES["lora"].memory
     for family in ("sd15", "sdxl"):
         unet = c.meta_unet(family)
         base = c.generation_vram_estimate(family, unet=unet)
