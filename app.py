@@ -84,7 +84,7 @@ POSE_LABELS = {"none": "none", "face": "face outline", "pose": "body pose", "dep
 TIMES = {
     "check": "Takes a few seconds per photo.",
     "train": "Takes roughly 10–20 minutes with a graphics card (the first run also prepares reference images, "
-    "about 7 minutes more); the quick option takes under a minute.",
+    "about 7 minutes more); the quick options take under a minute.",
     "generate": "Takes about half a minute per headshot with a graphics card.",
     "retouch": "Takes about 5–10 seconds per photo.",
     "select": "Takes a few seconds per headshot.",
@@ -92,7 +92,7 @@ TIMES = {
 }
 #: The same, where they differ on ZeroGPU (no training there; the quick mode is the default).
 TIMES_ZERO_GPU = {
-    "train": "The quick option takes a few seconds. Training on your photos needs a copy of this app with its own "
+    "train": "The quick options take a few seconds. Training on your photos needs a copy of this app with its own "
     "graphics card.",
 }
 #: Page CSS: galleries grow with their content (no inner scroll box) and captions wrap under the image.

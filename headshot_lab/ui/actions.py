@@ -53,6 +53,8 @@ from headshot_lab.ui.state import (
 from headshot_lab.workflow import FaceIDOptions, SpeedOptions
 
 logger = logging.getLogger(__name__)
+#: The operator's name of each tuning-free engine's method.
+ENGINE_WORDS = {"faceid": "IP-Adapter-FaceID", "faceid-plus": "IP-Adapter-FaceID-PlusV2", "instantid": "InstantID"}
 
 PREVIEW_IMAGES = 2
 """How many headshots one quick preview makes."""
@@ -423,7 +425,8 @@ class AppBackend(SessionFiles):
             status = with_operator_details(
                 f"{OK_MARK} Your likeness is ready, from {result.photos} photos — no training needed.\n\n"
                 + next_step("train"),
-                f"tuning-free identity: mean ArcFace embedding ({result.encoder}) for IP-Adapter-FaceID",
+                f"tuning-free identity: mean ArcFace embedding ({result.encoder}) for the {mode} engine "
+                f"({ENGINE_WORDS[mode]})",
             )
             return ActionResult(state=state, status=status, report={"mode": mode, "photos": result.photos})
         if self.zero_gpu:  # refused before any GPU request: see gpu_time.training_refusal for why
