@@ -120,7 +120,7 @@ def runner_path(
         _write_folder(folder, subset)
     dataset = open_dataset(f"imagefolder:{folder}")
     config = EvalConfig(name="cpu_audit", generators=generators, num_proc=num_proc, batch_size=BATCH_SIZE)
-    return analyse(dataset.iterate(), config, [], progress=False)
+    return analyse(dataset.entries(), config, [], progress=False, dataset=dataset.worker_view())
 
 
 def _write_folder(folder: Path, files: list[tuple[Path, str]]) -> None:

@@ -271,14 +271,19 @@ def _build_state(
     return _WorkerState(generators, GenerationContext(seed=seed, donors=donors), embed_features, pretrained)
 
 
-def _init_worker(*args: Any) -> None:
-    global _STATE
-    _STATE = Analyser(args).state
+#: The dataset view a worker process decodes its entries with (``None``: it is sent decoded samples).
+_DATASET: AuditDataset | None = None
 
 
-def _process_batch(batch: list[Sample]) -> list[SampleResult]:
+def _init_worker(dataset: AuditDataset | None, *args: Any) -> None:
+    global _STATE, _DATASET
+    _STATE, _DATASET = Analyser(args).state, dataset
+
+
+def _process_batch(batch: list[Any]) -> list[SampleResult]:
     assert _STATE is not None, "worker not initialised"
-    return [_process_sample(sample, _STATE) for sample in batch]
+    samples = batch if _DATASET is None else [_DATASET.load(entry) for entry in batch]
+    return [_process_sample(sample, _STATE) for sample in samples]
 
 
 def _score_detector(state: _WorkerState, image: np.ndarray, analysis: AuditAnalysis) -> None:
@@ -393,8 +398,8 @@ def build_donors(dataset: AuditDataset, *, shard: tuple[int, int] | None, count:
 # --------------------------------------------------------------------------------------------
 
 
-def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
-    batch: list[Sample] = []
+def _batches(samples: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
     for sample in samples:
         batch.append(sample)
         if len(batch) >= size:
@@ -435,14 +440,21 @@ def _init_args(config: EvalConfig, donors: list[Donor]) -> tuple[Any, ...]:
 
 
 def analyse(
-    samples: Iterator[Sample],
+    samples: Iterable[Any],
     config: EvalConfig,
     donors: list[Donor],
     *,
     total: int | None = None,
     progress: bool = True,
+    dataset: AuditDataset | None = None,
 ) -> list[SampleResult]:
-    """Analyse every source and its outputs, ``config.num_proc`` processes, ``config.batch_size`` per batch."""
+    """Analyse every source and its outputs, ``config.num_proc`` processes, ``config.batch_size`` per batch.
+
+    ``samples`` are decoded :class:`~eval.datasets.Sample` objects, or, with ``dataset`` (a
+    :meth:`~eval.datasets.AuditDataset.worker_view`), that dataset's undecoded
+    :meth:`~eval.datasets.AuditDataset.entries`: then each process decodes its own, so with ``num_proc > 1``
+    the parent neither decodes nor pickles pixels (what the Ray path does too).
+    """
     from tqdm.auto import tqdm
 
     init_args = _init_args(config, donors)
@@ -452,7 +464,8 @@ def analyse(
         global _STATE
         analyser = Analyser(init_args)
         _STATE = analyser.state
-        for batch in _batches(samples, config.batch_size):
+        decoded = samples if dataset is None else (dataset.load(entry) for entry in samples)
+        for batch in _batches(iter(decoded), config.batch_size):
             results.extend(analyser.analyse_batch(batch))
             bar.update(len(batch))
     else:
@@ -461,10 +474,10 @@ def analyse(
         context = multiprocessing.get_context("spawn")
         window = 2 * config.num_proc
         with ProcessPoolExecutor(
-            config.num_proc, mp_context=context, initializer=_init_worker, initargs=init_args
+            config.num_proc, mp_context=context, initializer=_init_worker, initargs=(dataset, *init_args)
         ) as pool:
             pending: list[Future[list[SampleResult]]] = []
-            for batch in _batches(samples, config.batch_size):
+            for batch in _batches(iter(samples), config.batch_size):
                 pending.append(pool.submit(_process_batch, batch))
                 while len(pending) >= window:
                     done = pending.pop(0).result()
@@ -1090,9 +1103,8 @@ def run_eval(
         entries = dataset.entries(shard=shard, limit=config.limit)
         results = analyse_on_ray(dataset, entries, config, donors, engine, total=total, progress=progress)
     else:
-        results = analyse(
-            dataset.iterate(shard=shard, limit=config.limit), config, donors, total=total, progress=progress
-        )
+        entries = dataset.entries(shard=shard, limit=config.limit)
+        results = analyse(entries, config, donors, total=total, progress=progress, dataset=dataset.worker_view())
     records, features, skipped = build_records(results, config)
     write_samples(directory, records, skipped, features)
     payload = aggregate(

@@ -124,6 +124,10 @@ class AnalysisOptions:
     skin: bool = True
     #: identity embedding.
     embed: bool = True
+    #: the capture checklist's own measurements: sharpness, noise, face and whole-photo exposure, the eyes,
+    #: the colour cast (:mod:`headshot_lab.capture` judges them). The audit reports none of them and turns
+    #: them off (:func:`headshot_lab.audit.measure.analyse_image`): ~14 % of its CPU a face.
+    checklist: bool = True
 
     @classmethod
     def from_limits(cls, limits: Any, **changes: Any) -> AnalysisOptions:
@@ -699,21 +703,23 @@ def _measure_face(
     m["face_px"] = round(face_px)
     m["face_fraction"] = round(face_px / min(photo.width, photo.height), 4)
     m["face_score"] = round(float(face.score), 3)
-    m["sharpness"] = round(face_sharpness(photo.pixels, photo.box_original(record), options.sharpness_size), 1)
-    noise = face_noise(photo.pixels, photo.box_original(record), options.sharpness_size)
-    m["noise"] = None if noise is None else round(noise, 2)
-    if record.landmarks68 is not None:
-        m.update(face_exposure_stats(small, record.landmarks68, options))
-        m.update(eye_region_stats(small, record.landmarks68))
-    else:
-        m.update(eye_darkness=None, eye_contrast=None)
+    if options.checklist:
+        m["sharpness"] = round(face_sharpness(photo.pixels, photo.box_original(record), options.sharpness_size), 1)
+        noise = face_noise(photo.pixels, photo.box_original(record), options.sharpness_size)
+        m["noise"] = None if noise is None else round(noise, 2)
+        if record.landmarks68 is not None:
+            m.update(face_exposure_stats(small, record.landmarks68, options))
+            m.update(eye_region_stats(small, record.landmarks68))
+        else:
+            m.update(eye_darkness=None, eye_contrast=None)
     record.mesh = mesh if mesh is not None else face_mesh_near(small, record.box)
     m.update(mesh_stats(record.mesh))
     m["mesh_found"] = record.mesh is not None
     if record.mesh is not None:
-        m["eye_contour_contrast"] = eye_contour_contrast(small, record.mesh)
-        if record.landmarks68 is not None:
-            m.update(eye_geometry(record.landmarks68, record.mesh))
+        if options.checklist:
+            m["eye_contour_contrast"] = eye_contour_contrast(small, record.mesh)
+            if record.landmarks68 is not None:
+                m.update(eye_geometry(record.landmarks68, record.mesh))
         if options.skin:
             try:
                 record.skin_mask = skin_mask(small, record.mesh)
@@ -766,13 +772,14 @@ def decode_image(item: Any, name: str = "image", *, min_side: int | None = 0) ->
 
 
 def photo_stats(small: np.ndarray, options: AnalysisOptions) -> dict[str, Any]:
-    """Whole-photo stats of the analysis copy: perceptual hash, luma percentiles, colour cast."""
+    """Whole-photo stats of the analysis copy: perceptual hash; with ``options.checklist`` luma percentiles, colour cast."""
     import imagehash
     from PIL import Image
 
     metrics: dict[str, Any] = {"hash": str(imagehash.phash(Image.fromarray(downscale(small, 512)[0])))}
-    metrics.update(image_exposure_stats(small))
-    metrics.update(colour_stats(small, options))
+    if options.checklist:
+        metrics.update(image_exposure_stats(small))
+        metrics.update(colour_stats(small, options))
     return metrics
 
 

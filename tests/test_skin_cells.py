@@ -107,6 +107,34 @@ def test_a_diagonal_light_change_is_recovered_from_the_cells_and_the_skin_is_not
     assert skin.scene_cells(changed, mask) == cells  # the skin is outside every cell
 
 
+def _cells_with_ratios(log_ratios: np.ndarray, seed: int = 0) -> tuple[list[list[float]], list[list[float]]]:
+    """Reference cells and other cells whose per-channel log ratios (in CAT02 space) are ``log_ratios``."""
+    rng = np.random.default_rng(seed)
+    reference = rng.uniform(0.05, 0.6, size=(len(log_ratios), 3))
+    cones = skin._to_gain_space(reference, "CAT02")
+    other = skin._from_gain_space(cones * np.exp(log_ratios), "CAT02")
+    as_cells = lambda values: [[i, *map(float, v)] for i, v in enumerate(values)]  # noqa: E731
+    return as_cells(reference), as_cells(other)
+
+
+def test_a_gain_within_the_cells_noise_is_read_as_no_light_change():
+    rng = np.random.default_rng(3)
+    # a re-save of a photo the face fills: 24 cells whose ratios scatter (SD 0.15) around a small offset
+    reference, other = _cells_with_ratios(rng.normal(-0.03, 0.15, size=(24, 3)))
+    plain = skin.scene_gain(reference, other, shrink=0)
+    assert plain is not None and np.max(np.abs(np.log(plain))) > 0.01  # the trimmed mean alone reads a change
+    np.testing.assert_array_equal(skin.scene_gain(reference, other), 1.0)
+    # a relighting: every one of 250 cells moves by the same gain, up to small noise; undone in full
+    target = np.array([0.8, 0.9, 1.1])
+    reference, other = _cells_with_ratios(np.log(target) + rng.normal(0.0, 0.03, size=(250, 3)))
+    np.testing.assert_allclose(skin.scene_gain(reference, other), target, rtol=0.01)
+    # a small true change seen on many cells is kept, and shrinkage only ever moves the gain towards 1
+    reference, other = _cells_with_ratios(np.log(1.03) + rng.normal(0.0, 0.05, size=(250, 3)))
+    shrunk, unshrunk = skin.scene_gain(reference, other), skin.scene_gain(reference, other, shrink=0)
+    assert np.all(np.abs(np.log(shrunk)) <= np.abs(np.log(unshrunk)))
+    np.testing.assert_allclose(shrunk, 1.03, rtol=0.015)
+
+
 def test_the_cells_follow_a_crop_and_a_resize():
     import cv2
 

@@ -206,7 +206,7 @@ def analyse_image(
     :class:`~headshot_lab.errors.ModelUnavailableError`.
     """
     result = AuditAnalysis()
-    options = AnalysisOptions()
+    options = AnalysisOptions(checklist=False)  # the same faces, tone, texture and embedding; no checklist stats
     finder = finder or audit_finder()
     try:
         scale = min(1.0, options.analysis_side / float(max(image.shape[:2])))
