@@ -52,7 +52,7 @@ from eval.generators import (
 )
 from headshot_lab.analysis import same_scene
 from headshot_lab.atomic import atomic_write
-from headshot_lab.audit.margins import is_log_scale, metric_statistic
+from headshot_lab.audit.margins import estimation
 from headshot_lab.audit.measure import AUDIT_BACKEND, AuditAnalysis, analyse_image, encoder_name
 from headshot_lab.audit.results import AuditResults, AuditRun, write_results
 from headshot_lab.engine import EngineSpec
@@ -908,7 +908,7 @@ def aggregate_run(
         if all(v is None for v in values):
             continue
         clusters = [r["cluster"] for r in rows]
-        scale = {"log_scale": is_log_scale(name), "statistic": metric_statistic(name)}
+        scale = estimation(name)
         metric = grouped_metric(
             values, [r["group"] for r in rows], name=name, clusters=clusters, **scale, **options
         ).to_dict()

@@ -14,7 +14,7 @@ from headshot_lab.audit.age import AGE_MODEL
 from headshot_lab.audit.detectability import classifier_two_sample_test
 from headshot_lab.audit.fairness import Estimate, grouped_metric, two_sample_difference
 from headshot_lab.audit.identity import cosine_to_reference, reference_centroid
-from headshot_lab.audit.margins import is_log_scale, metric_statistic
+from headshot_lab.audit.margins import estimation
 from headshot_lab.audit.measure import AuditAnalysis, analyse_image, encoder_name
 from headshot_lab.audit.report import compute_flags, format_estimate, metric_verdicts, render_markdown
 from headshot_lab.audit.results import AuditResults, AuditRun, write_results
@@ -369,8 +369,7 @@ def _paired_metrics(rows: Sequence[Mapping[str, Any]], group: str, options: Mapp
                 [group] * len(rows),
                 name=metric,
                 clusters=clusters,
-                log_scale=is_log_scale(metric),
-                statistic=metric_statistic(metric),
+                **estimation(metric),
                 **options,
             ).to_dict()
     return metrics

@@ -4,7 +4,8 @@ Significance is not relevance: a 0.2° ΔITA can have an interval that excludes 
 shift nobody could see. Every judged metric therefore has a **minimum effect of interest** ``m``
 (its *margin*, measured from the metric's no-effect value ``θ₀``) and a **minimum sample** ``n_min``
 (independent clusters, i.e. people or source photos; for detectability images per side). With
-the metric's ``(1 − α)`` interval ``[L, U]`` (:mod:`headshot_lab.audit.fairness`) the verdict is
+the metric's ``(1 − α)`` interval ``[L, U]`` (:mod:`headshot_lab.audit.fairness`; Hall's skewness-corrected t
+of the mean over people, the plain t for the skin shift: :attr:`MetricSpec.interval`) the verdict is
 
 * ``"flag"`` — the *whole* interval lies past the margin: ``L ≥ θ₀ + m`` (direction ``above``) or
   ``U ≤ θ₀ − m`` (``below``). With ``m = 0`` (a config may ask for it) the bound is strict
@@ -85,10 +86,13 @@ class MetricSpec:
         pattern: number format for sentences.
         margin_key: the key of the margin in a config's ``margins`` (default: ``name``).
         log_scale: estimate on ``log v`` (a ratio; :func:`headshot_lab.audit.fairness.grouped_metric`).
-        statistic: the location the verdict is about: ``"mean"`` (over people, Hall's skewness-corrected t
-            interval; every metric today) or ``"trimmed"`` (the 20 % trimmed mean over people with Yuen's
-            interval, :func:`headshot_lab.audit.fairness.yuen_interval`; measured and not used — a ±3° random
-            jitter then raises tone flags in 7 % of batches of 16: see :mod:`headshot_lab.audit.fairness`).
+        statistic: the location the verdict is about: ``"mean"`` (over people; every metric today) or
+            ``"trimmed"`` (the 20 % trimmed mean over people with Yuen's interval,
+            :func:`headshot_lab.audit.fairness.yuen_interval`; measured and not used — a ±3° random jitter then
+            raises tone flags in 7 % of batches of 16: see :mod:`headshot_lab.audit.fairness`).
+        interval: the interval of that mean (:data:`headshot_lab.audit.fairness.METHODS`): ``"hall_t"`` (Hall's
+            skewness-corrected t, the default) or ``"t"`` (plain Student t), chosen per metric by the one-sided
+            error at the margin measured on the calibration people (:mod:`eval.interval_choice`).
     """
 
     name: str
@@ -105,6 +109,7 @@ class MetricSpec:
     margin_key: str = ""
     log_scale: bool = False
     statistic: str = "mean"
+    interval: str = "hall_t"
 
     @property
     def key(self) -> str:
@@ -153,6 +158,7 @@ METRIC_SPECS: dict[str, MetricSpec] = {
             kept="Your skin tone was kept",
             question="whether your skin tone was kept",
             pattern="{:+.1f}",
+            interval="t",  # see SKIN_INTERVAL_REASON
         ),
         MetricSpec(
             name="identity_delta",
@@ -274,6 +280,30 @@ def metric_statistic(metric: str) -> str:
     """The location ``metric`` is estimated and judged by: ``"trimmed"`` or ``"mean"`` (see :class:`MetricSpec`)."""
     spec = METRIC_SPECS.get(metric)
     return spec.statistic if spec is not None else "mean"
+
+
+#: Why ``skin_delta_ita`` is judged with the plain t interval (``python -m eval.interval_choice``).
+SKIN_INTERVAL_REASON = (
+    "The skin shift's spread over people is skewed by a few faces whose reading a re-save moves by 2–5° (near-neutral "
+    "skin, where the angle turns fast), and the long tail points towards no change. Hall's correction then widens "
+    "the interval towards 0 whenever such a face is in the batch, but it does not make the interval miss less "
+    "often at the margin (the misses come from batches without one): on the calibration people, resampled and "
+    "moved to the margin's edge, the one-sided miss at n = 16 is 0.10–0.12 with Hall and 0.07–0.10 with the "
+    "plain t, and `darken:3 | reencode` is caught in 80 % of batches of 16 with Hall against 100 % with t. For "
+    "age and identity, whose long tail points away from no change (a few people made much younger or much less "
+    "like themselves), Hall's correction is what holds the interval: t misses 15–20 % there"
+)
+
+
+def metric_interval(metric: str) -> str:
+    """The interval method ``metric`` is judged by (:attr:`MetricSpec.interval`; ``"hall_t"`` when not a judged metric)."""
+    spec = METRIC_SPECS.get(metric)
+    return spec.interval if spec is not None else "hall_t"
+
+
+def estimation(metric: str) -> dict[str, Any]:
+    """How :func:`headshot_lab.audit.fairness.grouped_metric` estimates ``metric``: ``log_scale``, ``statistic``, ``method``."""
+    return {"log_scale": is_log_scale(metric), "statistic": metric_statistic(metric), "method": metric_interval(metric)}
 
 
 def is_log_scale(metric: str) -> bool:

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from headshot_lab.audit.fairness import GroupedMetric, grouped_metric
+from headshot_lab.audit.margins import estimation
 from headshot_lab.skin import MIN_TEXTURE_PIXELS, TEXTURE_ERODE, TEXTURE_SIZE, texture_energy  # noqa: F401 (moved there)
 
 
@@ -182,8 +183,11 @@ def skin_shift_metrics(
         "skin_delta_e2000": [s.delta_e2000 if s else None for s in shifts],
         "skin_monk_shift": [float(s.monk_shift) if s else None for s in shifts],
     }
+    judged_as = {"skin_delta_ita_corrected": "skin_delta_ita"}  # the same quantity, judged the same way
     return {
-        name: grouped_metric(values, groups, name=name, clusters=clusters, **options)
+        name: grouped_metric(
+            values, groups, name=name, clusters=clusters, **{**estimation(judged_as.get(name, name)), **options}
+        )
         for name, values in columns.items()
     }
 
