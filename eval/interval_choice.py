@@ -15,7 +15,7 @@ people with replacement
 
 for the interval methods ``hall_t`` (Hall's skewness-corrected t) and ``t`` (plain Student t) of
 :mod:`headshot_lab.audit.fairness`. The choice per metric (:attr:`headshot_lab.audit.margins.MetricSpec.interval`,
-its reason in :data:`headshot_lab.audit.margins.SKIN_INTERVAL_REASON`) weighs the worst one-sided miss over the
+its reason in :data:`headshot_lab.audit.margins.INTERVAL_REASON`) weighs the worst one-sided miss over the
 generators first and the canaries' power second. Resampling with replacement treats the 56–58 people as the population: a guide to the choice, not a
 calibration (that is ``python -m eval calibrate``, on disjoint sets of people).
 """

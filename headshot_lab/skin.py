@@ -60,8 +60,9 @@ sets once a photo is cropped or resized. Each tone keeps its scene in face-relat
 cell over the same part of the scene); the light change is a CAT02 diagonal fitted to the cells valid in
 both photos (:func:`scene_gain`), and the shift is the as-photographed per-pixel ITA° change less what
 that light does to the skin's colour (:func:`gain_corrected_delta_ita`). On the 58 independent people
-(``python -m eval.skin_nulls``) a re-encode moves it by +0.25° (SD 1.0°; the scene greys: +1.4°, SD 2.9°),
-a relighting by +0.18° (SD 1.3°), and a planted ±3° reads +3.4° / −2.6°.
+(``python -m eval.skin_nulls``) a re-encode moves it by +0.20° (SD 0.9°; the scene greys: +1.4°, SD 2.9°),
+a relighting by +0.19° (SD 1.3°), and a planted ±3° reads +3.2° / −2.7° (SD 0.9° / 0.8°). A gain the cells
+cannot tell from 1 is not applied (:data:`SCENE_GAIN_SHRINK`).
 
 **ITA groups** (Del Bino's six classes; half-open intervals, the lower bound excluded):
 

@@ -10,11 +10,12 @@ from headshot_lab.audit.fairness import grouped_metric, t_interval
 from headshot_lab.audit.margins import METRIC_SPECS, estimation, metric_interval
 
 
-def test_the_skin_shift_is_judged_with_the_plain_t_and_the_rest_with_hall():
-    assert metric_interval("skin_delta_ita") == "t"
-    assert {metric_interval(m) for m in METRIC_SPECS if m != "skin_delta_ita"} == {"hall_t"}
+def test_the_skin_shift_and_texture_are_judged_with_the_plain_t_and_the_rest_with_hall():
+    plain = {"skin_delta_ita", "texture_ratio"}
+    assert {metric_interval(m) for m in plain} == {"t"}
+    assert {metric_interval(m) for m in METRIC_SPECS if m not in plain} == {"hall_t"}
     assert metric_interval("not_a_metric") == "hall_t"
-    assert estimation("texture_ratio") == {"log_scale": True, "statistic": "mean", "method": "hall_t"}
+    assert estimation("texture_ratio") == {"log_scale": True, "statistic": "mean", "method": "t"}
 
 
 def test_the_estimation_reaches_the_interval():

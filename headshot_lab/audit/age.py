@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 
 from headshot_lab.audit.fairness import GroupedMetric, grouped_metric
+from headshot_lab.audit.margins import estimation
 from headshot_lab.errors import FaceNotFoundError, HeadshotLabError, ModelUnavailableError
 from headshot_lab.faces.base import Face
 
@@ -474,4 +475,4 @@ def age_shift_metric(
     **options: Any,
 ) -> GroupedMetric:
     """Group the Δage values (mean and CI, years; negative = younger), like ``texture_metric``."""
-    return grouped_metric(deltas, groups, name="age_delta", clusters=clusters, **options)
+    return grouped_metric(deltas, groups, name="age_delta", clusters=clusters, **{**estimation("age_delta"), **options})

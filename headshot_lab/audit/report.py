@@ -249,9 +249,9 @@ def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) ->
     lines += _table(["generator", "n", *(h for _, h, _ in SUMMARY_COLUMNS), "flags"], rows)
     lines += [
         "",
-        f"Values are means with {round(100 * float(config.get('confidence', 0.95)))} % cluster-bootstrap intervals "
-        "(clusters = people or a source with its outputs; skewness-corrected cluster t, see "
-        "headshot_lab.audit.fairness) unless stated. "
+        f"Values are means over people with {round(100 * float(config.get('confidence', 0.95)))} % intervals "
+        "(clusters = people or a source with its outputs; Student t over the person means, skewness-corrected "
+        "(Hall) for identity and age, see headshot_lab.audit.margins.INTERVAL_REASON) unless stated. "
         "ΔITA > 0 = lighter; Monk steps > 0 = darker; texture ratio < 1 = smoother skin; AUROC 0.5 = "
         "indistinguishable from the real photos.",
         "",

@@ -212,7 +212,9 @@ def texture_metric(
     **options: Any,
 ) -> GroupedMetric:
     """Group the texture ratios (geometric mean and CI on the log scale; over-smoothing when the CI lies below 0.85)."""
-    return grouped_metric(ratios, groups, name="texture_ratio", clusters=clusters, log_scale=True, **options)
+    return grouped_metric(
+        ratios, groups, name="texture_ratio", clusters=clusters, **{**estimation("texture_ratio"), **options}
+    )
 
 
 def shifts_from_records(records: Sequence[Mapping[str, Any]]) -> list[SkinShift | None]:
