@@ -4,8 +4,8 @@
 
 ``RUN`` is a finished audit (its ``samples.jsonl``), normally the calibration run of the 58 independent people
 (``python -m eval calibrate --config calibration …``). For a metric ``m`` (margin ``δ`` past its no-effect
-value ``θ₀``, :mod:`headshot_lab.audit.margins`) and a generator, the people's values ``x`` (skin ΔITA°,
-Δage, Δidentity, ``log`` texture ratio; synthetic records left out) are a *realistic shape*. Drawing ``n``
+value ``θ₀``, :mod:`headshot_lab.audit.margins`) and a generator, the people's values ``x`` (each person's mean
+skin ΔITA°, Δage, Δidentity or ``log`` texture ratio; synthetic records left out) are a *realistic shape*. Drawing ``n``
 people with replacement
 
 * from the shape moved to the margin's edge, ``x − x̄ + θ₀ − δ`` (and ``+ δ``): the share of 95 % intervals
@@ -16,8 +16,10 @@ people with replacement
 for the interval methods ``hall_t`` (Hall's skewness-corrected t) and ``t`` (plain Student t) of
 :mod:`headshot_lab.audit.fairness`. The choice per metric (:attr:`headshot_lab.audit.margins.MetricSpec.interval`,
 its reason in :data:`headshot_lab.audit.margins.INTERVAL_REASON`) weighs the worst one-sided miss over the
-generators first and the canaries' power second. Resampling with replacement treats the 56–58 people as the population: a guide to the choice, not a
-calibration (that is ``python -m eval calibrate``, on disjoint sets of people).
+generators, on the sides the metric flags on, first (a difference of a point or two is a tie: 2 000 draws give a
+Monte-Carlo SE of ≈ 0.6 points at 10 %) and the canaries' power second; a tie keeps Hall's, the default.
+Resampling with replacement treats the 56–58 people as the population: a guide to the choice, not a calibration
+(that is ``python -m eval calibrate``, on disjoint sets of people).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def shapes(records: Sequence[dict[str, Any]], metric: str) -> dict[str, np.ndarr
     """``{generator: per-person values}`` of ``metric`` (log of the texture ratio), synthetic records left out."""
     from headshot_lab.audit.margins import is_log_scale
 
-    out: dict[str, list[float]] = {}
+    people: dict[str, dict[str, list[float]]] = {}
     for record in records:
         value = record.get(metric)
         if value is None or (record.get("meta") or {}).get("synthetic"):
@@ -48,8 +50,11 @@ def shapes(records: Sequence[dict[str, Any]], metric: str) -> dict[str, np.ndarr
             if not value > 0:
                 continue
             value = float(np.log(value))
-        out.setdefault(str(record["generator"]), []).append(float(value))
-    return {g: np.asarray(v) for g, v in out.items() if len(v) >= 8 and np.std(v) > 0}
+        person = str(record.get("cluster") or record.get("person") or record["id"])
+        people.setdefault(str(record["generator"]), {}).setdefault(person, []).append(float(value))
+    # one value a person (their mean), as the audit's interval is over person means
+    out = {g: np.asarray([np.mean(v) for v in by_person.values()]) for g, by_person in people.items()}
+    return {g: v for g, v in out.items() if len(v) >= 8 and np.std(v) > 0}
 
 
 def _interval(values: np.ndarray, method: str) -> tuple[float, float]:
@@ -111,7 +116,8 @@ def measure(
 def summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """``{metric: {method: {"worst_miss", "worst_miss_at", "power_16"}}}``.
 
-    ``worst_miss``: the largest one-sided miss over the generators, sizes and both sides; ``power_16``: per canary
+    ``worst_miss``: the largest one-sided miss over the generators, sizes and the sides the metric flags on
+    (its rules' directions: both for the skin shift and age, ``below`` for identity and texture); ``power_16``: per canary
     whose expected flag (:func:`eval.generators.expected_flag`) belongs to the metric, its flag rate in that
     flag's direction at ``n = 16``.
     """
@@ -124,14 +130,15 @@ def summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         table: dict[str, Any] = {}
         for method in METHODS:
             mine = [r for r in rows if r["metric"] == metric and r["method"] == method]
-            worst = max(mine, key=lambda r: max(r["miss_below"], r["miss_above"]))
+            sides = [f"miss_{d}" for d in dict.fromkeys(directions.values())]
+            worst = max(mine, key=lambda r: max(r[side] for side in sides))
             power = {}
             for r in mine:
                 _, flag = expected_flag(r["generator"])
                 if r["n"] == 16 and flag in directions:
                     power[r["generator"]] = round(r["flag_below" if directions[flag] == "below" else "flag_above"], 3)
             table[method] = {
-                "worst_miss": round(max(worst["miss_below"], worst["miss_above"]), 4),
+                "worst_miss": round(max(worst[side] for side in sides), 4),
                 "worst_miss_at": f"{worst['generator']}, n = {worst['n']}",
                 "power_16": power,
             }

@@ -453,7 +453,8 @@ def analyse(
     ``samples`` are decoded :class:`~eval.datasets.Sample` objects, or, with ``dataset`` (a
     :meth:`~eval.datasets.AuditDataset.worker_view`), that dataset's undecoded
     :meth:`~eval.datasets.AuditDataset.entries`: then each process decodes its own, so with ``num_proc > 1``
-    the parent neither decodes nor pickles pixels (what the Ray path does too).
+    the parent decodes nothing (what the Ray path does too). An image folder's or a Hub dataset's entries are
+    paths or bytes; the offline set's carry their decoded samples (they are made in memory).
     """
     from tqdm.auto import tqdm
 

@@ -30,10 +30,10 @@ Measured 2026-12-02 (``python -m eval.skin_nulls --seeds 2``: 56 people with a m
 =====================  ======================  ======================  ===================================
 channel                as photographed         grey-matched (before)   cells (reported now)
 =====================  ======================  ======================  ===================================
-reencode               +0.14, 0.83, −0.8…+1.2  +1.40, 2.91, −1.1…+6.7  +0.20, 0.88, −0.7…+1.4 (+0.25, 1.01)
-relight                −8.21, 9.10, −25…+5.2   +0.56, 2.16, −0.9…+3.6  +0.19, 1.33, −1.3…+2.3 (+0.18, 1.32)
-lighten:3 | reencode   +3.15, 0.89, +2.1…+4.5  +4.31, 2.98, +0.9…+9.7  +3.21, 0.94, +2.1…+4.6 (+3.38, 1.44)
-darken:3 | reencode    −2.77, 0.72, −3.8…−1.7  −1.32, 2.97, −4.3…+3.4  −2.72, 0.77, −3.7…−1.3 (−2.64, 0.99)
+reencode               +0.14, 0.83, −0.8…+1.2  +1.40, 2.91, −1.1…+6.7  +0.18, 0.87, −0.8…+1.4 (+0.25, 1.01)
+relight                −8.21, 9.10, −25…+5.2   +0.56, 2.16, −0.9…+3.6  +0.17, 1.36, −1.3…+2.4 (+0.18, 1.32)
+lighten:3 | reencode   +3.15, 0.89, +2.1…+4.5  +4.31, 2.98, +0.9…+9.7  +3.18, 0.90, +2.1…+4.6 (+3.38, 1.44)
+darken:3 | reencode    −2.77, 0.72, −3.8…−1.7  −1.32, 2.97, −4.3…+3.4  −2.75, 0.75, −3.7…−1.5 (−2.64, 0.99)
 =====================  ======================  ======================  ===================================
 
 The 3×3 light matrix gives relight +0.18, SD 1.13 (reencode +0.22, 1.01; lighten +3.40, 1.54; darken −2.66,
@@ -45,8 +45,8 @@ small), skin that the relighting clips (the exposure +20 % at 4000 K saturates r
 filling the photo with under :data:`headshot_lab.skin.MIN_SCENE_CELLS` common scene cells, which fall back
 to the scene greys. Before the shrinkage a face filling the photo (``clm_murray``: 24 common cells) read
 +5.4° under a re-encode: its cells' trimmed mean said "3 % darker light" (``log g ≈ −0.03``, within 1 SE of
-0), and near ``L*`` = 50 that much light turns the angle by 5°. With the shrinkage its two draws read +2.9° and
-−0.6° (as photographed −0.3° and −0.6°), and ``darken:3 | reencode`` −2.6° and −3.0° (the calibration run before
+0), and near ``L*`` = 50 that much light turns the angle by 5°. With the shrinkage its two draws read +2.6° and
+−0.6° (as photographed −0.3° and −0.6°), and ``darken:3 | reencode`` −2.8° and −3.0° (the calibration run before
 the shrinkage: +1.2°).
 """
 

@@ -654,7 +654,11 @@ class PhotoAnalysis:
 
     @property
     def has_colour(self) -> bool:
-        """``False`` for a black-and-white photo (99th-percentile chroma below 4): no skin tone can be read."""
+        """``False`` for a black-and-white photo (99th-percentile chroma below 4): no skin tone can be read.
+
+        ``True`` (not known) when the photo was measured with ``AnalysisOptions(checklist=False)``, which skips
+        the colour statistics; the skin measurement itself still refuses grey skin (``NoColourError``).
+        """
         chroma = self.metrics.get("colour_p99_chroma")
         return chroma is None or chroma >= 4.0
 

@@ -60,8 +60,8 @@ sets once a photo is cropped or resized. Each tone keeps its scene in face-relat
 cell over the same part of the scene); the light change is a CAT02 diagonal fitted to the cells valid in
 both photos (:func:`scene_gain`), and the shift is the as-photographed per-pixel ITA° change less what
 that light does to the skin's colour (:func:`gain_corrected_delta_ita`). On the 58 independent people
-(``python -m eval.skin_nulls``) a re-encode moves it by +0.20° (SD 0.9°; the scene greys: +1.4°, SD 2.9°),
-a relighting by +0.19° (SD 1.3°), and a planted ±3° reads +3.2° / −2.7° (SD 0.9° / 0.8°). A gain the cells
+(``python -m eval.skin_nulls``) a re-encode moves it by +0.18° (SD 0.9°; the scene greys: +1.4°, SD 2.9°),
+a relighting by +0.17° (SD 1.4°), and a planted ±3° reads +3.2° / −2.75° (SD 0.9° / 0.75°). A gain the cells
 cannot tell from 1 is not applied (:data:`SCENE_GAIN_SHRINK`).
 
 **ITA groups** (Del Bino's six classes; half-open intervals, the lower bound excluded):
@@ -170,9 +170,8 @@ SCENE_CELL_MIN_Y = 0.002
 MIN_SCENE_CELLS = 8
 #: Share of the sorted log ratios trimmed from each end before averaging (0.25: the inter-quartile mean).
 SCENE_GAIN_TRIM = 0.25
-#: Standard errors within which :func:`scene_gain` reads no light change (positive-part James–Stein shrinkage;
-#: measured on the 58 people, ``python -m eval.skin_nulls``: a re-encode's SD 1.18° → 0.97°, a relighting's
-#: unchanged, 0.87°).
+#: Standard errors within which :func:`scene_gain` reads no light change (its shrinkage towards 1; measured
+#: by ``python -m eval.skin_nulls`` on the 56 people with a measurable tone: the table in :mod:`eval.skin_nulls`).
 SCENE_GAIN_SHRINK = 2.0
 #: Ridge weight pulling :func:`scene_light_matrix`'s off-diagonal part towards the diagonal gain.
 SCENE_MATRIX_RIDGE = 0.05
@@ -819,16 +818,18 @@ def scene_gain(
 
         mₖ   = trimmed mean over cells c of  log(Oₖ(c) / Rₖ(c))
         SEₖ  = s_w,k / ((1 − 2τ) √n)                      (Yuen's standard error of that trimmed mean)
-        log gₖ = mₖ · max(0, 1 − (z · SEₖ / mₖ)²)           (z = ``shrink``, :data:`SCENE_GAIN_SHRINK`)
+        log g = m · max(0, 1 − z² Σₖ SEₖ² / Σₖ mₖ²)         (z = ``shrink``, :data:`SCENE_GAIN_SHRINK`)
 
     ``τ`` = :data:`SCENE_GAIN_TRIM` is cut from each end of the sorted ratios (robust to cells where the scene
     itself changed, e.g. a retouched background or a cell the skin edit bled into); ``s_w`` is the SD of the
-    ratios winsorized at the same share, ``n`` the number of common cells. The last line is positive-part
-    James–Stein shrinkage towards *no light change*: a gain the cells show well beyond their own noise is
-    undone in full (a relighting: ``SE`` ≈ 0.002–0.007 on 200–300 cells against ``|m|`` of 0.05–0.4), one
-    within about ``z`` standard errors of 1 is not undone at all. Without it a re-save of a photo the face
-    fills (``clm_murray``: 24 cells, ``m`` ≈ −0.03, ``SE`` ≈ 0.04) read as a 3 % change of exposure, which
-    near ``L*`` = 50 turns the ITA° by +5°. ``shrink=0`` gives the plain trimmed mean. ``space``: the
+    ratios winsorized at the same share, ``n`` the number of common cells. The last line shrinks the whole
+    log-gain vector towards *no light change* by one factor (positive-part James–Stein form; one factor for
+    the three channels, so a change of exposure is never turned into a change of colour): a gain the cells
+    show well beyond their own noise is undone in full (a relighting: ``SE`` ≈ 0.002–0.007 on 200–300 cells
+    against ``|m|`` of 0.05–0.4), one whose log lies within about ``z`` standard errors of 0 is not undone at
+    all. Without it a re-save of a photo the face fills (``clm_murray``: 24 cells, ``m`` ≈ −0.03, ``SE`` ≈
+    0.06) read as a 3 % change of exposure, which near ``L*`` = 50 turns the ITA° by +5°. ``shrink=0`` gives
+    the plain trimmed mean. ``space``: the
     channels (``"sRGB"``: linear sRGB; ``"CAT02"``: CAT02 cone responses, a von Kries diagonal). ``None``
     with fewer than :data:`MIN_SCENE_CELLS` common cells.
     """
@@ -853,8 +854,8 @@ def scene_gain(
         return np.exp(mean)
     winsorized = np.asarray(winsorize(ratios, limits=(SCENE_GAIN_TRIM, SCENE_GAIN_TRIM), axis=0), dtype=np.float64)
     se = winsorized.std(axis=0, ddof=1) / ((1.0 - 2.0 * SCENE_GAIN_TRIM) * np.sqrt(len(ratios)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kept = np.where(mean != 0.0, np.clip(1.0 - (z * se / mean) ** 2, 0.0, 1.0), 0.0)
+    energy = float(np.sum(mean**2))
+    kept = 0.0 if energy == 0.0 else max(0.0, 1.0 - z**2 * float(np.sum(se**2)) / energy)
     return np.exp(mean * kept)
 
 

@@ -30,7 +30,7 @@ Seeded Monte-Carlo through the public functions (:func:`~headshot_lab.audit.fair
   tried does better at n = 4 without doubling the width (plain t 0.82, bootstrap-t 0.91 at twice the
   width). The miss is on the side of intervals that end too low.
 
-  The plain t interval (``method="t"``, what the skin shift and the texture ratio are judged with:
+  The plain t interval (``method="t"``, what the skin shift is judged with:
   :data:`headshot_lab.audit.margins.INTERVAL_REASON`), same replicates: normal 0.948 / 0.945 / 0.953 / 0.951 /
   0.956, lognormal σ = 0.5 0.921 / 0.917 / 0.928 / 0.934 / 0.938, lognormal σ = 1 0.817 / 0.831 / 0.851 /
   0.874 / 0.900 at n = 4 / 8 / 16 / 32 / 50 — below Hall on these synthetic skewed shapes; on the real skin
@@ -229,12 +229,14 @@ def test_null_false_alarms_stay_below_alpha_without_a_margin(n):
 )
 def test_three_margins_at_sixteen_is_flagged(skewed, sd, floor_down):
     # per-photo SD in margins; right-skewed noise's long upper tail would widen Hall's upper end and cost
-    # effects downwards their power; the plain t the skin shift and texture are judged with does not (module docstring)
+    # effects downwards their power; the plain t the skin shift is judged with does not (module docstring)
     up, _ = flag_rate("skin_delta_ita", 3.0, 16, sd, skewed=skewed)
     assert up >= 0.90
     for metric, effect, margin in (("skin_delta_ita", -3.0, 1.0), ("texture_ratio", -0.45, 0.15)):
         flagged, _ = flag_rate(metric, effect, 16, sd * margin, skewed=skewed)
-        assert flagged >= floor_down, (metric, effect, flagged)
+        # texture keeps Hall's interval (eval.interval_choice: a tie on the real shapes): 0.85 there
+        floor = floor_down if metric == "skin_delta_ita" else min(floor_down, 0.85)
+        assert flagged >= floor, (metric, effect, flagged)
 
 
 def test_equivalence_is_shown_for_a_kept_tone_with_enough_photos():

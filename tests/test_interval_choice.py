@@ -10,12 +10,11 @@ from headshot_lab.audit.fairness import grouped_metric, t_interval
 from headshot_lab.audit.margins import METRIC_SPECS, estimation, metric_interval
 
 
-def test_the_skin_shift_and_texture_are_judged_with_the_plain_t_and_the_rest_with_hall():
-    plain = {"skin_delta_ita", "texture_ratio"}
-    assert {metric_interval(m) for m in plain} == {"t"}
-    assert {metric_interval(m) for m in METRIC_SPECS if m not in plain} == {"hall_t"}
+def test_the_skin_shift_is_judged_with_the_plain_t_and_the_rest_with_hall():
+    assert metric_interval("skin_delta_ita") == "t"
+    assert {metric_interval(m) for m in METRIC_SPECS if m != "skin_delta_ita"} == {"hall_t"}
     assert metric_interval("not_a_metric") == "hall_t"
-    assert estimation("texture_ratio") == {"log_scale": True, "statistic": "mean", "method": "t"}
+    assert estimation("texture_ratio") == {"log_scale": True, "statistic": "mean", "method": "hall_t"}
 
 
 def test_the_estimation_reaches_the_interval():
@@ -71,3 +70,6 @@ def test_the_summary_names_the_worst_miss_and_the_canaries_power():
     table = summary(rows)["skin_delta_ita"]
     assert table["hall_t"]["worst_miss"] == 0.11 and table["t"]["worst_miss_at"] == "darken:3 | reencode, n = 16"
     assert table["t"]["power_16"] == {"darken:3 | reencode": 0.99}  # the null has no expected flag
+    # identity flags only below: a miss above (no flag can come of it) does not count
+    above = [dict(r, metric="identity_delta", miss_above=0.3, generator="reencode") for r in rows]
+    assert summary(above)["identity_delta"]["hall_t"]["worst_miss"] == 0.11

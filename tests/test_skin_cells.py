@@ -133,6 +133,13 @@ def test_a_gain_within_the_cells_noise_is_read_as_no_light_change():
     shrunk, unshrunk = skin.scene_gain(reference, other), skin.scene_gain(reference, other, shrink=0)
     assert np.all(np.abs(np.log(shrunk)) <= np.abs(np.log(unshrunk)))
     np.testing.assert_allclose(shrunk, 1.03, rtol=0.015)
+    # one factor for all three channels: an exposure change seen through unequally noisy channels stays grey
+    noise = rng.normal(0.0, 1.0, size=(60, 3)) * np.array([0.02, 0.08, 0.2])
+    reference, other = _cells_with_ratios(np.log(1.05) + noise - noise.mean(axis=0))
+    shrunk, unshrunk = skin.scene_gain(reference, other), skin.scene_gain(reference, other, shrink=0)
+    ratio = np.log(shrunk) / np.log(unshrunk)
+    assert 0.0 < ratio[0] < 1.0
+    np.testing.assert_allclose(ratio, ratio[0])
 
 
 def test_the_cells_follow_a_crop_and_a_resize():

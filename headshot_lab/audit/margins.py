@@ -5,8 +5,8 @@ shift nobody could see. Every judged metric therefore has a **minimum effect of 
 (its *margin*, measured from the metric's no-effect value ``θ₀``) and a **minimum sample** ``n_min``
 (independent clusters, i.e. people or source photos; for detectability images per side). With
 the metric's ``(1 − α)`` interval ``[L, U]`` (:mod:`headshot_lab.audit.fairness`; Hall's skewness-corrected t
-of the mean over people; the plain t for the skin shift and the texture ratio: :attr:`MetricSpec.interval`,
-:data:`INTERVAL_REASON`) the verdict is
+of the mean over people; the plain t for the skin shift: :attr:`MetricSpec.interval`, :data:`INTERVAL_REASON`)
+the verdict is
 
 * ``"flag"`` — the *whole* interval lies past the margin: ``L ≥ θ₀ + m`` (direction ``above``) or
   ``U ≤ θ₀ − m`` (``below``). With ``m = 0`` (a config may ask for it) the bound is strict
@@ -207,7 +207,6 @@ METRIC_SPECS: dict[str, MetricSpec] = {
             question="whether your skin texture was kept",
             pattern="{:.2f}",
             log_scale=True,
-            interval="t",  # see INTERVAL_REASON
         ),
         MetricSpec(
             name="detectability_auroc",
@@ -284,18 +283,19 @@ def metric_statistic(metric: str) -> str:
     return spec.statistic if spec is not None else "mean"
 
 
-#: Why the skin shift and the texture ratio are judged with the plain t interval, the rest with Hall's
-#: (``python -m eval.interval_choice --from RUN`` on the calibration run of the 58 people, 1 000 batches a cell).
+#: Why the skin shift is judged with the plain t interval and the rest with Hall's (``python -m
+#: eval.interval_choice --from RUN --draws 2000`` on the calibration run: 56–58 people, each person's mean).
 INTERVAL_REASON = (
-    "Each metric takes the interval that misses the margin less often on the calibration people's own spread "
-    "(resampled and moved to the margin's edge, n = 4, 8, 16, every generator, both sides), then the one with "
-    "more power. Worst one-sided miss (nominal 2.5 %), Hall vs plain t: skin shift 14.8 % vs 12.0 %, texture "
-    "8.5 % vs 6.4 %, identity 16.4 % vs 22.1 %, age 14.7 % vs 17.1 %. The skin shift's spread is skewed by a "
-    "few faces whose reading a re-save moves by 2–5° (near-neutral skin, where the angle turns fast), the "
-    "long tail pointing towards no change: Hall's term widens the interval towards 0 whenever such a face is "
-    "in the batch (darken:3 | reencode caught in 83 % of resampled batches of 16 against 100 % with t) but "
-    "the misses come from batches without one. For age and identity the long tail points away from no change "
-    "(a few people made much younger, or much less like themselves), and there Hall's term is what holds"
+    "Each metric takes the interval that misses its margin less often on the calibration people's own spread "
+    "(resampled and moved to the margin's edge; n = 4, 8, 16; every generator; the sides the metric flags on), "
+    "then the one with more power; a tie keeps Hall's. Worst one-sided miss (nominal 2.5 %), Hall vs plain t: "
+    "skin shift 11.0 % vs 8.9 %, age 15.1 % vs 16.8 %, identity 2.1 % vs 1.6 % and texture 3.1 % vs 3.1 % "
+    "(ties). The skin shift's spread is skewed by a few faces whose reading a re-save moves by 2–5° (near-neutral "
+    "skin, where the angle turns fast), its long tail pointing towards no change: Hall's term widens the interval "
+    "towards 0 whenever such a face is in the batch (darken:3 | reencode caught in 85 % of resampled batches of "
+    "16 against 100 % with t), but the misses come from the batches without one. For age the long tail points "
+    "away from no change (a few people made much younger), and there Hall's term holds the interval (and "
+    "doubles the age canary's power)"
 )
 
 
@@ -481,8 +481,8 @@ MEASURED_CALIBRATION: dict[str, Any] = {
         "tone_jitter:3 | reencode": ("random tone noise of ±3° (no shift on average)", 0.02),
     },
     "power": {
-        "skin_lightening": ("skin lightened by 3°", 0.98),
-        "skin_darkening": ("skin darkened by 3°", 0.75),
+        "skin_lightening": ("skin lightened by 3°", 1.0),
+        "skin_darkening": ("skin darkened by 3°", 1.0),
         "identity_drift": ("the face half-blended with another person", 1.0),
         "over_smoothing": ("skin smoothed (bilateral filter)", 1.0),
         "looks_younger": ("the face made to look younger", 0.47),

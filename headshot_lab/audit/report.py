@@ -250,8 +250,9 @@ def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) ->
     lines += [
         "",
         f"Values are means over people with {round(100 * float(config.get('confidence', 0.95)))} % intervals "
-        "(clusters = people or a source with its outputs; Student t over the person means, skewness-corrected "
-        "(Hall) for identity and age, see headshot_lab.audit.margins.INTERVAL_REASON) unless stated. "
+        "(clusters = people or a source with its outputs; Student t over the person means: plain for the skin "
+        "shift, skewness-corrected (Hall) for every other metric, see headshot_lab.audit.margins.INTERVAL_REASON) "
+        "unless stated. "
         "ΔITA > 0 = lighter; Monk steps > 0 = darker; texture ratio < 1 = smoother skin; AUROC 0.5 = "
         "indistinguishable from the real photos.",
         "",
