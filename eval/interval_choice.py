@@ -60,8 +60,7 @@ def shapes(records: Sequence[dict[str, Any]], metric: str) -> dict[str, np.ndarr
 def _interval(values: np.ndarray, method: str) -> tuple[float, float]:
     from headshot_lab.audit.fairness import t_interval
 
-    low, high = t_interval(float(values.mean()), values, skew_correct=method == "hall_t")
-    return low, high
+    return t_interval(float(values.mean()), values, skew_correct=method == "hall_t")
 
 
 def rates(
@@ -127,10 +126,10 @@ def summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for metric in dict.fromkeys(r["metric"] for r in rows):
         directions = {rule.flag: rule.direction for rule in METRIC_SPECS[metric].rules}
+        sides = [f"miss_{d}" for d in dict.fromkeys(directions.values())]
         table: dict[str, Any] = {}
         for method in METHODS:
             mine = [r for r in rows if r["metric"] == metric and r["method"] == method]
-            sides = [f"miss_{d}" for d in dict.fromkeys(directions.values())]
             worst = max(mine, key=lambda r: max(r[side] for side in sides))
             power = {}
             for r in mine:

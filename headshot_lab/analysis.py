@@ -63,6 +63,7 @@ from headshot_lab.skin import (
     TEXTURE_MESH_SIZE,
     NoColourError,
     NoSkinError,
+    channel_max,
     measure_skin,
     mesh_face_width,
     reported_delta_ita,
@@ -146,11 +147,6 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     """Rec. 709 luma of gamma-encoded 8-bit RGB: ``Y′ = 0.2126 R′ + 0.7152 G′ + 0.0722 B′`` (0–255)."""
     rgb = np.asarray(rgb, dtype=np.float32)
     return rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722
-
-
-def _channel_max(pixels: np.ndarray) -> np.ndarray:
-    """``max(R, G, B)`` of each ``(..., 3)`` pixel (the same as ``pixels.max(axis=-1)``, ≈ 10× faster)."""
-    return np.asarray(np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]))
 
 
 def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -271,7 +267,7 @@ def face_exposure_stats(image: np.ndarray, landmarks68: np.ndarray, limits: _Mea
     pixels = image[_face_hull_mask(image.shape[:2], landmarks68)]
     if pixels.size == 0:
         return {}
-    brightest = _channel_max(pixels)
+    brightest = channel_max(pixels)
     lightness = skin_lightness(np.asarray(pixels, dtype=np.uint8))  # skimage's rgb2lab L*, by table look-ups
     return {
         "face_luma_median": round(float(np.median(luma(pixels))), 1),
@@ -294,7 +290,7 @@ def colour_stats(image: np.ndarray, limits: Any) -> dict[str, Any]:
     lab = rgb_to_lab(np.asarray(thumb, dtype=np.uint8)).reshape(-1, 3)  # skimage's rgb2lab, by table look-ups
     chroma = np.hypot(lab[:, 1], lab[:, 2])
     stats: dict[str, Any] = {"colour_p99_chroma": round(float(np.percentile(chroma, 99.0)), 2)}
-    usable = (_channel_max(thumb.reshape(-1, 3)) < limits.clip_high) & (lab[:, 0] > 15.0) & (lab[:, 0] < 97.0)
+    usable = (channel_max(thumb.reshape(-1, 3)) < limits.clip_high) & (lab[:, 0] > 15.0) & (lab[:, 0] < 97.0)
     if usable.sum() < 50:
         stats.update(cast_a=None, cast_b=None, cast_chroma=None)
         return stats

@@ -628,6 +628,11 @@ def _d65_xyz() -> np.ndarray:
     return _xy_to_xyz(D65_XY)
 
 
+def channel_max(pixels: np.ndarray) -> np.ndarray:
+    """``max(R, G, B)`` of each ``(..., 3)`` pixel (the same as ``pixels.max(axis=-1)``, ≈ 10× faster)."""
+    return np.asarray(np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]))
+
+
 def scene_region(mask: np.ndarray) -> np.ndarray:
     """The non-skin part of the photo: everything outside the skin mask's convex hull grown by a margin.
 
@@ -738,9 +743,7 @@ def scene_cells(image: np.ndarray, mask: np.ndarray) -> tuple[tuple[float, float
     pixels = np.asarray(image)[::k, ::k][inside]
     if len(index) == 0:
         return ()
-    clipped = (
-        np.maximum(np.maximum(pixels[:, 0], pixels[:, 1]), pixels[:, 2]) >= SCENE_CLIP
-    )  # max(R, G, B), ~10× max(axis=1)
+    clipped = channel_max(pixels) >= SCENE_CLIP
     cells = SCENE_GRID * SCENE_GRID
     counts = np.bincount(index, minlength=cells)
     clipped_counts = np.bincount(index, weights=clipped, minlength=cells)
@@ -817,7 +820,7 @@ def scene_gain(
     """Per-channel light gain ``other / reference`` from the scene cells valid in both photos.
 
         mₖ   = trimmed mean over cells c of  log(Oₖ(c) / Rₖ(c))
-        SEₖ  = s_w,k / ((1 − 2τ) √n)                      (Yuen's standard error of that trimmed mean)
+        SEₖ  = s_w,k / ((1 − 2τ) √n)                      (its standard error: ``scipy.stats.mstats.trimmed_stde``)
         log g = m · max(0, 1 − z² Σₖ SEₖ² / Σₖ mₖ²)         (z = ``shrink``, :data:`SCENE_GAIN_SHRINK`)
 
     ``τ`` = :data:`SCENE_GAIN_TRIM` is cut from each end of the sorted ratios (robust to cells where the scene
@@ -834,7 +837,7 @@ def scene_gain(
     with fewer than :data:`MIN_SCENE_CELLS` common cells.
     """
     from scipy.stats import trim_mean
-    from scipy.stats.mstats import winsorize
+    from scipy.stats.mstats import trimmed_stde
 
     if reference_cells is None or other_cells is None:
         return None
@@ -852,8 +855,7 @@ def scene_gain(
     z = SCENE_GAIN_SHRINK if shrink is None else float(shrink)
     if z <= 0.0:
         return np.exp(mean)
-    winsorized = np.asarray(winsorize(ratios, limits=(SCENE_GAIN_TRIM, SCENE_GAIN_TRIM), axis=0), dtype=np.float64)
-    se = winsorized.std(axis=0, ddof=1) / ((1.0 - 2.0 * SCENE_GAIN_TRIM) * np.sqrt(len(ratios)))
+    se = np.asarray(trimmed_stde(ratios, limits=(SCENE_GAIN_TRIM, SCENE_GAIN_TRIM), axis=0), dtype=np.float64)
     energy = float(np.sum(mean**2))
     kept = 0.0 if energy == 0.0 else max(0.0, 1.0 - z**2 * float(np.sum(se**2)) / energy)
     return np.exp(mean * kept)
