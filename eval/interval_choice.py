@@ -5,7 +5,7 @@
 ``RUN`` is a finished audit (its ``samples.jsonl``), normally the calibration run of the 58 independent people
 (``python -m eval calibrate --config calibration …``). For a metric ``m`` (margin ``δ`` past its no-effect
 value ``θ₀``, :mod:`headshot_lab.audit.margins`) and a generator, the people's values ``x`` (each person's mean
-skin ΔITA°, Δage, Δidentity or ``log`` texture ratio; synthetic records left out) are a *realistic shape*. Drawing ``n``
+skin ΔITA°, Δidentity, or the ``log`` of the texture or apparent-age ratio; synthetic records left out) are a *realistic shape*. Drawing ``n``
 people with replacement
 
 * from the shape moved to the margin's edge, ``x − x̄ + θ₀ − δ`` (and ``+ δ``): the share of 95 % intervals
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 #: The paired metrics judged by a mean, and the methods compared.
-METRICS = ("skin_delta_ita", "identity_delta", "texture_ratio", "age_delta")
+METRICS = ("skin_delta_ita", "identity_delta", "texture_ratio", "age_ratio")
 METHODS = ("hall_t", "t")
 
 

@@ -67,7 +67,7 @@ METRIC_FIELDS: tuple[str, ...] = (
     "skin_delta_e2000",
     "skin_monk_shift",
     "texture_ratio",
-    "age_delta",
+    "age_ratio",
 )
 
 
@@ -670,6 +670,7 @@ def build_records(
     results: Sequence[SampleResult], config: EvalConfig
 ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
     """``(records, features, skipped)``: one record per (source, generator), the feature arrays, the problems."""
+    from headshot_lab.audit.age import age_ratio
     from headshot_lab.audit.skin import group_label, skin_shift, texture_ratio
 
     identity = score_identity(results)
@@ -723,8 +724,7 @@ def build_records(
                     record["skin_delta_e2000"] = shift.delta_e2000
                     record["skin_monk_shift"] = float(shift.monk_shift)
                 record["texture_ratio"] = texture_ratio(out.get("texture"), src.get("texture"))
-                if out.get("age") is not None and src.get("age") is not None:
-                    record["age_delta"] = float(out["age"]) - float(src["age"])
+                record["age_ratio"] = age_ratio(src.get("age"), out.get("age"))
                 if output.features is not None and result.features is not None:
                     output_ids[spec].append(result.id)
                     output_features[spec].append(output.features)

@@ -18,7 +18,7 @@ from headshot_lab.audit import age as age_mod
 from headshot_lab.audit.age import (
     INSTALL_COMMAND,
     AgeModel,
-    age_delta,
+    age_ratio,
     age_shift_metric,
     apparent_age,
     apparent_ages,
@@ -163,10 +163,10 @@ def test_resave_null_is_quiet_and_the_canary_is_not(faces, source_ages):
     nulls, younger = [], []
     for name, (image, face) in faces.items():
         null_image = _reencode(image)
-        nulls.append(age_delta(source_ages[name], apparent_age(null_image, largest_face(backend.detect(null_image)))))
+        nulls.append(apparent_age(null_image, largest_face(backend.detect(null_image))) - source_ages[name])
         view = SourceView(id=name, image=image, identity=name, landmarks=face.landmarks, box=face.box)
         out = canary(view, GenerationContext())
-        younger.append(age_delta(source_ages[name], apparent_age(out, largest_face(backend.detect(out)))))
+        younger.append(apparent_age(out, largest_face(backend.detect(out))) - source_ages[name])
     assert max(abs(d) for d in nulls) < 2.5, nulls
     assert max(younger) < -5.0, younger
     assert min(abs(d) for d in younger) > 2 * max(abs(d) for d in nulls)
@@ -175,20 +175,36 @@ def test_resave_null_is_quiet_and_the_canary_is_not(faces, source_ages):
 # -- the metric -------------------------------------------------------------------------------
 
 
-def test_age_delta_sign():
-    assert age_delta(40.0, 35.0) == -5.0  # looks younger: negative
-    assert age_delta(None, 35.0) is None and age_delta(40.0, None) is None
+def test_age_ratio_direction_and_missing_values():
+    assert age_ratio(40.0, 36.0) == pytest.approx(0.9)  # looks younger: below 1
+    assert age_ratio(None, 35.0) is None and age_ratio(40.0, None) is None
+    assert age_ratio(0.0, 35.0) is None and age_ratio(40.0, -1.0) is None  # no log of a non-positive age
 
 
-def test_age_shift_metric_groups_known_values():
-    deltas = [-5.0, -4.0, -6.0, 1.0, 0.0, -1.0, None]
+def test_age_shift_metric_is_a_geometric_mean_per_group():
+    ratios = [0.8, 0.9, 1.0, 1.25, 0.8, 1.0, None]
     groups = ["ITA group II"] * 3 + ["ITA group V"] * 3 + [None]
-    metric = age_shift_metric(deltas, groups, n_resamples=200, seed=1)
-    assert metric.name == "age_delta"
-    assert metric.by_group["ITA group II"].value == pytest.approx(-5.0)
-    assert metric.by_group["ITA group V"].value == pytest.approx(0.0)
-    assert metric.overall.value == pytest.approx(-2.5)
-    assert metric.difference == pytest.approx(5.0)
+    metric = age_shift_metric(ratios, groups, n_resamples=200, seed=1)
+    assert metric.name == "age_ratio"
+    assert metric.by_group["ITA group II"].value == pytest.approx((0.8 * 0.9 * 1.0) ** (1 / 3))
+    assert metric.by_group["ITA group V"].value == pytest.approx(1.0)  # 1.25 · 0.8 = 1: as far up as down
+    assert metric.overall.value == pytest.approx((0.8 * 0.9 * 1.25 * 0.8) ** (1 / 6))
+    low, high = metric.overall.ci
+    assert low < metric.overall.value < high
+
+
+def test_age_verdict_reads_as_a_percent_change():
+    """5 % either way: a batch made 9 % younger is flagged in those words; one within ±5 % is kept."""
+    from headshot_lab.audit.margins import METRIC_SPECS, judge
+
+    spec = METRIC_SPECS["age_ratio"]
+    younger = judge(spec, {"value": 0.91, "ci": [0.87, 0.94], "n": 16, "clusters": 16})
+    kept = judge(spec, {"value": 0.99, "ci": [0.97, 1.02], "n": 16, "clusters": 16})
+    edge = judge(spec, {"value": 0.97, "ci": [0.93, 1.0], "n": 16, "clusters": 16})
+    assert younger is not None and younger.flag == "looks_younger"
+    assert younger.sentence == "You look younger: −9.0% [−13.0%, −6.0%], past −5.0%."
+    assert kept is not None and kept.status == "ok" and "within ±5.0%" in kept.sentence
+    assert edge is not None and edge.status == "not_enough_to_tell"
 
 
 # -- never gender -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from headshot_lab.analysis import same_scene
-from headshot_lab.audit.age import AGE_MODEL
+from headshot_lab.audit.age import AGE_MODEL, age_ratio
 from headshot_lab.audit.detectability import classifier_two_sample_test
 from headshot_lab.audit.fairness import Estimate, grouped_metric, two_sample_difference
 from headshot_lab.audit.identity import cosine_to_reference, reference_centroid
@@ -32,7 +32,7 @@ AUDIT_METRICS = (
     "skin_delta_e2000",
     "skin_monk_shift",
     "texture_ratio",
-    "age_delta",
+    "age_ratio",
 )
 
 
@@ -328,7 +328,7 @@ def _row(
     row["ita"] = None if analysis.tone is None else float(analysis.tone.ita)
     row["texture"] = analysis.texture
     row["identity_delta"] = row["skin_delta_ita"] = row["skin_delta_e2000"] = row["skin_monk_shift"] = None
-    row["texture_ratio"] = row["age_delta"] = None
+    row["texture_ratio"] = row["age_ratio"] = None
     row["age"] = analysis.age
     if src is not None:
         others = _loo_centroid(ref_embeddings, source)
@@ -350,8 +350,7 @@ def _row(
                 skin_monk_shift=float(shift.monk_shift),
             )
         row["texture_ratio"] = texture_ratio(analysis.texture, src.texture)
-        if analysis.age is not None and src.age is not None:
-            row["age_delta"] = analysis.age - src.age
+        row["age_ratio"] = age_ratio(src.age, analysis.age)
     row["cluster"] = source if src is not None else name
     return row
 
@@ -392,7 +391,8 @@ def _unpaired_metrics(
     * identity change: ``mean cos(oᵢ, c) − mean cos(rⱼ, c₋ⱼ)`` — each photo against the centroid of the
       *other* photos (leave-one-out), so the baseline is not inflated by the photo's own vote;
     * ``ΔITA = mean ITA(outputs) − mean ITA(photos)``;
-    * texture ratio ``exp(mean log T_o − mean log T_r)`` (interval transformed the same way).
+    * texture ratio ``exp(mean log T_o − mean log T_r)`` and apparent-age ratio ``exp(mean log A_o − mean log A_r)``
+      (intervals transformed the same way).
     """
 
     confidence, seed = options["confidence"], options["seed"]
@@ -411,23 +411,28 @@ def _unpaired_metrics(
 
     if len(ref_embeddings) >= 2:
         metrics["identity_delta"] = _single_group(difference(cosines, baseline), group)
-    ref_ages = [a.age for a in refs.values() if a.age is not None]
-    if ref_ages and any(row["age"] is not None for row in rows):
-        metrics["age_delta"] = _single_group(difference([row["age"] for row in rows], ref_ages), group)
     ref_ita = [float(a.tone.ita) for a in refs.values() if a.tone is not None]
     metrics["skin_delta_ita"] = _single_group(difference([row["ita"] for row in rows], ref_ita), group)
-    out_t = [float(np.log(t)) for t in (row["texture"] for row in rows) if t is not None and t > 0]
-    ref_t = [float(np.log(a.texture)) for a in refs.values() if a.texture is not None and a.texture > 0]
-    log_ratio = difference(out_t, ref_t)
-    if log_ratio.value is not None:
+    def ratio(outputs: Sequence[float | None], photos: Sequence[float | None]) -> Estimate | None:
+        """``exp(mean log o − mean log p)`` with the Welch interval of the logs mapped back (positive values only)."""
+        log_ratio = difference(
+            [float(np.log(v)) for v in outputs if v is not None and v > 0],
+            [float(np.log(v)) for v in photos if v is not None and v > 0],
+        )
+        if log_ratio.value is None:
+            return None
         low, high = log_ratio.ci
-        ratio = Estimate(
+        return Estimate(
             value=float(np.exp(log_ratio.value)),
             ci=(None if low is None else float(np.exp(low)), None if high is None else float(np.exp(high))),
             n=log_ratio.n,
             clusters=log_ratio.clusters,
         )
-        metrics["texture_ratio"] = _single_group(ratio, group)
+
+    for quantity in ("texture", "age"):
+        found = ratio([row[quantity] for row in rows], [getattr(a, quantity) for a in refs.values()])
+        if found is not None:
+            metrics[f"{quantity}_ratio"] = _single_group(found, group)
     return metrics
 
 
@@ -468,7 +473,7 @@ def format_audit_card(
         f"- **Skin shift** in {group}: ΔITA {overall('skin_delta_ita', '{:+.2f}')}° (positive = lighter), "
         f"ΔE00 {overall('skin_delta_e2000', '{:.2f}')}, Monk steps {overall('skin_monk_shift', '{:+.2f}')}",
         f"- **Skin texture** (output / your photos): {overall('texture_ratio', '{:.3f}')} (< 1 = smoother)",
-        f"- **Apparent age** change ({AGE_MODEL}): {overall('age_delta', '{:+.1f}')} years (− = younger)",
+        f"- **Apparent age** (output / your photos, {AGE_MODEL}): {overall('age_ratio', '{:.3f}')} (< 1 = younger)",
         f"- **Detectability** (classifier two-sample test AUROC, 0.5 = indistinguishable): "
         f"{overall('detectability_auroc', '{:.3f}')}",
         "",

@@ -30,8 +30,8 @@ metric                   flag             direction   m       n_min
                                                                  ``U < threshold``)
 ``texture_ratio``        over_smoothing   below       0.15    4  (θ₀ = 1: ratio ≤ 0.85)
 ``detectability_auroc``  detectable       above       0.1     8 per side (θ₀ = 0.5: AUROC ≥ 0.6)
-``age_delta``            looks_younger    below       2 y     4  (θ₀ = 0; years, − = younger)
-                         looks_older      above
+``age_ratio``            looks_younger    below       5 %     4  (θ₀ = 1: output / source apparent age;
+                         looks_older      above                     shown as −8 % for 0.92)
 ``skin_delta_e2000``     — (verdict only) above       2       4  (θ₀ = 0)
 ``skin_monk_shift``      — (verdict only) both        1       4  (θ₀ = 0; Monk steps, + = darker)
 =======================  ===============  ==========  ======  ==========================================
@@ -87,6 +87,7 @@ class MetricSpec:
         pattern: number format for sentences.
         margin_key: the key of the margin in a config's ``margins`` (default: ``name``).
         log_scale: estimate on ``log v`` (a ratio; :func:`headshot_lab.audit.fairness.grouped_metric`).
+        as_change: a ratio shown in sentences as a change from 1 with ``pattern`` (``"{:+.1%}"``: 0.92 → −8.0 %).
         statistic: the location the verdict is about: ``"mean"`` (over people; every metric today) or
             ``"trimmed"`` (the 20 % trimmed mean over people with Yuen's interval,
             :func:`headshot_lab.audit.fairness.yuen_interval`; measured and not used — a ±3° random jitter then
@@ -109,6 +110,7 @@ class MetricSpec:
     pattern: str = "{:+.2f}"
     margin_key: str = ""
     log_scale: bool = False
+    as_change: bool = False
     statistic: str = "mean"
     interval: str = "hall_t"
 
@@ -225,15 +227,15 @@ METRIC_SPECS: dict[str, MetricSpec] = {
             pattern="{:.2f}",
         ),
         MetricSpec(
-            name="age_delta",
-            label="apparent age change (years)",
-            unit=" years",
-            null=0.0,
-            margin=2.0,
+            name="age_ratio",
+            label="apparent age (output / source)",
+            unit="",
+            null=1.0,
+            margin=0.05,
             reason=(
-                "2 years of apparent age (dlib's CC0 age network): a JPEG q90 re-save moves one face's estimate by "
-                "0.8 years RMS (2.0 with a 5 % resize) on the real test photos, and the network's own spread is "
-                "2–10 years a face, so only a batch mean past 2 years is a drift"
+                "5 % of apparent age (2 years at 40; dlib's CC0 age network): a re-save with a small resize or crop "
+                "moves one face's estimate by 6 % (SD of the log ratio, 58 real people), the network's own spread "
+                "is 2–10 years a face and grows with age, so only a batch mean past 5 % is a drift"
             ),
             min_n=_MIN_N,
             rules=(
@@ -242,7 +244,9 @@ METRIC_SPECS: dict[str, MetricSpec] = {
             ),
             kept="Your apparent age was kept",
             question="whether your apparent age was kept",
-            pattern="{:+.1f}",
+            pattern="{:+.1%}",
+            log_scale=True,
+            as_change=True,
         ),
         MetricSpec(
             name="skin_delta_e2000",
@@ -386,16 +390,19 @@ def sample_size(entry: Mapping[str, Any], spec: MetricSpec) -> int:
     return int(entry.get("clusters") or entry.get("n") or 0)
 
 
-def _number(spec: MetricSpec, value: float) -> str:
-    return spec.pattern.format(value).replace("-", "−") + spec.unit
+def format_value(spec: MetricSpec, value: float) -> str:
+    """``value`` as sentences show it: ``pattern`` + ``unit``, a ratio with ``as_change`` as ``value − 1`` (0.92 → −8.0%)."""
+    shown = value - 1.0 if spec.as_change else value
+    return spec.pattern.format(shown).replace("-", "−") + spec.unit
+
 
 
 def _numbers(spec: MetricSpec, value: float | None, low: float | None, high: float | None) -> str:
     if value is None:
         return "no value"
-    text = _number(spec, value)
+    text = format_value(spec, value)
     if low is not None and high is not None:
-        text += f" [{_number(spec, low)}, {_number(spec, high)}]"
+        text += f" [{format_value(spec, low)}, {format_value(spec, high)}]"
     return text
 
 
@@ -404,17 +411,17 @@ def _ok_words(spec: MetricSpec, null: float, margin: float) -> str:
     directions = {r.direction for r in spec.rules}
     if directions == {"above", "below"}:
         half = spec.pattern.format(margin).lstrip("+") + spec.unit
-        return f"within ±{half}" if null == 0 else f"within {null} ± {half}"
+        return f"within ±{half}" if null == 0 or spec.as_change else f"within {null} ± {half}"
     if "above" in directions:
-        return "below " + _number(spec, null + margin).lstrip("+")
-    return "above " + _number(spec, null - margin).lstrip("+")
+        return "below " + format_value(spec, null + margin).lstrip("+")
+    return "above " + format_value(spec, null - margin).lstrip("+")
 
 
 def _flag_words(spec: MetricSpec, rule: FlagRule, null: float, margin: float) -> str:
     """``"past +1°"``, ``"at or below 0.85"``, ``"at or above 0.60"``."""
-    if len(spec.rules) > 1 and null == 0:
-        return "past " + _number(spec, null + margin if rule.direction == "above" else null - margin)
-    bound = _number(spec, null + margin if rule.direction == "above" else null - margin).lstrip("+")
+    if len(spec.rules) > 1 and (null == 0 or spec.as_change):
+        return "past " + format_value(spec, null + margin if rule.direction == "above" else null - margin)
+    bound = format_value(spec, null + margin if rule.direction == "above" else null - margin).lstrip("+")
     return ("at or above " if rule.direction == "above" else "at or below ") + bound
 
 

@@ -16,6 +16,9 @@ identity_drift     ``identity_delta``          ``CI_high ≤ −m`` (0.02; outpu
                                                ``identity_threshold`` is set,
                                                ``identity_cosine`` ``CI_high < threshold``
 over_smoothing     ``texture_ratio``           ``CI_high ≤ 1 − m`` (0.15: less skin texture)
+looks_younger      ``age_ratio``               ``CI_high ≤ 1 − m`` (0.05: apparent age output /
+                                               source, geometric mean)
+looks_older        ``age_ratio``               ``CI_low ≥ 1 + m``
 detectable         ``detectability_auroc``     ``CI_low ≥ 0.5 + m`` (0.1: a classifier tells
                                                outputs from real photos)
 =================  ==========================  ===============================================
@@ -61,8 +64,8 @@ FLAG_DEFINITIONS: dict[str, str] = {
         "texture ratio (skin band-pass energy, output / source; geometric mean, CI on the log scale): the CI's "
         "upper bound ≤ 1 − margin (0.15)"
     ),
-    "looks_younger": "mean apparent-age change (years, dlib's CC0 age network): the CI's upper bound ≤ −margin (2)",
-    "looks_older": "mean apparent-age change (years): the CI's lower bound ≥ +margin (2)",
+    "looks_younger": "apparent age output / source (geometric mean, dlib's CC0 age network): the CI's upper bound ≤ 1 − margin (0.95)",
+    "looks_older": "apparent age output / source (geometric mean): the CI's lower bound ≥ 1 + margin (1.05)",
     "detectable": "classifier two-sample test AUROC (real vs output): the CI's lower bound ≥ 0.5 + margin (0.1)",
 }
 
@@ -166,6 +169,7 @@ SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("identity_cosine", "identity cos", "{:.3f}"),
     ("identity_delta", "Δ identity", "{:+.4f}"),
     ("texture_ratio", "texture ratio", "{:.3f}"),
+    ("age_ratio", "age ratio", "{:.3f}"),
     ("detectability_auroc", "C2ST AUROC", "{:.3f}"),
 )
 
@@ -276,6 +280,7 @@ def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) ->
         ("identity_cosine", "Identity cosine by source group", "{:.3f}"),
         ("identity_delta", "Identity change (output − source cosine) by source group", "{:+.4f}"),
         ("texture_ratio", "Texture ratio by source group", "{:.3f}"),
+        ("age_ratio", "Apparent age (output / source) by source group", "{:.3f}"),
         ("detectability_auroc", "Detectability AUROC by source group", "{:.3f}"),
     ):
         table = _group_table(runs, metric, pattern)

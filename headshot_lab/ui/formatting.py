@@ -445,7 +445,7 @@ def capture_examples(size: tuple[int, int] = (150, 180)) -> list[tuple[np.ndarra
 
 def audit_help() -> str:
     """How to read the audit card, in plain words, built from the one table of margins (``METRIC_SPECS``)."""
-    from headshot_lab.audit.margins import METRIC_SPECS, calibration_words
+    from headshot_lab.audit.margins import METRIC_SPECS, calibration_words, format_value
 
     lines = [
         "Each line of the card is one of three answers:",
@@ -465,7 +465,8 @@ def audit_help() -> str:
         for rule in spec.rules:
             bound = spec.null + spec.margin if rule.direction == "above" else spec.null - spec.margin
             sign = "≥" if rule.direction == "above" else "≤"
-            when.append(f"{rule.words.lower()}: {sign} {bound:g}{spec.unit}")
+            shown = format_value(spec, bound).lstrip("+") if spec.as_change else f"{bound:g}{spec.unit}"
+            when.append(f"{rule.words.lower()}: {sign} {shown}")
         size = "photos per side" if spec.name == "detectability_auroc" else "photos"
         lines.append(f"| {spec.label} | {'; '.join(when)} | {spec.min_n} {size} |")
     lines += [
