@@ -38,7 +38,7 @@ METHODS = ("hall_t", "t")
 
 
 def shapes(records: Sequence[dict[str, Any]], metric: str) -> dict[str, np.ndarray]:
-    """``{generator: per-person values}`` of ``metric`` (log of the texture ratio), synthetic records left out."""
+    """``{generator: per-person values}`` of ``metric`` (the log of a ratio), synthetic records left out."""
     from headshot_lab.audit.margins import is_log_scale
 
     people: dict[str, dict[str, list[float]]] = {}
@@ -64,12 +64,14 @@ def _interval(values: np.ndarray, method: str) -> tuple[float, float]:
 
 
 def rates(
-    values: np.ndarray, *, null: float, margin: float, size: int, draws: int, rng: np.random.Generator
+    values: np.ndarray, *, below: float, above: float, size: int, draws: int, rng: np.random.Generator
 ) -> dict[str, dict[str, float]]:
     """``{method: {"miss_below", "miss_above", "flag_below", "flag_above"}}`` for batches of ``size`` people.
 
-    ``miss_below``: share of intervals with ``U ≤ θ₀ − δ`` when the mean is exactly ``θ₀ − δ`` (the shape moved
-    there); ``miss_above`` likewise at ``θ₀ + δ``; ``flag_*``: the same shares on the shape as measured.
+    ``below`` / ``above``: the margin's two edges on the scale of ``values`` (``θ₀ − δ``, ``θ₀ + δ``; for a ratio
+    ``log(θ₀ − δ)``, ``log(θ₀ + δ)``). ``miss_below``: share of intervals with ``U ≤ below`` when the mean is
+    exactly ``below`` (the shape moved there); ``miss_above`` likewise at ``above``; ``flag_*``: the same shares on
+    the shape as measured.
     """
     centred = values - values.mean()
     out: dict[str, dict[str, float]] = {
@@ -79,13 +81,13 @@ def rates(
         index = rng.integers(0, len(values), size)
         for method in METHODS:
             counts = out[method]
-            low, high = _interval(centred[index] + null - margin, method)
-            counts["miss_below"] += high <= null - margin
-            low, high = _interval(centred[index] + null + margin, method)
-            counts["miss_above"] += low >= null + margin
+            low, high = _interval(centred[index] + below, method)
+            counts["miss_below"] += high <= below
+            low, high = _interval(centred[index] + above, method)
+            counts["miss_above"] += low >= above
             low, high = _interval(values[index], method)
-            counts["flag_below"] += high <= null - margin
-            counts["flag_above"] += low >= null + margin
+            counts["flag_below"] += high <= below
+            counts["flag_above"] += low >= above
     return {m: {k: v / draws for k, v in counts.items()} for m, counts in out.items()}
 
 
@@ -102,11 +104,12 @@ def measure(
         resolved = spec.resolve()
         assert resolved is not None and spec.null is not None
         null, margin = resolved
-        if spec.log_scale:  # a ratio: judged on log v, the margin's edge at log(θ₀ − δ)
-            null, margin = float(np.log(null)), float(np.log(null) - np.log(null - margin))
+        below, above = null - margin, null + margin
+        if spec.log_scale:  # a ratio: judged on log v, the edges at log(θ₀ ∓ δ)
+            below, above = float(np.log(below)), float(np.log(above))
         for generator, values in shapes(records, metric).items():
-            for size in sizes:
-                found = rates(values, null=null, margin=margin, size=int(size), draws=draws, rng=rng)
+            for size in (s for s in sizes if s >= spec.min_n):  # no verdict below the metric's minimum
+                found = rates(values, below=below, above=above, size=int(size), draws=draws, rng=rng)
                 for method, counts in found.items():
                     rows.append({"metric": metric, "generator": generator, "n": int(size), "method": method, **counts})
     return rows

@@ -166,6 +166,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> EvalConfig:
     if isinstance(data.get("generators"), str):
         data["generators"] = [g for g in data["generators"].split(",") if g.strip()]
     config = EvalConfig(**data)
+    _check_margins(config.margins)
     config.generators = [str(g).strip() for g in config.generators]
     if not config.generators:
         raise HeadshotLabError("The config names no generator.", code="bad_config")
@@ -175,6 +176,26 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> EvalConfig:
         if name not in {"pipeline", "studio"}:
             build_generator(spec, **config.generator_options.get(name, {}))
     return config
+
+
+def _check_margins(margins: Any) -> None:
+    """A config's ``margins`` name only metrics that are judged (:data:`headshot_lab.audit.margins.DEFAULT_MARGINS`)."""
+    from headshot_lab.audit.margins import DEFAULT_MARGINS
+
+    if not isinstance(margins, Mapping):
+        raise HeadshotLabError("margins must be a mapping of metric: margin.", code="bad_config")
+    unknown = sorted(set(margins) - set(DEFAULT_MARGINS))
+    if unknown:
+        renamed = (
+            " (apparent age is judged as a ratio since 2026-12: age_ratio: 0.05 is ±5 %)"
+            if "age_delta" in unknown
+            else ""
+        )
+        raise HeadshotLabError(
+            f"Unknown margins: {', '.join(unknown)}{renamed}.",
+            fix=f"Known margins: {', '.join(sorted(DEFAULT_MARGINS))}.",
+            code="bad_config",
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1050,12 +1071,21 @@ def write_samples(
 
 def read_samples(directory: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """The ``(records, unreadable sources, features)`` written by :func:`write_samples`."""
+    from headshot_lab.audit.age import age_ratio
+
     records, unreadable = [], []
     with (directory / "samples.jsonl").open(encoding="utf-8") as handle:
         for line in handle:
             if line.strip():
                 row = json.loads(line)
-                (records if row.get("generator") is not None else unreadable).append(row)
+                if row.get("generator") is None:
+                    unreadable.append(row)
+                    continue
+                if "age_ratio" not in row:  # a run written before the ratio (2026-12): the same number from its ages
+                    row["age_ratio"] = age_ratio(
+                        (row.get("source") or {}).get("age"), (row.get("output") or {}).get("age")
+                    )
+                records.append(row)
     features: dict[str, Any] = {}
     file = directory / "features.npz"
     if file.is_file():

@@ -181,3 +181,13 @@ def test_report_says_how_the_audit_was_checked():
     assert f"{MEASURED_CALIBRATION['people']} different real people" in section
     for words, rate in [*MEASURED_CALIBRATION["false_alarm"].values(), *MEASURED_CALIBRATION["power"].values()]:
         assert f"{words} | {rate:.0%}" in section
+
+
+def test_app_help_states_every_flag_bound_in_its_own_units():
+    """The help table is built from the margins: a ratio shown as a change reads as a percentage, not as 0.95."""
+    from headshot_lab.ui.formatting import audit_help
+
+    text = audit_help()
+    assert "you look younger: ≤ −5.0%; you look older: ≥ 5.0%" in text
+    assert "your skin looks lighter: ≥ 1°; your skin looks darker: ≤ −1°" in text  # a true minus, as on the card
+    assert "your skin looks smoothed: ≤ 0.85" in text

@@ -181,6 +181,23 @@ def test_load_config_overrides_and_rejects_unknown_keys(tmp_path):
         load_config(tmp_path / "bad.yaml")
     with pytest.raises(HeadshotLabError, match="Unknown generator"):
         load_config(generators=["nope"])
+    (tmp_path / "old.yaml").write_text("name: x\ngenerators: [null]\nmargins: {age_delta: 2.0}\n")
+    with pytest.raises(HeadshotLabError, match=r"age_ratio: 0\.05") as caught:  # renamed, not silently dropped
+        load_config(tmp_path / "old.yaml")
+    assert "age_delta" in caught.value.message
+    assert load_config(margins={"age_ratio": 0.1}).margins == {"age_ratio": 0.1}
+
+
+def test_runs_written_before_the_age_ratio_still_read_it(tmp_path):
+    """A samples.jsonl of 2026-11 has ages but no age_ratio: reading it fills in output / source, nothing else."""
+    import json
+
+    old = {"id": "a.png", "generator": "null", "source": {"age": 40.0}, "output": {"age": 36.0}, "age_delta": -4.0}
+    faceless = {"id": "b.png", "generator": "null", "source": {"age": None}, "output": None}
+    (tmp_path / "samples.jsonl").write_text("\n".join(json.dumps(r) for r in (old, faceless)) + "\n")
+    records, unreadable, _ = read_samples(tmp_path)
+    assert records[0]["age_ratio"] == pytest.approx(0.9) and records[1]["age_ratio"] is None
+    assert unreadable == []
 
 
 def test_unreadable_images_and_faceless_photos_are_counted_not_fatal(tmp_path, load_real):

@@ -31,7 +31,7 @@ def test_the_estimation_reaches_the_interval():
 def test_the_miss_at_the_margin_is_nominal_on_a_normal_shape_and_the_power_follows_the_effect():
     rng = np.random.default_rng(0)
     shape = rng.normal(-3.0, 1.0, 4000)
-    found = rates(shape, null=0.0, margin=1.0, size=16, draws=3000, rng=np.random.default_rng(1))
+    found = rates(shape, below=-1.0, above=1.0, size=16, draws=3000, rng=np.random.default_rng(1))
     for method in ("hall_t", "t"):
         assert 0.012 <= found[method]["miss_below"] <= 0.04  # nominal 2.5 % (Monte-Carlo SE ≈ 0.003)
         assert 0.012 <= found[method]["miss_above"] <= 0.04
@@ -42,7 +42,7 @@ def test_a_tail_towards_no_change_costs_hall_power_not_misses():
     rng = np.random.default_rng(2)
     # the darkening canary's shape: most faces read −3 ± 0.7°, one in 15 near +1° (the reading failed)
     shape = np.where(rng.random(3000) < 1 / 15, rng.normal(1.0, 0.5, 3000), rng.normal(-3.0, 0.7, 3000))
-    found = rates(shape, null=0.0, margin=1.0, size=16, draws=1500, rng=np.random.default_rng(3))
+    found = rates(shape, below=-1.0, above=1.0, size=16, draws=1500, rng=np.random.default_rng(3))
     assert found["t"]["flag_below"] > 0.97
     assert found["hall_t"]["flag_below"] < found["t"]["flag_below"] - 0.1
     assert found["t"]["miss_below"] <= found["hall_t"]["miss_below"] + 0.02

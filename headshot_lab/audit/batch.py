@@ -14,7 +14,7 @@ from headshot_lab.audit.age import AGE_MODEL, age_ratio
 from headshot_lab.audit.detectability import classifier_two_sample_test
 from headshot_lab.audit.fairness import Estimate, grouped_metric, two_sample_difference
 from headshot_lab.audit.identity import cosine_to_reference, reference_centroid
-from headshot_lab.audit.margins import estimation
+from headshot_lab.audit.margins import METRIC_SPECS, estimation, format_value
 from headshot_lab.audit.measure import AuditAnalysis, analyse_image, encoder_name
 from headshot_lab.audit.report import compute_flags, format_estimate, metric_verdicts, render_markdown
 from headshot_lab.audit.results import AuditResults, AuditRun, write_results
@@ -413,6 +413,7 @@ def _unpaired_metrics(
         metrics["identity_delta"] = _single_group(difference(cosines, baseline), group)
     ref_ita = [float(a.tone.ita) for a in refs.values() if a.tone is not None]
     metrics["skin_delta_ita"] = _single_group(difference([row["ita"] for row in rows], ref_ita), group)
+
     def ratio(outputs: Sequence[float | None], photos: Sequence[float | None]) -> Estimate | None:
         """``exp(mean log o − mean log p)`` with the Welch interval of the logs mapped back (positive values only)."""
         log_ratio = difference(
@@ -455,6 +456,11 @@ def format_audit_card(
     def overall(metric: str, pattern: str) -> str:
         return format_estimate((metrics.get(metric) or {}).get("overall"), pattern)
 
+    def _as_change(metric: str) -> str:
+        """A ratio's overall value as the verdicts show it (``format_value``: 0.912 → −8.8%)."""
+        value = ((metrics.get(metric) or {}).get("overall") or {}).get("value")
+        return "–" if value is None else format_value(METRIC_SPECS[metric], float(value))
+
     flags = run["flags"]
     tone = "unknown" if person is None else f"{group} (median ITA {person.ita:.1f}°, Monk {person.monk})"
     verdicts = metric_verdicts(metrics)
@@ -473,7 +479,8 @@ def format_audit_card(
         f"- **Skin shift** in {group}: ΔITA {overall('skin_delta_ita', '{:+.2f}')}° (positive = lighter), "
         f"ΔE00 {overall('skin_delta_e2000', '{:.2f}')}, Monk steps {overall('skin_monk_shift', '{:+.2f}')}",
         f"- **Skin texture** (output / your photos): {overall('texture_ratio', '{:.3f}')} (< 1 = smoother)",
-        f"- **Apparent age** (output / your photos, {AGE_MODEL}): {overall('age_ratio', '{:.3f}')} (< 1 = younger)",
+        f"- **Apparent age** (output / your photos, {AGE_MODEL}): {overall('age_ratio', '{:.3f}')} (< 1 = younger; "
+        f"{_as_change('age_ratio')})",
         f"- **Detectability** (classifier two-sample test AUROC, 0.5 = indistinguishable): "
         f"{overall('detectability_auroc', '{:.3f}')}",
         "",

@@ -30,7 +30,7 @@ metric                   flag             direction   m       n_min
                                                                  ``U < threshold``)
 ``texture_ratio``        over_smoothing   below       0.15    4  (θ₀ = 1: ratio ≤ 0.85)
 ``detectability_auroc``  detectable       above       0.1     8 per side (θ₀ = 0.5: AUROC ≥ 0.6)
-``age_ratio``            looks_younger    below       5 %     4  (θ₀ = 1: output / source apparent age;
+``age_ratio``            looks_younger    below       5 %     8  (θ₀ = 1: output / source apparent age;
                          looks_older      above                     shown as −8 % for 0.92)
 ``skin_delta_e2000``     — (verdict only) above       2       4  (θ₀ = 0)
 ``skin_monk_shift``      — (verdict only) both        1       4  (θ₀ = 0; Monk steps, + = darker)
@@ -137,6 +137,10 @@ class MetricSpec:
 
 #: Minimum clusters of the paired metrics: the smallest n simulated in tests/test_audit_calibration_sim.py.
 _MIN_N = 4
+#: Apparent age needs 8 people: on the calibration people's own spread (``python -m eval.interval_choice``) a batch
+#: of 4 catches the age canary in 5 % of resampled batches, and at the margin's edge its interval clears the
+#: margin in 18 % (looks older; nominally 2.5 %): there a verdict is mostly noise (n = 8: 21 % and 10 %).
+AGE_MIN_N = 8
 
 #: Every judged metric of the audit, by ``results.json`` key (the one table of margins and flags).
 METRIC_SPECS: dict[str, MetricSpec] = {
@@ -237,7 +241,7 @@ METRIC_SPECS: dict[str, MetricSpec] = {
                 "moves one face's estimate by 6 % (SD of the log ratio, 58 real people), the network's own spread "
                 "is 2–10 years a face and grows with age, so only a batch mean past 5 % is a drift"
             ),
-            min_n=_MIN_N,
+            min_n=AGE_MIN_N,
             rules=(
                 FlagRule("looks_younger", "below", "You look younger"),
                 FlagRule("looks_older", "above", "You look older"),
@@ -293,13 +297,14 @@ INTERVAL_REASON = (
     "Each metric takes the interval that misses its margin less often on the calibration people's own spread "
     "(resampled and moved to the margin's edge; n = 4, 8, 16; every generator; the sides the metric flags on), "
     "then the one with more power; a tie keeps Hall's. Worst one-sided miss (nominal 2.5 %), Hall vs plain t: "
-    "skin shift 11.0 % vs 8.9 %, age 15.1 % vs 16.8 %, identity 2.1 % vs 1.6 % and texture 3.1 % vs 3.1 % "
+    "skin shift 11.0 % vs 8.9 %, apparent age 12.1 % vs 14.2 % (n = 8 and 16; it needs 8), identity 2.1 % vs 1.6 % "
+    "and texture 3.1 % vs 3.1 % "
     "(ties). The skin shift's spread is skewed by a few faces whose reading a re-save moves by 2–5° (near-neutral "
     "skin, where the angle turns fast), its long tail pointing towards no change: Hall's term widens the interval "
     "towards 0 whenever such a face is in the batch (darken:3 | reencode caught in 85 % of resampled batches of "
-    "16 against 100 % with t), but the misses come from the batches without one. For age the long tail points "
-    "away from no change (a few people made much younger), and there Hall's term holds the interval (and "
-    "doubles the age canary's power)"
+    "16 against 100 % with t), but the misses come from the batches without one. For the age ratio the long tail points "
+    "away from no change (a few people made much younger), and there Hall's term holds the interval (the age "
+    "canary caught in 62 % of resampled batches of 16 against 44 % with t)"
 )
 
 
@@ -394,7 +399,6 @@ def format_value(spec: MetricSpec, value: float) -> str:
     """``value`` as sentences show it: ``pattern`` + ``unit``, a ratio with ``as_change`` as ``value − 1`` (0.92 → −8.0%)."""
     shown = value - 1.0 if spec.as_change else value
     return spec.pattern.format(shown).replace("-", "−") + spec.unit
-
 
 
 def _numbers(spec: MetricSpec, value: float | None, low: float | None, high: float | None) -> str:
@@ -492,7 +496,7 @@ MEASURED_CALIBRATION: dict[str, Any] = {
         "skin_darkening": ("skin darkened by 3°", 1.0),
         "identity_drift": ("the face half-blended with another person", 1.0),
         "over_smoothing": ("skin smoothed (bilateral filter)", 1.0),
-        "looks_younger": ("the face made to look younger", 0.47),
+        "looks_younger": ("the face made to look younger", 0.63),
     },
 }
 

@@ -257,7 +257,8 @@ def render_markdown(results: Mapping[str, Any], *, plots: Sequence[str] = ()) ->
         "(clusters = people or a source with its outputs; Student t over the person means: plain for the skin "
         "shift, skewness-corrected (Hall) for every other metric, see headshot_lab.audit.margins.INTERVAL_REASON) "
         "unless stated. "
-        "ΔITA > 0 = lighter; Monk steps > 0 = darker; texture ratio < 1 = smoother skin; AUROC 0.5 = "
+        "ΔITA > 0 = lighter; Monk steps > 0 = darker; texture ratio < 1 = smoother skin; age ratio < 1 = "
+        "looks younger (0.95 = 5 % younger); AUROC 0.5 = "
         "indistinguishable from the real photos.",
         "",
         "## Flags",

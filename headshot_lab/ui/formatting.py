@@ -465,7 +465,9 @@ def audit_help() -> str:
         for rule in spec.rules:
             bound = spec.null + spec.margin if rule.direction == "above" else spec.null - spec.margin
             sign = "≥" if rule.direction == "above" else "≤"
-            shown = format_value(spec, bound).lstrip("+") if spec.as_change else f"{bound:g}{spec.unit}"
+            shown = (
+                format_value(spec, bound).lstrip("+") if spec.as_change else f"{bound:g}{spec.unit}".replace("-", "−")
+            )
             when.append(f"{rule.words.lower()}: {sign} {shown}")
         size = "photos per side" if spec.name == "detectability_auroc" else "photos"
         lines.append(f"| {spec.label} | {'; '.join(when)} | {spec.min_n} {size} |")
