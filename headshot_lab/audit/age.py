@@ -35,7 +35,7 @@ deviation of that distribution:
 
 estimated on ``log r`` (a geometric mean over people; Hall's interval on the log scale, mapped back with
 ``exp``: :func:`age_shift_metric`, :func:`headshot_lab.audit.fairness.grouped_metric` with ``log_scale``) and
-judged against :data:`AGE_MARGIN` (5 %, two years at 40). **Why a ratio, not years**: both the network's error
+judged against its margin in :data:`headshot_lab.audit.margins.METRIC_SPECS` (5 %, two years at 40). **Why a ratio, not years**: both the network's error
 and the size of a change grow with the face's age. On the 58 calibration people (``python -m eval calibrate
 --config calibration``) the size of the age canary's change follows the source age (Spearman +0.57; the
 ``smooth`` canary +0.59), so in years a batch's spread is ruled by its oldest faces: ``age_younger | reencode``
@@ -54,7 +54,7 @@ The network's own spread ``sd`` is 2–10 years. Realistic nulls on those 13 fac
 output: JPEG q 90 moves the age by 0.8 years RMS (max 1.6); JPEG q 90 after a 5 % downscale by 2.0 RMS
 (mean −0.5, max 4.9, the largest on the ~75-px faces of the group photo; ≤ 1.3 on the four large faces);
 +10 % exposure by 1.0 RMS (max 2.5). **One face's drift below ~3 years cannot be told from re-encoding; a
-batch's mean drift must clear** :data:`AGE_MARGIN`. The ``age_younger`` canary (:mod:`eval.age_canary`)
+batch's mean drift must clear** the ``age_ratio`` margin (:mod:`headshot_lab.audit.margins`). The ``age_younger`` canary (:mod:`eval.age_canary`)
 moves the same faces by −8.2 years on average (−28.7 … +2.2; −8.4 after the re-encode null), and the
 ``smooth`` canary by −4.9 (the network reads smooth skin as young: an over-smoothing generator drifts age too).
 Always pass the whole photo: the chip extends 20 % past the face, and on a tight crop (black outside) the
@@ -459,9 +459,6 @@ def require_face_age(image: Any, face: Face | None = None) -> float:
 #: RMS change of one face's age under the realistic null (JPEG q 90 after a 5 % downscale, face found again),
 #: measured on the 13 real test faces (see the module docstring).
 RESAVE_NULL_RMS_YEARS = 2.0
-#: The minimum effect of interest, ``|mean log(age_out / age_src)|`` as a share: a flag needs the whole interval
-#: past 5 % (``headshot_lab.audit.margins``: ``age_ratio``); 2 years at 40.
-AGE_MARGIN = 0.05
 
 
 def age_ratio(source_age: float | None, output_age: float | None) -> float | None:

@@ -456,7 +456,7 @@ def format_audit_card(
     def overall(metric: str, pattern: str) -> str:
         return format_estimate((metrics.get(metric) or {}).get("overall"), pattern)
 
-    def _as_change(metric: str) -> str:
+    def as_change(metric: str) -> str:
         """A ratio's overall value as the verdicts show it (``format_value``: 0.912 → −8.8%)."""
         value = ((metrics.get(metric) or {}).get("overall") or {}).get("value")
         return "–" if value is None else format_value(METRIC_SPECS[metric], float(value))
@@ -480,7 +480,7 @@ def format_audit_card(
         f"ΔE00 {overall('skin_delta_e2000', '{:.2f}')}, Monk steps {overall('skin_monk_shift', '{:+.2f}')}",
         f"- **Skin texture** (output / your photos): {overall('texture_ratio', '{:.3f}')} (< 1 = smoother)",
         f"- **Apparent age** (output / your photos, {AGE_MODEL}): {overall('age_ratio', '{:.3f}')} (< 1 = younger; "
-        f"{_as_change('age_ratio')})",
+        f"{as_change('age_ratio')})",
         f"- **Detectability** (classifier two-sample test AUROC, 0.5 = indistinguishable): "
         f"{overall('detectability_auroc', '{:.3f}')}",
         "",
